@@ -1,0 +1,593 @@
+/* config.c — a table of every key (section, name, type, range, default) drives
+ * defaults, parsing, validation and the key listing. libinih reads the file. */
+#include "config.h"
+#include "log.h"
+#include "units.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum key_type { K_STR, K_INT, K_SIZE, K_COUNT, K_DURATION, K_BOOL, K_ENUM };
+
+typedef int (*str_check_fn)(const char *value, char *why, size_t whylen);
+
+struct key {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    int64_t min, max;        /* numeric range, inclusive */
+    const char *def;         /* default, in the file's own syntax */
+    const char *const *enums; /* K_ENUM: names, index = stored value */
+    str_check_fn check;      /* K_STR: extra validation of non-empty values */
+};
+
+static int check_listen(const char *v, char *why, size_t n);
+static int check_log_target(const char *v, char *why, size_t n);
+static int check_redis_url(const char *v, char *why, size_t n);
+static int check_types(const char *v, char *why, size_t n);
+static int check_secrets(const char *v, char *why, size_t n);
+static int check_schedule(const char *v, char *why, size_t n);
+static int check_prefix(const char *v, char *why, size_t n);
+static int check_absolute(const char *v, char *why, size_t n);
+static int check_smtp_url(const char *v, char *why, size_t n);
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const redis_modes[] = {"embedded", "external", NULL};
+
+#define OFF(f) offsetof(struct config, f)
+#define MS(x) ((int64_t)(x))
+#define DAY MS(86400000)
+
+static const struct key keys[] = {
+    {"daemon", "user", K_STR, OFF(user), 0, 0, "thumbnailed", NULL, NULL},
+    {"daemon", "pid_file", K_STR, OFF(pid_file), 0, 0, "/run/thumbnailed/thumbnailed.pid", NULL,
+     check_absolute},
+    {"daemon", "runtime_dir", K_STR, OFF(runtime_dir), 0, 0, "/run/thumbnailed", NULL,
+     check_absolute},
+    {"daemon", "log_level", K_ENUM, OFF(log_level), 0, 0, "info", log_levels, NULL},
+    {"daemon", "log_target", K_STR, OFF(log_target), 0, 0, "stderr", NULL, check_log_target},
+    {"daemon", "stop_timeout", K_DURATION, OFF(stop_timeout), 0, DAY, "30s", NULL, NULL},
+
+    {"http", "listen", K_STR, OFF(http_listen), 0, 0, "127.0.0.1:8080", NULL, check_listen},
+    {"http", "processes", K_INT, OFF(http_processes), 1, 256, "2", NULL, NULL},
+    {"http", "max_body", K_SIZE, OFF(http_max_body), 1024, 1LL << 30, "20M", NULL, NULL},
+    {"http", "max_header", K_SIZE, OFF(http_max_header), 1024, 1LL << 20, "16K", NULL, NULL},
+    {"http", "timeout", K_DURATION, OFF(http_timeout), 100, 3600000, "30s", NULL, NULL},
+    {"http", "max_connections", K_INT, OFF(http_max_connections), 1, 1000000, "1024", NULL, NULL},
+    {"http", "api_keys_file", K_STR, OFF(http_api_keys_file), 0, 0, "", NULL, check_absolute},
+    {"http", "rate_limit", K_INT, OFF(http_rate_limit), 0, 1000000, "0", NULL, NULL},
+
+    {"worker", "processes", K_INT, OFF(worker_processes), 0, 1024, "auto", NULL, NULL},
+    {"worker", "job_timeout", K_DURATION, OFF(worker_job_timeout), 1000, DAY, "60s", NULL, NULL},
+    {"worker", "max_attempts", K_INT, OFF(worker_max_attempts), 1, 100, "5", NULL, NULL},
+    {"worker", "max_memory", K_SIZE, OFF(worker_max_memory), 64LL << 20, 1LL << 40, "1G", NULL,
+     NULL},
+
+    {"fetch", "timeout", K_DURATION, OFF(fetch_timeout), 100, 3600000, "10s", NULL, NULL},
+    {"fetch", "connect_timeout", K_DURATION, OFF(fetch_connect_timeout), 100, 600000, "3s", NULL,
+     NULL},
+    {"fetch", "max_bytes", K_SIZE, OFF(fetch_max_bytes), 1024, 1LL << 32, "20M", NULL, NULL},
+    {"fetch", "max_redirects", K_INT, OFF(fetch_max_redirects), 0, 20, "3", NULL, NULL},
+    {"fetch", "allow_private", K_BOOL, OFF(fetch_allow_private), 0, 1, "no", NULL, NULL},
+    {"fetch", "allow_hosts", K_STR, OFF(fetch_allow_hosts), 0, 0, "", NULL, NULL},
+    {"fetch", "deny_hosts", K_STR, OFF(fetch_deny_hosts), 0, 0, "", NULL, NULL},
+
+    {"image", "max_pixels", K_COUNT, OFF(image_max_pixels), 1, 1LL << 40, "50M", NULL, NULL},
+    {"image", "max_frames", K_INT, OFF(image_max_frames), 1, 10000, "100", NULL, NULL},
+    {"image", "max_dimension", K_INT, OFF(image_max_dimension), 16, 65535, "4096", NULL, NULL},
+    {"image", "allowed_types", K_STR, OFF(image_allowed_types), 0, 0,
+     "image/jpeg image/png image/webp image/gif image/avif image/heif image/tiff", NULL,
+     check_types},
+    {"image", "default_quality", K_INT, OFF(image_default_quality), 1, 100, "80", NULL, NULL},
+
+    {"cache", "size", K_SIZE, OFF(cache_size), 1LL << 20, 1LL << 40, "256M", NULL, NULL},
+    {"cache", "pending_ttl", K_DURATION, OFF(cache_pending_ttl), 0, 60000, "200ms", NULL, NULL},
+
+    {"redis", "mode", K_ENUM, OFF(redis_mode), 0, 0, "embedded", redis_modes, NULL},
+    {"redis", "url", K_STR, OFF(redis_url), 0, 0, "", NULL, check_redis_url},
+    {"redis", "password", K_STR, OFF(redis_password), 0, 0, "", NULL, NULL},
+    {"redis", "server", K_STR, OFF(redis_server), 0, 0, "redis-server", NULL, NULL},
+    {"redis", "data_dir", K_STR, OFF(redis_data_dir), 0, 0, "/var/lib/thumbnailed", NULL,
+     check_absolute},
+    {"redis", "key_prefix", K_STR, OFF(redis_key_prefix), 0, 0, "thumbnailed", NULL, check_prefix},
+    {"redis", "connect_timeout", K_DURATION, OFF(redis_connect_timeout), 10, 60000, "500ms", NULL,
+     NULL},
+    {"redis", "result_ttl", K_DURATION, OFF(redis_result_ttl), 1000, 365 * DAY, "24h", NULL, NULL},
+    {"redis", "failure_ttl", K_DURATION, OFF(redis_failure_ttl), 1000, 365 * DAY, "7d", NULL,
+     NULL},
+    {"redis", "max_queue", K_INT, OFF(redis_max_queue), 1, 100000000, "100000", NULL, NULL},
+
+    {"callback", "secret", K_STR, OFF(callback_secret), 0, 0, "", NULL, check_secrets},
+    {"callback", "timeout", K_DURATION, OFF(callback_timeout), 100, 600000, "15s", NULL, NULL},
+    {"callback", "schedule", K_STR, OFF(callback_schedule), 0, 0, "5s 5m 30m 2h 5h 10h", NULL,
+     check_schedule},
+
+    {"smtp", "url", K_STR, OFF(smtp_url), 0, 0, "", NULL, check_smtp_url},
+    {"smtp", "from", K_STR, OFF(smtp_from), 0, 0, "", NULL, NULL},
+    {"smtp", "username", K_STR, OFF(smtp_username), 0, 0, "", NULL, NULL},
+    {"smtp", "password", K_STR, OFF(smtp_password), 0, 0, "", NULL, NULL},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* The MIME types the pipeline knows how to decode. */
+static const char *const known_types[] = {
+    "image/jpeg", "image/png", "image/webp",      "image/gif", "image/avif",
+    "image/heif", "image/tiff", "image/svg+xml", "application/pdf", NULL,
+};
+
+bool config_list_contains(const char *list, const char *item) {
+    size_t n = strlen(item);
+    const char *p = list;
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, " \t");
+        if (len == n && strncmp(p, item, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+static int check_absolute(const char *v, char *why, size_t n) {
+    if (v[0] != '/') {
+        snprintf(why, n, "must be an absolute path");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_port(const char *p, char *why, size_t n) {
+    char *end;
+    errno = 0;
+    long port = strtol(p, &end, 10);
+    if (*p == '\0' || *end != '\0' || errno || port < 1 || port > 65535) {
+        snprintf(why, n, "port must be 1..65535");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_listen(const char *v, char *why, size_t n) {
+    if (strncmp(v, "unix:", 5) == 0) {
+        return check_absolute(v + 5, why, n);
+    }
+    const char *colon;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (close == NULL || close[1] != ':') {
+            snprintf(why, n, "expected [ipv6]:port, host:port or unix:/path");
+            return -1;
+        }
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon == NULL || colon == v) {
+            snprintf(why, n, "expected host:port, [ipv6]:port or unix:/path");
+            return -1;
+        }
+    }
+    return check_port(colon + 1, why, n);
+}
+
+static int check_log_target(const char *v, char *why, size_t n) {
+    if (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0)
+        return 0;
+    if (strncmp(v, "file:", 5) == 0)
+        return check_absolute(v + 5, why, n);
+    snprintf(why, n, "expected stderr, syslog or file:/path");
+    return -1;
+}
+
+static int check_redis_url(const char *v, char *why, size_t n) {
+    if (strncmp(v, "unix:", 5) == 0)
+        return check_absolute(v + 5, why, n);
+    if (strncmp(v, "redis://", 8) != 0) {
+        snprintf(why, n, "expected redis://[:password@]host:port[/db] or unix:/path");
+        return -1;
+    }
+    const char *host = v + 8;
+    const char *at = strchr(host, '@');
+    if (at)
+        host = at + 1;
+    if (*host == '\0' || *host == ':' || *host == '/') {
+        snprintf(why, n, "missing host in redis URL");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_types(const char *v, char *why, size_t n) {
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, " \t");
+        if (len == 0)
+            break;
+        bool ok = false;
+        for (const char *const *t = known_types; *t; t++)
+            if (strlen(*t) == len && strncmp(*t, p, len) == 0)
+                ok = true;
+        if (!ok) {
+            snprintf(why, n, "unknown image type '%.*s' (known: image/jpeg image/png image/webp "
+                             "image/gif image/avif image/heif image/tiff image/svg+xml "
+                             "application/pdf)",
+                     (int)len, p);
+            return -1;
+        }
+        p += len;
+    }
+    return 0;
+}
+
+static int check_secrets(const char *v, char *why, size_t n) {
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, " \t");
+        if (len == 0)
+            break;
+        if (len < 6 + 16 || strncmp(p, "whsec_", 6) != 0) {
+            snprintf(why, n, "each secret must be whsec_ followed by base64 (at least 12 bytes)");
+            return -1;
+        }
+        for (size_t i = 6; i < len; i++) {
+            char c = p[i];
+            if (!(isalnum((unsigned char)c) || c == '+' || c == '/' || c == '=')) {
+                snprintf(why, n, "secret contains '%c', which is not base64", c);
+                return -1;
+            }
+        }
+        p += len;
+    }
+    return 0;
+}
+
+static int check_schedule(const char *v, char *why, size_t n) {
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    int count = 0;
+    for (char *tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        uint64_t ms;
+        if (units_parse_duration(tok, &ms) < 0) {
+            snprintf(why, n, "'%s' is not a duration (e.g. 5s, 5m, 2h)", tok);
+            return -1;
+        }
+        count++;
+    }
+    if (count > 32) {
+        snprintf(why, n, "at most 32 retry delays");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_prefix(const char *v, char *why, size_t n) {
+    for (const char *p = v; *p; p++) {
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.')) {
+            snprintf(why, n, "may contain only letters, digits, '_', '-' and '.'");
+            return -1;
+        }
+    }
+    if (strlen(v) > 64) {
+        snprintf(why, n, "at most 64 characters");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_smtp_url(const char *v, char *why, size_t n) {
+    if (strncmp(v, "smtp://", 7) != 0 && strncmp(v, "smtps://", 8) != 0) {
+        snprintf(why, n, "expected smtp://host[:port] or smtps://host[:port]");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses value for k into out; on error writes a reason into why. */
+static int parse_value(const struct key *k, const char *value, int64_t *out, char *why,
+                       size_t n) {
+    uint64_t u = 0;
+    switch (k->type) {
+    case K_INT: {
+        if (strcmp(k->section, "worker") == 0 && strcmp(k->name, "processes") == 0 &&
+            strcmp(value, "auto") == 0) {
+            *out = 0;
+            return 0;
+        }
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || errno) {
+            snprintf(why, n, "'%s' is not an integer", value);
+            return -1;
+        }
+        if (v < k->min || v > k->max) {
+            snprintf(why, n, "%lld is out of range %lld..%lld", v, (long long)k->min,
+                     (long long)k->max);
+            return -1;
+        }
+        *out = v;
+        return 0;
+    }
+    case K_SIZE:
+        if (units_parse_size(value, &u) < 0) {
+            snprintf(why, n, "'%s' is not a size (e.g. 512K, 20M, 1G)", value);
+            return -1;
+        }
+        break;
+    case K_COUNT:
+        if (units_parse_count(value, &u) < 0) {
+            snprintf(why, n, "'%s' is not a count (e.g. 1000, 50M)", value);
+            return -1;
+        }
+        break;
+    case K_DURATION:
+        if (units_parse_duration(value, &u) < 0) {
+            snprintf(why, n, "'%s' is not a duration (e.g. 200ms, 10s, 5m, 24h, 7d)", value);
+            return -1;
+        }
+        break;
+    case K_BOOL:
+        if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") ||
+            !strcasecmp(value, "on")) {
+            *out = 1;
+        } else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") ||
+                   !strcmp(value, "0") || !strcasecmp(value, "off")) {
+            *out = 0;
+        } else {
+            snprintf(why, n, "'%s' is not a boolean (yes or no)", value);
+            return -1;
+        }
+        return 0;
+    case K_ENUM:
+        for (int i = 0; k->enums[i]; i++) {
+            if (strcmp(value, k->enums[i]) == 0) {
+                *out = i;
+                return 0;
+            }
+        }
+        {
+            size_t used = (size_t)snprintf(why, n, "'%s' is not one of:", value);
+            for (int i = 0; k->enums[i] && used < n; i++)
+                used += (size_t)snprintf(why + used, n - used, " %s", k->enums[i]);
+        }
+        return -1;
+    case K_STR:
+        return 0;
+    }
+    if (u > (uint64_t)k->max || (int64_t)u < k->min) {
+        snprintf(why, n, "'%s' is out of range (%lld..%lld in base units)", value,
+                 (long long)k->min, (long long)k->max);
+        return -1;
+    }
+    *out = (int64_t)u;
+    return 0;
+}
+
+/* Stores value into the field of k; returns 0, or -1 with why set. */
+static int set_key(struct config *cfg, const struct key *k, const char *value, char *why,
+                   size_t n) {
+    char *field = (char *)cfg + k->offset;
+    if (k->type == K_STR) {
+        if (value[0] != '\0' && k->check && k->check(value, why, n) < 0)
+            return -1;
+        char *dup = strdup(value);
+        if (dup == NULL) {
+            snprintf(why, n, "out of memory");
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = dup;
+        return 0;
+    }
+    int64_t v;
+    if (parse_value(k, value, &v, why, n) < 0)
+        return -1;
+    if (k->type == K_BOOL)
+        *(bool *)field = v != 0;
+    else
+        *(int64_t *)field = v;
+    return 0;
+}
+
+int config_defaults(struct config *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NKEYS; i++) {
+        char why[256];
+        if (set_key(cfg, &keys[i], keys[i].def, why, sizeof(why)) < 0)
+            return -1;
+    }
+    if (cfg->worker_processes == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->worker_processes = n > 0 ? n : 1;
+    }
+    return 0;
+}
+
+static void add_error(struct config_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_error(struct config_errors *errs, const char *fmt, ...) {
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return;
+    char **grown = realloc(errs->msgs, (errs->count + 1) * sizeof(char *));
+    if (grown == NULL) {
+        free(msg);
+        return;
+    }
+    errs->msgs = grown;
+    errs->msgs[errs->count++] = msg;
+}
+
+struct load_state {
+    struct config *cfg;
+    struct config_errors *errs;
+    const char *path;
+    FILE *fp;
+    int lineno;     /* the line inih is handling, counted by our reader */
+    int seen[NKEYS]; /* line where each key was set, 0 if not set */
+    char last_bad_section[128];
+};
+
+/* Feeds inih one line per call so that lineno is the line being handled. */
+static char *reader(char *buf, int size, void *stream) {
+    struct load_state *st = stream;
+    if (fgets(buf, size, st->fp) == NULL)
+        return NULL;
+    st->lineno++;
+    size_t len = strlen(buf);
+    if (len == (size_t)size - 1 && buf[len - 1] != '\n') {
+        int c;
+        while ((c = fgetc(st->fp)) != EOF && c != '\n')
+            ;
+        add_error(st->errs, "%s:%d: line longer than %d characters", st->path, st->lineno,
+                  size - 2);
+        buf[0] = '\0';
+    }
+    return buf;
+}
+
+static bool section_known(const char *section) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0)
+            return true;
+    return false;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+    struct load_state *st = user;
+    if (!section_known(section)) {
+        /* One message per unknown section, not one per key in it. */
+        if (strcmp(st->last_bad_section, section) != 0) {
+            add_error(st->errs, "%s:%d: unknown section [%s]", st->path, st->lineno,
+                      section[0] ? section : "(none: key before any section)");
+            snprintf(st->last_bad_section, sizeof(st->last_bad_section), "%s", section);
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+            continue;
+        if (st->seen[i]) {
+            add_error(st->errs, "%s:%d: %s.%s already set on line %d", st->path, st->lineno,
+                      section, name, st->seen[i]);
+            return 1;
+        }
+        st->seen[i] = st->lineno;
+        char why[512];
+        if (set_key(st->cfg, k, value, why, sizeof(why)) < 0)
+            add_error(st->errs, "%s:%d: %s.%s: %s", st->path, st->lineno, section, name, why);
+        return 1;
+    }
+    add_error(st->errs, "%s:%d: unknown key '%s' in section [%s]", st->path, st->lineno, name,
+              section);
+    return 1; /* keep going: report every error in one pass */
+}
+
+static int line_of(const struct load_state *st, const char *section, const char *name) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return st->seen[i];
+    return 0;
+}
+
+/* Checks that need more than one key. */
+static void check_consistency(struct load_state *st) {
+    struct config *cfg = st->cfg;
+    if (cfg->redis_mode == REDIS_EXTERNAL && cfg->redis_url[0] == '\0')
+        add_error(st->errs, "%s:%d: redis.url is required when redis.mode = external", st->path,
+                  line_of(st, "redis", "mode"));
+    if (cfg->smtp_url[0] != '\0' && cfg->smtp_from[0] == '\0')
+        add_error(st->errs, "%s:%d: smtp.from is required when smtp.url is set", st->path,
+                  line_of(st, "smtp", "url"));
+    if (cfg->image_allowed_types[0] == '\0')
+        add_error(st->errs, "%s:%d: image.allowed_types must name at least one type", st->path,
+                  line_of(st, "image", "allowed_types"));
+    if (cfg->redis_key_prefix[0] == '\0')
+        add_error(st->errs, "%s:%d: redis.key_prefix must not be empty", st->path,
+                  line_of(st, "redis", "key_prefix"));
+    if (cfg->redis_mode == REDIS_EMBEDDED && cfg->redis_server[0] == '\0')
+        add_error(st->errs, "%s:%d: redis.server must name the redis-server binary", st->path,
+                  line_of(st, "redis", "server"));
+}
+
+int config_load(struct config *cfg, const char *path, struct config_errors *errs) {
+    size_t before = errs->count;
+    if (config_defaults(cfg) < 0) {
+        add_error(errs, "%s: out of memory", path);
+        return -1;
+    }
+    cfg->path = strdup(path);
+
+    struct load_state st = {.cfg = cfg, .errs = errs, .path = path};
+    st.fp = fopen(path, "r");
+    if (st.fp == NULL) {
+        add_error(errs, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    /* Continuation lines are a trap in a daemon's config: an indented line
+     * would silently join the key above. Treat it as an error instead. */
+    ini_allow_multiline = false;
+    ini_use_stack = false;
+    ini_max_line = 4096;
+    ini_initial_alloc = 4096;
+    int r = ini_parse_stream(reader, &st, handler, &st);
+    fclose(st.fp);
+    if (r > 0)
+        add_error(errs, "%s:%d: syntax error (expected [section], key = value or a comment)",
+                  path, r);
+    else if (r < 0)
+        add_error(errs, "%s: cannot read", path);
+
+    if (cfg->worker_processes == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->worker_processes = n > 0 ? n : 1;
+    }
+    check_consistency(&st);
+    return errs->count == before ? 0 : -1;
+}
+
+void config_free(struct config *cfg) {
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == K_STR) {
+            char **field = (char **)((char *)cfg + keys[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+    free(cfg->path);
+    cfg->path = NULL;
+}
+
+void config_errors_free(struct config_errors *errs) {
+    for (size_t i = 0; i < errs->count; i++)
+        free(errs->msgs[i]);
+    free(errs->msgs);
+    errs->msgs = NULL;
+    errs->count = 0;
+}
+
+void config_each_key(void (*fn)(const char *section, const char *key, const char *def, void *arg),
+                     void *arg) {
+    for (size_t i = 0; i < NKEYS; i++)
+        fn(keys[i].section, keys[i].name, keys[i].def, arg);
+}

@@ -1,0 +1,112 @@
+/* config.h — the daemon's configuration: defaults, INI loading and validation. */
+#ifndef TH_CONFIG_H
+#define TH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum redis_mode { REDIS_EMBEDDED, REDIS_EXTERNAL };
+
+/* Every key of etc/thumbnailed.conf. Durations are in milliseconds, sizes in
+ * bytes. Strings are owned by the struct (config_free). */
+struct config {
+    char *path; /* the file it was loaded from */
+
+    /* [daemon] */
+    char *user;
+    char *pid_file;
+    char *runtime_dir;
+    int64_t log_level; /* enum log_level */
+    char *log_target;
+    int64_t stop_timeout;
+
+    /* [http] */
+    char *http_listen;
+    int64_t http_processes;
+    int64_t http_max_body;
+    int64_t http_max_header;
+    int64_t http_timeout;
+    int64_t http_max_connections;
+    char *http_api_keys_file;
+    int64_t http_rate_limit;
+
+    /* [worker] */
+    int64_t worker_processes; /* "auto" resolves to the number of online cores */
+    int64_t worker_job_timeout;
+    int64_t worker_max_attempts;
+    int64_t worker_max_memory;
+
+    /* [fetch] */
+    int64_t fetch_timeout;
+    int64_t fetch_connect_timeout;
+    int64_t fetch_max_bytes;
+    int64_t fetch_max_redirects;
+    bool fetch_allow_private;
+    char *fetch_allow_hosts;
+    char *fetch_deny_hosts;
+
+    /* [image] */
+    int64_t image_max_pixels;
+    int64_t image_max_frames;
+    int64_t image_max_dimension;
+    char *image_allowed_types;
+    int64_t image_default_quality;
+
+    /* [cache] */
+    int64_t cache_size;
+    int64_t cache_pending_ttl;
+
+    /* [redis] */
+    int64_t redis_mode; /* enum redis_mode */
+    char *redis_url;
+    char *redis_password;
+    char *redis_server;
+    char *redis_data_dir;
+    char *redis_key_prefix;
+    int64_t redis_connect_timeout;
+    int64_t redis_result_ttl;
+    int64_t redis_failure_ttl;
+    int64_t redis_max_queue;
+
+    /* [callback] */
+    char *callback_secret;
+    int64_t callback_timeout;
+    char *callback_schedule;
+
+    /* [smtp] */
+    char *smtp_url;
+    char *smtp_from;
+    char *smtp_username;
+    char *smtp_password;
+};
+
+/* Errors found while loading, each "file:line: message". */
+struct config_errors {
+    char **msgs;
+    size_t count;
+};
+
+/* Fills cfg with the documented defaults. Returns 0, or -1 on allocation failure. */
+int config_defaults(struct config *cfg);
+
+/* Loads path over the defaults. Every problem (syntax, unknown section or key,
+ * bad value, out-of-range number, inconsistent keys) is appended to errs.
+ * Returns 0 when the file is valid, -1 otherwise; cfg is then undefined but
+ * still must be passed to config_free. */
+int config_load(struct config *cfg, const char *path, struct config_errors *errs);
+
+/* Frees the strings of cfg (not cfg itself). */
+void config_free(struct config *cfg);
+
+void config_errors_free(struct config_errors *errs);
+
+/* Calls fn for every known key as "section.key" with its default text; used to
+ * keep the shipped file and the man page in agreement. */
+void config_each_key(void (*fn)(const char *section, const char *key, const char *def, void *arg),
+                     void *arg);
+
+/* Whether mime is one of the space-separated types in list. */
+bool config_list_contains(const char *list, const char *item);
+
+#endif

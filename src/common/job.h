@@ -1,0 +1,106 @@
+/* job.h — the job model: request parameters and their validation, the Redis
+ * hash fields of a job, and the job document clients see (API.md). */
+#ifndef TH_JOB_H
+#define TH_JOB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum job_fit { FIT_INSIDE, FIT_COVER, FIT_CONTAIN, FIT_FILL };
+enum job_crop { CROP_CENTRE, CROP_ATTENTION, CROP_ENTROPY };
+enum job_format { FMT_ORIGINAL, FMT_JPEG, FMT_PNG, FMT_WEBP, FMT_AVIF, FMT_GIF };
+
+#define JOB_URL_MAX 2048
+#define JOB_EMAIL_MAX 254
+
+/* What a client asked for. Strings are owned (job_params_free). */
+struct job_params {
+    char *url; /* NULL for an upload */
+    int width;
+    int height; /* 0 until job_params_finish: then = width when not given */
+    enum job_fit fit;
+    enum job_crop crop;
+    enum job_format format;
+    int quality;
+    char *callback_url;
+    char *email;
+};
+
+/* Bounds from the configuration. */
+struct param_limits {
+    int max_dimension;
+    int default_quality;
+};
+
+/* Why a request was refused: a stable code, the field to blame (or NULL) and a
+ * message a person can act on. */
+struct param_error {
+    const char *code; /* "invalid_json" or "invalid_param" */
+    char field[64]; /* empty when no single field is to blame */
+    char message[256];
+};
+
+void job_params_init(struct job_params *p, const struct param_limits *lim);
+void job_params_free(struct job_params *p);
+
+/* Sets one field from its text form (a query-string parameter). Returns 0, or
+ * -1 with err filled. */
+int job_params_set_text(struct job_params *p, const char *field, const char *value,
+                        const struct param_limits *lim, struct param_error *err);
+
+/* Parses a JSON request body into p. Returns 0, or -1 with err filled. */
+int job_params_from_json(struct job_params *p, const char *body, size_t len,
+                         const struct param_limits *lim, struct param_error *err);
+
+/* Applies the defaults that depend on other fields and checks what must be
+ * present: a URL unless upload is true, and no URL when it is. Returns 0 or -1. */
+int job_params_finish(struct job_params *p, bool upload, struct param_error *err);
+
+/* Field checks shared with other callers. */
+bool job_url_is_valid(const char *url);
+bool job_email_is_valid(const char *email);
+
+const char *job_fit_name(enum job_fit f);
+const char *job_crop_name(enum job_crop c);
+const char *job_format_name(enum job_format f);
+int job_fit_parse(const char *s, enum job_fit *out);
+int job_crop_parse(const char *s, enum job_crop *out);
+int job_format_parse(const char *s, enum job_format *out);
+
+/* A job as stored in the Redis hash {p}:job:<id>: field name -> text value. */
+struct job_record {
+    size_t count;
+    char **names;
+    char **values;
+};
+
+/* Appends the request fields of p (name/value pairs) to rec. Returns 0 or -1. */
+int job_record_from_params(struct job_record *rec, const struct job_params *p);
+
+/* Takes ownership of nothing: copies name and value. Replaces an existing field. */
+int job_record_set(struct job_record *rec, const char *name, const char *value);
+
+/* The value of a field, or NULL. */
+const char *job_record_get(const struct job_record *rec, const char *name);
+
+/* Integer value of a field, or def when missing or not a number. */
+long long job_record_get_int(const struct job_record *rec, const char *name, long long def);
+
+/* Rebuilds the request from a record (for the worker). Returns 0 or -1. */
+int job_params_from_record(struct job_params *p, const struct job_record *rec);
+
+void job_record_free(struct job_record *rec);
+
+/* The job document of API.md for the record of job id. Returns a new reference,
+ * or NULL on allocation failure. */
+json_t *job_document(const char *id, const struct job_record *rec);
+
+/* Formats milliseconds since the epoch as 2026-11-28T09:14:54.123Z into out (48 bytes). */
+void job_format_time(long long ms, char out[48]);
+
+/* Whether a status is terminal (done, failed, canceled). */
+bool job_state_is_terminal(const char *state);
+
+#endif

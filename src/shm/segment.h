@@ -1,0 +1,61 @@
+/* segment.h — the POSIX shared-memory segment made by the master before fork and
+ * mapped by every child: header, scoreboard (one slot per child), then the
+ * cache area. Offsets, never pointers, are stored inside it. */
+#ifndef TH_SHM_SEGMENT_H
+#define TH_SHM_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SHM_MAGIC 0x74686d62u /* "thmb" */
+#define SHM_VERSION 1
+#define SHM_MAX_SLOTS 1024
+
+enum slot_kind { SLOT_FREE, SLOT_HTTP, SLOT_WORKER };
+enum slot_state { SLOT_IDLE, SLOT_BUSY };
+
+/* One child's line on the scoreboard. Written by that child (state, job) and by
+ * the master (pid, kind, restarts). */
+struct shm_slot {
+    _Atomic int32_t pid;
+    _Atomic int32_t kind;  /* enum slot_kind */
+    _Atomic int32_t state; /* enum slot_state */
+    _Atomic int64_t job_started_ms;
+    _Atomic uint64_t jobs_done;
+    _Atomic uint64_t restarts;
+    _Atomic int64_t heartbeat_ms;
+    char job_id[32];
+};
+
+struct shm_header {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t size;
+    uint64_t slots_off;  /* offset of the scoreboard */
+    uint32_t slot_count;
+    uint64_t cache_off;  /* offset of the cache area */
+    uint64_t cache_size;
+};
+
+struct shm_segment {
+    struct shm_header *hdr; /* the mapping's start */
+    size_t size;
+    char name[128];
+};
+
+/* Creates (replacing a stale one) and maps a segment whose name derives from
+ * pid_file, with cache_size bytes of cache. Returns 0, or -1 with errno. */
+int shm_segment_create(struct shm_segment *seg, const char *pid_file, size_t cache_size);
+
+/* Unmaps and unlinks the segment (master, at stop). */
+void shm_segment_destroy(struct shm_segment *seg);
+
+/* Slot i of the scoreboard, or NULL when out of range. */
+struct shm_slot *shm_slot(struct shm_segment *seg, int i);
+
+/* Milliseconds of CLOCK_REALTIME, the time base of the scoreboard. */
+int64_t shm_now_ms(void);
+
+#endif
