@@ -23,10 +23,10 @@ struct key {
     const char *name;
     enum key_type type;
     size_t offset;
-    int64_t min, max;        /* numeric range, inclusive */
-    const char *def;         /* default, in the file's own syntax */
+    int64_t min, max;         /* numeric range, inclusive */
+    const char *def;          /* default, in the file's own syntax */
     const char *const *enums; /* K_ENUM: names, index = stored value */
-    str_check_fn check;      /* K_STR: extra validation of non-empty values */
+    str_check_fn check;       /* K_STR: extra validation of non-empty values */
 };
 
 static int check_listen(const char *v, char *why, size_t n);
@@ -43,8 +43,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const redis_modes[] = {"embedded", "external", NULL};
 
 #define OFF(f) offsetof(struct config, f)
-#define MS(x) ((int64_t)(x))
-#define DAY MS(86400000)
+#define MS(x)  ((int64_t)(x))
+#define DAY    MS(86400000)
 
 static const struct key keys[] = {
     {"daemon", "user", K_STR, OFF(user), 0, 0, "thumbnailed", NULL, NULL},
@@ -101,8 +101,7 @@ static const struct key keys[] = {
     {"redis", "connect_timeout", K_DURATION, OFF(redis_connect_timeout), 10, 60000, "500ms", NULL,
      NULL},
     {"redis", "result_ttl", K_DURATION, OFF(redis_result_ttl), 1000, 365 * DAY, "24h", NULL, NULL},
-    {"redis", "failure_ttl", K_DURATION, OFF(redis_failure_ttl), 1000, 365 * DAY, "7d", NULL,
-     NULL},
+    {"redis", "failure_ttl", K_DURATION, OFF(redis_failure_ttl), 1000, 365 * DAY, "7d", NULL, NULL},
     {"redis", "max_queue", K_INT, OFF(redis_max_queue), 1, 100000000, "100000", NULL, NULL},
 
     {"callback", "secret", K_STR, OFF(callback_secret), 0, 0, "", NULL, check_secrets},
@@ -120,7 +119,7 @@ static const struct key keys[] = {
 
 /* The MIME types the pipeline knows how to decode. */
 static const char *const known_types[] = {
-    "image/jpeg", "image/png", "image/webp",      "image/gif", "image/avif",
+    "image/jpeg", "image/png",  "image/webp",    "image/gif",       "image/avif",
     "image/heif", "image/tiff", "image/svg+xml", "application/pdf", NULL,
 };
 
@@ -219,9 +218,10 @@ static int check_types(const char *v, char *why, size_t n) {
             if (strlen(*t) == len && strncmp(*t, p, len) == 0)
                 ok = true;
         if (!ok) {
-            snprintf(why, n, "unknown image type '%.*s' (known: image/jpeg image/png image/webp "
-                             "image/gif image/avif image/heif image/tiff image/svg+xml "
-                             "application/pdf)",
+            snprintf(why, n,
+                     "unknown image type '%.*s' (known: image/jpeg image/png image/webp "
+                     "image/gif image/avif image/heif image/tiff image/svg+xml "
+                     "application/pdf)",
                      (int)len, p);
             return -1;
         }
@@ -297,8 +297,7 @@ static int check_smtp_url(const char *v, char *why, size_t n) {
 }
 
 /* Parses value for k into out; on error writes a reason into why. */
-static int parse_value(const struct key *k, const char *value, int64_t *out, char *why,
-                       size_t n) {
+static int parse_value(const struct key *k, const char *value, int64_t *out, char *why, size_t n) {
     uint64_t u = 0;
     switch (k->type) {
     case K_INT: {
@@ -344,8 +343,8 @@ static int parse_value(const struct key *k, const char *value, int64_t *out, cha
         if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") ||
             !strcasecmp(value, "on")) {
             *out = 1;
-        } else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") ||
-                   !strcmp(value, "0") || !strcasecmp(value, "off")) {
+        } else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcmp(value, "0") ||
+                   !strcasecmp(value, "off")) {
             *out = 0;
         } else {
             snprintf(why, n, "'%s' is not a boolean (yes or no)", value);
@@ -442,9 +441,10 @@ struct load_state {
     struct config_errors *errs;
     const char *path;
     FILE *fp;
-    int lineno;     /* the line inih is handling, counted by our reader */
+    int lineno;      /* the line inih is handling, counted by our reader */
     int seen[NKEYS]; /* line where each key was set, 0 if not set */
     char last_bad_section[128];
+    bool reported_bad_section;
 };
 
 /* Feeds inih one line per call so that lineno is the line being handled. */
@@ -476,7 +476,8 @@ static int handler(void *user, const char *section, const char *name, const char
     struct load_state *st = user;
     if (!section_known(section)) {
         /* One message per unknown section, not one per key in it. */
-        if (strcmp(st->last_bad_section, section) != 0) {
+        if (!st->reported_bad_section || strcmp(st->last_bad_section, section) != 0) {
+            st->reported_bad_section = true;
             add_error(st->errs, "%s:%d: unknown section [%s]", st->path, st->lineno,
                       section[0] ? section : "(none: key before any section)");
             snprintf(st->last_bad_section, sizeof(st->last_bad_section), "%s", section);
@@ -553,8 +554,8 @@ int config_load(struct config *cfg, const char *path, struct config_errors *errs
     int r = ini_parse_stream(reader, &st, handler, &st);
     fclose(st.fp);
     if (r > 0)
-        add_error(errs, "%s:%d: syntax error (expected [section], key = value or a comment)",
-                  path, r);
+        add_error(errs, "%s:%d: syntax error (expected [section], key = value or a comment)", path,
+                  r);
     else if (r < 0)
         add_error(errs, "%s: cannot read", path);
 

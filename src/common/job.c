@@ -62,8 +62,8 @@ int job_format_parse(const char *s, enum job_format *out) {
     return 0;
 }
 
-static int fail(struct param_error *err, const char *code, const char *field, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
+static int fail(struct param_error *err, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(struct param_error *err, const char *code, const char *field, const char *fmt,
                 ...) {
@@ -299,10 +299,6 @@ int job_params_from_json(struct job_params *p, const char *body, size_t len,
                 rc = fail(err, "invalid_param", field, "%s must be a string", field);
                 goto out;
             }
-            if (strlen(json_string_value(val)) != json_string_length(val)) {
-                rc = fail(err, "invalid_param", field, "%s must not contain NUL", field);
-                goto out;
-            }
             if ((rc = set_string(p, field, json_string_value(val), err)) < 0)
                 goto out;
         } else {
@@ -319,7 +315,8 @@ int job_params_finish(struct job_params *p, bool upload, struct param_error *err
     if (upload && p->url)
         return fail(err, "invalid_param", "url", "give either a url or an uploaded body, not both");
     if (!upload && p->url == NULL)
-        return fail(err, "invalid_param", "url", "url is required (or upload the image as the body)");
+        return fail(err, "invalid_param", "url",
+                    "url is required (or upload the image as the body)");
     if (p->height == 0)
         p->height = p->width;
     return 0;
@@ -437,8 +434,8 @@ void job_format_time(long long ms, char out[48]) {
 }
 
 bool job_state_is_terminal(const char *state) {
-    return state && (!strcmp(state, "done") || !strcmp(state, "failed") ||
-                     !strcmp(state, "canceled"));
+    return state &&
+           (!strcmp(state, "done") || !strcmp(state, "failed") || !strcmp(state, "canceled"));
 }
 
 static void set_time(json_t *doc, const char *key, const struct job_record *rec,

@@ -12,7 +12,7 @@ enum job_fit { FIT_INSIDE, FIT_COVER, FIT_CONTAIN, FIT_FILL };
 enum job_crop { CROP_CENTRE, CROP_ATTENTION, CROP_ENTROPY };
 enum job_format { FMT_ORIGINAL, FMT_JPEG, FMT_PNG, FMT_WEBP, FMT_AVIF, FMT_GIF };
 
-#define JOB_URL_MAX 2048
+#define JOB_URL_MAX   2048
 #define JOB_EMAIL_MAX 254
 
 /* What a client asked for. Strings are owned (job_params_free). */
@@ -38,7 +38,7 @@ struct param_limits {
  * message a person can act on. */
 struct param_error {
     const char *code; /* "invalid_json" or "invalid_param" */
-    char field[64]; /* empty when no single field is to blame */
+    char field[64];   /* empty when no single field is to blame */
     char message[256];
 };
 

@@ -91,10 +91,10 @@ void log_msg(enum log_level level, const char *fmt, ...) {
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         char line[2300];
-        int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s\n",
-                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                         tm.tm_sec, ts.tv_nsec / 1000000, logger.procname, (int)getpid(),
-                         level_names[level], msg);
+        int n =
+            snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s\n",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, logger.procname, (int)getpid(), level_names[level], msg);
         if (n > (int)sizeof(line) - 1)
             n = sizeof(line) - 1;
         /* One write per line keeps lines whole when several processes share the target. */

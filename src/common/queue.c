@@ -13,23 +13,22 @@
     "local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))\n"
 
 static const char *const sources[QS_COUNT] = {
-    [QS_ENQUEUE] =
-        "local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])\n"
-        "if depth >= tonumber(ARGV[2]) then return {'full', depth} end\n" NOW_MS
-        "redis.call('HSET', KEYS[1], 'state', 'queued', 'created', now, 'attempts', 0,\n"
-        "           unpack(ARGV, 5))\n"
-        "if ARGV[4] == '1' then redis.call('SET', KEYS[4], ARGV[3]) end\n"
-        "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
-        "return {'ok', now}\n",
-    [QS_START] = "local state = redis.call('HGET', KEYS[1], 'state')\n"
-                 "if state ~= 'queued' then\n"
-                 "  redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
-                 "  return false\n"
-                 "end\n" NOW_MS
-                 "redis.call('HSET', KEYS[1], 'state', 'processing', 'started', now,\n"
-                 "           'token', ARGV[2])\n"
-                 "redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
-                 "return redis.call('HGETALL', KEYS[1])\n",
+    [QS_ENQUEUE] = "local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])\n"
+                   "if depth >= tonumber(ARGV[2]) then return {'full', depth} end\n" NOW_MS
+                   "redis.call('HSET', KEYS[1], 'state', 'queued', 'created', now, 'attempts', 0,\n"
+                   "           unpack(ARGV, 5))\n"
+                   "if ARGV[4] == '1' then redis.call('SET', KEYS[4], ARGV[3]) end\n"
+                   "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+                   "return {'ok', now}\n",
+    [QS_START] =
+        "local state = redis.call('HGET', KEYS[1], 'state')\n"
+        "if state ~= 'queued' then\n"
+        "  redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
+        "  return false\n"
+        "end\n" NOW_MS "redis.call('HSET', KEYS[1], 'state', 'processing', 'started', now,\n"
+        "           'token', ARGV[2])\n"
+        "redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
+        "return redis.call('HGETALL', KEYS[1])\n",
     [QS_COMPLETE] = "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then\n"
                     "  redis.call('LREM', KEYS[3], 0, ARGV[1])\n"
                     "  return 0\n"
@@ -43,8 +42,7 @@ static const char *const sources[QS_COUNT] = {
     [QS_FAIL] = "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then\n"
                 "  redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
                 "  return 0\n"
-                "end\n" NOW_MS
-                "redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', now,\n"
+                "end\n" NOW_MS "redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', now,\n"
                 "           'err_code', ARGV[4], 'err_msg', ARGV[5], unpack(ARGV, 6))\n"
                 "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
                 "redis.call('LREM', KEYS[2], 0, ARGV[1])\n"

@@ -12,12 +12,7 @@ struct suffix {
 };
 
 static const struct suffix size_suffixes[] = {
-    {"", 1},
-    {"K", 1ULL << 10},
-    {"M", 1ULL << 20},
-    {"G", 1ULL << 30},
-    {"T", 1ULL << 40},
-    {NULL, 0},
+    {"", 1}, {"K", 1ULL << 10}, {"M", 1ULL << 20}, {"G", 1ULL << 30}, {"T", 1ULL << 40}, {NULL, 0},
 };
 
 static const struct suffix count_suffixes[] = {
@@ -25,7 +20,7 @@ static const struct suffix count_suffixes[] = {
 };
 
 static const struct suffix duration_suffixes[] = {
-    {"", 1000},      {"ms", 1},          {"s", 1000},        {"m", 60 * 1000},
+    {"", 1000},     {"ms", 1},          {"s", 1000}, {"m", 60 * 1000},
     {"h", 3600000}, {"d", 86400000ULL}, {NULL, 0},
 };
 
@@ -43,6 +38,8 @@ static int parse_with(const char *s, const struct suffix *table, uint64_t *out) 
     unsigned long long v = strtoull(s, &end, 10);
     if (errno == ERANGE)
         return -1;
+    while (*end == ' ' || *end == '\t')
+        end++;
     size_t len = strlen(end);
     while (len > 0 && isspace((unsigned char)end[len - 1]))
         len--;

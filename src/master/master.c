@@ -1,1 +1,326 @@
-/* placeholder */
+/* master.c — start-up in order (DESIGN.md §1), the signal-driven event loop and
+ * the stop sequence. The master does no request work. */
+#include "master.h"
+#include "listen.h"
+#include "log.h"
+#include "redis_embedded.h"
+#include "supervise.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REDIS_START_TIMEOUT_MS 15000
+
+/* mkdir -p with mode for the last component; chown to the daemon user. */
+static int make_dir(struct master *m, const char *path, mode_t mode) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -1;
+    if (m->drop && chown(buf, m->uid, m->gid) < 0)
+        return -1;
+    return 0;
+}
+
+static int resolve_user(struct master *m) {
+    m->uid = getuid();
+    m->gid = getgid();
+    if (geteuid() != 0)
+        return 0;
+    if (m->cfg.user[0] == '\0') {
+        log_warn("running as root: set daemon.user so that no child runs as root");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(m->cfg.user);
+    if (pw == NULL) {
+        log_error("daemon.user: no such user '%s' (create it, or set daemon.user empty)",
+                  m->cfg.user);
+        return -1;
+    }
+    m->uid = pw->pw_uid;
+    m->gid = pw->pw_gid;
+    m->drop = true;
+    return 0;
+}
+
+static int drop_privileges(struct master *m) {
+    if (!m->drop)
+        return 0;
+    if (setgroups(0, NULL) < 0 || setgid(m->gid) < 0 || setuid(m->uid) < 0) {
+        log_error("cannot drop privileges to %s: %s", m->cfg.user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        log_error("privileges were not dropped: still able to become root");
+        return -1;
+    }
+    log_info("running as user %s", m->cfg.user);
+    return 0;
+}
+
+/* Creates and locks the pid file: a second instance refuses to start. */
+static int pid_file_open(struct master *m) {
+    int fd = open(m->cfg.pid_file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_error("cannot open pid file %s: %s", m->cfg.pid_file, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char buf[32] = "";
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        log_error("another thumbnailed is running (pid %s, pid file %s)", buf[0] ? buf : "?",
+                  m->cfg.pid_file);
+        close(fd);
+        return -1;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+        log_error("cannot write pid file %s: %s", m->cfg.pid_file, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (m->drop && fchown(fd, m->uid, m->gid) < 0)
+        log_warn("cannot chown pid file: %s", strerror(errno));
+    m->pid_fd = fd;
+    return 0;
+}
+
+/* Tells systemd (Type=notify) about our state, without libsystemd. */
+static void notify_systemd(const char *state) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof(sa.sun_path))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    close(fd);
+}
+
+static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct master *m = arg;
+    int left = supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER);
+    if (left > 0) {
+        log_warn("stop: %d children still running after %lld ms: killing them", left,
+                 (long long)m->cfg.stop_timeout);
+        supervise_signal(m, CHILD_HTTP, SIGKILL);
+        supervise_signal(m, CHILD_WORKER, SIGKILL);
+    } else if (supervise_running(m, CHILD_REDIS) > 0) {
+        log_warn("stop: redis-server still running: killing it");
+        supervise_signal(m, CHILD_REDIS, SIGKILL);
+    }
+    struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
+    evtimer_add(m->stop_timer, &tv);
+}
+
+static void begin_stop(struct master *m, const char *why) {
+    if (m->stopping) {
+        log_warn("%s again: stopping now", why);
+        supervise_signal(m, CHILD_HTTP, SIGKILL);
+        supervise_signal(m, CHILD_WORKER, SIGKILL);
+        return;
+    }
+    log_info("%s: stopping (children finish their work, at most %lld ms)", why,
+             (long long)m->cfg.stop_timeout);
+    notify_systemd("STOPPING=1");
+    m->stopping = true;
+    supervise_signal(m, CHILD_HTTP, SIGTERM);
+    supervise_signal(m, CHILD_WORKER, SIGTERM);
+    m->stop_timer = evtimer_new(m->base, stop_timeout_cb, m);
+    struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
+    evtimer_add(m->stop_timer, &tv);
+    master_children_gone(m);
+}
+
+void master_children_gone(struct master *m) {
+    if (supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) > 0)
+        return;
+    if (supervise_running(m, CHILD_REDIS) > 0) {
+        if (!m->redis_stopping) {
+            m->redis_stopping = true;
+            log_info("stopping redis-server");
+            supervise_signal(m, CHILD_REDIS, SIGTERM);
+        }
+        return;
+    }
+    event_base_loopbreak(m->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg) {
+    (void)what;
+    struct master *m = arg;
+    switch (sig) {
+    case SIGCHLD:
+        supervise_reap(m);
+        break;
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT:
+        begin_stop(m, strsignal((int)sig));
+        break;
+    case SIGHUP: {
+        /* Live reload comes with the supervisor work; validate and say so. */
+        struct config next;
+        struct config_errors errs = {0};
+        if (config_load(&next, m->conf_path, &errs) < 0) {
+            for (size_t i = 0; i < errs.count; i++)
+                log_error("reload: %s", errs.msgs[i]);
+            log_error("reload: configuration invalid, keeping the running one");
+        } else {
+            log_warn("reload: configuration valid, but live reload is not supported yet; "
+                     "restart to apply it");
+        }
+        config_free(&next);
+        config_errors_free(&errs);
+        log_reopen();
+        break;
+    }
+    case SIGUSR1:
+        log_reopen();
+        break;
+    }
+}
+
+static void signal_ready(struct master *m, char status) {
+    if (m->ready_fd >= 0) {
+        ssize_t w = write(m->ready_fd, &status, 1);
+        (void)w;
+        close(m->ready_fd);
+        m->ready_fd = -1;
+    }
+}
+
+int master_run(struct master *m) {
+    struct config *cfg = &m->cfg;
+    int status = 1;
+    struct event *sig_events[8] = {0};
+    int nsig = 0;
+    m->listen_fd = -1;
+    m->pid_fd = -1;
+
+    char host[256] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(m->node_id, sizeof(m->node_id), "%s:%d", host, (int)getpid());
+    signal(SIGPIPE, SIG_IGN);
+
+    if (resolve_user(m) < 0)
+        goto out;
+    if (make_dir(m, cfg->runtime_dir, 0750) < 0) {
+        log_error("cannot create daemon.runtime_dir %s: %s", cfg->runtime_dir, strerror(errno));
+        goto out;
+    }
+    if (cfg->redis_mode == REDIS_EMBEDDED && make_dir(m, cfg->redis_data_dir, 0750) < 0) {
+        log_error("cannot create redis.data_dir %s: %s", cfg->redis_data_dir, strerror(errno));
+        goto out;
+    }
+    if (pid_file_open(m) < 0)
+        goto out;
+    char err[512];
+    m->listen_fd = listen_open(cfg->http_listen, err, sizeof(err));
+    if (m->listen_fd < 0) {
+        log_error("http.listen: %s", err);
+        goto out;
+    }
+    if (drop_privileges(m) < 0)
+        goto out;
+
+    m->base = event_base_new();
+    if (m->base == NULL || supervise_init(m) < 0) {
+        log_error("cannot set up the event loop");
+        goto out;
+    }
+    if (cfg->redis_mode == REDIS_EMBEDDED) {
+        struct child *r = &m->children[0];
+        if (supervise_spawn(r) < 0 ||
+            redis_embedded_wait(cfg, r->pid, REDIS_START_TIMEOUT_MS) < 0) {
+            if (r->pid > 0 && kill(r->pid, SIGTERM) == 0)
+                waitpid(r->pid, NULL, 0);
+            r->pid = 0;
+            goto out;
+        }
+        log_info("redis-server ready (pid %d)", (int)r->pid);
+    }
+    if (shm_segment_create(&m->shm, cfg->pid_file, (size_t)cfg->cache_size) < 0) {
+        log_error("cannot create the shared memory segment (cache.size %lld): %s",
+                  (long long)cfg->cache_size, strerror(errno));
+        goto stop_redis;
+    }
+
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        sig_events[nsig] = evsignal_new(m->base, sigs[i], signal_cb, m);
+        event_add(sig_events[nsig++], NULL);
+    }
+    supervise_spawn_all(m, CHILD_HTTP);
+    supervise_spawn_all(m, CHILD_WORKER);
+    log_info("thumbnailed ready on %s: %lld http, %lld workers, node %s", cfg->http_listen,
+             (long long)cfg->http_processes, (long long)cfg->worker_processes, m->node_id);
+    signal_ready(m, 0);
+    notify_systemd("READY=1");
+
+    event_base_dispatch(m->base);
+    status = m->exit_status;
+    log_info("stopped");
+    goto cleanup;
+
+stop_redis:
+    if (cfg->redis_mode == REDIS_EMBEDDED && m->children && m->children[0].pid > 0) {
+        kill(m->children[0].pid, SIGTERM);
+        waitpid(m->children[0].pid, NULL, 0);
+    }
+cleanup:
+    shm_segment_destroy(&m->shm);
+out:
+    for (int i = 0; i < nsig; i++)
+        event_free(sig_events[i]);
+    if (m->stop_timer)
+        event_free(m->stop_timer);
+    supervise_free(m);
+    if (m->base)
+        event_base_free(m->base);
+    if (m->listen_fd >= 0) {
+        close(m->listen_fd);
+        if (strncmp(cfg->http_listen, "unix:", 5) == 0)
+            unlink(cfg->http_listen + 5);
+    }
+    if (m->pid_fd >= 0) {
+        unlink(cfg->pid_file);
+        close(m->pid_fd);
+    }
+    signal_ready(m, 1);
+    return status;
+}

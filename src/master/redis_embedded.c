@@ -1,1 +1,80 @@
-/* placeholder */
+/* redis_embedded.c — start the embedded redis-server and wait for it. */
+#include "redis_embedded.h"
+#include "log.h"
+#include "rconn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int redis_embedded_exec(const struct config *cfg) {
+    char sock[600];
+    rconn_embedded_socket(cfg, sock, sizeof(sock));
+    unlink(sock);
+    const char *level = cfg->log_level == 0 ? "verbose" : "warning";
+    /* Redis logs to stdout; keep its lines with ours on stderr. */
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    const char *argv[] = {cfg->redis_server,
+                          "--port",
+                          "0",
+                          "--unixsocket",
+                          sock,
+                          "--unixsocketperm",
+                          "700",
+                          "--dir",
+                          cfg->redis_data_dir,
+                          "--appendonly",
+                          "yes",
+                          "--appendfsync",
+                          "everysec",
+                          "--save",
+                          "",
+                          "--daemonize",
+                          "no",
+                          "--loglevel",
+                          level,
+                          "--logfile",
+                          "",
+                          "--databases",
+                          "1",
+                          NULL};
+    execvp(cfg->redis_server, (char *const *)argv);
+    return -1;
+}
+
+int redis_embedded_wait(const struct config *cfg, pid_t pid, long timeout_ms) {
+    struct redis_target t;
+    rconn_target(cfg, &t);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    char err[256] = "";
+    for (;;) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            log_error("redis-server (%s) exited before it was ready (status %d)", cfg->redis_server,
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            return -1;
+        }
+        redisContext *c = rconn_connect(&t, 200, err, sizeof(err));
+        if (c) {
+            redisReply *r = redisCommand(c, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            /* While loading a large AOF, Redis answers -LOADING: keep waiting. */
+            freeReplyObject(r);
+            redisFree(c);
+            if (ok)
+                return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > timeout_ms) {
+            log_error("redis-server did not answer PING on %s within %ld ms (%s)", t.unix_path,
+                      timeout_ms, err);
+            return -1;
+        }
+        usleep(20000);
+    }
+}

@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SHM_MAGIC 0x74686d62u /* "thmb" */
-#define SHM_VERSION 1
+#define SHM_MAGIC     0x74686d62u /* "thmb" */
+#define SHM_VERSION   1
 #define SHM_MAX_SLOTS 1024
 
 enum slot_kind { SLOT_FREE, SLOT_HTTP, SLOT_WORKER };
@@ -33,9 +33,9 @@ struct shm_header {
     uint32_t magic;
     uint32_t version;
     uint64_t size;
-    uint64_t slots_off;  /* offset of the scoreboard */
+    uint64_t slots_off; /* offset of the scoreboard */
     uint32_t slot_count;
-    uint64_t cache_off;  /* offset of the cache area */
+    uint64_t cache_off; /* offset of the cache area */
     uint64_t cache_size;
 };
 

@@ -1,0 +1,18 @@
+/* redis_embedded.h — the redis-server child of redis.mode = embedded: a unix
+ * socket in daemon.runtime_dir, AOF on, data in redis.data_dir. */
+#ifndef TH_REDIS_EMBEDDED_H
+#define TH_REDIS_EMBEDDED_H
+
+#include "config.h"
+
+#include <sys/types.h>
+
+/* Replaces the calling (forked) process with redis-server. Returns only on
+ * failure, with errno set. */
+int redis_embedded_exec(const struct config *cfg);
+
+/* Waits until the server answers PING on its socket. Returns 0, or -1 when
+ * pid exits first or timeout_ms passes. */
+int redis_embedded_wait(const struct config *cfg, pid_t pid, long timeout_ms);
+
+#endif

@@ -1,0 +1,261 @@
+/* test_config.c — defaults, the shipped file, and every kind of error with its line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char tmp_path[64];
+
+static const char *write_conf(const char *text) {
+    snprintf(tmp_path, sizeof(tmp_path), "/tmp/th_test_conf_XXXXXX");
+    int fd = mkstemp(tmp_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return tmp_path;
+}
+
+/* Loads text; returns the number of errors and copies the first into first. */
+static size_t load(const char *text, struct config *cfg, char *first, size_t n) {
+    struct config_errors errs = {0};
+    const char *path = write_conf(text);
+    int rc = config_load(cfg, path, &errs);
+    unlink(path);
+    size_t count = errs.count;
+    assert_int_equal(rc, count ? -1 : 0);
+    if (first) {
+        first[0] = '\0';
+        if (count) {
+            /* Strip the temporary path: compare from the line number on. */
+            const char *colon = strchr(errs.msgs[0], ':');
+            snprintf(first, n, "%s", colon ? colon : errs.msgs[0]);
+        }
+    }
+    config_errors_free(&errs);
+    return count;
+}
+
+static void expect_error(const char *text, const char *expected_prefix) {
+    struct config cfg;
+    char first[512];
+    size_t count = load(text, &cfg, first, sizeof(first));
+    config_free(&cfg);
+    if (count == 0 || strncmp(first, expected_prefix, strlen(expected_prefix)) != 0)
+        fail_msg("for %s\nexpected error starting '%s', got '%s' (%zu errors)", text,
+                 expected_prefix, first, count);
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    struct config cfg;
+    assert_int_equal(config_defaults(&cfg), 0);
+    assert_string_equal(cfg.user, "thumbnailed");
+    assert_string_equal(cfg.http_listen, "127.0.0.1:8080");
+    assert_int_equal(cfg.http_processes, 2);
+    assert_int_equal(cfg.http_max_body, 20 << 20);
+    assert_int_equal(cfg.http_max_header, 16 << 10);
+    assert_int_equal(cfg.http_timeout, 30000);
+    assert_true(cfg.worker_processes >= 1);
+    assert_int_equal(cfg.worker_job_timeout, 60000);
+    assert_int_equal(cfg.worker_max_attempts, 5);
+    assert_int_equal(cfg.worker_max_memory, 1 << 30);
+    assert_false(cfg.fetch_allow_private);
+    assert_int_equal(cfg.fetch_max_redirects, 3);
+    assert_int_equal(cfg.image_max_pixels, 50000000);
+    assert_int_equal(cfg.image_max_dimension, 4096);
+    assert_true(config_list_contains(cfg.image_allowed_types, "image/avif"));
+    assert_false(config_list_contains(cfg.image_allowed_types, "image/svg+xml"));
+    assert_int_equal(cfg.cache_size, 256 << 20);
+    assert_int_equal(cfg.cache_pending_ttl, 200);
+    assert_int_equal(cfg.redis_mode, REDIS_EMBEDDED);
+    assert_string_equal(cfg.redis_key_prefix, "thumbnailed");
+    assert_int_equal(cfg.redis_connect_timeout, 500);
+    assert_int_equal(cfg.redis_result_ttl, 86400000);
+    assert_int_equal(cfg.redis_failure_ttl, 7 * 86400000LL);
+    assert_int_equal(cfg.redis_max_queue, 100000);
+    assert_string_equal(cfg.callback_schedule, "5s 5m 30m 2h 5h 10h");
+    config_free(&cfg);
+}
+
+static void test_valid_file(void **state) {
+    (void)state;
+    struct config cfg;
+    char first[512];
+    size_t n = load("; comment\n# comment too\n[daemon]\nuser =\nlog_level = debug\n"
+                    "log_target = file:/var/log/t.log\n"
+                    "[http]\nlisten = [::1]:9000 ; inline comment\nprocesses = 4\n"
+                    "max_body = 1M\ntimeout = 2500ms\n"
+                    "[worker]\nprocesses = 3\n[fetch]\nallow_private = yes\n"
+                    "[image]\nmax_pixels = 10M\nallowed_types = image/png image/svg+xml\n"
+                    "[redis]\nmode = external\nurl = redis://:pw@10.0.0.1:6380/2\n"
+                    "[callback]\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                    "[smtp]\nurl = smtp://mail.example:25\nfrom = t@example.org\n",
+                    &cfg, first, sizeof(first));
+    if (n)
+        fail_msg("unexpected error %s", first);
+    assert_string_equal(cfg.user, "");
+    assert_int_equal(cfg.log_level, 0);
+    assert_string_equal(cfg.http_listen, "[::1]:9000");
+    assert_int_equal(cfg.http_processes, 4);
+    assert_int_equal(cfg.http_max_body, 1 << 20);
+    assert_int_equal(cfg.http_timeout, 2500);
+    assert_int_equal(cfg.worker_processes, 3);
+    assert_true(cfg.fetch_allow_private);
+    assert_int_equal(cfg.image_max_pixels, 10000000);
+    assert_int_equal(cfg.redis_mode, REDIS_EXTERNAL);
+    config_free(&cfg);
+}
+
+static void test_shipped_file(void **state) {
+    (void)state;
+    const char *src = getenv("TH_SOURCE_DIR");
+    if (src == NULL)
+        skip();
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/etc/thumbnailed.conf", src);
+    struct config cfg, def;
+    struct config_errors errs = {0};
+    int rc = config_load(&cfg, path, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        print_error("%s\n", errs.msgs[i]);
+    assert_int_equal(rc, 0);
+    config_errors_free(&errs);
+    /* The shipped file states the defaults: loading it changes nothing. */
+    assert_int_equal(config_defaults(&def), 0);
+    assert_string_equal(cfg.user, def.user);
+    assert_string_equal(cfg.image_allowed_types, def.image_allowed_types);
+    assert_int_equal(cfg.http_max_body, def.http_max_body);
+    assert_int_equal(cfg.worker_processes, def.worker_processes);
+    assert_int_equal(cfg.redis_failure_ttl, def.redis_failure_ttl);
+    config_free(&cfg);
+    config_free(&def);
+}
+
+struct key_check {
+    char *text;
+    int missing;
+};
+
+static void check_key_in_file(const char *section, const char *key, const char *def, void *arg) {
+    struct key_check *kc = arg;
+    (void)def;
+    char header[64], line[128];
+    snprintf(header, sizeof(header), "\n[%s]\n", section);
+    snprintf(line, sizeof(line), "\n%s =", key);
+    const char *sec = strstr(kc->text, header);
+    const char *next = sec ? strstr(sec + 1, "\n[") : NULL;
+    const char *found = sec ? strstr(sec, line) : NULL;
+    if (found == NULL || (next && found > next)) {
+        print_error("%s.%s is not in etc/thumbnailed.conf\n", section, key);
+        kc->missing++;
+    }
+}
+
+static void test_shipped_file_lists_every_key(void **state) {
+    (void)state;
+    const char *src = getenv("TH_SOURCE_DIR");
+    if (src == NULL)
+        skip();
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/etc/thumbnailed.conf", src);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    struct key_check kc = {calloc(1, 65536), 0};
+    kc.text[0] = '\n';
+    size_t n = fread(kc.text + 1, 1, 65534, f);
+    fclose(f);
+    assert_true(n > 0);
+    config_each_key(check_key_in_file, &kc);
+    free(kc.text);
+    assert_int_equal(kc.missing, 0);
+}
+
+static void test_errors_with_lines(void **state) {
+    (void)state;
+    expect_error("[http]\nlisten\n", ":2: syntax error");
+    expect_error("[http]\n[broken\n", ":2: syntax error");
+    expect_error("[nope]\nkey = 1\n", ":2: unknown section [nope]");
+    expect_error("key = 1\n", ":1: unknown section");
+    expect_error("[http]\n\nbogus = 1\n", ":3: unknown key 'bogus' in section [http]");
+    expect_error("[http]\nmax_body = 20Q\n", ":2: http.max_body: '20Q' is not a size");
+    expect_error("[http]\nmax_body = 2G\n", ":2: http.max_body: '2G' is out of range");
+    expect_error("[http]\ntimeout = soon\n", ":2: http.timeout: 'soon' is not a duration");
+    expect_error("[http]\nprocesses = 0\n", ":2: http.processes: 0 is out of range 1..256");
+    expect_error("[http]\nprocesses = two\n", ":2: http.processes: 'two' is not an integer");
+    expect_error("[http]\nprocesses = 2\nprocesses = 3\n",
+                 ":3: http.processes already set on line 2");
+    expect_error("[http]\nlisten = localhost\n", ":2: http.listen: expected host:port");
+    expect_error("[http]\nlisten = 127.0.0.1:99999\n", ":2: http.listen: port must be");
+    expect_error("[fetch]\nallow_private = maybe\n", ":2: fetch.allow_private: 'maybe' is not");
+    expect_error("[daemon]\nlog_level = loud\n", ":2: daemon.log_level: 'loud' is not one of");
+    expect_error("[daemon]\nlog_target = console\n", ":2: daemon.log_target: expected");
+    expect_error("[daemon]\npid_file = run/t.pid\n", ":2: daemon.pid_file: must be an absolute");
+    expect_error("[image]\nallowed_types = image/bmp\n", ":2: image.allowed_types: unknown image");
+    expect_error("[image]\ndefault_quality = 101\n", ":2: image.default_quality: 101 is out");
+    expect_error("[redis]\nmode = external\n", ":2: redis.url is required");
+    expect_error("[redis]\nurl = http://x\n", ":2: redis.url: expected redis://");
+    expect_error("[redis]\nkey_prefix = a b\n", ":2: redis.key_prefix: may contain only");
+    expect_error("[callback]\nsecret = hunter2\n", ":2: callback.secret: each secret must be");
+    expect_error("[callback]\nschedule = 5s soon\n", ":2: callback.schedule: 'soon' is not");
+    expect_error("[smtp]\nurl = smtp://mail:25\n", ":2: smtp.from is required");
+    expect_error("[http]\nmax_body = 20M\n  continued\n", ":3: syntax error");
+}
+
+static void test_every_error_reported(void **state) {
+    (void)state;
+    struct config cfg;
+    size_t n = load("[http]\nprocesses = 0\nmax_body = x\n[nope]\na = 1\nb = 2\n[worker]\nz = 1\n",
+                    &cfg, NULL, 0);
+    config_free(&cfg);
+    /* One per bad value, one for the unknown section (not per key), one for z. */
+    assert_int_equal(n, 4);
+}
+
+static void test_missing_file(void **state) {
+    (void)state;
+    struct config cfg;
+    struct config_errors errs = {0};
+    assert_int_equal(config_load(&cfg, "/nonexistent/thumbnailed.conf", &errs), -1);
+    assert_int_equal(errs.count, 1);
+    assert_non_null(strstr(errs.msgs[0], "/nonexistent/thumbnailed.conf: cannot open"));
+    config_errors_free(&errs);
+    config_free(&cfg);
+}
+
+static void test_long_line(void **state) {
+    (void)state;
+    char *text = malloc(10000);
+    strcpy(text, "[fetch]\nallow_hosts = ");
+    size_t len = strlen(text);
+    memset(text + len, 'a', 5000);
+    strcpy(text + len + 5000, "\n[http]\nbogus = 1\n");
+    expect_error(text, ":2: line longer than");
+    struct config cfg;
+    char first[512];
+    /* The line count stays right after the long line. */
+    assert_int_equal(load(text, &cfg, first, sizeof(first)), 2);
+    config_free(&cfg);
+    free(text);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_valid_file),
+        cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_shipped_file_lists_every_key),
+        cmocka_unit_test(test_errors_with_lines),
+        cmocka_unit_test(test_every_error_reported),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_long_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

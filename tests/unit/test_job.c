@@ -1,0 +1,318 @@
+/* test_job.c — request validation (every field, every range) and the job document. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+
+static const struct param_limits lim = {.max_dimension = 4096, .default_quality = 80};
+
+static int from_json(const char *body, struct job_params *p, struct param_error *err) {
+    job_params_init(p, &lim);
+    int rc = job_params_from_json(p, body, strlen(body), &lim, err);
+    if (rc == 0)
+        rc = job_params_finish(p, false, err);
+    return rc;
+}
+
+static void expect_json_error(const char *body, const char *code, const char *field) {
+    struct job_params p;
+    struct param_error err = {0};
+    int rc = from_json(body, &p, &err);
+    job_params_free(&p);
+    if (rc != -1 || strcmp(err.code, code) != 0 || strcmp(err.field, field) != 0)
+        fail_msg("%s: expected %s/%s, got rc %d %s/%s (%s)", body, code, field, rc,
+                 err.code ? err.code : "-", err.field, err.message);
+    assert_true(strlen(err.message) > 0);
+}
+
+static void test_json_defaults(void **state) {
+    (void)state;
+    struct job_params p;
+    struct param_error err = {0};
+    assert_int_equal(from_json("{\"url\":\"https://example.org/a.jpg\"}", &p, &err), 0);
+    assert_string_equal(p.url, "https://example.org/a.jpg");
+    assert_int_equal(p.width, 256);
+    assert_int_equal(p.height, 256);
+    assert_int_equal(p.fit, FIT_INSIDE);
+    assert_int_equal(p.crop, CROP_CENTRE);
+    assert_int_equal(p.format, FMT_ORIGINAL);
+    assert_int_equal(p.quality, 80);
+    assert_null(p.callback_url);
+    assert_null(p.email);
+    job_params_free(&p);
+}
+
+static void test_json_all_fields(void **state) {
+    (void)state;
+    struct job_params p;
+    struct param_error err = {0};
+    assert_int_equal(from_json("{\"url\":\"http://h/x.png\",\"width\":100,\"height\":50,"
+                               "\"fit\":\"cover\",\"crop\":\"attention\",\"format\":\"webp\","
+                               "\"quality\":55,\"callback_url\":\"https://cb.example/hook\","
+                               "\"email\":\"a@b.example\"}",
+                               &p, &err),
+                     0);
+    assert_int_equal(p.width, 100);
+    assert_int_equal(p.height, 50);
+    assert_int_equal(p.fit, FIT_COVER);
+    assert_int_equal(p.crop, CROP_ATTENTION);
+    assert_int_equal(p.format, FMT_WEBP);
+    assert_int_equal(p.quality, 55);
+    assert_string_equal(p.callback_url, "https://cb.example/hook");
+    assert_string_equal(p.email, "a@b.example");
+    job_params_free(&p);
+
+    /* Height defaults to width; the edges of every range are accepted. */
+    assert_int_equal(from_json("{\"url\":\"http://h/x\",\"width\":4096,\"quality\":1}", &p, &err),
+                     0);
+    assert_int_equal(p.height, 4096);
+    job_params_free(&p);
+    assert_int_equal(from_json("{\"url\":\"http://h/x\",\"width\":1,\"height\":1,"
+                               "\"quality\":100,\"fit\":\"fill\",\"crop\":\"entropy\","
+                               "\"format\":\"avif\"}",
+                               &p, &err),
+                     0);
+    job_params_free(&p);
+    const char *fits[] = {"inside", "cover", "contain", "fill"};
+    for (int i = 0; i < 4; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"url\":\"http://h/x\",\"fit\":\"%s\"}", fits[i]);
+        assert_int_equal(from_json(body, &p, &err), 0);
+        assert_int_equal(p.fit, i);
+        job_params_free(&p);
+    }
+    const char *formats[] = {"original", "jpeg", "png", "webp", "avif", "gif"};
+    for (int i = 0; i < 6; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"url\":\"http://h/x\",\"format\":\"%s\"}", formats[i]);
+        assert_int_equal(from_json(body, &p, &err), 0);
+        assert_int_equal(p.format, i);
+        job_params_free(&p);
+    }
+}
+
+static void test_json_errors(void **state) {
+    (void)state;
+    expect_json_error("", "invalid_json", "");
+    expect_json_error("{", "invalid_json", "");
+    expect_json_error("[1,2]", "invalid_json", "");
+    expect_json_error("\"url\"", "invalid_json", "");
+    expect_json_error("{\"url\":\"http://h/x\",\"url\":\"http://h/y\"}", "invalid_json", "");
+    expect_json_error("{\"url\":\"http://h/x\",\"nested\":{\"a\":{\"b\":{\"c\":{\"d\":1}}}}}",
+                      "invalid_json", "");
+    expect_json_error("{}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"ftp://h/x\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"file:///etc/passwd\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"http://\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"not a url\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"http://h/x y\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":42}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"http://h/x\",\"width\":0}", "invalid_param", "width");
+    expect_json_error("{\"url\":\"http://h/x\",\"width\":4097}", "invalid_param", "width");
+    expect_json_error("{\"url\":\"http://h/x\",\"width\":-5}", "invalid_param", "width");
+    expect_json_error("{\"url\":\"http://h/x\",\"width\":\"100\"}", "invalid_param", "width");
+    expect_json_error("{\"url\":\"http://h/x\",\"width\":10.5}", "invalid_param", "width");
+    expect_json_error("{\"url\":\"http://h/x\",\"width\":99999999999999999999}", "invalid_json",
+                      "");
+    expect_json_error("{\"url\":\"http://h/x\",\"height\":0}", "invalid_param", "height");
+    expect_json_error("{\"url\":\"http://h/x\",\"height\":5000}", "invalid_param", "height");
+    expect_json_error("{\"url\":\"http://h/x\",\"quality\":0}", "invalid_param", "quality");
+    expect_json_error("{\"url\":\"http://h/x\",\"quality\":101}", "invalid_param", "quality");
+    expect_json_error("{\"url\":\"http://h/x\",\"quality\":null}", "invalid_param", "quality");
+    expect_json_error("{\"url\":\"http://h/x\",\"fit\":\"stretch\"}", "invalid_param", "fit");
+    expect_json_error("{\"url\":\"http://h/x\",\"fit\":1}", "invalid_param", "fit");
+    expect_json_error("{\"url\":\"http://h/x\",\"crop\":\"left\"}", "invalid_param", "crop");
+    expect_json_error("{\"url\":\"http://h/x\",\"format\":\"bmp\"}", "invalid_param", "format");
+    expect_json_error("{\"url\":\"http://h/x\",\"callback_url\":\"gopher://h\"}", "invalid_param",
+                      "callback_url");
+    expect_json_error("{\"url\":\"http://h/x\",\"email\":\"nobody\"}", "invalid_param", "email");
+    expect_json_error("{\"url\":\"http://h/x\",\"email\":\"a@b\"}", "invalid_param", "email");
+    expect_json_error("{\"url\":\"http://h/x\",\"email\":\"a@b.c\\r\\nBcc: x@y.z\"}",
+                      "invalid_param", "email");
+    expect_json_error("{\"url\":\"http://h/x\",\"widht\":100}", "invalid_param", "widht");
+    /* jansson refuses NUL inside strings unless asked to allow it. */
+    expect_json_error("{\"url\":\"http://h/\\u0000x\"}", "invalid_json", "");
+}
+
+static void test_url_length(void **state) {
+    (void)state;
+    char *body = malloc(JOB_URL_MAX + 100);
+    strcpy(body, "{\"url\":\"http://h/");
+    size_t len = strlen(body);
+    memset(body + len, 'a', JOB_URL_MAX);
+    strcpy(body + len + JOB_URL_MAX, "\"}");
+    expect_json_error(body, "invalid_param", "url");
+    free(body);
+}
+
+static void test_text_params(void **state) {
+    (void)state;
+    struct job_params p;
+    struct param_error err = {0};
+    job_params_init(&p, &lim);
+    assert_int_equal(job_params_set_text(&p, "width", "120", &lim, &err), 0);
+    assert_int_equal(job_params_set_text(&p, "fit", "contain", &lim, &err), 0);
+    assert_int_equal(job_params_set_text(&p, "format", "jpg", &lim, &err), 0);
+    assert_int_equal(job_params_set_text(&p, "crop", "center", &lim, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(p.width, 120);
+    assert_int_equal(p.height, 120);
+    assert_int_equal(p.fit, FIT_CONTAIN);
+    assert_int_equal(p.format, FMT_JPEG);
+    assert_int_equal(p.crop, CROP_CENTRE);
+
+    assert_int_equal(job_params_set_text(&p, "width", "12x", &lim, &err), -1);
+    assert_string_equal(err.field, "width");
+    assert_int_equal(job_params_set_text(&p, "width", "", &lim, &err), -1);
+    assert_int_equal(job_params_set_text(&p, "height", "0", &lim, &err), -1);
+    assert_string_equal(err.field, "height");
+    assert_int_equal(job_params_set_text(&p, "quality", "101", &lim, &err), -1);
+    assert_int_equal(job_params_set_text(&p, "colour", "red", &lim, &err), -1);
+    assert_string_equal(err.field, "colour");
+    assert_string_equal(err.code, "invalid_param");
+    /* An upload must not also name a URL. */
+    assert_int_equal(job_params_set_text(&p, "url", "http://h/x", &lim, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &err), -1);
+    assert_string_equal(err.field, "url");
+    job_params_free(&p);
+}
+
+static void test_record_round_trip(void **state) {
+    (void)state;
+    struct job_params p, back;
+    struct param_error err = {0};
+    assert_int_equal(from_json("{\"url\":\"http://h/x.png\",\"width\":100,\"height\":50,"
+                               "\"fit\":\"cover\",\"crop\":\"entropy\",\"format\":\"png\","
+                               "\"quality\":70}",
+                               &p, &err),
+                     0);
+    struct job_record rec = {0};
+    assert_int_equal(job_record_from_params(&rec, &p), 0);
+    assert_string_equal(job_record_get(&rec, "src"), "url");
+    assert_int_equal(job_params_from_record(&back, &rec), 0);
+    assert_string_equal(back.url, p.url);
+    assert_int_equal(back.width, 100);
+    assert_int_equal(back.height, 50);
+    assert_int_equal(back.fit, FIT_COVER);
+    assert_int_equal(back.crop, CROP_ENTROPY);
+    assert_int_equal(back.format, FMT_PNG);
+    assert_int_equal(back.quality, 70);
+    job_params_free(&back);
+    job_params_free(&p);
+
+    /* A damaged record is refused, not guessed at. */
+    assert_int_equal(job_record_set(&rec, "fit", "bogus"), 0);
+    assert_int_equal(job_params_from_record(&back, &rec), -1);
+    job_params_free(&back);
+    job_record_free(&rec);
+}
+
+static void test_document(void **state) {
+    (void)state;
+    struct job_record rec = {0};
+    const char *fields[][2] = {
+        {"state", "done"},
+        {"created", "1795857294123"},
+        {"started", "1795857294200"},
+        {"finished", "1795857295000"},
+        {"attempts", "1"},
+        {"src", "url"},
+        {"url", "http://h/a.jpg"},
+        {"width", "256"},
+        {"height", "256"},
+        {"fit", "cover"},
+        {"crop", "centre"},
+        {"format", "webp"},
+        {"quality", "80"},
+        {"src_mime", "image/jpeg"},
+        {"src_bytes", "744777"},
+        {"src_width", "2560"},
+        {"src_height", "1600"},
+        {"res_mime", "image/webp"},
+        {"res_bytes", "5123"},
+        {"res_width", "256"},
+        {"res_height", "256"},
+        {"token", "secret"},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        assert_int_equal(job_record_set(&rec, fields[i][0], fields[i][1]), 0);
+    json_t *doc = job_document("kq3v7AAAAAAAAAAAAAAAAA", &rec);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "id")), "kq3v7AAAAAAAAAAAAAAAAA");
+    assert_string_equal(json_string_value(json_object_get(doc, "status")), "done");
+    assert_string_equal(json_string_value(json_object_get(doc, "created_at")),
+                        "2026-11-28T09:14:54.123Z");
+    assert_non_null(json_object_get(doc, "started_at"));
+    assert_non_null(json_object_get(doc, "finished_at"));
+    assert_int_equal(json_integer_value(json_object_get(doc, "attempts")), 1);
+    json_t *req = json_object_get(doc, "request");
+    assert_string_equal(json_string_value(json_object_get(req, "url")), "http://h/a.jpg");
+    assert_int_equal(json_integer_value(json_object_get(req, "width")), 256);
+    assert_string_equal(json_string_value(json_object_get(req, "fit")), "cover");
+    assert_string_equal(json_string_value(json_object_get(req, "format")), "webp");
+    json_t *src = json_object_get(doc, "source");
+    assert_string_equal(json_string_value(json_object_get(src, "mime")), "image/jpeg");
+    assert_int_equal(json_integer_value(json_object_get(src, "bytes")), 744777);
+    assert_int_equal(json_integer_value(json_object_get(src, "width")), 2560);
+    json_t *res = json_object_get(doc, "result");
+    assert_string_equal(json_string_value(json_object_get(res, "mime")), "image/webp");
+    assert_int_equal(json_integer_value(json_object_get(res, "height")), 256);
+    assert_string_equal(json_string_value(json_object_get(res, "image_url")),
+                        "/v1/thumbnails/kq3v7AAAAAAAAAAAAAAAAA/image");
+    assert_null(json_object_get(doc, "error"));
+    /* Internal fields never leak into the document. */
+    char *text = json_dumps(doc, 0);
+    assert_null(strstr(text, "secret"));
+    free(text);
+    json_decref(doc);
+
+    /* A failed job: error present, no result. */
+    assert_int_equal(job_record_set(&rec, "state", "failed"), 0);
+    assert_int_equal(job_record_set(&rec, "err_code", "fetch_timeout"), 0);
+    assert_int_equal(job_record_set(&rec, "err_msg", "took too long"), 0);
+    doc = job_document("kq3v7AAAAAAAAAAAAAAAAA", &rec);
+    assert_null(json_object_get(doc, "result"));
+    json_t *e = json_object_get(doc, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "fetch_timeout");
+    assert_string_equal(json_string_value(json_object_get(e, "message")), "took too long");
+    json_decref(doc);
+    job_record_free(&rec);
+}
+
+static void test_queued_document(void **state) {
+    (void)state;
+    struct job_record rec = {0};
+    assert_int_equal(job_record_set(&rec, "state", "queued"), 0);
+    assert_int_equal(job_record_set(&rec, "created", "0"), 0);
+    assert_int_equal(job_record_set(&rec, "src", "upload"), 0);
+    json_t *doc = job_document("AAAAAAAAAAAAAAAAAAAAAA", &rec);
+    assert_string_equal(json_string_value(json_object_get(doc, "created_at")),
+                        "1970-01-01T00:00:00.000Z");
+    assert_null(json_object_get(doc, "started_at"));
+    assert_null(json_object_get(doc, "source"));
+    assert_null(json_object_get(doc, "result"));
+    assert_true(json_is_true(json_object_get(json_object_get(doc, "request"), "upload")));
+    json_decref(doc);
+    job_record_free(&rec);
+    assert_true(job_state_is_terminal("done"));
+    assert_true(job_state_is_terminal("failed"));
+    assert_true(job_state_is_terminal("canceled"));
+    assert_false(job_state_is_terminal("queued"));
+    assert_false(job_state_is_terminal(NULL));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_defaults), cmocka_unit_test(test_json_all_fields),
+        cmocka_unit_test(test_json_errors),   cmocka_unit_test(test_url_length),
+        cmocka_unit_test(test_text_params),   cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_document),      cmocka_unit_test(test_queued_document),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
