@@ -147,8 +147,10 @@ static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg) {
     evtimer_add(m->stop_timer, &tv);
 }
 
-static void begin_stop(struct master *m, const char *why) {
+void master_stop(struct master *m, const char *why, bool escalate) {
     if (m->stopping) {
+        if (!escalate)
+            return;
         log_warn("%s again: stopping now", why);
         supervise_signal(m, CHILD_HTTP, SIGKILL);
         supervise_signal(m, CHILD_WORKER, SIGKILL);
@@ -190,7 +192,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
     case SIGTERM:
     case SIGINT:
     case SIGQUIT:
-        begin_stop(m, strsignal((int)sig));
+        master_stop(m, strsignal((int)sig), true);
         break;
     case SIGHUP: {
         /* Live reload comes with the supervisor work; validate and say so. */

@@ -51,6 +51,9 @@ struct master {
  * process exit status. */
 int master_run(struct master *m);
 
+/* Starts a graceful stop; a second call with escalate kills the children at once. */
+void master_stop(struct master *m, const char *why, bool escalate);
+
 /* Called by supervise.c after reaping during a stop: once every http and worker
  * child is gone, stops the embedded redis-server, then ends the loop. */
 void master_children_gone(struct master *m);

@@ -178,7 +178,7 @@ void supervise_reap(struct master *m) {
             log_error("%s pid %d reported a fatal error (exit status 2): stopping the daemon",
                       kind_name(c->kind), (int)pid);
             m->exit_status = 1;
-            raise(SIGTERM);
+            master_stop(m, "fatal child error", false);
             continue;
         }
         if (s)

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""End-to-end job throughput beside the libvips limit, measured in one run.
+
+Starts its own thumbnailed (embedded Redis) and a loopback HTTP server that
+serves a photo, submits N jobs (URL source), polls until all are terminal and
+prints jobs/s; then runs vips_loop (vips_thumbnail_buffer in a loop, one
+process per core) on the same photo and prints the ratio.
+
+usage: bench/jobs.py BUILD_DIR PHOTO [N] [WIDTH] [HEIGHT]
+"""
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(method, url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, json.loads(r.read())
+
+
+def main():
+    build, photo = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    w = int(sys.argv[4]) if len(sys.argv) > 4 else 100
+    h = int(sys.argv[5]) if len(sys.argv) > 5 else 100
+    cores = os.cpu_count() or 1
+    tmp = tempfile.mkdtemp(prefix="th-bench-")
+    photo_dir = os.path.dirname(os.path.abspath(photo))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=photo_dir, **k)
+
+        def log_message(self, *a):
+            pass
+
+    src = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=src.serve_forever, daemon=True).start()
+    src_url = "http://127.0.0.1:%d/%s" % (src.server_address[1], os.path.basename(photo))
+
+    port = free_port()
+    conf = os.path.join(tmp, "bench.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[daemon]
+user =
+pid_file = {tmp}/run/thumbnailed.pid
+runtime_dir = {tmp}/run
+log_level = warn
+[http]
+listen = 127.0.0.1:{port}
+[worker]
+processes = {cores}
+[fetch]
+allow_private = yes
+[redis]
+data_dir = {tmp}/data
+""")
+    log = open(os.path.join(tmp, "daemon.log"), "w")
+    daemon = subprocess.Popen([os.path.join(build, "thumbnailed"), "-f", "-c", conf],
+                              stderr=log)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        for _ in range(200):
+            try:
+                request("GET", base + "/healthz")
+                break
+            except OSError:
+                time.sleep(0.05)
+        t0 = time.monotonic()
+        ids = []
+        for _ in range(n):
+            status, doc = request("POST", base + "/v1/thumbnails",
+                                  {"url": src_url, "width": w, "height": h, "fit": "cover",
+                                   "format": "jpeg"})
+            ids.append(doc["id"])
+        t_submit = time.monotonic() - t0
+        pending = set(ids)
+        failed = 0
+        deadline = time.monotonic() + 600
+        while pending and time.monotonic() < deadline:
+            for i in list(pending):
+                _, doc = request("GET", base + "/v1/thumbnails/" + i)
+                if doc["status"] in ("done", "failed", "canceled"):
+                    pending.discard(i)
+                    failed += doc["status"] != "done"
+            if pending:
+                time.sleep(0.05)
+        secs = time.monotonic() - t0
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(60)
+        src.shutdown()
+    if pending:
+        sys.exit("bench: %d jobs not finished" % len(pending))
+
+    out = subprocess.run([os.path.join(build, "bench", "vips_loop"), photo, str(n), str(cores),
+                          str(w), str(h)], check=True, capture_output=True, text=True).stdout
+    vips_rate = n / float(out.split(" in ")[1].split(" s")[0])
+    rate = n / secs
+    print("| measure | value |")
+    print("|---|---|")
+    print("| photo | %s |" % photo)
+    print("| jobs | %d at %dx%d cover, jpeg, %d workers |" % (n, w, h, cores))
+    print("| submit (%d POSTs, one client) | %.2f s |" % (n, t_submit))
+    print("| thumbnailed end to end | %.1f jobs/s (%d failed) |" % (rate, failed))
+    print("| libvips in-process, %d processes | %.1f thumbnails/s |" % (cores, vips_rate))
+    print("| ratio thumbnailed / libvips | %.2f |" % (rate / vips_rate))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
