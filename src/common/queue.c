@@ -48,6 +48,18 @@ static const char *const sources[QS_COUNT] = {
                 "redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
                 "redis.call('DEL', KEYS[3])\n"
                 "return 1\n",
+    [QS_DELETE] = "local state = redis.call('HGET', KEYS[1], 'state')\n"
+                  "if not state then return 0 end\n"
+                  "if state == 'queued' or state == 'processing' then\n" NOW_MS
+                  "  redis.call('HSET', KEYS[1], 'state', 'canceled', 'finished', now)\n"
+                  "  redis.call('HDEL', KEYS[1], 'token')\n"
+                  "  redis.call('LREM', KEYS[4], 0, ARGV[1])\n"
+                  "  redis.call('DEL', KEYS[3])\n"
+                  "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                  "else\n"
+                  "  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
+                  "end\n"
+                  "return 1\n",
 };
 
 static char shas[QS_COUNT][41];

@@ -13,6 +13,9 @@ enum queue_script {
     QS_START,    /* KEYS job proc; ARGV id token -> HGETALL of the job | nil (skip it) */
     QS_COMPLETE, /* KEYS job res proc src; ARGV id token ttl_ms bytes fields... -> 1 | 0 (stale) */
     QS_FAIL,     /* KEYS job proc src; ARGV id token ttl_ms code message fields... -> 1 | 0 */
+    QS_DELETE,   /* KEYS job res src ready; ARGV id ttl_ms -> 1 | 0 (no such job): a queued
+                    or processing job becomes canceled (its token cleared, so a worker's
+                    late completion changes nothing); a terminal one is deleted */
     QS_COUNT
 };
 

@@ -1,1 +1,54 @@
-/* placeholder, replaced by the http child implementation */
+/* routes.c — the dispatcher: every request gets an exchange, then its route's
+ * handler, a 404 or a 405 with Allow. /healthz is answered here. */
+#include "handlers.h"
+#include "respond.h"
+
+#include <event2/buffer.h>
+#include <string.h>
+
+static void healthz(struct exchange *h) {
+    struct evbuffer *body = evhttp_request_get_output_buffer(h->req);
+    evbuffer_add(body, "{\"status\":\"ok\"}\n", 16);
+    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
+                      "application/json");
+    exchange_send(h, 200);
+}
+
+void routes_dispatch(struct evhttp_request *req, void *arg) {
+    struct http_child *c = arg;
+    struct exchange *h = exchange_begin(c, req);
+    if (h == NULL) {
+        evhttp_send_reply(req, 500, NULL, NULL);
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    route_match(h->method, path, &h->match);
+    if (h->match.route == ROUTE_NONE) {
+        respond_error(h, "not_found", NULL, 0, "no such resource");
+    } else if (!h->match.method_ok) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", h->match.allow);
+        respond_error(h, "method_not_allowed", NULL, 0, "this resource allows %s", h->match.allow);
+    } else {
+        switch (h->match.route) {
+        case ROUTE_HEALTHZ:
+            healthz(h);
+            break;
+        case ROUTE_SUBMIT:
+            submit_handle(h);
+            return; /* settles itself */
+        case ROUTE_JOB:
+            if (h->method == EVHTTP_REQ_DELETE)
+                job_delete_handle(h);
+            else
+                job_get_handle(h);
+            return;
+        case ROUTE_IMAGE:
+            image_handle(h);
+            return;
+        case ROUTE_NONE:
+            break;
+        }
+    }
+    exchange_settle(h);
+}

@@ -1,6 +1,226 @@
-/* placeholder, replaced by the http child implementation */
+/* server.c — the http child's life: event loop, evhttp on the inherited listen
+ * socket, Redis, libmagic, signals, heartbeat, and a graceful stop. */
 #include "server.h"
+
+#include "child.h"
+#include "exchange.h"
+#include "handlers.h"
+#include "libevent_errors.h"
+#include "linger.h"
+#include "redis_async.h"
+
+#include "id.h"
+#include "log.h"
+#include "rconn.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define STOP_POLL_MS 50
+#define ALL_METHODS                                                                                \
+    (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
+     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+
+static struct timeval tv_ms(long long ms) {
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct http_child *c = arg;
+    if (c->slot)
+        atomic_store(&c->slot->heartbeat_ms, shm_now_ms());
+}
+
+static void on_stop_poll(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct http_child *c = arg;
+    if (c->active == 0)
+        event_base_loopbreak(c->base);
+}
+
+static void on_stop_deadline(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct http_child *c = arg;
+    log_warn("stop: %u request(s) still in flight after %lld ms; leaving", c->active,
+             (long long)c->cfg->stop_timeout);
+    event_base_loopbreak(c->base);
+}
+
+/* Stops accepting; the loop ends once every request in flight is answered. */
+static void begin_stop(struct http_child *c, int sig) {
+    if (c->stopping)
+        return;
+    c->stopping = true;
+    log_info("signal %d: stopping (%u request(s) in flight)", sig, c->active);
+    if (c->bound) {
+        evhttp_del_accept_socket(c->http, c->bound);
+        c->bound = NULL;
+    }
+    struct timeval poll = tv_ms(STOP_POLL_MS);
+    struct timeval deadline = tv_ms(c->cfg->stop_timeout);
+    event_add(c->stop_poll, &poll);
+    event_add(c->stop_deadline, &deadline);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    (void)what;
+    struct http_child *c = arg;
+    if (sig == SIGUSR1) {
+        log_reopen();
+        return;
+    }
+    begin_stop(c, (int)sig);
+}
+
+static int setup_http(struct http_child *c, int listen_fd) {
+    const struct config *cfg = c->cfg;
+    c->http = evhttp_new(c->base);
+    if (c->http == NULL)
+        return -1;
+    evhttp_set_max_headers_size(c->http, (ev_ssize_t)cfg->http_max_header);
+    evhttp_set_max_body_size(c->http, (ev_ssize_t)cfg->http_max_body);
+    struct timeval timeout = tv_ms(cfg->http_timeout);
+    evhttp_set_timeout_tv(c->http, &timeout);
+    /* Every method reaches our dispatcher, which answers 405 with Allow
+     * (libevent would answer 501 for a method outside this set). */
+    evhttp_set_allowed_methods(c->http, ALL_METHODS);
+    evhttp_set_default_content_type(c->http, "application/json");
+    evhttp_set_gencb(c->http, routes_dispatch, c);
+    c->bound = evhttp_accept_socket_with_handle(c->http, listen_fd);
+    return c->bound ? 0 : -1;
+}
+
+static int setup_events(struct http_child *c) {
+    c->sig_term = evsignal_new(c->base, SIGTERM, on_signal, c);
+    c->sig_quit = evsignal_new(c->base, SIGQUIT, on_signal, c);
+    c->sig_int = evsignal_new(c->base, SIGINT, on_signal, c);
+    c->sig_usr1 = evsignal_new(c->base, SIGUSR1, on_signal, c);
+    c->heartbeat = event_new(c->base, -1, EV_PERSIST, on_heartbeat, c);
+    c->stop_poll = event_new(c->base, -1, EV_PERSIST, on_stop_poll, c);
+    c->stop_deadline = evtimer_new(c->base, on_stop_deadline, c);
+    if (!c->sig_term || !c->sig_quit || !c->sig_int || !c->sig_usr1 || !c->heartbeat ||
+        !c->stop_poll || !c->stop_deadline)
+        return -1;
+    struct timeval second = tv_ms(1000);
+    if (event_add(c->sig_term, NULL) < 0 || event_add(c->sig_quit, NULL) < 0 ||
+        event_add(c->sig_int, NULL) < 0 || event_add(c->sig_usr1, NULL) < 0 ||
+        event_add(c->heartbeat, &second) < 0)
+        return -1;
+    on_heartbeat(-1, 0, c);
+    return 0;
+}
+
+static void free_event(struct event **ev) {
+    if (*ev) {
+        event_free(*ev);
+        *ev = NULL;
+    }
+}
+
+/* Teardown order matters: Redis first (pending replies are answered or
+ * dropped while requests still exist), then evhttp (closing connections may
+ * start lingering closes), then the lingering closes, then the loop. */
+static void teardown(struct http_child *c) {
+    rasync_free(c->redis);
+    c->redis = NULL;
+    if (c->http)
+        evhttp_free(c->http);
+    c->http = NULL;
+    linger_close_all(c);
+    free_event(&c->sig_term);
+    free_event(&c->sig_quit);
+    free_event(&c->sig_int);
+    free_event(&c->sig_usr1);
+    free_event(&c->heartbeat);
+    free_event(&c->stop_poll);
+    free_event(&c->stop_deadline);
+    exchange_pool_free(c);
+    if (c->magic)
+        magic_close(c->magic);
+    if (c->base)
+        event_base_free(c->base);
+}
+
+static int open_magic(struct http_child *c) {
+    c->magic = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_TAR |
+                          MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_CDF);
+    if (c->magic == NULL)
+        return -1;
+    if (magic_load(c->magic, NULL) < 0) {
+        log_error("libmagic: %s", magic_error(c->magic));
+        return -1;
+    }
+    return 0;
+}
+
 int http_main(const struct http_args *args) {
-    (void)args;
-    return 2;
+    struct http_child child;
+    struct http_child *c = &child;
+    memset(c, 0, sizeof(*c));
+    c->cfg = args->cfg;
+    c->slot = args->shm ? shm_slot(args->shm, args->slot) : NULL;
+    c->limits.max_dimension = (int)c->cfg->image_max_dimension;
+    c->limits.default_quality = (int)c->cfg->image_default_quality;
+    const char *prefix = c->cfg->redis_key_prefix;
+    queue_key(c->key_ready, sizeof(c->key_ready), prefix, "ready", NULL);
+    queue_key(c->key_delayed, sizeof(c->key_delayed), prefix, "delayed", NULL);
+    snprintf(c->max_queue, sizeof(c->max_queue), "%lld", (long long)c->cfg->redis_max_queue);
+    if (getrandom(&c->rid_state, sizeof(c->rid_state), 0) != sizeof(c->rid_state))
+        c->rid_state = (uint64_t)shm_now_ms() ^ ((uint64_t)getpid() << 32);
+
+    /* A write to a client that went away must be an error, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    struct redis_target target;
+    if (rconn_target(c->cfg, &target) < 0) {
+        log_error("redis.url cannot be used: %s", c->cfg->redis_url);
+        status = 2;
+        goto out;
+    }
+    if ((c->base = event_base_new()) == NULL) {
+        log_error("cannot create the event loop");
+        goto out;
+    }
+    if (open_magic(c) < 0) {
+        log_error("cannot load the libmagic database");
+        status = 2;
+        goto out;
+    }
+    if (!http_errors_attach(c))
+        log_warn("libevent's own error pages (413, 400) stay HTML: evhttp_send_error is not "
+                 "overridable in this build");
+    if (setup_events(c) < 0) {
+        log_error("cannot set up signals and timers");
+        goto out;
+    }
+    if (setup_http(c, args->listen_fd) < 0) {
+        log_error("cannot serve HTTP on the listen socket: %s", strerror(errno));
+        goto out;
+    }
+    if ((c->redis = rasync_new(c->base, c->cfg, &target)) == NULL) {
+        log_error("cannot create the redis client");
+        goto out;
+    }
+    log_debug("serving (max body %lld bytes)", (long long)c->cfg->http_max_body);
+    if (event_base_dispatch(c->base) < 0) {
+        log_error("event loop failed");
+        goto out;
+    }
+    status = 0;
+out:
+    http_errors_attach(NULL);
+    teardown(c);
+    return status;
 }

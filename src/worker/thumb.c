@@ -1,1 +1,302 @@
-/* placeholder, replaced by the worker implementation */
+/* thumb.c — the libvips part of the pipeline: header checks, vips_thumbnail_buffer,
+ * fit, colour, encode. Every intermediate image hangs off one local context that
+ * is unref'd at the end, so no path leaks. */
+#include "thumb.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <vips/vips.h>
+
+static void on_vips_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+                        gpointer data) {
+    (void)data;
+    if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+        log_error("%s: %s", domain ? domain : "glib", msg);
+    else /* decoder complaints about one input are not the operator's business */
+        log_debug("%s: %s", domain ? domain : "glib", msg);
+}
+
+int thumb_init(void) {
+    if (VIPS_INIT("thumbnailed") != 0) {
+        log_error("thumb: libvips does not initialise: %s", vips_error_buffer());
+        vips_error_clear();
+        return -1;
+    }
+    vips_concurrency_set(1);
+    vips_cache_set_max(0);
+    vips_block_untrusted_set(TRUE);
+    g_log_set_handler("VIPS", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
+                      on_vips_log, NULL);
+    return 0;
+}
+
+void thumb_shutdown(void) {
+    vips_shutdown();
+}
+
+void thumb_result_free(struct thumb_result *r) {
+    g_free(r->data);
+    r->data = NULL;
+    r->len = 0;
+}
+
+/* Sets err from the libvips error buffer (one line, trimmed) and clears it. */
+static int vips_failure(struct failure *err, const char *code, const char *what) {
+    char detail[384];
+    snprintf(detail, sizeof(detail), "%s", vips_error_buffer());
+    vips_error_clear();
+    for (char *p = detail; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    size_t n = strlen(detail);
+    while (n > 0 && isspace((unsigned char)detail[n - 1]))
+        detail[--n] = '\0';
+    if (n == 0)
+        return failure_set(err, code, "%s", what);
+    return failure_set(err, code, "%s: %s", what, detail);
+}
+
+/* The canonical MIME type of the loader libvips picked for im, or NULL. */
+static const char *loader_mime(VipsImage *im) {
+    static const struct {
+        const char *loader;
+        const char *mime;
+    } loaders[] = {
+        {"jpegload", "image/jpeg"},     {"pngload", "image/png"},   {"webpload", "image/webp"},
+        {"gifload", "image/gif"},       {"tiffload", "image/tiff"}, {"svgload", "image/svg+xml"},
+        {"pdfload", "application/pdf"},
+    };
+    const char *loader;
+    if (vips_image_get_typeof(im, VIPS_META_LOADER) == 0 ||
+        vips_image_get_string(im, VIPS_META_LOADER, &loader) != 0)
+        return NULL;
+    if (strncmp(loader, "heifload", 8) == 0) {
+        const char *comp;
+        if (vips_image_get_typeof(im, "heif-compression") &&
+            vips_image_get_string(im, "heif-compression", &comp) == 0 && strcmp(comp, "av1") == 0)
+            return "image/avif";
+        return "image/heif";
+    }
+    for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
+        if (strncmp(loader, loaders[i].loader, strlen(loaders[i].loader)) == 0)
+            return loaders[i].mime;
+    return NULL;
+}
+
+/* Whether the detected and the decoded type agree. HEIF and AVIF share one
+ * container: libmagic goes by the brand, libvips by the codec inside. */
+static bool same_type(const char *detected, const char *decoded) {
+    if (decoded == NULL)
+        return false;
+    if (strcmp(detected, decoded) == 0)
+        return true;
+    bool heif_a = !strcmp(detected, "image/heif") || !strcmp(detected, "image/avif");
+    bool heif_b = !strcmp(decoded, "image/heif") || !strcmp(decoded, "image/avif");
+    return heif_a && heif_b;
+}
+
+/* The format FMT_ORIGINAL stands for, given the source's type. */
+static enum job_format original_format(const char *src_mime) {
+    static const struct {
+        const char *mime;
+        enum job_format fmt;
+    } writable[] = {
+        {"image/jpeg", FMT_JPEG}, {"image/png", FMT_PNG},   {"image/webp", FMT_WEBP},
+        {"image/gif", FMT_GIF},   {"image/avif", FMT_AVIF},
+    };
+    for (size_t i = 0; src_mime && i < sizeof(writable) / sizeof(writable[0]); i++)
+        if (strcmp(src_mime, writable[i].mime) == 0)
+            return writable[i].fmt;
+    return FMT_JPEG;
+}
+
+static const char *format_mime(enum job_format f) {
+    switch (f) {
+    case FMT_PNG:
+        return "image/png";
+    case FMT_WEBP:
+        return "image/webp";
+    case FMT_AVIF:
+        return "image/avif";
+    case FMT_GIF:
+        return "image/gif";
+    case FMT_JPEG:
+    case FMT_ORIGINAL:
+        break;
+    }
+    return "image/jpeg";
+}
+
+/* Reads only the header: type, size, pages; refuses what is over the limits. */
+static int check_header(const struct thumb_opts *o, const void *src, size_t len,
+                        struct thumb_result *out, struct failure *err) {
+    VipsImage *hdr =
+        vips_image_new_from_buffer(src, len, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+    if (hdr == NULL)
+        return vips_failure(err, "decode_failed", "cannot read the image header");
+    out->src_mime = loader_mime(hdr);
+    int w = vips_image_get_width(hdr);
+    int h = vips_image_get_height(hdr);
+    int pages = 1; /* the raw tag: vips_image_get_n_pages() hides absurd counts */
+    if (vips_image_get_typeof(hdr, VIPS_META_N_PAGES) &&
+        vips_image_get_int(hdr, VIPS_META_N_PAGES, &pages) == 0 && pages < 1)
+        pages = 1;
+    bool swap = vips_image_get_orientation_swap(hdr);
+    g_object_unref(hdr);
+    out->src_width = swap ? h : w;
+    out->src_height = swap ? w : h;
+    out->src_pages = pages;
+
+    if (o->expect_mime && !same_type(o->expect_mime, out->src_mime))
+        return failure_set(err, "unsupported_type",
+                           "the source was detected as %s but decodes as %s", o->expect_mime,
+                           out->src_mime ? out->src_mime : "an unknown format");
+    if (pages > o->max_frames)
+        return failure_set(err, "too_many_frames",
+                           "the source has %d frames, more than the limit of %lld", pages,
+                           (long long)o->max_frames);
+    /* Each factor is below 2^31, so the product fits in 94 bits: use double. */
+    double pixels = (double)w * (double)h * (double)pages;
+    if (pixels > (double)o->max_pixels) {
+        char frames[48] = "";
+        if (pages > 1)
+            snprintf(frames, sizeof(frames), " x %d frames", pages);
+        return failure_set(err, "too_many_pixels",
+                           "the source is %dx%d%s (%.0f pixels), more than the limit of %lld", w, h,
+                           frames, pixels, (long long)o->max_pixels);
+    }
+    return 0;
+}
+
+static VipsInteresting interesting(enum job_crop c) {
+    switch (c) {
+    case CROP_ATTENTION:
+        return VIPS_INTERESTING_ATTENTION;
+    case CROP_ENTROPY:
+        return VIPS_INTERESTING_ENTROPY;
+    case CROP_CENTRE:
+        break;
+    }
+    return VIPS_INTERESTING_CENTRE;
+}
+
+/* A background of n bands, all value. */
+static VipsArrayDouble *background(int bands, double value) {
+    double v[4] = {value, value, value, value};
+    return vips_array_double_new(v, bands > 4 ? 4 : bands);
+}
+
+/* Decodes, fits and converts: the final pixels, in memory, in *out (a new ref). */
+static int render(const struct thumb_opts *o, const void *src, size_t len, enum job_format fmt,
+                  VipsImage **out, struct failure *err) {
+    VipsImage *ctx = vips_image_new();
+    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 6);
+    int rc = -1;
+
+    VipsSize size = o->fit == FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
+    VipsInteresting crop = o->fit == FIT_COVER ? interesting(o->crop) : VIPS_INTERESTING_NONE;
+    if (vips_thumbnail_buffer((void *)src, len, &t[0], o->width, "height", o->height, "size", size,
+                              "crop", crop, "export_profile", "srgb", "option_string",
+                              "fail_on=truncated", NULL)) {
+        vips_failure(err, "decode_failed", "cannot decode the source");
+        goto out;
+    }
+    VipsImage *cur = t[0];
+    if (vips_image_get_interpretation(cur) != VIPS_INTERPRETATION_sRGB) {
+        if (vips_colourspace(cur, &t[1], VIPS_INTERPRETATION_sRGB, NULL)) {
+            vips_failure(err, "decode_failed", "cannot convert the source to sRGB");
+            goto out;
+        }
+        cur = t[1];
+    }
+    if (vips_image_get_format(cur) != VIPS_FORMAT_UCHAR) {
+        if (vips_cast(cur, &t[2], VIPS_FORMAT_UCHAR, NULL)) {
+            vips_failure(err, "decode_failed", "cannot convert the source to 8 bits");
+            goto out;
+        }
+        cur = t[2];
+    }
+    if (fmt == FMT_JPEG && vips_image_hasalpha(cur)) {
+        VipsArrayDouble *white = background(cur->Bands - 1, 255.0);
+        int r = vips_flatten(cur, &t[3], "background", white, NULL);
+        vips_area_unref(VIPS_AREA(white));
+        if (r) {
+            vips_failure(err, "decode_failed", "cannot flatten the alpha channel");
+            goto out;
+        }
+        cur = t[3];
+    }
+    if (o->fit == FIT_CONTAIN) {
+        VipsArrayDouble *bg =
+            vips_image_hasalpha(cur) ? background(cur->Bands, 0.0) : background(cur->Bands, 255.0);
+        int r = vips_gravity(cur, &t[4], VIPS_COMPASS_DIRECTION_CENTRE, o->width, o->height,
+                             "extend", VIPS_EXTEND_BACKGROUND, "background", bg, NULL);
+        vips_area_unref(VIPS_AREA(bg));
+        if (r) {
+            vips_failure(err, "decode_failed", "cannot pad the thumbnail");
+            goto out;
+        }
+        cur = t[4];
+    }
+    /* Run the whole pipeline now, so a decode error (a truncated file) is told
+     * apart from an encoder failure. */
+    if ((*out = vips_image_copy_memory(cur)) == NULL) {
+        vips_failure(err, "decode_failed", "cannot decode the source");
+        goto out;
+    }
+    rc = 0;
+out:
+    g_object_unref(ctx);
+    return rc;
+}
+
+static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, size_t *len) {
+    switch (fmt) {
+    case FMT_PNG:
+        return vips_pngsave_buffer(im, buf, len, "strip", TRUE, NULL);
+    case FMT_WEBP:
+        return vips_webpsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, NULL);
+    case FMT_AVIF:
+        return vips_heifsave_buffer(im, buf, len, "Q", quality, "compression",
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "strip", TRUE,
+                                    NULL);
+    case FMT_GIF:
+        return vips_gifsave_buffer(im, buf, len, "strip", TRUE, NULL);
+    case FMT_JPEG:
+    case FMT_ORIGINAL:
+        break;
+    }
+    return vips_jpegsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, "optimize_coding", TRUE,
+                                NULL);
+}
+
+int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct thumb_result *out,
+               struct failure *err) {
+    memset(out, 0, sizeof(*out));
+    out->src_bytes = len;
+    if (len == 0)
+        return failure_set(err, "decode_failed", "the source is empty");
+    if (check_header(o, src, len, out, err) < 0)
+        return -1;
+    enum job_format fmt = o->format == FMT_ORIGINAL ? original_format(out->src_mime) : o->format;
+
+    VipsImage *im = NULL;
+    if (render(o, src, len, fmt, &im, err) < 0)
+        return -1;
+    void *buf = NULL;
+    size_t n = 0;
+    if (encode(im, fmt, o->quality, &buf, &n)) {
+        vips_failure(err, "encode_failed", "cannot encode the thumbnail");
+        g_object_unref(im);
+        return -1;
+    }
+    out->data = buf;
+    out->len = n;
+    out->mime = format_mime(fmt);
+    out->width = vips_image_get_width(im);
+    out->height = vips_image_get_height(im);
+    g_object_unref(im);
+    return 0;
+}

@@ -1,6 +1,262 @@
-/* placeholder, replaced by the worker implementation */
+/* worker.c — a worker child: its signals and libraries, the job loop, the
+ * scoreboard slot, and turning a pipeline outcome into the job's stored state. */
 #include "worker.h"
+#include "failure.h"
+#include "fetch.h"
+#include "imgtype.h"
+#include "jobqueue.h"
+#include "log.h"
+#include "pipeline.h"
+#include "thumb.h"
+
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reopen_requested;
+
+/* The worker process's context. */
+struct worker {
+    const struct config *cfg;
+    struct shm_slot *slot; /* NULL when run without a scoreboard */
+    struct jobqueue q;
+    struct pipeline pl;
+    char wid[192];
+};
+
+static void on_stop(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_reopen(int sig) {
+    (void)sig;
+    reopen_requested = 1;
+}
+
+/* No SA_RESTART: a blocking call returns early so the loop sees the flag. */
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_reopen;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* a dropped Redis socket must not kill us */
+    sigaction(SIGPIPE, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void slot_heartbeat(struct shm_slot *s) {
+    if (s)
+        atomic_store(&s->heartbeat_ms, shm_now_ms());
+}
+
+static void slot_busy(struct shm_slot *s, const char *id) {
+    if (s == NULL)
+        return;
+    snprintf(s->job_id, sizeof(s->job_id), "%.*s", (int)sizeof(s->job_id) - 1, id);
+    atomic_store(&s->job_started_ms, shm_now_ms());
+    atomic_store(&s->state, SLOT_BUSY);
+}
+
+static void slot_idle(struct shm_slot *s, bool finished) {
+    if (s == NULL)
+        return;
+    atomic_store(&s->state, SLOT_IDLE);
+    atomic_store(&s->job_started_ms, 0);
+    s->job_id[0] = '\0';
+    if (finished)
+        atomic_fetch_add(&s->jobs_done, 1);
+}
+
+/* The first 32 hex digits of the SHA-256 of the bytes. */
+static void etag_of(const void *data, size_t len, char out[33]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    out[0] = '\0';
+    if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n < 16)
+        return;
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Name/value pairs for the job hash, with room for their numbers. */
+struct fields {
+    const char *kv[18];
+    size_t n; /* pairs */
+    char num[9][24];
+    int nnum;
+};
+
+static void add(struct fields *f, const char *name, const char *value) {
+    f->kv[2 * f->n] = name;
+    f->kv[2 * f->n + 1] = value;
+    f->n++;
+}
+
+static void add_int(struct fields *f, const char *name, long long v) {
+    char *buf = f->num[f->nnum++];
+    snprintf(buf, sizeof(f->num[0]), "%lld", v);
+    add(f, name, buf);
+}
+
+static void add_source(struct fields *f, const struct pipeline_outcome *out) {
+    if (out->src_mime[0] == '\0')
+        return;
+    add(f, "src_mime", out->src_mime);
+    add_int(f, "src_bytes", (long long)out->src_bytes);
+    if (out->src_width > 0) {
+        add_int(f, "src_width", out->src_width);
+        add_int(f, "src_height", out->src_height);
+    }
+}
+
+/* Writes the outcome (QS_COMPLETE or QS_FAIL), reconnecting until it is stored.
+ * When asked to stop during an outage it gives up: the job stays in the proc
+ * list and the master reaps it. Returns 1 stored, 0 stale, -1 given up. */
+static int store(struct worker *w, const char *id, const char *token,
+                 const struct pipeline_outcome *out) {
+    struct fields f = {.n = 0};
+    char etag[33];
+    add_source(&f, out);
+    if (out->ok) {
+        etag_of(out->thumb.data, out->thumb.len, etag);
+        add(&f, "res_mime", out->thumb.mime);
+        add_int(&f, "res_bytes", (long long)out->thumb.len);
+        add_int(&f, "res_width", out->thumb.width);
+        add_int(&f, "res_height", out->thumb.height);
+        add(&f, "res_etag", etag);
+    }
+    for (;;) {
+        int rc =
+            out->ok
+                ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len, f.kv, f.n)
+                : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message, f.kv, f.n);
+        if (rc >= 0)
+            return rc;
+        if (jobqueue_connect(&w->q, &stop_requested) < 0)
+            return -1;
+    }
+}
+
+static void log_outcome(const char *id, const struct pipeline_outcome *out, int stored,
+                        long long ms) {
+    if (stored < 0) {
+        log_warn("job %s: outcome not stored (stopping while Redis is unreachable)", id);
+    } else if (stored == 0) {
+        log_info("job %s: outcome dropped, the job was taken over (fencing token changed)", id);
+    } else if (out->ok) {
+        log_info("job %s done in %lld ms: %s %dx%d %zu B -> %s %dx%d %zu B", id, ms, out->src_mime,
+                 out->src_width, out->src_height, out->src_bytes, out->thumb.mime, out->thumb.width,
+                 out->thumb.height, out->thumb.len);
+    } else {
+        log_info("job %s failed in %lld ms: %s (%s): %s", id, ms, out->fail.code,
+                 failure_is_transient(out->fail.code) ? "transient" : "permanent",
+                 out->fail.message);
+    }
+}
+
+/* Runs one job taken from the queue. A Redis error before the outcome exists
+ * leaves the job in the proc list, where the next take finds it again. */
+static void run_job(struct worker *w, const char *id) {
+    char token[JOBQUEUE_TOKEN_LEN + 1];
+    struct job_record rec;
+    if (jobqueue_start(&w->q, id, token, &rec) <= 0)
+        return;
+    slot_busy(w->slot, id);
+    int64_t t0 = shm_now_ms();
+
+    struct job_params p;
+    struct pipeline_outcome out;
+    memset(&p, 0, sizeof(p));
+    memset(&out, 0, sizeof(out));
+    const char *src = job_record_get(&rec, "src");
+    redisReply *upload = NULL;
+    bool interrupted = false;
+    if (src == NULL || job_params_from_record(&p, &rec) < 0) {
+        failure_set(&out.fail, "invalid_job", "the job's stored parameters cannot be read");
+    } else if (strcmp(src, "url") == 0) {
+        pipeline_run(&w->pl, &p, NULL, 0, &out);
+    } else if (strcmp(src, "upload") == 0) {
+        int r = jobqueue_source(&w->q, id, &upload);
+        if (r < 0)
+            interrupted = true;
+        else if (r == 0)
+            failure_set(&out.fail, "source_missing",
+                        "the uploaded source is gone (expired or deleted)");
+        else
+            pipeline_run(&w->pl, &p, upload->str, upload->len, &out);
+        freeReplyObject(upload);
+    } else {
+        failure_set(&out.fail, "invalid_job", "the job's source kind '%.32s' is unknown", src);
+    }
+
+    if (!interrupted) {
+        int stored = store(w, id, token, &out);
+        log_outcome(id, &out, stored, (long long)(shm_now_ms() - t0));
+    }
+    slot_idle(w->slot, !interrupted);
+    pipeline_outcome_free(&out);
+    job_params_free(&p);
+    job_record_free(&rec);
+}
+
+static void worker_cleanup(struct worker *w) {
+    imgtype_close(w->pl.types);
+    fetch_free(w->pl.fetch);
+    thumb_shutdown();
+}
+
 int worker_main(const struct worker_args *args) {
-    (void)args;
-    return 2;
+    struct worker w;
+    memset(&w, 0, sizeof(w));
+    w.cfg = args->cfg;
+    w.slot = shm_slot(args->shm, args->slot);
+    w.pl.cfg = args->cfg;
+    snprintf(w.wid, sizeof(w.wid), "%s:%d", args->node_id, (int)getpid());
+    log_set_procname("worker");
+    install_signals();
+
+    if (thumb_init() < 0)
+        return 2;
+    w.pl.fetch = fetch_new();
+    w.pl.types = imgtype_open();
+    if (w.pl.fetch == NULL || w.pl.types == NULL ||
+        jobqueue_init(&w.q, w.cfg, args->node_id, w.wid) < 0) {
+        if (w.pl.fetch == NULL)
+            log_error("worker: libcurl does not initialise");
+        worker_cleanup(&w);
+        return 2;
+    }
+    slot_idle(w.slot, false);
+    log_info("worker %s started", w.wid);
+
+    while (!stop_requested) {
+        if (reopen_requested) {
+            reopen_requested = 0;
+            log_reopen();
+        }
+        slot_heartbeat(w.slot);
+        if (jobqueue_connect(&w.q, &stop_requested) < 0)
+            break;
+        char id[JOBQUEUE_ID_MAX];
+        if (jobqueue_take(&w.q, id) == 1)
+            run_job(&w, id); /* taken is ours: run it even when a stop came meanwhile */
+    }
+
+    jobqueue_unregister(&w.q);
+    jobqueue_close(&w.q);
+    worker_cleanup(&w);
+    log_info("worker %s stopped", w.wid);
+    return 0;
 }

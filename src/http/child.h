@@ -1,0 +1,48 @@
+/* child.h — the context of one http child process (the only state it has),
+ * passed explicitly to every part of src/http. */
+#ifndef TH_HTTP_CHILD_H
+#define TH_HTTP_CHILD_H
+
+#include "config.h"
+#include "job.h"
+#include "queue.h"
+#include "segment.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <magic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct exchange;
+struct linger_conn;
+struct rasync;
+
+struct http_child {
+    const struct config *cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound; /* NULL once we stopped accepting */
+    struct rasync *redis;
+    magic_t magic;
+    struct param_limits limits;
+    struct shm_slot *slot; /* our scoreboard line, or NULL */
+
+    /* Keys that do not depend on the job, made once. */
+    char key_ready[QUEUE_KEY_MAX];
+    char key_delayed[QUEUE_KEY_MAX];
+    char max_queue[24];
+
+    struct exchange *free_exchanges; /* released exchanges, reused */
+    unsigned active;                 /* exchanges handed out and not yet released */
+    struct linger_conn *lingers;     /* connections being drained after an error */
+    uint64_t rid_state;              /* X-Request-Id generator */
+    bool stopping;
+
+    struct event *sig_term, *sig_quit, *sig_int, *sig_usr1;
+    struct event *heartbeat;
+    struct event *stop_poll;
+    struct event *stop_deadline;
+};
+
+#endif

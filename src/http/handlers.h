@@ -1,0 +1,35 @@
+/* handlers.h — one function per route of API.md, called by the dispatcher in
+ * routes.c with an exchange whose route and method are already checked. Each
+ * answers through respond.h, now or from a Redis callback, and ends with
+ * exchange_settle. */
+#ifndef TH_HTTP_HANDLERS_H
+#define TH_HTTP_HANDLERS_H
+
+#include "exchange.h"
+
+#include <hiredis/hiredis.h>
+
+/* The gencb of the child's evhttp: route, method, then the handler. */
+void routes_dispatch(struct evhttp_request *req, void *arg);
+
+/* POST /v1/thumbnails (submit.c). */
+void submit_handle(struct exchange *h);
+
+/* GET|HEAD /v1/thumbnails/<id> (job_get.c). */
+void job_get_handle(struct exchange *h);
+
+/* DELETE /v1/thumbnails/<id> (job_delete.c). */
+void job_delete_handle(struct exchange *h);
+
+/* GET|HEAD /v1/thumbnails/<id>/image (image.c). */
+void image_handle(struct exchange *h);
+
+/* Fills rec from an HGETALL reply (name, value, ...). Returns 0 or -1 (reply.c). */
+int reply_to_record(struct job_record *rec, const redisReply *reply);
+
+/* Answers a Redis failure: no reply (connection lost) or a transient error ->
+ * 503 unavailable with Retry-After; any other error -> 500 internal (logged).
+ * what names the operation for the log (reply.c). */
+void reply_failed(struct exchange *h, const redisReply *reply, const char *what);
+
+#endif

@@ -1,0 +1,198 @@
+/* image.c — GET|HEAD /v1/thumbnails/<id>/image: the thumbnail bytes with their
+ * type, strong ETag and remaining lifetime; 304, 409 not_ready, 404. One round
+ * trip on the hot path: HMGET of the three job fields it needs, PTTL and GET
+ * (STRLEN for HEAD) of the result, pipelined; the answer goes out as soon as
+ * one reply decides it. Only a job that is not done costs a second round trip
+ * (HGETALL, for the job document of the 409). */
+#include "handlers.h"
+#include "request.h"
+#include "respond.h"
+
+#include "id.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RETRY_AFTER_UNAVAILABLE 1
+
+enum step { STEP_JOB, STEP_TTL, STEP_BYTES, STEP_DOC };
+
+/* Element i of the HMGET reply when it is a string, else NULL. */
+static const redisReply *hmget_field(const redisReply *r, size_t i) {
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i] : NULL;
+}
+
+static void copy_field(char *out, size_t n, const redisReply *v) {
+    snprintf(out, n, "%s", v ? v->str : "");
+}
+
+static void not_found(struct exchange *h) {
+    respond_error(h, "not_found", NULL, 0, "no image for this id (unknown or expired job)");
+}
+
+/* HMGET state res_mime res_etag: 404, ask for the 409's document, or remember
+ * what the image needs. */
+static void on_job(struct exchange *h, const redisReply *reply) {
+    const redisReply *state = hmget_field(reply, 0);
+    if (state == NULL) {
+        not_found(h); /* no hash: every field is nil */
+        return;
+    }
+    if (strcmp(state->str, "done") != 0) {
+        const char *argv[] = {"HGETALL", h->key_job};
+        h->want_doc = true;
+        if (rasync_command(h->child->redis, &h->op, 2, argv, NULL) < 0)
+            reply_failed(h, NULL, "image job");
+        else
+            exchange_redis_sent(h);
+        return;
+    }
+    copy_field(h->res_mime, sizeof(h->res_mime), hmget_field(reply, 1));
+    copy_field(h->res_etag, sizeof(h->res_etag), hmget_field(reply, 2));
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match");
+    h->not_modified = h->res_etag[0] && inm && request_etag_matches(inm, h->res_etag);
+}
+
+/* The whole job hash of a job that is not done: 409 with its document. */
+static void on_doc(struct exchange *h, const redisReply *reply) {
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        reply_failed(h, reply, "image job");
+        return;
+    }
+    if (reply->elements == 0) {
+        not_found(h); /* expired in between */
+        return;
+    }
+    if (reply_to_record(&h->rec, reply) == 0)
+        h->doc = job_document(h->match.id, &h->rec);
+    const char *state = job_record_get(&h->rec, "state");
+    bool final = job_state_is_terminal(state);
+    respond_error_with_job(h, "not_ready", h->doc, "the job is %s: %s", state ? state : "queued",
+                           final ? "it has no image" : "its image is not ready yet");
+}
+
+static void add_cache_headers(struct exchange *h) {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
+    char buf[sizeof(h->res_etag) + 48];
+    if (h->res_etag[0]) {
+        snprintf(buf, sizeof(buf), "\"%s\"", h->res_etag);
+        evhttp_add_header(out, "ETag", buf);
+    }
+    long long ttl = h->res_ttl_ms >= 0 ? h->res_ttl_ms : h->child->cfg->redis_result_ttl;
+    snprintf(buf, sizeof(buf), "private, max-age=%lld", ttl / 1000);
+    evhttp_add_header(out, "Cache-Control", buf);
+}
+
+/* PTTL of the result: -2 gone, -1 no expiry, else milliseconds left. */
+static void on_ttl(struct exchange *h, const redisReply *reply) {
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        reply_failed(h, reply, "image ttl");
+        return;
+    }
+    if (reply->integer == -2) {
+        not_found(h);
+        return;
+    }
+    h->res_ttl_ms = reply->integer; /* -1: no expiry, add_cache_headers uses result_ttl */
+    if (h->not_modified) {
+        add_cache_headers(h);
+        exchange_send(h, 304);
+    }
+}
+
+static void on_bytes(struct exchange *h, const redisReply *reply) {
+    struct evhttp_request *req = h->req;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    if (h->method == EVHTTP_REQ_HEAD) {
+        if (reply->type != REDIS_REPLY_INTEGER || reply->integer <= 0) {
+            if (reply->type == REDIS_REPLY_INTEGER)
+                not_found(h);
+            else
+                reply_failed(h, reply, "image length");
+            return;
+        }
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", reply->integer);
+        evhttp_add_header(out, "Content-Length", num);
+    } else {
+        if (reply->type == REDIS_REPLY_NIL) {
+            not_found(h);
+            return;
+        }
+        if (reply->type != REDIS_REPLY_STRING) {
+            reply_failed(h, reply, "image read");
+            return;
+        }
+        evbuffer_add(evhttp_request_get_output_buffer(req), reply->str, reply->len);
+    }
+    evhttp_add_header(out, "Content-Type",
+                      h->res_mime[0] ? h->res_mime : "application/octet-stream");
+    add_cache_headers(h);
+    exchange_send(h, 200);
+}
+
+static void on_reply(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    enum step step = (enum step)h->step++;
+    if (!exchange_redis_received(h))
+        goto out;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        reply_failed(h, reply, "image");
+        goto out;
+    }
+    if (h->want_doc && step != STEP_DOC)
+        goto out; /* the 409 waits for the HGETALL sent after the first reply */
+    switch (step) {
+    case STEP_JOB:
+        if (reply->type != REDIS_REPLY_ARRAY)
+            reply_failed(h, reply, "image job");
+        else
+            on_job(h, reply);
+        break;
+    case STEP_TTL:
+        on_ttl(h, reply);
+        break;
+    case STEP_BYTES:
+        on_bytes(h, reply);
+        break;
+    case STEP_DOC:
+        on_doc(h, reply);
+        break;
+    }
+out:
+    exchange_settle(h);
+}
+
+void image_handle(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (!id_is_valid(h->match.id)) {
+        not_found(h);
+        goto out;
+    }
+    if (!rasync_connected(c->redis)) {
+        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                      "the job store is unavailable; try again shortly");
+        goto out;
+    }
+    const char *prefix = c->cfg->redis_key_prefix;
+    queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
+    queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
+    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
+    const char *job[] = {"HMGET", h->key_job, "state", "res_mime", "res_etag"};
+    const char *ttl[] = {"PTTL", h->key_res};
+    const char *bytes[] = {h->method == EVHTTP_REQ_HEAD ? "STRLEN" : "GET", h->key_res};
+    const char **cmds[] = {job, ttl, bytes};
+    const int argc[] = {5, 2, 2};
+    for (int i = 0; i < 3; i++) {
+        if (rasync_command(c->redis, &h->op, argc[i], cmds[i], NULL) < 0) {
+            /* Replies already asked for will still come (or NULL on disconnect). */
+            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                          "the job store is unavailable; try again shortly");
+            break;
+        }
+        exchange_redis_sent(h);
+    }
+out:
+    exchange_settle(h);
+}

@@ -1,0 +1,61 @@
+/* job_delete.c — DELETE /v1/thumbnails/<id>: cancel a queued or running job,
+ * or delete a finished one and its result (one script, QS_DELETE). */
+#include "handlers.h"
+#include "respond.h"
+
+#include "id.h"
+
+#include <stdio.h>
+
+#define RETRY_AFTER_UNAVAILABLE 1
+
+static void on_deleted(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    if (!exchange_redis_received(h))
+        goto out;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        reply_failed(h, reply, "job delete");
+        goto out;
+    }
+    if (reply->integer == 0) {
+        respond_error(h, "not_found", NULL, 0, "no job with this id (unknown or expired)");
+        goto out;
+    }
+    exchange_send(h, 204);
+out:
+    exchange_settle(h);
+}
+
+void job_delete_handle(struct exchange *h) {
+    struct http_child *c = h->child;
+    const char *prefix = c->cfg->redis_key_prefix;
+    if (!id_is_valid(h->match.id)) {
+        respond_error(h, "not_found", NULL, 0, "no job with this id (unknown or expired)");
+        goto out;
+    }
+    queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
+    queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
+    queue_key(h->key_src, sizeof(h->key_src), prefix, "src", h->match.id);
+    snprintf(h->ttl, sizeof(h->ttl), "%lld", (long long)c->cfg->redis_failure_ttl);
+    h->argv[0] = h->key_job;
+    h->argv[1] = h->key_res;
+    h->argv[2] = h->key_src;
+    h->argv[3] = c->key_ready;
+    h->argv[4] = h->match.id;
+    h->argv[5] = h->ttl;
+    h->op = (struct rasync_op){.cb = on_deleted,
+                               .arg = h,
+                               .script = QS_DELETE,
+                               .nkeys = 4,
+                               .nargs = 2,
+                               .argv = h->argv,
+                               .lens = NULL};
+    if (rasync_script(c->redis, &h->op) < 0) {
+        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                      "the job store is unavailable; try again shortly");
+        goto out;
+    }
+    exchange_redis_sent(h);
+out:
+    exchange_settle(h);
+}

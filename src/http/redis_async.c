@@ -1,0 +1,326 @@
+/* redis_async.c — hiredis async on the child's libevent loop: connect, AUTH and
+ * SELECT, reconnect with capped backoff, EVALSHA with an EVAL retry, watchdog. */
+#include "redis_async.h"
+
+#include "log.h"
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_MIN_MS       50
+#define BACKOFF_MAX_MS       1000
+#define REPLY_TIMEOUT_MIN_MS 2000
+
+struct rasync {
+    struct event_base *base;
+    struct redis_target target;
+    long connect_timeout_ms;
+    long reply_timeout_ms;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    bool ready;            /* connected and past AUTH/SELECT */
+    bool freeing;
+    bool down_logged; /* the current outage was logged */
+    int handshake_pending;
+    bool handshake_failed;
+    long backoff_ms;
+    long long down_since_ms;
+    int outstanding; /* commands sent whose reply has not come */
+    struct event *reconnect_timer;
+    struct event *connect_timer;
+    struct event *watchdog;
+};
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval tv_ms(long ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* Logs the first failure of an outage at warning level, the rest at debug. */
+static void note_down(struct rasync *r, const char *what, const char *why) {
+    if (!r->down_logged) {
+        log_warn("redis unavailable: %s: %s; requests answer 503 until it is back", what, why);
+        r->down_logged = true;
+        r->down_since_ms = mono_ms();
+    } else {
+        log_debug("redis still unavailable: %s: %s", what, why);
+    }
+}
+
+static void schedule_reconnect(struct rasync *r) {
+    if (r->freeing || evtimer_pending(r->reconnect_timer, NULL))
+        return;
+    struct timeval tv = tv_ms(r->backoff_ms);
+    evtimer_add(r->reconnect_timer, &tv);
+    r->backoff_ms *= 2;
+    if (r->backoff_ms > BACKOFF_MAX_MS)
+        r->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void set_ready(struct rasync *r) {
+    r->ready = true;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    evtimer_del(r->connect_timer);
+    if (r->down_logged) {
+        log_info("redis connection restored after %lld ms", mono_ms() - r->down_since_ms);
+        r->down_logged = false;
+    }
+}
+
+/* Drops the current connection: pending callbacks get NULL, then reconnect. */
+static void drop(struct rasync *r) {
+    redisAsyncContext *ac = r->ac;
+    r->ready = false;
+    if (ac == NULL)
+        return;
+    redisAsyncFree(ac); /* onDisconnect (when it was connected) clears r->ac */
+    r->ac = NULL;
+    schedule_reconnect(r);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    struct rasync *r = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this returns; the handshake
+         * callbacks get NULL. Otherwise the PING reply makes us ready. */
+        note_down(r, "connect", ac->errstr);
+        r->ac = NULL;
+        r->ready = false;
+        evtimer_del(r->connect_timer);
+        schedule_reconnect(r);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    struct rasync *r = ac->data;
+    r->ac = NULL;
+    r->ready = false;
+    if (r->freeing)
+        return;
+    note_down(r, "connection lost", status == REDIS_OK ? "closed" : ac->errstr);
+    schedule_reconnect(r);
+}
+
+static void on_handshake(redisAsyncContext *ac, void *reply, void *arg) {
+    struct rasync *r = arg;
+    redisReply *rep = reply;
+    r->handshake_pending--;
+    if (rep == NULL)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        if (!r->handshake_failed)
+            note_down(r, "handshake (AUTH/SELECT/PING)", rep->str);
+        r->handshake_failed = true;
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (r->handshake_pending == 0 && !r->handshake_failed && (ac->c.flags & REDIS_CONNECTED))
+        set_ready(r);
+}
+
+static void send_handshake(int argc, const char **argv, void *arg) {
+    struct rasync *r = arg;
+    if (redisAsyncCommandArgv(r->ac, on_handshake, r, argc, argv, NULL) == REDIS_OK)
+        r->handshake_pending++;
+}
+
+static void start_connect(struct rasync *r) {
+    const struct redis_target *t = &r->target;
+    redisAsyncContext *ac =
+        t->unix_path[0] ? redisAsyncConnectUnix(t->unix_path) : redisAsyncConnect(t->host, t->port);
+    if (ac == NULL) {
+        note_down(r, "connect", "out of memory");
+        schedule_reconnect(r);
+        return;
+    }
+    if (ac->err) {
+        note_down(r, "connect", ac->errstr);
+        redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    ac->data = r;
+    if (redisLibeventAttach(ac, r->base) != REDIS_OK) {
+        note_down(r, "connect", "cannot attach to the event loop");
+        redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    r->ac = ac;
+    r->handshake_pending = 0;
+    r->handshake_failed = false;
+    rconn_handshake_args(&r->target, send_handshake, r);
+    /* Ready only once Redis answers: a socket that connects to a server that
+     * is loading or stuck is not a working connection. */
+    const char *ping[] = {"PING"};
+    send_handshake(1, ping, r);
+    struct timeval tv = tv_ms(r->connect_timeout_ms);
+    evtimer_add(r->connect_timer, &tv);
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    start_connect(arg);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct rasync *r = arg;
+    if (r->ready || r->ac == NULL)
+        return;
+    note_down(r, "connect", "timed out");
+    drop(r);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct rasync *r = arg;
+    if (r->outstanding <= 0 || r->ac == NULL)
+        return;
+    char why[64];
+    snprintf(why, sizeof(why), "no reply for %ld ms", r->reply_timeout_ms);
+    note_down(r, "connection stalled", why);
+    drop(r);
+}
+
+/* Re-arms the watchdog after progress, or stops it when nothing is pending. */
+static void watchdog_progress(struct rasync *r) {
+    if (r->outstanding > 0) {
+        struct timeval tv = tv_ms(r->reply_timeout_ms);
+        evtimer_add(r->watchdog, &tv);
+    } else {
+        evtimer_del(r->watchdog);
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *arg);
+
+static int send_argv(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
+                     const size_t *lens) {
+    if (!r->ready || r->ac == NULL)
+        return -1;
+    if (redisAsyncCommandArgv(r->ac, on_reply, op, argc, argv, lens) != REDIS_OK)
+        return -1;
+    if (r->outstanding++ == 0)
+        watchdog_progress(r);
+    return 0;
+}
+
+/* Sends op's script as EVALSHA (eval false) or EVAL with the source (eval true). */
+static int send_script(struct rasync *r, struct rasync_op *op, bool eval) {
+    int total = op->nkeys + op->nargs;
+    const char *av[3 + 64];
+    size_t al[3 + 64];
+    if (total > 64)
+        return -1;
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", op->nkeys);
+    av[0] = eval ? "EVAL" : "EVALSHA";
+    av[1] = eval ? queue_script_source(op->script) : queue_script_sha(op->script);
+    av[2] = nk;
+    for (int i = 0; i < 3; i++)
+        al[i] = strlen(av[i]);
+    for (int i = 0; i < total; i++) {
+        av[3 + i] = op->argv[i];
+        al[3 + i] = op->lens ? op->lens[i] : strlen(op->argv[i]);
+    }
+    return send_argv(r, op, total + 3, av, al);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
+    struct rasync *r = ac->data;
+    struct rasync_op *op = arg;
+    redisReply *rep = reply;
+    r->outstanding--;
+    watchdog_progress(r);
+    if (rep && op->is_script && rep->type == REDIS_REPLY_ERROR && !op->retried && !op->cancelled &&
+        strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        op->retried = true;
+        if (send_script(r, op, true) == 0)
+            return;
+    }
+    op->cb(rep, op->arg);
+}
+
+struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
+                          const struct redis_target *t) {
+    struct rasync *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->base = base;
+    r->target = *t;
+    r->connect_timeout_ms = (long)cfg->redis_connect_timeout;
+    r->reply_timeout_ms = (long)cfg->redis_connect_timeout * 4;
+    if (r->reply_timeout_ms < REPLY_TIMEOUT_MIN_MS)
+        r->reply_timeout_ms = REPLY_TIMEOUT_MIN_MS;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->reconnect_timer = evtimer_new(base, on_reconnect_timer, r);
+    r->connect_timer = evtimer_new(base, on_connect_timeout, r);
+    r->watchdog = evtimer_new(base, on_watchdog, r);
+    if (!r->reconnect_timer || !r->connect_timer || !r->watchdog) {
+        rasync_free(r);
+        return NULL;
+    }
+    start_connect(r);
+    return r;
+}
+
+void rasync_free(struct rasync *r) {
+    if (r == NULL)
+        return;
+    r->freeing = true;
+    r->ready = false;
+    if (r->ac) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (r->reconnect_timer)
+        event_free(r->reconnect_timer);
+    if (r->connect_timer)
+        event_free(r->connect_timer);
+    if (r->watchdog)
+        event_free(r->watchdog);
+    free(r);
+}
+
+bool rasync_connected(const struct rasync *r) {
+    return r && r->ready;
+}
+
+int rasync_command(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
+                   const size_t *lens) {
+    op->is_script = false;
+    return send_argv(r, op, argc, argv, lens);
+}
+
+int rasync_script(struct rasync *r, struct rasync_op *op) {
+    op->is_script = true;
+    op->retried = false;
+    return send_script(r, op, false);
+}
+
+bool rasync_error_is_transient(const redisReply *reply) {
+    static const char *const prefixes[] = {"OOM",         "LOADING",    "BUSY",
+                                           "READONLY",    "MASTERDOWN", "TRYAGAIN",
+                                           "CLUSTERDOWN", "NOREPLICAS", NULL};
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || reply->str == NULL)
+        return false;
+    for (int i = 0; prefixes[i]; i++)
+        if (strncmp(reply->str, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}

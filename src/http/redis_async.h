@@ -1,0 +1,67 @@
+/* redis_async.h — the http child's Redis connection: hiredis async on the
+ * child's event loop, reconnecting with capped backoff, scripts by EVALSHA
+ * with one EVAL retry on NOSCRIPT, and a watchdog that drops a connection
+ * that stops answering. */
+#ifndef TH_HTTP_REDIS_ASYNC_H
+#define TH_HTTP_REDIS_ASYNC_H
+
+#include "config.h"
+#include "queue.h"
+#include "rconn.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct rasync;
+
+/* Called once per command with its reply, or with NULL when the connection
+ * went away (or stopped answering) before the reply came. The reply is freed
+ * by hiredis when the callback returns. */
+typedef void (*rasync_cb)(redisReply *reply, void *arg);
+
+/* What the caller keeps alive, usually inside its own per-request state, until
+ * the callback has run; no allocation per command. One op may carry several
+ * pipelined plain commands; a script op carries one script call. */
+struct rasync_op {
+    rasync_cb cb;
+    void *arg;
+    /* scripts only: the arguments, kept to resend with EVAL on NOSCRIPT */
+    enum queue_script script;
+    int nkeys, nargs;
+    const char **argv;
+    const size_t *lens;
+    bool retried;
+    bool cancelled; /* set by the caller: do not resend, just report */
+    bool is_script; /* set by rasync_script */
+};
+
+/* Creates the client and starts connecting (to t, with cfg's connect timeout).
+ * Returns NULL on allocation failure. */
+struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
+                          const struct redis_target *t);
+
+/* Fails every pending command (callbacks get NULL), then frees the client. */
+void rasync_free(struct rasync *r);
+
+/* Whether commands can be sent now. */
+bool rasync_connected(const struct rasync *r);
+
+/* Sends a command (argv with lengths; lens NULL means strlen). The reply goes
+ * to op->cb(reply, op->arg). Returns 0, or -1 when not connected (no callback
+ * will come). */
+int rasync_command(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
+                   const size_t *lens);
+
+/* Runs script op->script with op->nkeys keys then op->nargs arguments from
+ * op->argv (lengths op->lens, or NULL for strlen): EVALSHA, and once more with
+ * EVAL when Redis answers NOSCRIPT. op and its arguments must stay valid until
+ * op->cb has run. Returns 0, or -1 when not connected. */
+int rasync_script(struct rasync *r, struct rasync_op *op);
+
+/* Whether an error reply means "try again later" (OOM, LOADING, BUSY,
+ * READONLY, MASTERDOWN, TRYAGAIN...) rather than a bug. */
+bool rasync_error_is_transient(const redisReply *reply);
+
+#endif

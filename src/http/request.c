@@ -1,0 +1,109 @@
+/* request.c — Content-Type classification, query-string parameters, If-None-Match. */
+#include "request.h"
+
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* Whether [s, s + len) equals word, ignoring ASCII case. */
+static bool token_is(const char *s, size_t len, const char *word) {
+    return strlen(word) == len && strncasecmp(s, word, len) == 0;
+}
+
+enum body_kind request_body_kind(const char *content_type) {
+    if (content_type == NULL)
+        return BODY_JSON;
+    const char *s = content_type;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = strcspn(s, ";");
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return BODY_JSON;
+    if (token_is(s, len, "application/json"))
+        return BODY_JSON;
+    if (token_is(s, len, "application/octet-stream"))
+        return BODY_UPLOAD;
+    /* image/<subtype>, with a non-empty subtype */
+    if (len > 6 && strncasecmp(s, "image/", 6) == 0 && memchr(s + 6, '/', len - 6) == NULL)
+        return BODY_UPLOAD;
+    return BODY_OTHER;
+}
+
+int request_params_from_query(struct job_params *p, const char *query,
+                              const struct param_limits *lim, struct param_error *err) {
+    if (query == NULL || *query == '\0')
+        return 0;
+    struct evkeyvalq kv;
+    TAILQ_INIT(&kv);
+    int rc = 0;
+    if (evhttp_parse_query_str(query, &kv) < 0) {
+        err->code = "invalid_param";
+        err->field[0] = '\0';
+        snprintf(err->message, sizeof(err->message),
+                 "the query string is malformed: expected name=value pairs joined by &");
+        rc = -1;
+        goto out;
+    }
+    struct evkeyval *e;
+    TAILQ_FOREACH(e, &kv, next) {
+        for (struct evkeyval *prev = TAILQ_FIRST(&kv); prev != e; prev = TAILQ_NEXT(prev, next)) {
+            if (strcmp(prev->key, e->key) == 0) {
+                err->code = "invalid_param";
+                snprintf(err->field, sizeof(err->field), "%s", e->key);
+                snprintf(err->message, sizeof(err->message), "parameter '%.64s' is given twice",
+                         e->key);
+                rc = -1;
+                goto out;
+            }
+        }
+        if ((rc = job_params_set_text(p, e->key, e->value, lim, err)) < 0)
+            goto out;
+    }
+out:
+    evhttp_clear_headers(&kv);
+    return rc;
+}
+
+/* Skips spaces, tabs and commas. */
+static const char *skip_separators(const char *s) {
+    while (*s == ' ' || *s == '\t' || *s == ',')
+        s++;
+    return s;
+}
+
+bool request_etag_matches(const char *if_none_match, const char *etag) {
+    if (if_none_match == NULL || etag == NULL)
+        return false;
+    size_t etag_len = strlen(etag);
+    const char *s = skip_separators(if_none_match);
+    while (*s) {
+        if (*s == '*') {
+            const char *after = s + 1;
+            while (*after == ' ' || *after == '\t')
+                after++;
+            if (*after == '\0' || *after == ',')
+                return true;
+        }
+        if (s[0] == 'W' && s[1] == '/')
+            s += 2;
+        if (*s == '"') {
+            const char *end = strchr(s + 1, '"');
+            if (end == NULL)
+                return false;
+            size_t len = (size_t)(end - s - 1);
+            if (len == etag_len && memcmp(s + 1, etag, len) == 0)
+                return true;
+            s = end + 1;
+        }
+        /* Skip to the next list member (also past anything malformed). */
+        s += strcspn(s, ",");
+        s = skip_separators(s);
+    }
+    return false;
+}

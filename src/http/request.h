@@ -1,0 +1,32 @@
+/* request.h — the pure parts of reading a request: body kind from Content-Type,
+ * job parameters from a query string, If-None-Match against an ETag. No I/O. */
+#ifndef TH_HTTP_REQUEST_H
+#define TH_HTTP_REQUEST_H
+
+#include "job.h"
+
+#include <stdbool.h>
+
+enum body_kind {
+    BODY_JSON,   /* application/json, or no Content-Type at all */
+    BODY_UPLOAD, /* image/<anything> or application/octet-stream: the image itself */
+    BODY_OTHER,  /* anything else: 415 unsupported_media_type */
+};
+
+/* Classifies a Content-Type header value (NULL when absent). Parameters such
+ * as "; charset=utf-8" are ignored; type names compare case-insensitively. */
+enum body_kind request_body_kind(const char *content_type);
+
+/* Sets job parameters from an upload's query string (NULL or "" for none):
+ * every key=value goes through job_params_set_text, so every field and range
+ * is checked there. A malformed string or a key given twice is refused. Does
+ * not call job_params_finish. Returns 0, or -1 with err filled. */
+int request_params_from_query(struct job_params *p, const char *query,
+                              const struct param_limits *lim, struct param_error *err);
+
+/* Whether an If-None-Match header value (a list of entity tags, or "*")
+ * matches the strong entity tag etag, given without its quotes. Weak tags
+ * (W/"x") match by the weak comparison RFC 9110 prescribes for this header. */
+bool request_etag_matches(const char *if_none_match, const char *etag);
+
+#endif

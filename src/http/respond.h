@@ -1,0 +1,35 @@
+/* respond.h — how every response is written: the one table from error code to
+ * HTTP status, the JSON error document, JSON bodies. */
+#ifndef TH_HTTP_RESPOND_H
+#define TH_HTTP_RESPOND_H
+
+#include "exchange.h"
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+/* The HTTP status for an error code of API.md ("invalid_param" -> 400, ...);
+ * 500 for a code not in the table. */
+int respond_status_of(const char *code);
+
+/* Appends {"error": {"code", "message", "field"?}} to out (field NULL or ""
+ * for none). Returns 0 or -1. */
+int respond_error_body(struct evbuffer *out, const char *code, const char *message,
+                       const char *field);
+
+/* Appends doc as compact JSON to out. Returns 0 or -1. */
+int respond_json_body(struct evbuffer *out, const json_t *doc);
+
+/* Sends doc (a borrowed reference) as the JSON body with status. */
+void respond_json(struct exchange *h, int status, const json_t *doc);
+
+/* Sends the error document of code with the status from the table. With
+ * retry_after > 0 adds Retry-After (seconds). */
+void respond_error(struct exchange *h, const char *code, const char *field, int retry_after,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Like respond_error, with "job": job_doc (borrowed) beside "error". */
+void respond_error_with_job(struct exchange *h, const char *code, const json_t *job_doc,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif

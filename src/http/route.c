@@ -1,0 +1,66 @@
+/* route.c — the route table of API.md: paths to resources, resources to methods. */
+#include "route.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PREFIX     "/v1/thumbnails"
+#define PREFIX_LEN (sizeof(PREFIX) - 1)
+
+struct route_def {
+    const char *name;
+    int methods; /* EVHTTP_REQ_* bits */
+    const char *allow;
+};
+
+static const struct route_def routes[] = {
+    [ROUTE_NONE] = {"none", 0, NULL},
+    [ROUTE_HEALTHZ] = {"healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+    [ROUTE_SUBMIT] = {"submit", EVHTTP_REQ_POST, "POST"},
+    [ROUTE_JOB] = {"job", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE,
+                   "GET, HEAD, DELETE"},
+    [ROUTE_IMAGE] = {"image", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+};
+
+/* Copies the segment [s, s + len) into m->id, or "" when it cannot be an id. */
+static void keep_id(struct route_match *m, const char *s, size_t len) {
+    if (len > ROUTE_ID_MAX)
+        len = 0;
+    memcpy(m->id, s, len);
+    m->id[len] = '\0';
+}
+
+static enum route_id match_path(const char *path, struct route_match *m) {
+    if (strcmp(path, "/healthz") == 0)
+        return ROUTE_HEALTHZ;
+    if (strncmp(path, PREFIX, PREFIX_LEN) != 0)
+        return ROUTE_NONE;
+    const char *rest = path + PREFIX_LEN;
+    if (*rest == '\0')
+        return ROUTE_SUBMIT;
+    if (*rest != '/' || rest[1] == '\0' || rest[1] == '/')
+        return ROUTE_NONE;
+    const char *seg = rest + 1;
+    size_t len = strcspn(seg, "/");
+    if (seg[len] == '\0') {
+        keep_id(m, seg, len);
+        return ROUTE_JOB;
+    }
+    if (strcmp(seg + len, "/image") == 0) {
+        keep_id(m, seg, len);
+        return ROUTE_IMAGE;
+    }
+    return ROUTE_NONE;
+}
+
+enum route_id route_match(enum evhttp_cmd_type method, const char *path, struct route_match *m) {
+    m->id[0] = '\0';
+    m->route = match_path(path ? path : "", m);
+    m->allow = routes[m->route].allow;
+    m->method_ok = (routes[m->route].methods & (int)method) != 0;
+    return m->route;
+}
+
+const char *route_name(enum route_id r) {
+    return routes[r].name;
+}

@@ -1,0 +1,290 @@
+/* jobqueue.c — Redis commands of the worker loop; every reply passes through
+ * checked(), which turns a failure into "disconnected, back off, log once". */
+#include "jobqueue.h"
+#include "id.h"
+#include "log.h"
+#include "segment.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS   5000
+#define BLOCK_SECS       "1"  /* BLMOVE timeout: how often the stop flag is looked at */
+#define COMMAND_SLACK_MS 4000 /* socket timeout beyond the block */
+
+int jobqueue_init(struct jobqueue *q, const struct config *cfg, const char *node_id,
+                  const char *wid) {
+    memset(q, 0, sizeof(*q));
+    q->cfg = cfg;
+    if (rconn_target(cfg, &q->target) < 0) {
+        log_error("worker: cannot use the Redis address in redis.url");
+        return -1;
+    }
+    snprintf(q->wid, sizeof(q->wid), "%s", wid);
+    const char *p = cfg->redis_key_prefix;
+    queue_key(q->k_ready, sizeof(q->k_ready), p, "ready", NULL);
+    queue_key(q->k_proc, sizeof(q->k_proc), p, "proc", wid);
+    queue_key(q->k_workers, sizeof(q->k_workers), p, "workers", node_id);
+    return 0;
+}
+
+void jobqueue_close(struct jobqueue *q) {
+    if (q->c)
+        redisFree(q->c);
+    q->c = NULL;
+}
+
+static void outage(struct jobqueue *q, const char *what, const char *why) {
+    if (!q->down) {
+        log_warn("redis: %s failed: %s; retrying with backoff", what, why);
+        q->down = true;
+        q->down_since_ms = shm_now_ms();
+    } else {
+        log_debug("redis: %s failed again: %s", what, why);
+    }
+    q->backoff_ms = q->backoff_ms ? q->backoff_ms * 2 : BACKOFF_FIRST_MS;
+    if (q->backoff_ms > BACKOFF_MAX_MS)
+        q->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* Passes a good reply through; on a lost connection or an error reply logs,
+ * drops the connection (so the next step reconnects after the backoff) and
+ * returns NULL. */
+static redisReply *checked(struct jobqueue *q, redisReply *r, const char *what) {
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", r ? r->str : q->c->errstr);
+        freeReplyObject(r);
+        outage(q, what, why);
+        jobqueue_close(q);
+        return NULL;
+    }
+    if (q->down)
+        log_info("redis: reachable again after %lld ms",
+                 (long long)(shm_now_ms() - q->down_since_ms));
+    q->down = false;
+    q->backoff_ms = 0;
+    return r;
+}
+
+/* Sleeps ms unless *stop is set first (signals interrupt nanosleep). */
+static void pause_ms(long ms, volatile sig_atomic_t *stop) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (!*stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int jobqueue_connect(struct jobqueue *q, volatile sig_atomic_t *stop) {
+    while (q->c == NULL) {
+        if (*stop)
+            return -1;
+        if (q->backoff_ms > 0) {
+            pause_ms(q->backoff_ms, stop);
+            if (*stop)
+                return -1;
+        }
+        char err[256];
+        q->c = rconn_connect(&q->target, (long)q->cfg->redis_connect_timeout, err, sizeof(err));
+        if (q->c == NULL) {
+            outage(q, "connect", err);
+            continue;
+        }
+        long ms = (long)q->cfg->redis_connect_timeout + COMMAND_SLACK_MS + 1000;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        redisSetTimeout(q->c, tv);
+        const char *av[] = {"SADD", q->k_workers, q->wid};
+        freeReplyObject(checked(q, redisCommandArgv(q->c, 3, av, NULL), "SADD workers"));
+    }
+    return 0;
+}
+
+/* Copies a job id reply into id; refuses what cannot be an id. */
+static int copy_id(struct jobqueue *q, const redisReply *r, char id[JOBQUEUE_ID_MAX]) {
+    if (r->type != REDIS_REPLY_STRING)
+        return 0;
+    if (r->len == 0 || r->len >= JOBQUEUE_ID_MAX || memchr(r->str, '\0', r->len)) {
+        log_warn("worker: dropping a malformed entry of %zu bytes from %s", r->len, q->k_proc);
+        const char *av[] = {"LREM", q->k_proc, "0", r->str};
+        size_t lens[] = {4, strlen(q->k_proc), 1, r->len};
+        freeReplyObject(checked(q, redisCommandArgv(q->c, 4, av, lens), "LREM"));
+        return 0;
+    }
+    memcpy(id, r->str, r->len);
+    id[r->len] = '\0';
+    return 1;
+}
+
+int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]) {
+    const char *lindex[] = {"LINDEX", q->k_proc, "0"};
+    redisReply *r = checked(q, redisCommandArgv(q->c, 3, lindex, NULL), "LINDEX proc");
+    if (r == NULL)
+        return -1;
+    int got = copy_id(q, r, id);
+    freeReplyObject(r);
+    if (got) {
+        log_info("worker: picking up job %s left in %s", id, q->k_proc);
+        return 1;
+    }
+    if (q->c == NULL)
+        return -1;
+    const char *blmove[] = {"BLMOVE", q->k_ready, q->k_proc, "LEFT", "RIGHT", BLOCK_SECS};
+    r = checked(q, redisCommandArgv(q->c, 6, blmove, NULL), "BLMOVE");
+    if (r == NULL)
+        return -1;
+    got = copy_id(q, r, id);
+    freeReplyObject(r);
+    return got;
+}
+
+static void job_key(struct jobqueue *q, char *buf, const char *kind, const char *id) {
+    queue_key(buf, QUEUE_KEY_MAX, q->cfg->redis_key_prefix, kind, id);
+}
+
+/* Fills rec from a flat HGETALL array. Returns 0 or -1 (out of memory). */
+static int record_from_reply(const redisReply *r, struct job_record *rec) {
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (job_record_set(rec, k->str, v->str) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The job this worker started before a lost reply: still ours when its token is. */
+static int resume(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
+                  struct job_record *rec) {
+    char k[QUEUE_KEY_MAX];
+    job_key(q, k, "job", id);
+    const char *av[] = {"HGETALL", k};
+    redisReply *r = checked(q, redisCommandArgv(q->c, 2, av, NULL), "HGETALL");
+    if (r == NULL)
+        return -1;
+    struct job_record cur = {0};
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY && record_from_reply(r, &cur) == 0) {
+        const char *state = job_record_get(&cur, "state");
+        const char *tok = job_record_get(&cur, "token");
+        if (state && tok && strcmp(state, "processing") == 0 && strcmp(tok, q->resume_token) == 0) {
+            memcpy(token, q->resume_token, sizeof(q->resume_token));
+            *rec = cur;
+            memset(&cur, 0, sizeof(cur));
+            rc = 1;
+        }
+    }
+    job_record_free(&cur);
+    freeReplyObject(r);
+    return rc;
+}
+
+int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
+                   struct job_record *rec) {
+    memset(rec, 0, sizeof(*rec));
+    if (q->resume_token[0] && strcmp(q->resume_id, id) == 0) {
+        int rc = resume(q, id, token, rec);
+        if (rc != 0)
+            return rc;
+    }
+    if (id_random_hex(token, JOBQUEUE_TOKEN_LEN / 2) < 0) {
+        log_error("worker: no randomness for a fencing token");
+        return -1;
+    }
+    snprintf(q->resume_id, sizeof(q->resume_id), "%s", id);
+    memcpy(q->resume_token, token, sizeof(q->resume_token));
+
+    char k_job[QUEUE_KEY_MAX];
+    job_key(q, k_job, "job", id);
+    const char *argv[] = {k_job, q->k_proc, id, token};
+    redisReply *r = checked(q, queue_eval(q->c, QS_START, 2, 2, argv, NULL), "start script");
+    if (r == NULL)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        if (record_from_reply(r, rec) < 0) {
+            job_record_free(rec);
+            rc = -1;
+        } else {
+            rc = 1;
+        }
+    } else {
+        q->resume_token[0] = '\0';
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes) {
+    *bytes = NULL;
+    char k[QUEUE_KEY_MAX];
+    job_key(q, k, "src", id);
+    const char *av[] = {"GET", k};
+    redisReply *r = checked(q, redisCommandArgv(q->c, 2, av, NULL), "GET source");
+    if (r == NULL)
+        return -1;
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return 0;
+    }
+    *bytes = r;
+    return 1;
+}
+
+/* Runs a finishing script whose arguments are ready; 1 / 0 / -1 as documented. */
+static int finish(struct jobqueue *q, enum queue_script s, int nkeys, int nargs, const char **argv,
+                  const size_t *lens, const char *what) {
+    redisReply *r = checked(q, queue_eval(q->c, s, nkeys, nargs, argv, lens), what);
+    if (r == NULL)
+        return -1;
+    int rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    q->resume_token[0] = '\0';
+    return rc;
+}
+
+int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
+                      size_t len, const char *const *fields, size_t nfields) {
+    if (nfields > JOBQUEUE_FIELDS_MAX)
+        return -1;
+    char k_job[QUEUE_KEY_MAX], k_res[QUEUE_KEY_MAX], k_src[QUEUE_KEY_MAX], ttl[24];
+    job_key(q, k_job, "job", id);
+    job_key(q, k_res, "res", id);
+    job_key(q, k_src, "src", id);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)q->cfg->redis_result_ttl);
+    const char *argv[8 + 2 * JOBQUEUE_FIELDS_MAX] = {k_job, k_res, q->k_proc, k_src,
+                                                     id,    token, ttl,       bytes};
+    size_t lens[8 + 2 * JOBQUEUE_FIELDS_MAX];
+    size_t n = 8 + 2 * nfields;
+    for (size_t i = 8; i < n; i++)
+        argv[i] = fields[i - 8];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = i == 7 ? len : strlen(argv[i]);
+    return finish(q, QS_COMPLETE, 4, (int)n - 4, argv, lens, "complete script");
+}
+
+int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
+                  const char *message, const char *const *fields, size_t nfields) {
+    if (nfields > JOBQUEUE_FIELDS_MAX)
+        return -1;
+    char k_job[QUEUE_KEY_MAX], k_src[QUEUE_KEY_MAX], ttl[24];
+    job_key(q, k_job, "job", id);
+    job_key(q, k_src, "src", id);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)q->cfg->redis_failure_ttl);
+    const char *argv[8 + 2 * JOBQUEUE_FIELDS_MAX] = {k_job, q->k_proc, k_src, id,
+                                                     token, ttl,       code,  message};
+    size_t n = 8 + 2 * nfields;
+    for (size_t i = 8; i < n; i++)
+        argv[i] = fields[i - 8];
+    return finish(q, QS_FAIL, 3, (int)n - 3, argv, NULL, "fail script");
+}
+
+void jobqueue_unregister(struct jobqueue *q) {
+    if (q->c == NULL)
+        return;
+    const char *av[] = {"SREM", q->k_workers, q->wid};
+    redisReply *r = redisCommandArgv(q->c, 3, av, NULL);
+    freeReplyObject(r);
+}

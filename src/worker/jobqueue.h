@@ -1,0 +1,81 @@
+/* jobqueue.h — the worker's side of the Redis queue (DESIGN.md §2): one blocking
+ * connection that reconnects with capped backoff, and the take / start /
+ * complete / fail steps of a job. */
+#ifndef TH_JOBQUEUE_H
+#define TH_JOBQUEUE_H
+
+#include "config.h"
+#include "job.h"
+#include "queue.h"
+#include "rconn.h"
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define JOBQUEUE_ID_MAX     64
+#define JOBQUEUE_TOKEN_LEN  32 /* hex digits of a fencing token */
+#define JOBQUEUE_FIELDS_MAX 16 /* name/value pairs one complete or fail may write */
+
+struct jobqueue {
+    const struct config *cfg;
+    struct redis_target target;
+    redisContext *c; /* NULL while disconnected */
+    char wid[192];
+    char k_ready[QUEUE_KEY_MAX];
+    char k_proc[QUEUE_KEY_MAX];
+    char k_workers[QUEUE_KEY_MAX];
+    bool down; /* an outage was logged and has not recovered yet */
+    int64_t down_since_ms;
+    long backoff_ms; /* wait before the next connect attempt; 0 when healthy */
+    /* The job last started, so a start whose reply was lost can be picked up. */
+    char resume_id[JOBQUEUE_ID_MAX];
+    char resume_token[JOBQUEUE_TOKEN_LEN + 1];
+};
+
+/* Prepares q for worker wid ("<node_id>:<pid>") without connecting. Returns 0,
+ * or -1 when cfg's Redis address cannot be used (logged). */
+int jobqueue_init(struct jobqueue *q, const struct config *cfg, const char *node_id,
+                  const char *wid);
+
+/* Closes the connection. */
+void jobqueue_close(struct jobqueue *q);
+
+/* Makes sure q is connected and the worker registered in {p}:workers:<node>,
+ * waiting out the backoff (100 ms doubling to 5 s) between attempts. The first
+ * failure of an outage is logged once. Returns 0 when connected, -1 as soon as
+ * *stop is set. */
+int jobqueue_connect(struct jobqueue *q, volatile sig_atomic_t *stop);
+
+/* The next job id into id: one left in this worker's proc list by an earlier
+ * Redis error, else BLMOVE from ready with a 1 s block. Returns 1 with an id, 0
+ * when none came, -1 on a Redis error (the connection is dropped). */
+int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]);
+
+/* Starts job id (QS_START with a new fencing token, or picks up the job this
+ * worker already started when that reply was lost). Returns 1 with token and
+ * rec filled (rec is the job's hash; free it with job_record_free), 0 when the
+ * job is to be skipped (canceled or gone), -1 on a Redis error. */
+int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
+                   struct job_record *rec);
+
+/* The uploaded bytes of job id into *bytes (a STRING reply; free it with
+ * freeReplyObject). Returns 1, 0 when the key is missing, -1 on a Redis error. */
+int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes);
+
+/* Stores the result (QS_COMPLETE): len bytes, then nfields (at most
+ * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash. Returns 1 when stored, 0 when the token
+ * no longer matches (the job was reaped), -1 on a Redis error (the job stays in the proc list). */
+int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
+                      size_t len, const char *const *fields, size_t nfields);
+
+/* Marks the job failed (QS_FAIL) with code, message and nfields name/value
+ * pairs. Returns like jobqueue_complete. */
+int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
+                  const char *message, const char *const *fields, size_t nfields);
+
+/* Removes this worker from {p}:workers:<node> (clean exit; best effort). */
+void jobqueue_unregister(struct jobqueue *q);
+
+#endif

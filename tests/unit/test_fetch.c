@@ -1,0 +1,433 @@
+/* test_fetch.c — the SSRF address table, and real fetches against a small HTTP
+ * server on loopback run by this test (limits, statuses, redirects, the guard). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "failure.h"
+#include "fetch.h"
+#include "netaddr.h"
+
+/* --- the address table ------------------------------------------------- */
+
+static void test_classify_table(void **state) {
+    (void)state;
+    static const struct {
+        const char *addr;
+        enum netaddr_class want;
+    } cases[] = {
+        /* IPv4 */
+        {"8.8.8.8", NETADDR_PUBLIC},
+        {"1.1.1.1", NETADDR_PUBLIC},
+        {"93.184.216.34", NETADDR_PUBLIC},
+        {"0.0.0.0", NETADDR_UNSPECIFIED},
+        {"0.1.2.3", NETADDR_UNSPECIFIED},
+        {"127.0.0.1", NETADDR_LOOPBACK},
+        {"127.255.255.254", NETADDR_LOOPBACK},
+        {"10.0.0.1", NETADDR_PRIVATE},
+        {"10.255.255.255", NETADDR_PRIVATE},
+        {"172.16.0.1", NETADDR_PRIVATE},
+        {"172.31.255.255", NETADDR_PRIVATE},
+        {"172.15.255.255", NETADDR_PUBLIC},
+        {"172.32.0.0", NETADDR_PUBLIC},
+        {"192.168.1.1", NETADDR_PRIVATE},
+        {"169.254.169.254", NETADDR_LINK_LOCAL},
+        {"100.64.0.1", NETADDR_CGNAT},
+        {"100.127.255.255", NETADDR_CGNAT},
+        {"100.63.255.255", NETADDR_PUBLIC},
+        {"100.128.0.0", NETADDR_PUBLIC},
+        {"224.0.0.1", NETADDR_MULTICAST},
+        {"239.255.255.250", NETADDR_MULTICAST},
+        {"240.0.0.1", NETADDR_RESERVED},
+        {"255.255.255.255", NETADDR_RESERVED},
+        {"192.0.0.8", NETADDR_RESERVED},
+        {"192.0.2.1", NETADDR_RESERVED},
+        {"198.18.0.1", NETADDR_RESERVED},
+        {"198.51.100.7", NETADDR_RESERVED},
+        {"203.0.113.9", NETADDR_RESERVED},
+        {"192.88.99.1", NETADDR_RESERVED},
+        /* IPv6 */
+        {"2001:4860::8888", NETADDR_PUBLIC},
+        {"2606:4700:4700::1111", NETADDR_PUBLIC},
+        {"::", NETADDR_UNSPECIFIED},
+        {"::1", NETADDR_LOOPBACK},
+        {"fe80::1", NETADDR_LINK_LOCAL},
+        {"febf::1", NETADDR_LINK_LOCAL},
+        {"fec0::1", NETADDR_PRIVATE},
+        {"fc00::1", NETADDR_PRIVATE},
+        {"fd12:3456::1", NETADDR_PRIVATE},
+        {"ff02::1", NETADDR_MULTICAST},
+        {"ff0e::1", NETADDR_MULTICAST},
+        {"2001:db8::1", NETADDR_RESERVED},
+        {"2001::1", NETADDR_RESERVED}, /* Teredo */
+        {"2001:2::1", NETADDR_RESERVED},
+        {"3fff::1", NETADDR_RESERVED},
+        {"100::1", NETADDR_RESERVED},
+        {"4000::1", NETADDR_RESERVED}, /* outside 2000::/3 */
+        {"::2", NETADDR_RESERVED},     /* IPv4-compatible, deprecated */
+        {"::127.0.0.1", NETADDR_RESERVED},
+        /* IPv4 hidden in IPv6 */
+        {"::ffff:127.0.0.1", NETADDR_LOOPBACK},
+        {"::ffff:7f00:1", NETADDR_LOOPBACK},
+        {"::ffff:10.1.2.3", NETADDR_PRIVATE},
+        {"::ffff:169.254.169.254", NETADDR_LINK_LOCAL},
+        {"::ffff:8.8.8.8", NETADDR_PUBLIC},
+        {"::ffff:0:127.0.0.1", NETADDR_LOOPBACK},
+        {"64:ff9b::a9fe:a9fe", NETADDR_LINK_LOCAL},
+        {"64:ff9b::127.0.0.1", NETADDR_LOOPBACK},
+        {"64:ff9b::8.8.8.8", NETADDR_PUBLIC},
+        {"64:ff9b:1::1", NETADDR_PRIVATE},
+        {"2002:a9fe:a9fe::", NETADDR_LINK_LOCAL},
+        {"2002:7f00:1::1", NETADDR_LOOPBACK},
+        {"2002:c0a8:101::", NETADDR_PRIVATE},
+        {"2002:808:808::1", NETADDR_PUBLIC},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum netaddr_class got;
+        if (netaddr_classify_text(cases[i].addr, &got) != 0) {
+            print_error("%s: not parsed\n", cases[i].addr);
+            bad++;
+        } else if (got != cases[i].want) {
+            print_error("%s: got %s, want %s\n", cases[i].addr, netaddr_class_name(got),
+                        netaddr_class_name(cases[i].want));
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_classify_not_an_address(void **state) {
+    (void)state;
+    enum netaddr_class c;
+    assert_int_equal(netaddr_classify_text("example.com", &c), -1);
+    assert_int_equal(netaddr_classify_text("", &c), -1);
+    assert_int_equal(netaddr_classify_text("1.2.3", &c), -1);
+    struct sockaddr sa = {.sa_family = AF_UNIX};
+    assert_int_equal(netaddr_classify(&sa), NETADDR_RESERVED);
+}
+
+static void test_failure_classes(void **state) {
+    (void)state;
+    assert_true(failure_is_transient("fetch_timeout"));
+    assert_true(failure_is_transient("fetch_failed"));
+    assert_true(failure_is_transient("fetch_http_503"));
+    assert_true(failure_is_transient("fetch_http_429"));
+    assert_false(failure_is_transient("fetch_http_404"));
+    assert_false(failure_is_transient("fetch_http_403"));
+    assert_false(failure_is_transient("fetch_too_large"));
+    assert_false(failure_is_transient("fetch_blocked_address"));
+    assert_false(failure_is_transient("fetch_too_many_redirects"));
+    assert_false(failure_is_transient("unsupported_type"));
+    assert_false(failure_is_transient("too_many_pixels"));
+    assert_false(failure_is_transient("decode_failed"));
+    assert_true(failure_is_transient("worker_crashed"));
+}
+
+/* --- a loopback HTTP/1.1 server ---------------------------------------- */
+
+#define BIG 5000 /* bytes, over the test's max_bytes of 1024 */
+
+static struct {
+    int fd;
+    int port;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    char user_agent[128];
+    int connections;
+} srv = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void send_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void respond(int fd, const char *status, const char *extra, const char *body, size_t len) {
+    char head[512];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\n\r\n", status,
+                     extra, len);
+    send_all(fd, head, (size_t)n);
+    send_all(fd, body, len);
+}
+
+/* Answers one request; returns 0 to keep the connection, -1 to close it. */
+static int serve_request(int fd, const char *path) {
+    static char big[BIG];
+    memset(big, 'x', sizeof(big));
+    char loc[256];
+    if (strcmp(path, "/ok") == 0) {
+        respond(fd, "200 OK", "Content-Type: image/png\r\n", "hello world", 11);
+    } else if (strcmp(path, "/big-length") == 0) {
+        respond(fd, "200 OK", "", big, sizeof(big));
+    } else if (strcmp(path, "/big-stream") == 0) {
+        const char *head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+        send_all(fd, head, strlen(head));
+        for (int i = 0; i < 10; i++)
+            send_all(fd, big, 500);
+        return -1;
+    } else if (strcmp(path, "/404") == 0) {
+        respond(fd, "404 Not Found", "", "nope", 4);
+    } else if (strcmp(path, "/503") == 0) {
+        respond(fd, "503 Service Unavailable", "", "busy", 4);
+    } else if (strncmp(path, "/redir/", 7) == 0) {
+        int n = atoi(path + 7);
+        if (n <= 0)
+            snprintf(loc, sizeof(loc), "Location: /ok\r\n");
+        else
+            snprintf(loc, sizeof(loc), "Location: /redir/%d\r\n", n - 1);
+        respond(fd, "302 Found", loc, "", 0);
+    } else if (strcmp(path, "/to-ftp") == 0) {
+        respond(fd, "302 Found", "Location: ftp://127.0.0.1/x\r\n", "", 0);
+    } else if (strcmp(path, "/stall") == 0) {
+        sleep(2);
+        return -1;
+    } else {
+        respond(fd, "400 Bad Request", "", "", 0);
+    }
+    return 0;
+}
+
+static void *serve_connection(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end == NULL) {
+            if (have == sizeof(buf) - 1)
+                break;
+            continue;
+        }
+        char path[256] = "";
+        sscanf(buf, "GET %255s", path);
+        const char *ua = strcasestr(buf, "\r\nUser-Agent: ");
+        if (ua) {
+            pthread_mutex_lock(&srv.lock);
+            sscanf(ua + 14, "%127[^\r]", srv.user_agent);
+            pthread_mutex_unlock(&srv.lock);
+        }
+        size_t used = (size_t)(end + 4 - buf);
+        memmove(buf, buf + used, have - used);
+        have -= used;
+        if (serve_request(fd, path) < 0)
+            break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *accept_loop(void *arg) {
+    (void)arg;
+    for (;;) {
+        int c = accept(srv.fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        pthread_mutex_lock(&srv.lock);
+        srv.connections++;
+        pthread_mutex_unlock(&srv.lock);
+        pthread_t t;
+        pthread_create(&t, NULL, serve_connection, (void *)(intptr_t)c);
+        pthread_detach(t);
+    }
+}
+
+static int server_start(void **state) {
+    (void)state;
+    srv.fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (srv.fd < 0 || bind(srv.fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(srv.fd, 16) < 0 || getsockname(srv.fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
+    srv.port = ntohs(a.sin_port);
+    return pthread_create(&srv.thread, NULL, accept_loop, NULL);
+}
+
+static int server_stop(void **state) {
+    (void)state;
+    shutdown(srv.fd, SHUT_RDWR);
+    close(srv.fd);
+    pthread_join(srv.thread, NULL);
+    return 0;
+}
+
+/* --- fetches ------------------------------------------------------------ */
+
+static struct fetch_opts test_opts(bool allow_private) {
+    struct fetch_opts o = {
+        .connect_timeout_ms = 1000,
+        .timeout_ms = 3000,
+        .max_bytes = 1024,
+        .max_redirects = 3,
+        .allow_private = allow_private,
+    };
+    return o;
+}
+
+static void url_for(char *buf, size_t n, const char *host, const char *path) {
+    snprintf(buf, n, "http://%s:%d%s", host, srv.port, path);
+}
+
+/* Fetches path, expecting code (NULL: success). Returns the body length. */
+static size_t expect(struct fetch *f, const struct fetch_opts *o, const char *path,
+                     const char *code) {
+    char url[256];
+    url_for(url, sizeof(url), "127.0.0.1", path);
+    struct fetch_body body;
+    struct failure err = {0};
+    int rc = fetch_url(f, o, url, &body, &err);
+    if (code == NULL) {
+        if (rc != 0)
+            fail_msg("%s: expected success, got %s: %s", path, err.code, err.message);
+        size_t len = body.len;
+        fetch_body_free(&body);
+        return len;
+    }
+    if (rc != -1 || strcmp(err.code, code) != 0)
+        fail_msg("%s: expected %s, got rc %d %s: %s", path, code, rc, err.code, err.message);
+    assert_null(body.data);
+    assert_non_null(strstr(err.message, "127.0.0.1"));
+    return 0;
+}
+
+static void test_fetch_ok(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    assert_non_null(f);
+    struct fetch_opts o = test_opts(true);
+    char url[256];
+    url_for(url, sizeof(url), "127.0.0.1", "/ok");
+    struct fetch_body body;
+    struct failure err = {0};
+    assert_int_equal(fetch_url(f, &o, url, &body, &err), 0);
+    assert_int_equal(body.len, 11);
+    assert_memory_equal(body.data, "hello world", 11);
+    fetch_body_free(&body);
+    pthread_mutex_lock(&srv.lock);
+    assert_true(strncmp(srv.user_agent, "thumbnailed/", 12) == 0);
+    pthread_mutex_unlock(&srv.lock);
+    fetch_free(f);
+}
+
+static void test_fetch_errors(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(true);
+    expect(f, &o, "/404", "fetch_http_404");
+    expect(f, &o, "/503", "fetch_http_503");
+    expect(f, &o, "/big-length", "fetch_too_large");
+    expect(f, &o, "/big-stream", "fetch_too_large"); /* no Content-Length: caught while streaming */
+    assert_int_equal(expect(f, &o, "/redir/2", NULL), 11); /* 3 hops: /redir/1, /redir/0, /ok */
+    expect(f, &o, "/redir/3", "fetch_too_many_redirects");
+    expect(f, &o, "/to-ftp", "fetch_failed");
+    o.max_redirects = 0;
+    expect(f, &o, "/redir/0", "fetch_too_many_redirects");
+    o = test_opts(true);
+    o.timeout_ms = 300;
+    expect(f, &o, "/stall", "fetch_timeout");
+    o.max_bytes = 11; /* exactly the body: allowed */
+    o.timeout_ms = 3000;
+    assert_int_equal(expect(f, &o, "/ok", NULL), 11);
+    fetch_free(f);
+}
+
+static void test_fetch_refused_port(void **state) {
+    (void)state;
+    /* A port nothing listens on (bound, not listening). */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(true);
+    struct fetch_body body;
+    struct failure err = {0};
+    assert_int_equal(fetch_url(f, &o, url, &body, &err), -1);
+    assert_string_equal(err.code, "fetch_failed");
+    fetch_free(f);
+    close(s);
+}
+
+static void test_fetch_blocked(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(false);
+    expect(f, &o, "/ok", "fetch_blocked_address");
+
+    char url[256];
+    struct fetch_body body;
+    struct failure err = {0};
+    url_for(url, sizeof(url), "localhost", "/ok");
+    assert_int_equal(fetch_url(f, &o, url, &body, &err), -1);
+    assert_string_equal(err.code, "fetch_blocked_address");
+    assert_non_null(strstr(err.message, "loopback"));
+    assert_non_null(strstr(err.message, "localhost"));
+
+    url_for(url, sizeof(url), "[::ffff:127.0.0.1]", "/ok");
+    assert_int_equal(fetch_url(f, &o, url, &body, &err), -1);
+    assert_string_equal(err.code, "fetch_blocked_address");
+
+    /* Credentials in the URL never reach the message. */
+    url_for(url, sizeof(url), "user:s3cret@127.0.0.1", "/ok");
+    assert_int_equal(fetch_url(f, &o, url, &body, &err), -1);
+    assert_null(strstr(err.message, "s3cret"));
+    fetch_free(f);
+}
+
+/* A connection kept alive while private addresses were allowed is not reused
+ * once they are not. */
+static void test_policy_change_drops_connections(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts open = test_opts(true), closed = test_opts(false);
+    pthread_mutex_lock(&srv.lock);
+    int before = srv.connections;
+    pthread_mutex_unlock(&srv.lock);
+    expect(f, &open, "/ok", NULL);
+    expect(f, &open, "/ok", NULL);
+    pthread_mutex_lock(&srv.lock);
+    assert_int_equal(srv.connections - before, 1); /* kept alive and reused */
+    pthread_mutex_unlock(&srv.lock);
+    expect(f, &closed, "/ok", "fetch_blocked_address");
+    expect(f, &open, "/ok", NULL);
+    fetch_free(f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify_table),
+        cmocka_unit_test(test_classify_not_an_address),
+        cmocka_unit_test(test_failure_classes),
+        cmocka_unit_test(test_fetch_ok),
+        cmocka_unit_test(test_fetch_errors),
+        cmocka_unit_test(test_fetch_refused_port),
+        cmocka_unit_test(test_fetch_blocked),
+        cmocka_unit_test(test_policy_change_drops_connections),
+    };
+    return cmocka_run_group_tests(tests, server_start, server_stop);
+}

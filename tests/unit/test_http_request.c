@@ -1,0 +1,166 @@
+/* test_http_request.c — Content-Type classification, upload query parameters
+ * (every field, every range, unknown and repeated names), If-None-Match. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "request.h"
+
+static const struct param_limits lim = {.max_dimension = 4096, .default_quality = 80};
+
+static void test_body_kind(void **state) {
+    (void)state;
+    assert_int_equal(request_body_kind(NULL), BODY_JSON);
+    assert_int_equal(request_body_kind(""), BODY_JSON);
+    assert_int_equal(request_body_kind("application/json"), BODY_JSON);
+    assert_int_equal(request_body_kind("Application/JSON; charset=utf-8"), BODY_JSON);
+    assert_int_equal(request_body_kind("  application/json ;charset=UTF-8"), BODY_JSON);
+    assert_int_equal(request_body_kind("image/jpeg"), BODY_UPLOAD);
+    assert_int_equal(request_body_kind("IMAGE/PNG"), BODY_UPLOAD);
+    assert_int_equal(request_body_kind("image/svg+xml"), BODY_UPLOAD);
+    assert_int_equal(request_body_kind("image/webp; q=1"), BODY_UPLOAD);
+    assert_int_equal(request_body_kind("application/octet-stream"), BODY_UPLOAD);
+    assert_int_equal(request_body_kind("image/"), BODY_OTHER);
+    assert_int_equal(request_body_kind("image"), BODY_OTHER);
+    assert_int_equal(request_body_kind("image/a/b"), BODY_OTHER);
+    assert_int_equal(request_body_kind("text/plain"), BODY_OTHER);
+    assert_int_equal(request_body_kind("application/x-www-form-urlencoded"), BODY_OTHER);
+    assert_int_equal(request_body_kind("multipart/form-data; boundary=x"), BODY_OTHER);
+    assert_int_equal(request_body_kind("application/jsonx"), BODY_OTHER);
+    assert_int_equal(request_body_kind("video/mp4"), BODY_OTHER);
+}
+
+/* Parses query into fresh params; returns the rc and leaves err/p for checks. */
+static int parse(const char *query, struct job_params *p, struct param_error *err) {
+    job_params_init(p, &lim);
+    memset(err, 0, sizeof(*err));
+    return request_params_from_query(p, query, &lim, err);
+}
+
+static void test_query_every_field(void **state) {
+    (void)state;
+    struct job_params p;
+    struct param_error err;
+    assert_int_equal(parse("width=640&height=480&fit=cover&crop=attention&format=webp&quality=55"
+                           "&callback_url=https%3A%2F%2Fexample.com%2Fcb&email=a%40b.example",
+                           &p, &err),
+                     0);
+    assert_int_equal(p.width, 640);
+    assert_int_equal(p.height, 480);
+    assert_int_equal(p.fit, FIT_COVER);
+    assert_int_equal(p.crop, CROP_ATTENTION);
+    assert_int_equal(p.format, FMT_WEBP);
+    assert_int_equal(p.quality, 55);
+    assert_string_equal(p.callback_url, "https://example.com/cb");
+    assert_string_equal(p.email, "a@b.example");
+    assert_null(p.url);
+    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    job_params_free(&p);
+
+    /* Defaults when nothing is given; height follows width after finish. */
+    assert_int_equal(parse(NULL, &p, &err), 0);
+    assert_int_equal(parse("", &p, &err), 0);
+    assert_int_equal(parse("width=100", &p, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(p.width, 100);
+    assert_int_equal(p.height, 100);
+    assert_int_equal(p.quality, 80);
+    assert_int_equal(p.fit, FIT_INSIDE);
+    job_params_free(&p);
+
+    /* Every enum value and alias. */
+    const char *ok[] = {"fit=inside",  "fit=contain",  "fit=fill",        "crop=centre",
+                        "crop=center", "crop=entropy", "format=original", "format=jpeg",
+                        "format=jpg",  "format=png",   "format=avif",     "format=gif",
+                        "width=1",     "width=4096",   "height=1",        "height=4096",
+                        "quality=1",   "quality=100",  "width=+5",        "fit=cover&",
+                        NULL};
+    for (int i = 0; ok[i]; i++) {
+        assert_int_equal(parse(ok[i], &p, &err), 0);
+        job_params_free(&p);
+    }
+}
+
+static void expect_refused(const char *query, const char *code, const char *field) {
+    struct job_params p;
+    struct param_error err;
+    assert_int_equal(parse(query, &p, &err), -1);
+    assert_string_equal(err.code, code);
+    assert_string_equal(err.field, field);
+    assert_true(strlen(err.message) > 0);
+    job_params_free(&p);
+}
+
+static void test_query_ranges_and_names(void **state) {
+    (void)state;
+    expect_refused("width=0", "invalid_param", "width");
+    expect_refused("width=4097", "invalid_param", "width");
+    expect_refused("width=-1", "invalid_param", "width");
+    expect_refused("width=abc", "invalid_param", "width");
+    expect_refused("width=", "invalid_param", "width");
+    expect_refused("width=1.5", "invalid_param", "width");
+    expect_refused("width=99999999999999999999", "invalid_param", "width");
+    expect_refused("height=0", "invalid_param", "height");
+    expect_refused("height=4097", "invalid_param", "height");
+    expect_refused("quality=0", "invalid_param", "quality");
+    expect_refused("quality=101", "invalid_param", "quality");
+    expect_refused("fit=zoom", "invalid_param", "fit");
+    expect_refused("crop=left", "invalid_param", "crop");
+    expect_refused("format=bmp", "invalid_param", "format");
+    expect_refused("callback_url=ftp%3A%2F%2Fx", "invalid_param", "callback_url");
+    expect_refused("email=nobody", "invalid_param", "email");
+    expect_refused("url=not-a-url", "invalid_param", "url");
+    expect_refused("size=10", "invalid_param", "size");
+    expect_refused("Width=10", "invalid_param", "Width");
+    expect_refused("width=10&width=20", "invalid_param", "width");
+    expect_refused("fit=cover&quality=5&fit=fill", "invalid_param", "fit");
+    /* malformed: no '=', or an empty name */
+    expect_refused("width", "invalid_param", "");
+    expect_refused("=5", "invalid_param", "");
+    expect_refused("width=5&&height=5", "invalid_param", "");
+}
+
+static void test_query_url_with_upload(void **state) {
+    (void)state;
+    struct job_params p;
+    struct param_error err;
+    assert_int_equal(parse("url=https%3A%2F%2Fexample.com%2Fa.jpg", &p, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &err), -1);
+    assert_string_equal(err.field, "url");
+    job_params_free(&p);
+}
+
+static void test_etag(void **state) {
+    (void)state;
+    assert_true(request_etag_matches("\"abc\"", "abc"));
+    assert_true(request_etag_matches("W/\"abc\"", "abc"));
+    assert_true(request_etag_matches("\"x\", \"abc\"", "abc"));
+    assert_true(request_etag_matches("\"x\",W/\"abc\" , \"y\"", "abc"));
+    assert_true(request_etag_matches("*", "abc"));
+    assert_true(request_etag_matches("  * ", "abc"));
+    assert_true(request_etag_matches(",,\"abc\"", "abc"));
+    assert_false(request_etag_matches("\"abcd\"", "abc"));
+    assert_false(request_etag_matches("\"ab\"", "abc"));
+    assert_false(request_etag_matches("abc", "abc")); /* unquoted: not an entity tag */
+    assert_false(request_etag_matches("\"abc", "abc"));
+    assert_false(request_etag_matches("", "abc"));
+    assert_false(request_etag_matches(NULL, "abc"));
+    assert_false(request_etag_matches("\"x\", \"y\"", "abc"));
+    assert_false(request_etag_matches("*x", "abc"));
+    assert_false(request_etag_matches("\"\"", "abc"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_body_kind),
+        cmocka_unit_test(test_query_every_field),
+        cmocka_unit_test(test_query_ranges_and_names),
+        cmocka_unit_test(test_query_url_with_upload),
+        cmocka_unit_test(test_etag),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

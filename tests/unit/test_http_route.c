@@ -1,0 +1,126 @@
+/* test_http_route.c — the route table: paths, ids and methods to route, 404 or 405. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "id.h"
+#include "route.h"
+
+#define ID "kq3v7AAAAAAAAAAAAAAAAA"
+
+static void check(enum evhttp_cmd_type m, const char *path, enum route_id want, bool method_ok,
+                  const char *id) {
+    struct route_match rm;
+    assert_int_equal(route_match(m, path, &rm), want);
+    assert_int_equal(rm.route, want);
+    assert_int_equal(rm.method_ok, method_ok);
+    assert_string_equal(rm.id, id);
+    if (want == ROUTE_NONE)
+        assert_null(rm.allow);
+    else
+        assert_non_null(rm.allow);
+}
+
+static void test_paths(void **state) {
+    (void)state;
+    check(EVHTTP_REQ_GET, "/healthz", ROUTE_HEALTHZ, true, "");
+    check(EVHTTP_REQ_POST, "/v1/thumbnails", ROUTE_SUBMIT, true, "");
+    check(EVHTTP_REQ_GET, "/v1/thumbnails/" ID, ROUTE_JOB, true, ID);
+    check(EVHTTP_REQ_GET, "/v1/thumbnails/" ID "/image", ROUTE_IMAGE, true, ID);
+    assert_true(id_is_valid(ID));
+}
+
+static void test_unknown_paths(void **state) {
+    (void)state;
+    const char *paths[] = {"",
+                           "/",
+                           "/healthz/",
+                           "/healthzz",
+                           "/v1",
+                           "/v1/thumbnails/",
+                           "/v1/thumbnailsX",
+                           "/v1/thumbnails//image",
+                           "/v1/thumbnails/" ID "/",
+                           "/v1/thumbnails/" ID "/image/",
+                           "/v1/thumbnails/" ID "/imagex",
+                           "/v1/thumbnails/" ID "/other",
+                           "/v1/thumbnails/a/b/c",
+                           "/v2/thumbnails",
+                           "/V1/thumbnails",
+                           NULL};
+    for (int i = 0; paths[i]; i++) {
+        struct route_match rm;
+        assert_int_equal(route_match(EVHTTP_REQ_GET, paths[i], &rm), ROUTE_NONE);
+        assert_false(rm.method_ok);
+        assert_null(rm.allow);
+    }
+    struct route_match rm;
+    assert_int_equal(route_match(EVHTTP_REQ_GET, NULL, &rm), ROUTE_NONE);
+}
+
+static void test_ids_are_kept_not_judged(void **state) {
+    (void)state;
+    /* Any single segment is the job route; the handler answers 404 for a bad id. */
+    check(EVHTTP_REQ_GET, "/v1/thumbnails/short", ROUTE_JOB, true, "short");
+    check(EVHTTP_REQ_GET, "/v1/thumbnails/%41%41", ROUTE_JOB, true, "%41%41");
+    assert_false(id_is_valid("short"));
+    char path[256];
+    char longseg[ROUTE_ID_MAX + 2];
+    memset(longseg, 'A', sizeof(longseg) - 1);
+    longseg[sizeof(longseg) - 1] = '\0';
+    snprintf(path, sizeof(path), "/v1/thumbnails/%s/image", longseg);
+    check(EVHTTP_REQ_GET, path, ROUTE_IMAGE, true, "");
+}
+
+static void test_methods(void **state) {
+    (void)state;
+    struct route_match rm;
+    route_match(EVHTTP_REQ_HEAD, "/v1/thumbnails/" ID "/image", &rm);
+    assert_true(rm.method_ok);
+    route_match(EVHTTP_REQ_HEAD, "/v1/thumbnails/" ID, &rm);
+    assert_true(rm.method_ok);
+    route_match(EVHTTP_REQ_HEAD, "/healthz", &rm);
+    assert_true(rm.method_ok);
+
+    const enum evhttp_cmd_type not_get[] = {EVHTTP_REQ_POST,  EVHTTP_REQ_PUT,     EVHTTP_REQ_DELETE,
+                                            EVHTTP_REQ_PATCH, EVHTTP_REQ_OPTIONS, EVHTTP_REQ_TRACE};
+    for (size_t i = 0; i < sizeof(not_get) / sizeof(not_get[0]); i++) {
+        check(not_get[i], "/healthz", ROUTE_HEALTHZ, false, "");
+        check(not_get[i], "/v1/thumbnails/" ID, ROUTE_JOB, not_get[i] == EVHTTP_REQ_DELETE, ID);
+        check(not_get[i], "/v1/thumbnails/" ID "/image", ROUTE_IMAGE, false, ID);
+    }
+    route_match(EVHTTP_REQ_DELETE, "/v1/thumbnails/" ID, &rm);
+    assert_string_equal(rm.allow, "GET, HEAD, DELETE");
+    const enum evhttp_cmd_type not_post[] = {EVHTTP_REQ_GET, EVHTTP_REQ_HEAD, EVHTTP_REQ_PUT,
+                                             EVHTTP_REQ_DELETE, EVHTTP_REQ_PATCH};
+    for (size_t i = 0; i < sizeof(not_post) / sizeof(not_post[0]); i++)
+        check(not_post[i], "/v1/thumbnails", ROUTE_SUBMIT, false, "");
+
+    route_match(EVHTTP_REQ_PUT, "/v1/thumbnails/" ID "/image", &rm);
+    assert_string_equal(rm.allow, "GET, HEAD");
+    route_match(EVHTTP_REQ_GET, "/v1/thumbnails", &rm);
+    assert_string_equal(rm.allow, "POST");
+}
+
+static void test_names(void **state) {
+    (void)state;
+    assert_string_equal(route_name(ROUTE_SUBMIT), "submit");
+    assert_string_equal(route_name(ROUTE_IMAGE), "image");
+    assert_string_equal(route_name(ROUTE_NONE), "none");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_unknown_paths),
+        cmocka_unit_test(test_ids_are_kept_not_judged),
+        cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

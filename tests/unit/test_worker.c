@@ -1,0 +1,440 @@
+/* test_worker.c — worker_main against a private redis-server: jobs put on the
+ * queue with the real scripts come out done or failed with the documented
+ * fields; the scoreboard moves; a Redis restart is survived; SIGTERM stops it.
+ * Skipped when redis-server is not installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+#include "config.h"
+#include "id.h"
+#include "job.h"
+#include "queue.h"
+#include "segment.h"
+#include "thumb.h"
+#include "worker.h"
+
+#define PREFIX "tw"
+#define NODE   "testnode:1"
+#define SLOT   3
+
+static struct {
+    char dir[256];
+    char sock[300];
+    pid_t redis;
+    pid_t worker;
+    struct config cfg;
+    struct shm_segment shm;
+    redisContext *c;
+} fx;
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool have_redis(void) {
+    return system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+static pid_t redis_start(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", fx.sock, "--save", "",
+               "--appendonly", "no", "--dir", fx.dir, "--logfile", "redis.log", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static redisContext *redis_connect_wait(void) {
+    long long deadline = now_ms() + 5000;
+    while (now_ms() < deadline) {
+        redisContext *c = redisConnectUnix(fx.sock);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            if (ok)
+                return c;
+        }
+        if (c)
+            redisFree(c);
+        sleep_ms(50);
+    }
+    return NULL;
+}
+
+static void redis_stop(void) {
+    if (fx.redis > 0) {
+        kill(fx.redis, SIGTERM);
+        waitpid(fx.redis, NULL, 0);
+        fx.redis = 0;
+    }
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (!have_redis())
+        return 0;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(fx.dir, sizeof(fx.dir), "%s/th-worker-XXXXXX", tmp);
+    if (mkdtemp(fx.dir) == NULL)
+        return -1;
+    snprintf(fx.sock, sizeof(fx.sock), "%s/redis.sock", fx.dir);
+    fx.redis = redis_start();
+    if ((fx.c = redis_connect_wait()) == NULL)
+        return -1;
+
+    config_defaults(&fx.cfg);
+    fx.cfg.redis_mode = REDIS_EXTERNAL;
+    free(fx.cfg.redis_url);
+    fx.cfg.redis_url = malloc(strlen(fx.sock) + 6);
+    sprintf(fx.cfg.redis_url, "unix:%s", fx.sock);
+    free(fx.cfg.redis_key_prefix);
+    fx.cfg.redis_key_prefix = strdup(PREFIX);
+
+    char pidfile[300];
+    snprintf(pidfile, sizeof(pidfile), "%s/pid", fx.dir);
+    if (shm_segment_create(&fx.shm, pidfile, 1 << 20) < 0)
+        return -1;
+
+    /* Fork the worker before this process touches libvips. */
+    fx.worker = fork();
+    if (fx.worker == 0) {
+        struct worker_args a = {.cfg = &fx.cfg, .node_id = NODE, .shm = &fx.shm, .slot = SLOT};
+        _exit(worker_main(&a));
+    }
+    return thumb_init();
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (fx.dir[0] == '\0')
+        return 0;
+    if (fx.worker > 0) {
+        kill(fx.worker, SIGKILL);
+        waitpid(fx.worker, NULL, 0);
+    }
+    if (fx.c)
+        redisFree(fx.c);
+    redis_stop();
+    shm_segment_destroy(&fx.shm);
+    config_free(&fx.cfg);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);
+    if (system(cmd) != 0)
+        return -1;
+    thumb_shutdown();
+    return 0;
+}
+
+#define NEED_REDIS()                                                                               \
+    do {                                                                                           \
+        if (fx.dir[0] == '\0')                                                                     \
+            skip();                                                                                \
+    } while (0)
+
+static redisReply *cmd(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(fx.c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis: %s", fx.c->errstr);
+    return r;
+}
+
+static char *key(char *buf, const char *kind, const char *id) {
+    return queue_key(buf, QUEUE_KEY_MAX, PREFIX, kind, id);
+}
+
+/* Enqueues a job with the real script onto the list ready (NULL: the real
+ * ready list); bytes NULL = no upload stored. */
+static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, int width,
+                       const char *format, const void *bytes, size_t len, bool upload) {
+    struct param_limits lim = {.max_dimension = 4096, .default_quality = 80};
+    struct job_params p;
+    job_params_init(&p, &lim);
+    p.width = width;
+    p.url = url ? strdup(url) : NULL;
+    job_format_parse(format, &p.format);
+    struct param_error perr;
+    assert_int_equal(job_params_finish(&p, upload, &perr), 0);
+    struct job_record rec = {0};
+    assert_int_equal(job_record_from_params(&rec, &p), 0);
+    assert_int_equal(id_generate(id), 0);
+
+    char kj[QUEUE_KEY_MAX], kr[QUEUE_KEY_MAX], kd[QUEUE_KEY_MAX], ks[QUEUE_KEY_MAX];
+    size_t n = 8 + 2 * rec.count;
+    const char **argv = calloc(n, sizeof(*argv));
+    size_t *lens = calloc(n, sizeof(*lens));
+    const char *fixed[] = {key(kj, "job", id),
+                           key(kr, ready ? ready : "ready", NULL),
+                           key(kd, "delayed", NULL),
+                           key(ks, "src", id),
+                           id,
+                           "1000",
+                           bytes ? bytes : "",
+                           bytes ? "1" : "0"};
+    for (size_t i = 0; i < 8; i++) {
+        argv[i] = fixed[i];
+        lens[i] = i == 6 ? (bytes ? len : 0) : strlen(fixed[i]);
+    }
+    for (size_t i = 0; i < rec.count; i++) {
+        argv[8 + 2 * i] = rec.names[i];
+        argv[9 + 2 * i] = rec.values[i];
+        lens[8 + 2 * i] = strlen(rec.names[i]);
+        lens[9 + 2 * i] = strlen(rec.values[i]);
+    }
+    redisReply *r = queue_eval(fx.c, QS_ENQUEUE, 4, (int)n - 4, argv, lens);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    free(argv);
+    free(lens);
+    job_record_free(&rec);
+    job_params_free(&p);
+}
+
+static void enqueue(char id[ID_LEN + 1], const char *url, int width, const char *format,
+                    const void *bytes, size_t len, bool upload) {
+    enqueue_on(NULL, id, url, width, format, bytes, len, upload);
+}
+
+/* Waits until job id is terminal; returns its hash (job_record_free). */
+static struct job_record wait_job(const char *id) {
+    char kj[QUEUE_KEY_MAX];
+    long long deadline = now_ms() + 30000;
+    for (;;) {
+        redisReply *r = cmd("HGETALL %s", key(kj, "job", id));
+        struct job_record rec = {0};
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            job_record_set(&rec, r->element[i]->str, r->element[i + 1]->str);
+        freeReplyObject(r);
+        if (job_state_is_terminal(job_record_get(&rec, "state")))
+            return rec;
+        job_record_free(&rec);
+        if (now_ms() > deadline)
+            fail_msg("job %s did not finish", id);
+        sleep_ms(20);
+    }
+}
+
+static void expect_failed(const char *id, const char *code) {
+    struct job_record rec = wait_job(id);
+    assert_string_equal(job_record_get(&rec, "state"), "failed");
+    assert_string_equal(job_record_get(&rec, "err_code"), code);
+    assert_true(strlen(job_record_get(&rec, "err_msg")) > 0);
+    job_record_free(&rec);
+}
+
+static struct blob {
+    void *data;
+    size_t len;
+} png(int w, int h) {
+    VipsImage *x, *y;
+    assert_int_equal(vips_black(&x, w, h, "bands", 3, NULL), 0);
+    assert_int_equal(vips_linear1(x, &y, 1.0, 90.0, "uchar", TRUE, NULL), 0);
+    struct blob b;
+    assert_int_equal(vips_pngsave_buffer(y, &b.data, &b.len, NULL), 0);
+    g_object_unref(x);
+    g_object_unref(y);
+    return b;
+}
+
+static void test_upload_done(void **state) {
+    (void)state;
+    NEED_REDIS();
+    struct blob b = png(300, 200);
+    char id[ID_LEN + 1];
+    enqueue(id, NULL, 60, "webp", b.data, b.len, true);
+    struct job_record rec = wait_job(id);
+    assert_string_equal(job_record_get(&rec, "state"), "done");
+    assert_string_equal(job_record_get(&rec, "src_mime"), "image/png");
+    assert_int_equal(job_record_get_int(&rec, "src_bytes", -1), (long long)b.len);
+    assert_int_equal(job_record_get_int(&rec, "src_width", -1), 300);
+    assert_int_equal(job_record_get_int(&rec, "src_height", -1), 200);
+    assert_string_equal(job_record_get(&rec, "res_mime"), "image/webp");
+    assert_int_equal(job_record_get_int(&rec, "res_width", -1), 60);
+    assert_int_equal(job_record_get_int(&rec, "res_height", -1), 40);
+    assert_int_equal(job_record_get_int(&rec, "attempts", -1), 1);
+    assert_int_equal(strlen(job_record_get(&rec, "res_etag")), 32);
+    assert_non_null(job_record_get(&rec, "finished"));
+
+    char k[QUEUE_KEY_MAX];
+    redisReply *r = cmd("GET %s", key(k, "res", id));
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal((long long)r->len, job_record_get_int(&rec, "res_bytes", -1));
+    VipsImage *im = vips_image_new_from_buffer(r->str, r->len, "", NULL);
+    assert_non_null(im);
+    assert_int_equal(vips_image_get_width(im), 60);
+    g_object_unref(im);
+    freeReplyObject(r);
+    r = cmd("PTTL %s", key(k, "res", id));
+    assert_true(r->integer > 0 && r->integer <= fx.cfg.redis_result_ttl);
+    freeReplyObject(r);
+    r = cmd("EXISTS %s", key(k, "src", id));
+    assert_int_equal(r->integer, 0); /* the upload is gone once done */
+    freeReplyObject(r);
+    job_record_free(&rec);
+    g_free(b.data);
+}
+
+static void test_failures(void **state) {
+    (void)state;
+    NEED_REDIS();
+    char id[ID_LEN + 1];
+    const char *text = "this is not an image\n";
+    enqueue(id, NULL, 60, "jpeg", text, strlen(text), true);
+    expect_failed(id, "unsupported_type");
+    struct job_record rec = wait_job(id);
+    assert_string_equal(job_record_get(&rec, "src_mime"), "text/plain");
+    char k[QUEUE_KEY_MAX];
+    redisReply *r = cmd("PTTL %s", key(k, "job", id));
+    assert_true(r->integer > 0 && r->integer <= fx.cfg.redis_failure_ttl);
+    freeReplyObject(r);
+    job_record_free(&rec);
+
+    enqueue(id, NULL, 60, "jpeg", NULL, 0, true);
+    expect_failed(id, "source_missing");
+
+    enqueue(id, "http://127.0.0.1:1/a.png", 60, "jpeg", NULL, 0, false);
+    expect_failed(id, "fetch_blocked_address");
+    enqueue(id, "http://[::ffff:169.254.169.254]/latest", 60, "jpeg", NULL, 0, false);
+    expect_failed(id, "fetch_blocked_address");
+}
+
+static void test_canceled_is_skipped(void **state) {
+    (void)state;
+    NEED_REDIS();
+    char id[ID_LEN + 1], kj[QUEUE_KEY_MAX], kr[QUEUE_KEY_MAX];
+    id_generate(id);
+    freeReplyObject(cmd("HSET %s state canceled src url url http://x.example/ width 10 height 10 "
+                        "fit inside crop centre format jpeg quality 80",
+                        key(kj, "job", id)));
+    freeReplyObject(cmd("RPUSH %s %s", key(kr, "ready", NULL), id));
+    /* A job behind it finishing means the canceled one was seen first. */
+    struct blob b = png(20, 20);
+    char next[ID_LEN + 1];
+    enqueue(next, NULL, 10, "png", b.data, b.len, true);
+    struct job_record rec = wait_job(next);
+    assert_string_equal(job_record_get(&rec, "state"), "done");
+    job_record_free(&rec);
+    redisReply *r = cmd("HGET %s state", kj);
+    assert_string_equal(r->str, "canceled");
+    freeReplyObject(r);
+    char kp[QUEUE_KEY_MAX], wid[64];
+    snprintf(wid, sizeof(wid), "%s:%d", NODE, (int)fx.worker);
+    r = cmd("LLEN %s", key(kp, "proc", wid));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    g_free(b.data);
+}
+
+static void test_registered_and_scoreboard(void **state) {
+    (void)state;
+    NEED_REDIS();
+    char kw[QUEUE_KEY_MAX], wid[64];
+    snprintf(wid, sizeof(wid), "%s:%d", NODE, (int)fx.worker);
+    redisReply *r = cmd("SISMEMBER %s %s", key(kw, "workers", NODE), wid);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    struct shm_slot *s = shm_slot(&fx.shm, SLOT);
+    assert_true(atomic_load(&s->jobs_done) >= 3);
+    assert_int_equal(atomic_load(&s->state), SLOT_IDLE);
+    assert_true(shm_now_ms() - atomic_load(&s->heartbeat_ms) < 3000);
+}
+
+/* An id found in the worker's own proc list is picked up (left by a Redis error). */
+static void test_leftover_in_proc(void **state) {
+    (void)state;
+    NEED_REDIS();
+    struct blob b = png(30, 30);
+    char id[ID_LEN + 1], kr[QUEUE_KEY_MAX], kp[QUEUE_KEY_MAX], wid[64];
+    /* Queued on a list the worker does not watch, then put in its proc list as
+     * if BLMOVE's reply had been lost. */
+    enqueue_on("held", id, NULL, 10, "png", b.data, b.len, true);
+    snprintf(wid, sizeof(wid), "%s:%d", NODE, (int)fx.worker);
+    freeReplyObject(cmd("DEL %s", key(kr, "held", NULL)));
+    freeReplyObject(cmd("RPUSH %s %s", key(kp, "proc", wid), id));
+    struct job_record rec = wait_job(id);
+    assert_string_equal(job_record_get(&rec, "state"), "done");
+    job_record_free(&rec);
+    g_free(b.data);
+}
+
+static void test_redis_restart(void **state) {
+    (void)state;
+    NEED_REDIS();
+    redisFree(fx.c);
+    fx.c = NULL;
+    redis_stop();
+    sleep_ms(1500); /* the worker notices and backs off */
+    fx.redis = redis_start();
+    assert_non_null(fx.c = redis_connect_wait());
+    struct blob b = png(40, 40);
+    char id[ID_LEN + 1];
+    enqueue(id, NULL, 20, "jpeg", b.data, b.len, true);
+    struct job_record rec = wait_job(id);
+    assert_string_equal(job_record_get(&rec, "state"), "done");
+    job_record_free(&rec);
+    /* Registered again on the empty server. */
+    char kw[QUEUE_KEY_MAX], wid[64];
+    snprintf(wid, sizeof(wid), "%s:%d", NODE, (int)fx.worker);
+    redisReply *r = cmd("SISMEMBER %s %s", key(kw, "workers", NODE), wid);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    g_free(b.data);
+}
+
+static void test_sigterm_stops(void **state) {
+    (void)state;
+    NEED_REDIS();
+    long long t0 = now_ms();
+    kill(fx.worker, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(fx.worker, &status, 0), fx.worker);
+    char wid[64];
+    snprintf(wid, sizeof(wid), "%s:%d", NODE, (int)fx.worker);
+    fx.worker = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(now_ms() - t0 < 3000);
+    char kw[QUEUE_KEY_MAX];
+    redisReply *r = cmd("SISMEMBER %s %s", key(kw, "workers", NODE), wid);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_upload_done),
+        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_canceled_is_skipped),
+        cmocka_unit_test(test_registered_and_scoreboard),
+        cmocka_unit_test(test_leftover_in_proc),
+        cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_sigterm_stops),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
