@@ -252,6 +252,21 @@ out:
     return rc;
 }
 
+/* Removes the metadata from im (our own image). The savers' strip option
+ * should do this, but libvips 8.14's webpsave ignores it: it keeps the ICC
+ * profile and rebuilds EXIF from the exif-* and orientation fields. */
+static void strip_metadata(VipsImage *im) {
+    gchar **names = vips_image_get_fields(im);
+    for (gchar **p = names; *p; p++) {
+        if (!strcmp(*p, VIPS_META_ICC_NAME) || !strcmp(*p, VIPS_META_XMP_NAME) ||
+            !strcmp(*p, VIPS_META_IPTC_NAME) || !strcmp(*p, VIPS_META_PHOTOSHOP_NAME) ||
+            !strcmp(*p, VIPS_META_ORIENTATION) || !strcmp(*p, VIPS_META_RESOLUTION_UNIT) ||
+            !strncmp(*p, "exif-", 5))
+            vips_image_remove(im, *p);
+    }
+    g_strfreev(names);
+}
+
 static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, size_t *len) {
     switch (fmt) {
     case FMT_PNG:
@@ -287,6 +302,7 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
         return -1;
     void *buf = NULL;
     size_t n = 0;
+    strip_metadata(im);
     if (encode(im, fmt, o->quality, &buf, &n)) {
         vips_failure(err, "encode_failed", "cannot encode the thumbnail");
         g_object_unref(im);

@@ -296,6 +296,40 @@ static void test_exif_rotation(void **state) {
     g_free(b.data);
 }
 
+/* Every output format drops the source's metadata: its EXIF fields and its ICC
+ * profile. (libvips 8.14's webpsave always writes a small EXIF block of its own
+ * with the resolution; nothing of the source is in it.) */
+static void test_every_format_stripped(void **state) {
+    (void)state;
+    VipsImage *im = noise(200, 100, 3);
+    VipsImage *tagged;
+    assert_int_equal(vips_copy(im, &tagged, NULL), 0);
+    vips_image_set_int(tagged, VIPS_META_ORIENTATION, 6);
+    vips_image_set_string(tagged, "exif-ifd0-Artist", "somebody");
+    struct blob b = encode_as(tagged, SRC_JPEG);
+    g_object_unref(tagged);
+    g_object_unref(im);
+    VipsImage *src = vips_image_new_from_buffer(b.data, b.len, "", NULL);
+    assert_non_null(src);
+    assert_int_not_equal(vips_image_get_typeof(src, "exif-ifd0-Artist"), 0);
+    g_object_unref(src);
+
+    const enum job_format formats[] = {FMT_JPEG, FMT_PNG, FMT_WEBP, FMT_AVIF, FMT_GIF};
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+        struct thumb_opts o = opts(100, 100, FIT_INSIDE, formats[i]);
+        struct thumb_result r = ok(&o, &b);
+        VipsImage *back = vips_image_new_from_buffer(r.data, r.len, "", NULL);
+        assert_non_null(back);
+        if (vips_image_get_typeof(back, "exif-ifd0-Artist") != 0 ||
+            vips_image_get_typeof(back, VIPS_META_ICC_NAME) != 0 ||
+            vips_image_get_orientation(back) != 1)
+            fail_msg("%s output keeps the source's metadata", job_format_name(formats[i]));
+        g_object_unref(back);
+        thumb_result_free(&r);
+    }
+    g_free(b.data);
+}
+
 static void test_grey_becomes_srgb(void **state) {
     (void)state;
     struct blob b = make(64, 64, 1, SRC_PNG);
@@ -607,6 +641,7 @@ int main(void) {
         cmocka_unit_test(test_original_format),
         cmocka_unit_test(test_quality_changes_size),
         cmocka_unit_test(test_exif_rotation),
+        cmocka_unit_test(test_every_format_stripped),
         cmocka_unit_test(test_grey_becomes_srgb),
         cmocka_unit_test(test_contain_padding),
         cmocka_unit_test(test_cmyk_and_16bit),
