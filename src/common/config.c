@@ -443,9 +443,25 @@ struct load_state {
     FILE *fp;
     int lineno;      /* the line inih is handling, counted by our reader */
     int seen[NKEYS]; /* line where each key was set, 0 if not set */
-    char last_bad_section[128];
-    bool reported_bad_section;
 };
+
+static bool section_known(const char *section);
+
+/* Reports an unknown [section] at its own line (inih tells us of sections only
+ * through their keys, and not at all when empty). */
+static void check_section_line(struct load_state *st, const char *line) {
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (*line != '[')
+        return;
+    const char *end = strchr(line, ']');
+    if (end == NULL)
+        return; /* inih reports the syntax error */
+    char name[128];
+    snprintf(name, sizeof(name), "%.*s", (int)(end - line - 1), line + 1);
+    if (!section_known(name))
+        add_error(st->errs, "%s:%d: unknown section [%s]", st->path, st->lineno, name);
+}
 
 /* Feeds inih one line per call so that lineno is the line being handled. */
 static char *reader(char *buf, int size, void *stream) {
@@ -462,6 +478,7 @@ static char *reader(char *buf, int size, void *stream) {
                   size - 2);
         buf[0] = '\0';
     }
+    check_section_line(st, buf);
     return buf;
 }
 
@@ -474,16 +491,12 @@ static bool section_known(const char *section) {
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
     struct load_state *st = user;
-    if (!section_known(section)) {
-        /* One message per unknown section, not one per key in it. */
-        if (!st->reported_bad_section || strcmp(st->last_bad_section, section) != 0) {
-            st->reported_bad_section = true;
-            add_error(st->errs, "%s:%d: unknown section [%s]", st->path, st->lineno,
-                      section[0] ? section : "(none: key before any section)");
-            snprintf(st->last_bad_section, sizeof(st->last_bad_section), "%s", section);
-        }
+    if (section[0] == '\0') {
+        add_error(st->errs, "%s:%d: '%s' is outside any [section]", st->path, st->lineno, name);
         return 1;
     }
+    if (!section_known(section))
+        return 1; /* reported once, at its [header] line */
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key *k = &keys[i];
         if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)

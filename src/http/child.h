@@ -26,7 +26,8 @@ struct http_child {
     struct rasync *redis;
     magic_t magic;
     struct param_limits limits;
-    struct shm_slot *slot; /* our scoreboard line, or NULL */
+    struct shm_segment *shm; /* the scoreboard, or NULL */
+    struct shm_slot *slot;   /* our scoreboard line, or NULL */
 
     /* Keys that do not depend on the job, made once. */
     char key_ready[QUEUE_KEY_MAX];

@@ -1,7 +1,9 @@
 /* routes.c — the dispatcher: every request gets an exchange, then its route's
- * handler, a 404 or a 405 with Allow. /healthz is answered here. */
+ * handler, a 404 or a 405 with Allow. /healthz and /readyz are answered here. */
 #include "handlers.h"
+#include "redis_async.h"
 #include "respond.h"
+#include "segment.h"
 
 #include <event2/buffer.h>
 #include <string.h>
@@ -9,6 +11,29 @@
 static void healthz(struct exchange *h) {
     struct evbuffer *body = evhttp_request_get_output_buffer(h->req);
     evbuffer_add(body, "{\"status\":\"ok\"}\n", 16);
+    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
+                      "application/json");
+    exchange_send(h, 200);
+}
+
+/* Ready: Redis answers and at least one worker is alive (on the scoreboard). */
+static void readyz(struct exchange *h) {
+    struct http_child *c = h->child;
+    int workers = 0;
+    for (int i = 0; c->shm && i < SHM_MAX_SLOTS; i++) {
+        struct shm_slot *s = shm_slot(c->shm, i);
+        if (s && atomic_load(&s->kind) == SLOT_WORKER && atomic_load(&s->pid) > 0)
+            workers++;
+    }
+    bool redis = rasync_connected(c->redis);
+    if (!redis || workers == 0) {
+        respond_error(h, "unavailable", NULL, 1, "not ready:%s%s",
+                      redis ? "" : " Redis does not answer;",
+                      workers ? "" : " no worker is alive;");
+        return;
+    }
+    struct evbuffer *body = evhttp_request_get_output_buffer(h->req);
+    evbuffer_add_printf(body, "{\"status\":\"ready\",\"workers\":%d}\n", workers);
     evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
                       "application/json");
     exchange_send(h, 200);
@@ -33,6 +58,9 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
         switch (h->match.route) {
         case ROUTE_HEALTHZ:
             healthz(h);
+            break;
+        case ROUTE_READYZ:
+            readyz(h);
             break;
         case ROUTE_SUBMIT:
             submit_handle(h);

@@ -169,6 +169,7 @@ int http_main(const struct http_args *args) {
     struct http_child *c = &child;
     memset(c, 0, sizeof(*c));
     c->cfg = args->cfg;
+    c->shm = args->shm;
     c->slot = args->shm ? shm_slot(args->shm, args->slot) : NULL;
     c->limits.max_dimension = (int)c->cfg->image_max_dimension;
     c->limits.default_quality = (int)c->cfg->image_default_quality;

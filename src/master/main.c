@@ -154,14 +154,13 @@ int main(int argc, char **argv) {
 
     /* Reloads must find the file after the daemon changed its directory. */
     char *abs_conf = realpath(conf, NULL);
-    if (abs_conf)
-        conf = abs_conf;
-    struct master m = {.conf_path = conf, .foreground = foreground, .ready_fd = -1};
+    struct master m = {
+        .conf_path = abs_conf ? abs_conf : conf, .foreground = foreground, .ready_fd = -1};
     int rc = 1;
     if (load_config(&m.cfg, conf) < 0) {
         fprintf(stderr, "thumbnailed: configuration %s is invalid\n", conf);
     } else if (test) {
-        printf("thumbnailed: configuration %s ok\n", conf);
+        printf("thumbnailed: %s: configuration ok\n", conf);
         rc = 0;
     } else if (sig) {
         rc = send_signal(&m.cfg, sig);

@@ -75,6 +75,14 @@ static void child_reset_signals(void) {
 
 static int child_main(struct child *c) {
     struct master *m = c->master;
+    /* The master's event loop is not ours: give it an epoll set of its own
+     * (so nothing we do touches the master's) and free it, which also hands
+     * libevent's process-wide signal handling to the loop the child makes. */
+    if (m->base) {
+        event_reinit(m->base);
+        event_base_free(m->base);
+        m->base = NULL;
+    }
     /* No child outlives a SIGKILLed master. */
     prctl(PR_SET_PDEATHSIG, c->kind == CHILD_REDIS ? SIGTERM : SIGKILL);
     if (getppid() == 1)

@@ -182,8 +182,9 @@ static void test_errors_with_lines(void **state) {
     (void)state;
     expect_error("[http]\nlisten\n", ":2: syntax error");
     expect_error("[http]\n[broken\n", ":2: syntax error");
-    expect_error("[nope]\nkey = 1\n", ":2: unknown section [nope]");
-    expect_error("key = 1\n", ":1: unknown section");
+    expect_error("[nope]\nkey = 1\n", ":1: unknown section [nope]");
+    expect_error("[http]\n\n  [empty]\n", ":3: unknown section [empty]");
+    expect_error("key = 1\n", ":1: 'key' is outside any [section]");
     expect_error("[http]\n\nbogus = 1\n", ":3: unknown key 'bogus' in section [http]");
     expect_error("[http]\nmax_body = 20Q\n", ":2: http.max_body: '20Q' is not a size");
     expect_error("[http]\nmax_body = 2G\n", ":2: http.max_body: '2G' is out of range");

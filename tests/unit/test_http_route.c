@@ -29,6 +29,7 @@ static void check(enum evhttp_cmd_type m, const char *path, enum route_id want, 
 static void test_paths(void **state) {
     (void)state;
     check(EVHTTP_REQ_GET, "/healthz", ROUTE_HEALTHZ, true, "");
+    check(EVHTTP_REQ_GET, "/readyz", ROUTE_READYZ, true, "");
     check(EVHTTP_REQ_POST, "/v1/thumbnails", ROUTE_SUBMIT, true, "");
     check(EVHTTP_REQ_GET, "/v1/thumbnails/" ID, ROUTE_JOB, true, ID);
     check(EVHTTP_REQ_GET, "/v1/thumbnails/" ID "/image", ROUTE_IMAGE, true, ID);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# dev.sh — install what is missing (Debian 12), build into build/, then
+#   run:  start thumbnailed in the foreground on a development config
+#         (etc/thumbnailed.conf with only paths and user changed), or
+#   test: run the whole test suite (ctest: unit + integration).
+# Usage: scripts/dev.sh run|test
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+top=$(pwd)
+
+mode=${1:-}
+case "$mode" in
+run | test) ;;
+*)
+    echo "usage: $0 run|test" >&2
+    exit 2
+    ;;
+esac
+
+# Build, runtime and test dependencies, all from Debian's archive.
+packages=(
+    build-essential cmake pkg-config
+    libevent-dev libhiredis-dev libcurl4-openssl-dev libvips-dev libmagic-dev
+    libjansson-dev libinih-dev libssl-dev libcmocka-dev
+    redis-server libvips-tools
+    python3 python3-pytest python3-pytest-timeout python3-requests python3-pil
+)
+
+install_missing() {
+    local missing=() p status
+    for p in "${packages[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [ "$status" = installed ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "dev.sh: installing ${missing[*]}" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        "${missing[@]}"
+}
+
+build() {
+    cmake -S . -B build
+    cmake --build build -j"$(nproc)"
+}
+
+# The development config: the shipped file with pid_file, runtime_dir,
+# redis.data_dir under build/dev/ and user empty (keep the invoking user).
+dev_config() {
+    local dev="$top/build/dev"
+    mkdir -p "$dev/run" "$dev/data"
+    awk -v dev="$dev" '
+        function set(key, value) {
+            if ($0 !~ "^[ \t]*" key "[ \t]*=") return 0
+            print (value == "" ? key " =" : key " = " value)
+            done[section "." key] = 1
+            return 1
+        }
+        /^[ \t]*\[/ { section = $0; gsub(/[][ \t]/, "", section) }
+        section == "daemon" && set("user", "") { next }
+        section == "daemon" && set("pid_file", dev "/run/thumbnailed.pid") { next }
+        section == "daemon" && set("runtime_dir", dev "/run") { next }
+        section == "redis" && set("data_dir", dev "/data") { next }
+        { print }
+        END {
+            n = split("daemon.user daemon.pid_file daemon.runtime_dir redis.data_dir", want, " ")
+            for (i = 1; i <= n; i++) {
+                if (!(want[i] in done)) {
+                    print "dev.sh: no " want[i] " in etc/thumbnailed.conf" > "/dev/stderr"
+                    exit 1
+                }
+            }
+        }
+    ' etc/thumbnailed.conf >"$dev/thumbnailed.conf" || return 1
+    echo "$dev/thumbnailed.conf"
+}
+
+install_missing
+build
+
+case "$mode" in
+run)
+    conf=$(dev_config)
+    build/thumbnailed -t -c "$conf"
+    echo "dev.sh: starting thumbnailed on $conf (Ctrl-C stops it)" >&2
+    exec build/thumbnailed -f -c "$conf"
+    ;;
+test)
+    # -V: every test's own report (cmocka and pytest counts), not only the failures.
+    exec ctest --test-dir build -V --output-on-failure
+    ;;
+esac

@@ -1,0 +1,94 @@
+"""Fixtures of the black-box suite: test images, a local source server, and the
+real thumbnailed binary (with its embedded redis-server) on a free port.
+
+Environment: THUMBNAILED_BIN (default <TH_SOURCE_DIR>/build/thumbnailed),
+TH_SOURCE_DIR (default: two levels above this file)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import Daemon, SourceServer, make_images
+
+SOURCE_DIR = Path(os.environ.get("TH_SOURCE_DIR") or Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture(scope="session")
+def source_dir():
+    return SOURCE_DIR
+
+
+@pytest.fixture(scope="session")
+def thumbnailed_bin():
+    binary = os.environ.get("THUMBNAILED_BIN") or str(SOURCE_DIR / "build" / "thumbnailed")
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"thumbnailed binary not found or not executable: {binary} "
+                    "(build it, or set THUMBNAILED_BIN)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    return make_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="session")
+def source(images):
+    server = SourceServer(images)
+    server.start()
+    yield server
+    server.stop()
+
+
+class DaemonFactory:
+    """Starts daemons in their own temp dirs and stops every one at teardown."""
+
+    def __init__(self, binary, tmp_path_factory):
+        self.binary = binary
+        self.tmp = tmp_path_factory
+        self.started = []
+
+    def __call__(self, overrides=None):
+        d = Daemon(self.binary, self.tmp.mktemp("d"), overrides)
+        self.started.append(d)
+        return d.start()
+
+    def stop_all(self):
+        for d in self.started:
+            if d.stop() != 0 or d.killed:
+                print(f"\nthumbnailed did not stop cleanly (status {d.returncode}, "
+                      f"killed={d.killed})\n{d.log()}")
+
+
+@pytest.fixture
+def start_daemon(thumbnailed_bin, tmp_path_factory):
+    """A function: start_daemon(overrides) -> a running Daemon, stopped after the test."""
+    factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def daemon(thumbnailed_bin, tmp_path_factory):
+    """One daemon for a test module, on the suite's standard configuration
+    (job ids are unique, and every test makes its source URLs unique)."""
+    factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
+    yield factory()
+    factory.stop_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, attach the log of every daemon the test used to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            daemons = []
+            if isinstance(value, Daemon):
+                daemons = [value]
+            elif isinstance(value, DaemonFactory):
+                daemons = value.started
+            for d in daemons:
+                report.sections.append((f"thumbnailed log ({name}, {d.dir})", d.log()))

@@ -1,0 +1,521 @@
+"""Helpers for the black-box suite: the daemon under test, the local source
+server, test images, and a few HTTP shortcuts. Tests talk HTTP only."""
+
+import io
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+from PIL import Image, ImageDraw
+
+HTTP_TIMEOUT = 10  # seconds, for any single request to the daemon
+JOB_TIMEOUT = 30  # seconds, for a job to reach a terminal state
+START_TIMEOUT = 20  # seconds, for /healthz to answer after start
+STOP_TIMEOUT = 30  # seconds, for the daemon to exit after SIGTERM
+
+TERMINAL = ("done", "failed", "canceled")
+
+MIME_OF_FORMAT = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "gif": "image/gif",
+}
+
+MIME_OF_EXT = {
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".avif": "image/avif",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# Test images
+
+
+def _picture(width, height, mode="RGB"):
+    """A picture with structure (gradient, shapes) and noise, so encoders and
+    the attention/entropy crops have something to work on."""
+    img = Image.new(mode, (width, height))
+    draw = ImageDraw.Draw(img)
+    for y in range(height):
+        shade = int(255 * y / max(1, height - 1))
+        colour = (shade, 96, 255 - shade) + ((255,) if mode == "RGBA" else ())
+        draw.line([(0, y), (width, y)], fill=colour)
+    draw.ellipse([width // 5, height // 5, width // 2, height // 2],
+                 fill=(250, 220, 40) + ((255,) if mode == "RGBA" else ()))
+    draw.rectangle([width // 2, height // 2, width - 10, height - 10],
+                   fill=(20, 160, 60) + ((255,) if mode == "RGBA" else ()))
+    noise = Image.effect_noise((width, height), 24).convert(mode)
+    return Image.blend(img, noise, 0.15)
+
+
+def _vips(*args):
+    subprocess.run(["vips", *args], check=True, capture_output=True, timeout=60)
+
+
+avif_missing = None  # why AVIF cannot be tested on this machine, when it cannot
+
+
+def _png_claiming(width, height):
+    """A PNG with an honest IHDR for width x height and a token IDAT."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def make_images(directory):
+    """Writes every source file the suite serves or uploads into directory and
+    returns {name: Path}."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = {}
+
+    land = _picture(640, 400)
+    port = _picture(400, 640)
+    land.save(d / "land.jpg", quality=90)
+    port.save(d / "port.jpg", quality=90)
+    land.save(d / "land.png")
+    land.save(d / "land.webp", quality=85)
+    land.save(d / "land.gif")
+    out.update({n: d / n for n in ("land.jpg", "port.jpg", "land.png", "land.webp", "land.gif")})
+
+    # PNG with a real alpha channel: opaque left half, transparent right half.
+    alpha = _picture(640, 400, "RGBA")
+    mask = Image.new("L", (640, 400), 255)
+    ImageDraw.Draw(mask).rectangle([320, 0, 639, 399], fill=0)
+    alpha.putalpha(mask)
+    alpha.save(d / "alpha.png")
+    out["alpha.png"] = d / "alpha.png"
+
+    # AVIF through libvips (PIL has no AVIF support on Debian 12). Without an
+    # AVIF encoder the AVIF tests skip, saying why (see avif_missing).
+    global avif_missing
+    try:
+        _vips("copy", str(d / "land.jpg"), str(d / "land.avif"))
+        out["land.avif"] = d / "land.avif"
+    except subprocess.CalledProcessError as e:
+        avif_missing = "libvips cannot write AVIF here: " + e.stderr.decode(errors="replace")
+
+    # Stored 640x400 with EXIF orientation 6 (rotate 90 CW to display): shows as 400x640.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    land.save(d / "exif6.jpg", quality=90, exif=exif.tobytes())
+    out["exif6.jpg"] = d / "exif6.jpg"
+
+    # A JPEG cut off in the middle of its scan data.
+    whole = (d / "land.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    out["truncated.jpg"] = d / "truncated.jpg"
+
+    # A PNG whose header claims 50000x50000 (2.5 G pixels) with almost no data.
+    (d / "huge-header.png").write_bytes(_png_claiming(50000, 50000))
+    out["huge-header.png"] = d / "huge-header.png"
+
+    (d / "page.html").write_text(
+        "<!DOCTYPE html>\n<html><head><title>Not an image</title></head>\n"
+        "<body><p>This is a web page, not a picture.</p></body></html>\n" * 20)
+    out["page.html"] = d / "page.html"
+
+    # A valid image larger than the suite's fetch.max_bytes (1M): RGB noise PNG.
+    noise = Image.merge("RGB", [Image.effect_noise((1000, 1000), 100) for _ in range(3)])
+    noise.save(d / "big.png", compress_level=1)
+    out["big.png"] = d / "big.png"
+    assert (d / "big.png").stat().st_size > 2 * 1024 * 1024
+    return out
+
+
+def unique_jpeg(width=320, height=200):
+    """A JPEG whose bytes no other test uploads (uploads of identical bytes with
+    identical parameters are deduplicated by the daemon)."""
+    img = _picture(width, height)
+    draw = ImageDraw.Draw(img)
+    draw.text((8, 8), uuid.uuid4().hex, fill=(255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def decode_image(data):
+    """Fully decodes image bytes. Returns (format, width, height, bands) with
+    format one of jpeg/png/webp/gif/avif. Raises if the bytes do not decode."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception:
+        img = None
+    if img is not None:
+        fmt = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(img.format)
+        assert fmt, f"unexpected image format {img.format}"
+        bands = len(img.getbands())
+        if img.mode == "P" and "transparency" in img.info:
+            bands = 4
+        return fmt, img.width, img.height, bands
+    # AVIF (and anything PIL cannot read): libvips decodes it, every pixel.
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "in")
+        with open(src, "wb") as f:
+            f.write(data)
+        subprocess.run(["vips", "copy", src + "[fail_on=truncated]", os.path.join(tmp, "out.v")],
+                       check=True, capture_output=True, timeout=60)
+
+        def field(name):
+            return subprocess.run(["vipsheader", "-f", name, src], check=True,
+                                  capture_output=True, text=True, timeout=60).stdout.strip()
+
+        loader = field("vips-loader")
+        width, height, bands = int(field("width")), int(field("height")), int(field("bands"))
+    if loader.startswith("heifload") and data[4:8] == b"ftyp" and b"avif" in data[8:32]:
+        return "avif", width, height, bands
+    raise AssertionError(f"undecodable or unexpected image (vips loader {loader!r})")
+
+
+# ---------------------------------------------------------------------------
+# The source server: serves the test images on 127.0.0.1.
+
+
+class SourceServer:
+    """GET /img/NAME            the file, Content-Type from its extension
+       GET /as-jpeg/NAME        the file, declared as image/jpeg whatever it is
+       GET /slow/MS/NAME        the file after MS milliseconds
+       GET /stream/NAME         the file without Content-Length, closed at the end
+       GET /flaky/NAME          503 the first time a URL (query included) is asked, then the file
+       anything else            404
+    Query strings are ignored, so tests make their URLs unique with one."""
+
+    def __init__(self, files):
+        self.files = files
+        self.seen = set()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_HEAD(self):
+                self._serve(head=True)
+
+            def do_GET(self):
+                self._serve(head=False)
+
+            def _serve(self, head):
+                path = self.path.split("?", 1)[0]
+                parts = path.strip("/").split("/")
+                name = parts[-1]
+                f = server.files.get(name)
+                ctype = MIME_OF_EXT.get(os.path.splitext(name)[1], "application/octet-stream")
+                stream = False
+                if len(parts) == 2 and parts[0] == "img":
+                    pass
+                elif len(parts) == 2 and parts[0] == "as-jpeg":
+                    ctype = "image/jpeg"
+                elif len(parts) == 3 and parts[0] == "slow" and parts[1].isdigit():
+                    time.sleep(int(parts[1]) / 1000)
+                elif len(parts) == 2 and parts[0] == "stream":
+                    stream = True
+                elif len(parts) == 2 and parts[0] == "flaky":
+                    with server.lock:
+                        first = self.path not in server.seen
+                        server.seen.add(self.path)
+                    if first:
+                        self.send_response(503)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                else:
+                    f = None
+                if f is None:
+                    body = b"not found\n"
+                    self.send_response(404)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(body)
+                    return
+                data = f.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                if stream:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if head:
+                    return
+                try:
+                    for i in range(0, len(data), 64 * 1024):
+                        self.wfile.write(data[i:i + 64 * 1024])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the daemon stopped reading (e.g. over fetch.max_bytes)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def url(self, path):
+        """A URL for path that no other request uses (defeats request dedup)."""
+        return f"{self.base}/{path.lstrip('/')}?u={uuid.uuid4().hex}"
+
+
+# ---------------------------------------------------------------------------
+# The daemon under test
+
+
+def proc_table():
+    """{pid: (ppid, starttime)} of every process, from /proc/PID/stat."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        # After the command: state (field 3), ppid (4), ..., starttime (22).
+        table[int(entry)] = (int(fields[1]), fields[19])
+    return table
+
+
+def descendants(pid):
+    """[(pid, starttime)] of every live descendant of pid."""
+    table = proc_table()
+    children = {}
+    for p, (ppid, _start) in table.items():
+        children.setdefault(ppid, []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append((c, table[c][1]))
+            todo.append(c)
+    return out
+
+
+def still_alive(procs):
+    """The (pid, starttime) pairs of procs that still exist. An unreaped zombie
+    counts too: the master must reap its children before it exits."""
+    table = proc_table()
+    return [(p, s) for p, s in procs if p in table and table[p][1] == s]
+
+
+DEFAULT_OVERRIDES = {
+    "daemon": {"user": "", "log_level": "info"},
+    "http": {"processes": "2"},
+    "worker": {"processes": "2"},
+    "fetch": {"allow_private": "yes", "max_bytes": "1M"},
+}
+
+
+def write_config(path, sections):
+    lines = ["# written by the integration suite"]
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {v}" for k, v in keys.items())
+        lines.append("")
+    Path(path).write_text("\n".join(lines))
+
+
+class Daemon:
+    """thumbnailed -f -c CONFIG in a directory of its own."""
+
+    def __init__(self, binary, workdir, overrides=None):
+        self.binary = binary
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "run").mkdir(exist_ok=True)
+        (self.dir / "data").mkdir(exist_ok=True)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.pid_file = self.dir / "run" / "thumbnailed.pid"
+        self.log_path = self.dir / "thumbnailed.log"
+        sections = {s: dict(k) for s, k in DEFAULT_OVERRIDES.items()}
+        sections["daemon"].update({"pid_file": str(self.pid_file),
+                                   "runtime_dir": str(self.dir / "run")})
+        sections["http"]["listen"] = f"127.0.0.1:{self.port}"
+        sections.setdefault("redis", {})["data_dir"] = str(self.dir / "data")
+        for section, keys in (overrides or {}).items():
+            sections.setdefault(section, {}).update(keys)
+        self.config = self.dir / "thumbnailed.conf"
+        write_config(self.config, sections)
+        self.proc = None
+        self.returncode = None
+        self.killed = False
+
+    def start(self):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.binary, "-f", "-c", str(self.config)],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"thumbnailed exited with status {self.proc.returncode} "
+                                   f"before answering /healthz\n{self.log()}")
+            try:
+                r = requests.get(self.base + "/healthz", timeout=1)
+                if r.status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"thumbnailed did not answer /healthz within {START_TIMEOUT}s\n"
+                           f"{self.log()}")
+
+    def log(self):
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return f"--- {self.log_path.name} ---\n{text[-20000:]}\n--- end ---"
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait up to timeout, then SIGKILL what is left. Returns the exit status."""
+        if self.proc is None or self.returncode is not None:
+            return self.returncode
+        family = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                family = family + descendants(self.proc.pid)
+                self.proc.kill()
+                self.proc.wait()
+        for pid, _ in still_alive(family):
+            self.killed = True
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.returncode = self.proc.returncode
+        self._log.close()
+        return self.returncode
+
+    # -- HTTP shortcuts ------------------------------------------------------
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.get(self.base + path, **kw)
+
+    def post(self, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.post(self.base + path, **kw)
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.request(method, self.base + path, **kw)
+
+    def submit(self, **params):
+        """POST /v1/thumbnails with params as JSON; asserts 202 and returns the job document."""
+        r = self.post("/v1/thumbnails", json=params)
+        assert r.status_code == 202, f"submit {params}: {r.status_code} {r.text}"
+        return r.json()
+
+    def upload(self, data, content_type="image/jpeg", **params):
+        """POST the bytes with params in the query; asserts 202, returns the job document."""
+        r = self.post("/v1/thumbnails", params=params, data=data,
+                      headers={"Content-Type": content_type})
+        assert r.status_code == 202, f"upload {params}: {r.status_code} {r.text}"
+        return r.json()
+
+    def job(self, job_id):
+        r = self.get(f"/v1/thumbnails/{job_id}")
+        assert r.status_code == 200, f"GET job {job_id}: {r.status_code} {r.text}"
+        return r.json()
+
+    def wait(self, job_id, timeout=JOB_TIMEOUT):
+        """Polls the job until it is terminal; returns its document."""
+        deadline = time.monotonic() + timeout
+        doc = None
+        while time.monotonic() < deadline:
+            doc = self.job(job_id)
+            if doc["status"] in TERMINAL:
+                return doc
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} not terminal after {timeout}s: {doc}")
+
+    def wait_until(self, job_id, statuses, timeout=JOB_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        doc = None
+        while time.monotonic() < deadline:
+            doc = self.job(job_id)
+            if doc["status"] in statuses:
+                return doc
+            time.sleep(0.02)
+        raise AssertionError(f"job {job_id} never reached {statuses} in {timeout}s: {doc}")
+
+    def run(self, **params):
+        """Submits, waits, and asserts the job is done; returns its document."""
+        doc = self.wait(self.submit(**params)["id"])
+        assert doc["status"] == "done", f"job {params} ended {doc['status']}: {doc}"
+        return doc
+
+    def image(self, doc):
+        r = self.get(doc["result"]["image_url"])
+        assert r.status_code == 200, f"GET image: {r.status_code} {r.text[:500]}"
+        return r
+
+
+def error_of(response, status, code=None, field=None):
+    """Asserts response is the error document of API.md with that status (and
+    code, field when given); returns the error object."""
+    assert response.status_code == status, \
+        f"expected {status}, got {response.status_code}: {response.text[:500]}"
+    assert response.headers.get("Content-Type", "").startswith("application/json"), \
+        response.headers
+    err = response.json().get("error")
+    assert isinstance(err, dict), response.text
+    assert isinstance(err.get("code"), str) and err["code"], err
+    assert isinstance(err.get("message"), str) and err["message"], err
+    if code is not None:
+        assert err["code"] == code, err
+    if field is not None:
+        assert err.get("field") == field, err
+    return err
+
+
+
+def iso_time(s):
+    return re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", s or "") is not None
