@@ -600,6 +600,49 @@ void config_errors_free(struct config_errors *errs) {
     errs->count = 0;
 }
 
+static bool key_equal(const struct key *k, const struct config *a, const struct config *b) {
+    const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    switch (k->type) {
+    case K_STR:
+        return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+    case K_BOOL:
+        return *(const bool *)fa == *(const bool *)fb;
+    default:
+        return *(const int64_t *)fa == *(const int64_t *)fb;
+    }
+}
+
+void config_diff(const struct config *a, const struct config *b,
+                 void (*fn)(const char *section, const char *key, void *arg), void *arg) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!key_equal(&keys[i], a, b))
+            fn(keys[i].section, keys[i].name, arg);
+}
+
+int config_copy_key(struct config *dst, const struct config *src, const char *section,
+                    const char *key) {
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, key) != 0)
+            continue;
+        char *fd = (char *)dst + k->offset;
+        const char *fs = (const char *)src + k->offset;
+        if (k->type == K_STR) {
+            char *dup = strdup(*(char *const *)fs);
+            if (dup == NULL)
+                return -1;
+            free(*(char **)fd);
+            *(char **)fd = dup;
+        } else if (k->type == K_BOOL) {
+            *(bool *)fd = *(const bool *)fs;
+        } else {
+            *(int64_t *)fd = *(const int64_t *)fs;
+        }
+        return 0;
+    }
+    return -1;
+}
+
 void config_each_key(void (*fn)(const char *section, const char *key, const char *def, void *arg),
                      void *arg) {
     for (size_t i = 0; i < NKEYS; i++)

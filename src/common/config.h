@@ -106,6 +106,15 @@ void config_errors_free(struct config_errors *errs);
 void config_each_key(void (*fn)(const char *section, const char *key, const char *def, void *arg),
                      void *arg);
 
+/* Calls fn for every key whose value differs between a and b. */
+void config_diff(const struct config *a, const struct config *b,
+                 void (*fn)(const char *section, const char *key, void *arg), void *arg);
+
+/* Copies the value of section.key from src into dst. Returns 0, or -1 for an
+ * unknown key or on allocation failure. */
+int config_copy_key(struct config *dst, const struct config *src, const char *section,
+                    const char *key);
+
 /* Whether mime is one of the space-separated types in list. */
 bool config_list_contains(const char *list, const char *item);
 

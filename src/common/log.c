@@ -17,7 +17,8 @@ static struct {
     enum { TARGET_STDERR, TARGET_SYSLOG, TARGET_FILE } target;
     char path[4096];
     int fd;
-} logger = {"thumbnailed", LOGL_INFO, TARGET_STDERR, "", STDERR_FILENO};
+    bool errors_to_stderr;
+} logger = {"thumbnailed", LOGL_INFO, TARGET_STDERR, "", STDERR_FILENO, false};
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -62,6 +63,10 @@ void log_set_level(enum log_level level) {
     logger.level = level;
 }
 
+void log_errors_to_stderr(bool on) {
+    logger.errors_to_stderr = on;
+}
+
 int log_reopen(void) {
     if (logger.target != TARGET_FILE)
         return 0;
@@ -82,24 +87,26 @@ void log_msg(enum log_level level, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char line[2300];
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s\n",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, logger.procname, (int)getpid(), level_names[level], msg);
+    if (n > (int)sizeof(line) - 1)
+        n = sizeof(line) - 1;
+    ssize_t w = 0;
     if (logger.target == TARGET_SYSLOG) {
         static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
         syslog(prio[level], "%s: %s", logger.procname, msg);
     } else {
-        struct timespec ts;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        char line[2300];
-        int n =
-            snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s\n",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, logger.procname, (int)getpid(), level_names[level], msg);
-        if (n > (int)sizeof(line) - 1)
-            n = sizeof(line) - 1;
         /* One write per line keeps lines whole when several processes share the target. */
-        ssize_t w = write(logger.fd, line, (size_t)n);
-        (void)w;
+        w = write(logger.fd, line, (size_t)n);
     }
+    if (logger.errors_to_stderr && level == LOGL_ERROR && logger.target != TARGET_STDERR)
+        w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
     errno = saved_errno;
 }

@@ -2,6 +2,8 @@
 #ifndef TH_LOG_H
 #define TH_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
 
 /* Sets the process name shown in each line, the minimum level and the target
@@ -14,6 +16,10 @@ void log_set_procname(const char *procname);
 
 /* Changes the minimum level. */
 void log_set_level(enum log_level level);
+
+/* While on, errors are also written to stderr whatever the target: a detached
+ * daemon's start-up errors reach whoever started it. */
+void log_errors_to_stderr(bool on);
 
 /* Reopens a file target (after rotation). Returns 0 or -1. */
 int log_reopen(void);

@@ -16,6 +16,10 @@ enum queue_script {
     QS_DELETE,   /* KEYS job res src ready; ARGV id ttl_ms -> 1 | 0 (no such job): a queued
                     or processing job becomes canceled (its token cleared, so a worker's
                     late completion changes nothing); a terminal one is deleted */
+    QS_RELEASE,  /* KEYS proc ready workers; ARGV prefix mode code message ttl_ms wid -> jobs
+                    released: the jobs a gone worker held go back to the front of ready
+                    (mode "requeue") or fail with code (mode "fail"); a job it took but
+                    had not started is always requeued */
     QS_COUNT
 };
 

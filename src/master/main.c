@@ -169,6 +169,8 @@ int main(int argc, char **argv) {
         const char *target = m.cfg.log_target;
         if (!foreground && strcmp(target, "stderr") == 0)
             target = "syslog";
+        /* Until a detached daemon is ready, its errors go to the terminal too. */
+        log_errors_to_stderr(!foreground);
         if (log_init("master", (enum log_level)m.cfg.log_level, target) < 0)
             ;
         else if (!foreground && daemonize(&m) < 0)

@@ -3,7 +3,9 @@
 #include "master.h"
 #include "listen.h"
 #include "log.h"
+#include "jobs.h"
 #include "redis_embedded.h"
+#include "reload.h"
 #include "supervise.h"
 
 #include <errno.h>
@@ -160,8 +162,8 @@ void master_stop(struct master *m, const char *why, bool escalate) {
              (long long)m->cfg.stop_timeout);
     notify_systemd("STOPPING=1");
     m->stopping = true;
-    supervise_signal(m, CHILD_HTTP, SIGTERM);
-    supervise_signal(m, CHILD_WORKER, SIGTERM);
+    supervise_signal(m, CHILD_HTTP, SIGQUIT);
+    supervise_signal(m, CHILD_WORKER, SIGQUIT);
     m->stop_timer = evtimer_new(m->base, stop_timeout_cb, m);
     struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
     evtimer_add(m->stop_timer, &tv);
@@ -194,31 +196,34 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
     case SIGQUIT:
         master_stop(m, strsignal((int)sig), true);
         break;
-    case SIGHUP: {
-        /* Live reload comes with the supervisor work; validate and say so. */
-        struct config next;
-        struct config_errors errs = {0};
-        if (config_load(&next, m->conf_path, &errs) < 0) {
-            for (size_t i = 0; i < errs.count; i++)
-                log_error("reload: %s", errs.msgs[i]);
-            log_error("reload: configuration invalid, keeping the running one");
-        } else {
-            log_warn("reload: configuration valid, but live reload is not supported yet; "
-                     "restart to apply it");
-        }
-        config_free(&next);
-        config_errors_free(&errs);
-        log_reopen();
+    case SIGHUP:
+        master_reload(m);
         break;
-    }
     case SIGUSR1:
         log_reopen();
         break;
     }
 }
 
+static void tick_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct master *m = arg;
+    if (!m->stopping)
+        supervise_tick(m);
+}
+
 static void signal_ready(struct master *m, char status) {
     if (m->ready_fd >= 0) {
+        log_errors_to_stderr(false);
+        if (status == 0) {
+            /* Detached and ready: the terminal we were started from may go. */
+            int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            if (null >= 0) {
+                dup2(null, STDERR_FILENO);
+                close(null);
+            }
+        }
         ssize_t w = write(m->ready_fd, &status, 1);
         (void)w;
         close(m->ready_fd);
@@ -266,7 +271,7 @@ int master_run(struct master *m) {
         goto out;
     }
     if (cfg->redis_mode == REDIS_EMBEDDED) {
-        struct child *r = &m->children[0];
+        struct child *r = supervise_redis(m);
         if (supervise_spawn(r) < 0 ||
             redis_embedded_wait(cfg, r->pid, REDIS_START_TIMEOUT_MS) < 0) {
             if (r->pid > 0 && kill(r->pid, SIGTERM) == 0)
@@ -287,8 +292,13 @@ int master_run(struct master *m) {
         sig_events[nsig] = evsignal_new(m->base, sigs[i], signal_cb, m);
         event_add(sig_events[nsig++], NULL);
     }
-    supervise_spawn_all(m, CHILD_HTTP);
-    supervise_spawn_all(m, CHILD_WORKER);
+    if (supervise_scale(m) < 0) {
+        log_error("cannot start the children");
+        goto stop_children;
+    }
+    m->tick = event_new(m->base, -1, EV_PERSIST, tick_cb, m);
+    struct timeval second = {1, 0};
+    event_add(m->tick, &second);
     log_info("thumbnailed ready on %s: %lld http, %lld workers, node %s", cfg->http_listen,
              (long long)cfg->http_processes, (long long)cfg->worker_processes, m->node_id);
     signal_ready(m, 0);
@@ -299,10 +309,16 @@ int master_run(struct master *m) {
     log_info("stopped");
     goto cleanup;
 
+stop_children:
+    for (int i = 0; i < m->nchildren; i++) {
+        struct child *c = m->children[i];
+        if (c->pid > 0 && c->kind != CHILD_REDIS && kill(c->pid, SIGKILL) == 0)
+            waitpid(c->pid, NULL, 0);
+    }
 stop_redis:
-    if (cfg->redis_mode == REDIS_EMBEDDED && m->children && m->children[0].pid > 0) {
-        kill(m->children[0].pid, SIGTERM);
-        waitpid(m->children[0].pid, NULL, 0);
+    if (supervise_redis(m) && supervise_redis(m)->pid > 0) {
+        kill(supervise_redis(m)->pid, SIGTERM);
+        waitpid(supervise_redis(m)->pid, NULL, 0);
     }
 cleanup:
     shm_segment_destroy(&m->shm);
@@ -311,6 +327,9 @@ out:
         event_free(sig_events[i]);
     if (m->stop_timer)
         event_free(m->stop_timer);
+    if (m->tick)
+        event_free(m->tick);
+    jobs_close(m);
     supervise_free(m);
     if (m->base)
         event_base_free(m->base);

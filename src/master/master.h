@@ -19,6 +19,8 @@ struct child {
     enum child_kind kind;
     int slot;           /* scoreboard slot (http and workers), -1 for redis */
     pid_t pid;          /* 0 while not running */
+    bool retiring;      /* told to finish and exit (scale-down, reload): not respawned */
+    bool timed_out;     /* killed by the master for worker.job_timeout */
     int64_t started_ms; /* when the current process was forked */
     int64_t backoff_ms; /* delay before the next respawn */
     struct event *respawn_ev;
@@ -34,8 +36,11 @@ struct master {
     struct shm_segment shm;
     int listen_fd;
     char node_id[300];
-    struct child *children;
+    struct child **children; /* each allocated on its own: timers point at them */
     int nchildren;
+    struct event *tick;         /* 1 s supervision timer */
+    struct redisContext *redis; /* the master's own connection (jobs.c), or NULL */
+    uint64_t job_timeouts;      /* workers killed for worker.job_timeout */
     bool stopping;
     int exit_status;
     struct event *stop_timer;

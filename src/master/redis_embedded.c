@@ -10,12 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
-int redis_embedded_exec(const struct config *cfg) {
+int redis_embedded_exec(const struct config *cfg, bool foreground) {
     char sock[600];
     rconn_embedded_socket(cfg, sock, sizeof(sock));
     unlink(sock);
     const char *level = cfg->log_level == 0 ? "verbose" : "warning";
-    /* Redis logs to stdout; keep its lines with ours on stderr. */
+    /* Redis logs where we log: stderr (its stdout), our file, or syslog. */
+    const char *logfile = "";
+    const char *use_syslog = "no";
+    if (strncmp(cfg->log_target, "file:", 5) == 0)
+        logfile = cfg->log_target + 5;
+    else if (strcmp(cfg->log_target, "syslog") == 0 || !foreground)
+        use_syslog = "yes";
     dup2(STDERR_FILENO, STDOUT_FILENO);
     const char *argv[] = {cfg->redis_server,
                           "--port",
@@ -37,7 +43,11 @@ int redis_embedded_exec(const struct config *cfg) {
                           "--loglevel",
                           level,
                           "--logfile",
-                          "",
+                          logfile,
+                          "--syslog-enabled",
+                          use_syslog,
+                          "--syslog-ident",
+                          "thumbnailed-redis",
                           "--databases",
                           "1",
                           NULL};

@@ -5,11 +5,12 @@
 
 #include "config.h"
 
+#include <stdbool.h>
 #include <sys/types.h>
 
-/* Replaces the calling (forked) process with redis-server. Returns only on
- * failure, with errno set. */
-int redis_embedded_exec(const struct config *cfg);
+/* Replaces the calling (forked) process with redis-server, logging where the
+ * daemon logs (stderr in the foreground). Returns only on failure, with errno set. */
+int redis_embedded_exec(const struct config *cfg, bool foreground);
 
 /* Waits until the server answers PING on its socket. Returns 0, or -1 when
  * pid exits first or timeout_ms passes. */

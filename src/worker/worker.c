@@ -224,7 +224,6 @@ int worker_main(const struct worker_args *args) {
     w.slot = shm_slot(args->shm, args->slot);
     w.pl.cfg = args->cfg;
     snprintf(w.wid, sizeof(w.wid), "%s:%d", args->node_id, (int)getpid());
-    log_set_procname("worker");
     install_signals();
 
     if (thumb_init() < 0)

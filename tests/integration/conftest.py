@@ -41,6 +41,9 @@ def source(images):
     server.stop()
 
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 class DaemonFactory:
     """Starts daemons in their own temp dirs and stops every one at teardown."""
 
@@ -55,10 +58,21 @@ class DaemonFactory:
         return d.start()
 
     def stop_all(self):
+        """Stops every daemon; a daemon that did not stop cleanly, or whose log
+        holds a sanitizer report (the -DSANITIZE=ON build), fails the test."""
+        problems = []
         for d in self.started:
-            if d.stop() != 0 or d.killed:
-                print(f"\nthumbnailed did not stop cleanly (status {d.returncode}, "
-                      f"killed={d.killed})\n{d.log()}")
+            if (d.stop() != 0 or d.killed) and not d.expect_unclean:
+                problems.append(f"thumbnailed did not stop cleanly (status {d.returncode}, "
+                                f"killed={d.killed})\n{d.log()}")
+            try:
+                log = d.log_path.read_text(errors="replace")
+            except OSError:
+                log = ""
+            if any(marker in log for marker in SANITIZER_MARKERS):
+                problems.append(f"sanitizer report in the daemon's log\n{d.log()}")
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -206,12 +206,15 @@ class SourceServer:
        GET /slow/MS/NAME        the file after MS milliseconds
        GET /stream/NAME         the file without Content-Length, closed at the end
        GET /flaky/NAME          503 the first time a URL (query included) is asked, then the file
+       GET /hang/NAME           the headers and 1 KB of the file, then nothing until the
+                                server stops (at most 120 s): a download that never ends
        anything else            404
     Query strings are ignored, so tests make their URLs unique with one."""
 
     def __init__(self, files):
         self.files = files
         self.seen = set()
+        self.stopping = threading.Event()
         self.lock = threading.Lock()
         server = self
 
@@ -242,6 +245,20 @@ class SourceServer:
                     time.sleep(int(parts[1]) / 1000)
                 elif len(parts) == 2 and parts[0] == "stream":
                     stream = True
+                elif len(parts) == 2 and parts[0] == "hang" and f is not None:
+                    data = f.read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    try:
+                        self.wfile.write(data[:1024])
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    server.stopping.wait(120)
+                    self.close_connection = True
+                    return
                 elif len(parts) == 2 and parts[0] == "flaky":
                     with server.lock:
                         first = self.path not in server.seen
@@ -288,6 +305,7 @@ class SourceServer:
         self.thread.start()
 
     def stop(self):
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -338,6 +356,45 @@ def still_alive(procs):
     return [(p, s) for p, s in procs if p in table and table[p][1] == s]
 
 
+def children_by_kind(pid):
+    """{"http": [pids], "worker": [pids], "redis": [pids]}: the daemon's children by
+    the name each gives itself (/proc/PID/comm)."""
+    out = {"http": [], "worker": [], "redis": []}
+    for p, _ in descendants(pid):
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm == "thumb-http":
+            out["http"].append(p)
+        elif comm == "thumb-worker":
+            out["worker"].append(p)
+        elif comm.startswith("redis"):
+            out["redis"].append(p)
+    return out
+
+
+def wait_for(what, predicate, timeout, step=0.05):
+    """Polls predicate() until it returns a true value (returned), or fails after timeout."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {value!r})")
+
+
+def shm_path(pid_file):
+    """/dev/shm path of the daemon's segment: named after its pid file (FNV-1a 64)."""
+    h = 1469598103934665603
+    for b in str(pid_file).encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return Path(f"/dev/shm/thumbnailed.{h:016x}")
+
+
 DEFAULT_OVERRIDES = {
     "daemon": {"user": "", "log_level": "info"},
     "http": {"processes": "2"},
@@ -375,11 +432,34 @@ class Daemon:
         sections.setdefault("redis", {})["data_dir"] = str(self.dir / "data")
         for section, keys in (overrides or {}).items():
             sections.setdefault(section, {}).update(keys)
+        self.sections = sections
         self.config = self.dir / "thumbnailed.conf"
         write_config(self.config, sections)
         self.proc = None
         self.returncode = None
         self.killed = False
+        self.expect_unclean = False  # a test that kills the master itself sets this
+
+    def reconfigure(self, overrides, extra_text=""):
+        """Rewrites the config with overrides merged in (and extra_text appended),
+        then sends SIGHUP."""
+        for section, keys in overrides.items():
+            self.sections.setdefault(section, {}).update(keys)
+        write_config(self.config, self.sections)
+        if extra_text:
+            with open(self.config, "a") as f:
+                f.write(extra_text)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def children(self):
+        return children_by_kind(self.proc.pid)
+
+    def restart(self):
+        """Starts the daemon again on the same config and data (after a stop)."""
+        assert self.proc is None or self.proc.poll() is not None
+        self.returncode = None
+        self.killed = False
+        return self.start()
 
     def start(self):
         self._log = open(self.log_path, "ab")
