@@ -70,6 +70,9 @@ static const struct key keys[] = {
     {"worker", "max_attempts", K_INT, OFF(worker_max_attempts), 1, 100, "5", NULL, NULL},
     {"worker", "max_memory", K_SIZE, OFF(worker_max_memory), 64LL << 20, 1LL << 40, "1G", NULL,
      NULL},
+    {"worker", "retry_delay", K_DURATION, OFF(worker_retry_delay), 10, 3600000, "1s", NULL, NULL},
+    {"worker", "retry_max_delay", K_DURATION, OFF(worker_retry_max_delay), 10, DAY, "5m", NULL,
+     NULL},
 
     {"fetch", "timeout", K_DURATION, OFF(fetch_timeout), 100, 3600000, "10s", NULL, NULL},
     {"fetch", "connect_timeout", K_DURATION, OFF(fetch_connect_timeout), 100, 600000, "3s", NULL,

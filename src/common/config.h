@@ -36,6 +36,8 @@ struct config {
     int64_t worker_job_timeout;
     int64_t worker_max_attempts;
     int64_t worker_max_memory;
+    int64_t worker_retry_delay;     /* first retry after a transient failure */
+    int64_t worker_retry_max_delay; /* the backoff's cap */
 
     /* [fetch] */
     int64_t fetch_timeout;

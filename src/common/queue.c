@@ -7,82 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
-#define NOW_MS                                                                                     \
-    "local t = redis.call('TIME')\n"                                                               \
-    "local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))\n"
+/* The scripts, from src/common/lua (see embed_lua.cmake). */
+extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], queue_lua_fail[],
+    queue_lua_release[], queue_lua_delete[], queue_lua_promote[];
 
 static const char *const sources[QS_COUNT] = {
-    [QS_ENQUEUE] = "local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])\n"
-                   "if depth >= tonumber(ARGV[2]) then return {'full', depth} end\n" NOW_MS
-                   "redis.call('HSET', KEYS[1], 'state', 'queued', 'created', now, 'attempts', 0,\n"
-                   "           unpack(ARGV, 5))\n"
-                   "if ARGV[4] == '1' then redis.call('SET', KEYS[4], ARGV[3]) end\n"
-                   "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
-                   "return {'ok', now}\n",
-    [QS_START] =
-        "local state = redis.call('HGET', KEYS[1], 'state')\n"
-        "if state ~= 'queued' then\n"
-        "  redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
-        "  return false\n"
-        "end\n" NOW_MS "redis.call('HSET', KEYS[1], 'state', 'processing', 'started', now,\n"
-        "           'token', ARGV[2])\n"
-        "redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
-        "return redis.call('HGETALL', KEYS[1])\n",
-    [QS_COMPLETE] = "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then\n"
-                    "  redis.call('LREM', KEYS[3], 0, ARGV[1])\n"
-                    "  return 0\n"
-                    "end\n" NOW_MS "redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])\n"
-                    "redis.call('HSET', KEYS[1], 'state', 'done', 'finished', now,\n"
-                    "           unpack(ARGV, 5))\n"
-                    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-                    "redis.call('LREM', KEYS[3], 0, ARGV[1])\n"
-                    "redis.call('DEL', KEYS[4])\n"
-                    "return 1\n",
-    [QS_FAIL] = "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then\n"
-                "  redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
-                "  return 0\n"
-                "end\n" NOW_MS "redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', now,\n"
-                "           'err_code', ARGV[4], 'err_msg', ARGV[5], unpack(ARGV, 6))\n"
-                "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-                "redis.call('LREM', KEYS[2], 0, ARGV[1])\n"
-                "redis.call('DEL', KEYS[3])\n"
-                "return 1\n",
-    [QS_RELEASE] =
-        "local ids = redis.call('LRANGE', KEYS[1], 0, -1)\n" NOW_MS "local n = 0\n"
-        "for i = #ids, 1, -1 do\n"
-        "  local id = ids[i]\n"
-        "  local job = '{' .. ARGV[1] .. '}:job:' .. id\n"
-        "  local state = redis.call('HGET', job, 'state')\n"
-        "  if state == 'queued' or (state == 'processing' and ARGV[2] == 'requeue') then\n"
-        "    redis.call('HSET', job, 'state', 'queued')\n"
-        "    redis.call('HDEL', job, 'token')\n"
-        "    redis.call('LPUSH', KEYS[2], id)\n"
-        "    n = n + 1\n"
-        "  elseif state == 'processing' then\n"
-        "    redis.call('HSET', job, 'state', 'failed', 'finished', now, 'err_code', ARGV[3],\n"
-        "               'err_msg', ARGV[4])\n"
-        "    redis.call('HDEL', job, 'token')\n"
-        "    redis.call('PEXPIRE', job, ARGV[5])\n"
-        "    redis.call('DEL', '{' .. ARGV[1] .. '}:src:' .. id)\n"
-        "    n = n + 1\n"
-        "  end\n"
-        "end\n"
-        "redis.call('DEL', KEYS[1])\n"
-        "redis.call('SREM', KEYS[3], ARGV[6])\n"
-        "return n\n",
-    [QS_DELETE] = "local state = redis.call('HGET', KEYS[1], 'state')\n"
-                  "if not state then return 0 end\n"
-                  "if state == 'queued' or state == 'processing' then\n" NOW_MS
-                  "  redis.call('HSET', KEYS[1], 'state', 'canceled', 'finished', now)\n"
-                  "  redis.call('HDEL', KEYS[1], 'token')\n"
-                  "  redis.call('LREM', KEYS[4], 0, ARGV[1])\n"
-                  "  redis.call('DEL', KEYS[3])\n"
-                  "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                  "else\n"
-                  "  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
-                  "end\n"
-                  "return 1\n",
+    [QS_ENQUEUE] = queue_lua_enqueue,   [QS_START] = queue_lua_start,
+    [QS_COMPLETE] = queue_lua_complete, [QS_FAIL] = queue_lua_fail,
+    [QS_RELEASE] = queue_lua_release,   [QS_DELETE] = queue_lua_delete,
+    [QS_PROMOTE] = queue_lua_promote,
 };
 
 static char shas[QS_COUNT][41];
@@ -104,6 +39,25 @@ const char *queue_script_source(enum queue_script s) {
 const char *queue_script_sha(enum queue_script s) {
     pthread_once(&sha_once, compute_shas);
     return shas[s];
+}
+
+void queue_policy_args(const struct config *cfg, struct queue_policy *p) {
+    unsigned int r = 0;
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        r = (unsigned int)rand();
+    snprintf(p->ttl, sizeof(p->ttl), "%lld", (long long)cfg->redis_failure_ttl);
+    snprintf(p->max, sizeof(p->max), "%lld", (long long)cfg->worker_max_attempts);
+    snprintf(p->base, sizeof(p->base), "%lld", (long long)cfg->worker_retry_delay);
+    snprintf(p->cap, sizeof(p->cap), "%lld", (long long)cfg->worker_retry_max_delay);
+    snprintf(p->jitter, sizeof(p->jitter), "%.4f", (r % 10000) / 10000.0);
+    snprintf(p->deadmax, sizeof(p->deadmax), "%d", QUEUE_DEAD_MAX);
+    p->argv[0] = cfg->redis_key_prefix;
+    p->argv[1] = p->ttl;
+    p->argv[2] = p->max;
+    p->argv[3] = p->base;
+    p->argv[4] = p->cap;
+    p->argv[5] = p->jitter;
+    p->argv[6] = p->deadmax;
 }
 
 char *queue_key(char *buf, size_t n, const char *prefix, const char *kind, const char *id) {

@@ -4,24 +4,35 @@
 #ifndef TH_QUEUE_H
 #define TH_QUEUE_H
 
+#include "config.h"
+
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
+/* Each script's KEYS and ARGV are documented at the top of its file in
+ * src/common/lua/. */
 enum queue_script {
-    QS_ENQUEUE,  /* KEYS job ready delayed src; ARGV id max_queue bytes has_bytes fields...
-                    -> {"ok", created_ms} | {"full", depth} */
-    QS_START,    /* KEYS job proc; ARGV id token -> HGETALL of the job | nil (skip it) */
-    QS_COMPLETE, /* KEYS job res proc src; ARGV id token ttl_ms bytes fields... -> 1 | 0 (stale) */
-    QS_FAIL,     /* KEYS job proc src; ARGV id token ttl_ms code message fields... -> 1 | 0 */
-    QS_DELETE,   /* KEYS job res src ready; ARGV id ttl_ms -> 1 | 0 (no such job): a queued
-                    or processing job becomes canceled (its token cleared, so a worker's
-                    late completion changes nothing); a terminal one is deleted */
-    QS_RELEASE,  /* KEYS proc ready workers; ARGV prefix mode code message ttl_ms wid -> jobs
-                    released: the jobs a gone worker held go back to the front of ready
-                    (mode "requeue") or fail with code (mode "fail"); a job it took but
-                    had not started is always requeued */
+    QS_ENQUEUE,  /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
+    QS_START,    /* -> the job's fields | nil (skip it: canceled or gone) */
+    QS_COMPLETE, /* -> 1 stored | 0 stale */
+    QS_FAIL,     /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
+    QS_RELEASE,  /* the jobs of a gone worker -> how many */
+    QS_DELETE,   /* -> 1 | 0 no such job */
+    QS_PROMOTE,  /* due retries back to ready -> how many */
     QS_COUNT
 };
+
+/* Jobs kept in the dead set at most (the oldest are trimmed). */
+#define QUEUE_DEAD_MAX 10000
+
+/* The failure policy arguments (prefix ttl max base cap jitter deadmax) that
+ * fail.lua and release.lua take, from the configuration with a fresh random
+ * jitter. argv points into the struct. */
+struct queue_policy {
+    char ttl[24], max[24], base[24], cap[24], jitter[16], deadmax[16];
+    const char *argv[7];
+};
+void queue_policy_args(const struct config *cfg, struct queue_policy *p);
 
 /* The source text and the lowercase hex SHA1 of a script. */
 const char *queue_script_source(enum queue_script s);

@@ -33,11 +33,12 @@ struct exchange {
     struct rasync_op op;
     char id[ID_LEN + 1];
     char key_job[QUEUE_KEY_MAX];
-    char key_res[QUEUE_KEY_MAX]; /* image: the result; submit: the uploaded source */
-    char key_src[QUEUE_KEY_MAX]; /* delete: the uploaded source */
-    char ttl[24];                /* delete: the failure ttl argument */
-    struct job_record rec;       /* the job's fields: stored (submit) or read */
-    const char *argv[64];        /* submit: the script's arguments */
+    char key_res[QUEUE_KEY_MAX];  /* image: the result; submit: the uploaded source */
+    char key_src[QUEUE_KEY_MAX];  /* delete: the uploaded source; submit: the request's key */
+    char key_idem[QUEUE_KEY_MAX]; /* submit: the Idempotency-Key's key, or "" */
+    char ttl[24];                 /* delete: the failure ttl; submit: the dedup ttl */
+    struct job_record rec;        /* the job's fields: stored (submit) or read */
+    const char *argv[64];         /* submit: the script's arguments */
     size_t lens[64];
     long long res_ttl_ms; /* image: PTTL of the result */
     json_t *doc;          /* image: the job document when it is not ready */

@@ -24,8 +24,9 @@ void job_delete_handle(struct exchange *h);
 /* GET|HEAD /v1/thumbnails/<id>/image (image.c). */
 void image_handle(struct exchange *h);
 
-/* Fills rec from an HGETALL reply (name, value, ...). Returns 0 or -1 (reply.c). */
-int reply_to_record(struct job_record *rec, const redisReply *reply);
+/* Fills rec from the name, value, ... pairs of an array reply from element
+ * first on (0 for an HGETALL reply). Returns 0 or -1 (reply.c). */
+int reply_to_record(struct job_record *rec, const redisReply *reply, size_t first);
 
 /* Answers a Redis failure: no reply (connection lost) or a transient error ->
  * 503 unavailable with Retry-After; any other error -> 500 internal (logged).

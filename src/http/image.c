@@ -64,7 +64,7 @@ static void on_doc(struct exchange *h, const redisReply *reply) {
         not_found(h); /* expired in between */
         return;
     }
-    if (reply_to_record(&h->rec, reply) == 0)
+    if (reply_to_record(&h->rec, reply, 0) == 0)
         h->doc = job_document(h->match.id, &h->rec);
     const char *state = job_record_get(&h->rec, "state");
     bool final = job_state_is_terminal(state);

@@ -41,12 +41,13 @@ void job_delete_handle(struct exchange *h) {
     h->argv[1] = h->key_res;
     h->argv[2] = h->key_src;
     h->argv[3] = c->key_ready;
-    h->argv[4] = h->match.id;
-    h->argv[5] = h->ttl;
+    h->argv[4] = c->key_delayed;
+    h->argv[5] = h->match.id;
+    h->argv[6] = h->ttl;
     h->op = (struct rasync_op){.cb = on_deleted,
                                .arg = h,
                                .script = QS_DELETE,
-                               .nkeys = 4,
+                               .nkeys = 5,
                                .nargs = 2,
                                .argv = h->argv,
                                .lens = NULL};

@@ -19,7 +19,7 @@ static void on_job(redisReply *reply, void *arg) {
         goto out;
     }
     json_t *doc = NULL;
-    if (reply_to_record(&h->rec, reply) == 0)
+    if (reply_to_record(&h->rec, reply, 0) == 0)
         doc = job_document(h->match.id, &h->rec);
     respond_json(h, 200, doc);
     json_decref(doc);

@@ -7,10 +7,10 @@
 
 #define RETRY_AFTER_UNAVAILABLE 1
 
-int reply_to_record(struct job_record *rec, const redisReply *reply) {
+int reply_to_record(struct job_record *rec, const redisReply *reply, size_t first) {
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return -1;
-    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+    for (size_t i = first; i + 1 < reply->elements; i += 2) {
         const redisReply *k = reply->element[i], *v = reply->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;

@@ -77,6 +77,14 @@ static const char *skip_separators(const char *s) {
     return s;
 }
 
+bool request_idempotency_key_ok(const char *key) {
+    size_t n = 0;
+    for (; key[n]; n++)
+        if (key[n] < 0x20 || key[n] > 0x7e)
+            return false;
+    return n >= 1 && n <= 255;
+}
+
 bool request_etag_matches(const char *if_none_match, const char *etag) {
     if (if_none_match == NULL || etag == NULL)
         return false;

@@ -29,4 +29,8 @@ int request_params_from_query(struct job_params *p, const char *query,
  * (W/"x") match by the weak comparison RFC 9110 prescribes for this header. */
 bool request_etag_matches(const char *if_none_match, const char *etag);
 
+/* Whether an Idempotency-Key header value is usable: 1 to 255 printable ASCII
+ * characters. */
+bool request_idempotency_key_ok(const char *key);
+
 #endif

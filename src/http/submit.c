@@ -9,6 +9,7 @@
 #include "queue.h"
 
 #include <event2/buffer.h>
+#include <openssl/evp.h>
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,12 +101,26 @@ static void on_enqueued(redisReply *reply, void *arg) {
         reply_failed(h, reply, "enqueue");
         goto out;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING) {
         reply_failed(h, reply, "enqueue");
         goto out;
     }
     const char *verdict = reply->element[0]->str;
+    if (strcmp(verdict, "dup") == 0 && reply->element[1]->type == REDIS_REPLY_STRING) {
+        /* The same request (or Idempotency-Key) while its job lives: that job. */
+        struct job_record rec = {0};
+        json_t *doc = NULL;
+        if (reply_to_record(&rec, reply, 2) == 0)
+            doc = job_document(reply->element[1]->str, &rec);
+        char location[64];
+        snprintf(location, sizeof(location), "/v1/thumbnails/%.40s", reply->element[1]->str);
+        evhttp_add_header(evhttp_request_get_output_headers(h->req), "Location", location);
+        respond_json(h, 200, doc);
+        json_decref(doc);
+        job_record_free(&rec);
+        goto out;
+    }
     long long n = reply_number(reply->element[1]);
     if (strcmp(verdict, "full") == 0) {
         respond_error(h, "queue_full", NULL, RETRY_AFTER_FULL,
@@ -133,36 +148,74 @@ out:
     exchange_settle(h);
 }
 
-/* Builds the script's arguments in h: KEYS job ready delayed src; ARGV id
- * max_queue bytes has_bytes fields... */
-static int build_enqueue(struct exchange *h, const unsigned char *body, size_t len, bool upload) {
+/* Writes "{prefix}:idem:<hex SHA-256 of kind, then the data>" into key. */
+static int dedup_key(struct http_child *c, char key[QUEUE_KEY_MAX], const char *kind,
+                     const void *data, size_t len, const struct job_record *rec, const void *body,
+                     size_t body_len) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, kind, strlen(kind) + 1) && EVP_DigestUpdate(ctx, data, len);
+    for (size_t i = 0; ok && rec && i < rec->count; i++)
+        ok = EVP_DigestUpdate(ctx, rec->names[i], strlen(rec->names[i]) + 1) &&
+             EVP_DigestUpdate(ctx, rec->values[i], strlen(rec->values[i]) + 1);
+    if (ok && body_len)
+        ok = EVP_DigestUpdate(ctx, body, body_len);
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return -1;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    queue_key(key, QUEUE_KEY_MAX, c->cfg->redis_key_prefix, "idem", hex);
+    return 0;
+}
+
+/* Builds the script's arguments in h: KEYS job ready delayed src idem req;
+ * ARGV id max_queue bytes has_bytes dedup_ttl prefix fields... The request's
+ * own key covers its parameters and, for an upload, its bytes. */
+static int build_enqueue(struct exchange *h, const unsigned char *body, size_t len, bool upload,
+                         const char *idem) {
     struct http_child *c = h->child;
     const char *prefix = c->cfg->redis_key_prefix;
     queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->id);
     queue_key(h->key_res, sizeof(h->key_res), prefix, "src", h->id);
+    h->key_idem[0] = '\0';
+    if (idem && dedup_key(c, h->key_idem, "key", idem, strlen(idem), NULL, NULL, 0) < 0)
+        return -1;
+    if (dedup_key(c, h->key_src, "request", "", 0, &h->rec, body, upload ? len : 0) < 0)
+        return -1;
+    snprintf(h->ttl, sizeof(h->ttl), "%lld", (long long)c->cfg->redis_result_ttl);
     size_t max = sizeof(h->argv) / sizeof(h->argv[0]);
-    if (8 + 2 * h->rec.count > max)
+    if (12 + 2 * h->rec.count > max)
         return -1;
     int n = 0;
     h->argv[n++] = h->key_job;
     h->argv[n++] = c->key_ready;
     h->argv[n++] = c->key_delayed;
     h->argv[n++] = h->key_res;
+    h->argv[n++] = h->key_idem;
+    h->argv[n++] = h->key_src;
     h->argv[n++] = h->id;
     h->argv[n++] = c->max_queue;
+    int bytes_at = n;
     h->argv[n++] = upload ? (const char *)body : "";
     h->argv[n++] = upload ? "1" : "0";
+    h->argv[n++] = h->ttl;
+    h->argv[n++] = prefix;
     for (size_t i = 0; i < h->rec.count; i++) {
         h->argv[n++] = h->rec.names[i];
         h->argv[n++] = h->rec.values[i];
     }
     for (int i = 0; i < n; i++)
-        h->lens[i] = (i == 6) ? (upload ? len : 0) : strlen(h->argv[i]);
+        h->lens[i] = i == bytes_at ? (upload ? len : 0) : strlen(h->argv[i]);
     h->op = (struct rasync_op){.cb = on_enqueued,
                                .arg = h,
                                .script = QS_ENQUEUE,
-                               .nkeys = 4,
-                               .nargs = n - 4,
+                               .nkeys = 6,
+                               .nargs = n - 6,
                                .argv = h->argv,
                                .lens = h->lens};
     return 0;
@@ -182,13 +235,20 @@ void submit_handle(struct exchange *h) {
     }
     if (read_params(h, &p, body, len, &upload) < 0)
         goto out;
+    const char *idem =
+        evhttp_find_header(evhttp_request_get_input_headers(h->req), "Idempotency-Key");
+    if (idem && !request_idempotency_key_ok(idem)) {
+        respond_error(h, "invalid_param", "Idempotency-Key", 0,
+                      "Idempotency-Key must be 1 to 255 printable ASCII characters");
+        goto out;
+    }
     if (!rasync_connected(c->redis)) {
         respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
                       "the job store is unavailable; try again shortly");
         goto out;
     }
     if (id_generate(h->id) < 0 || job_record_from_params(&h->rec, &p) < 0 ||
-        build_enqueue(h, body, len, upload) < 0) {
+        build_enqueue(h, body, len, upload, idem) < 0) {
         respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
         goto out;
     }

@@ -173,6 +173,11 @@ void master_stop(struct master *m, const char *why, bool escalate) {
 void master_children_gone(struct master *m) {
     if (supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) > 0)
         return;
+    if (!m->left_cluster) {
+        m->left_cluster = true;
+        jobs_leave(m);
+        jobs_close(m);
+    }
     if (supervise_running(m, CHILD_REDIS) > 0) {
         if (!m->redis_stopping) {
             m->redis_stopping = true;
@@ -209,8 +214,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct master *m = arg;
-    if (!m->stopping)
+    if (!m->stopping) {
         supervise_tick(m);
+        jobs_tick(m);
+    }
 }
 
 static void signal_ready(struct master *m, char status) {
@@ -304,6 +311,7 @@ int master_run(struct master *m) {
     signal_ready(m, 0);
     notify_systemd("READY=1");
 
+    jobs_tick(m); /* the heartbeat at once: this node is alive */
     event_base_dispatch(m->base);
     status = m->exit_status;
     log_info("stopped");

@@ -41,6 +41,9 @@ struct master {
     struct event *tick;         /* 1 s supervision timer */
     struct redisContext *redis; /* the master's own connection (jobs.c), or NULL */
     uint64_t job_timeouts;      /* workers killed for worker.job_timeout */
+    bool redis_down;            /* an outage was logged and has not recovered */
+    bool left_cluster;          /* the stop removed this node's heartbeat */
+    uint64_t ticks;
     bool stopping;
     int exit_status;
     struct event *stop_timer;

@@ -239,7 +239,7 @@ static int finish(struct jobqueue *q, enum queue_script s, int nkeys, int nargs,
     redisReply *r = checked(q, queue_eval(q->c, s, nkeys, nargs, argv, lens), what);
     if (r == NULL)
         return -1;
-    int rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
     freeReplyObject(r);
     q->resume_token[0] = '\0';
     return rc;
@@ -266,19 +266,23 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
 }
 
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
-                  const char *message, const char *const *fields, size_t nfields) {
+                  const char *message, bool transient, const char *const *fields, size_t nfields) {
     if (nfields > JOBQUEUE_FIELDS_MAX)
         return -1;
-    char k_job[QUEUE_KEY_MAX], k_src[QUEUE_KEY_MAX], ttl[24];
+    char k_job[QUEUE_KEY_MAX], k_delayed[QUEUE_KEY_MAX], k_dead[QUEUE_KEY_MAX];
     job_key(q, k_job, "job", id);
-    job_key(q, k_src, "src", id);
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)q->cfg->redis_failure_ttl);
-    const char *argv[8 + 2 * JOBQUEUE_FIELDS_MAX] = {k_job, q->k_proc, k_src, id,
-                                                     token, ttl,       code,  message};
-    size_t n = 8 + 2 * nfields;
-    for (size_t i = 8; i < n; i++)
-        argv[i] = fields[i - 8];
-    return finish(q, QS_FAIL, 3, (int)n - 3, argv, NULL, "fail script");
+    queue_key(k_delayed, sizeof(k_delayed), q->cfg->redis_key_prefix, "delayed", NULL);
+    queue_key(k_dead, sizeof(k_dead), q->cfg->redis_key_prefix, "dead", NULL);
+    struct queue_policy pol;
+    queue_policy_args(q->cfg, &pol);
+    const char *argv[16 + 2 * JOBQUEUE_FIELDS_MAX] = {
+        k_job, q->k_proc, k_delayed, k_dead, id, token, code, message, transient ? "1" : "0"};
+    size_t n = 9;
+    for (int i = 0; i < 7; i++)
+        argv[n++] = pol.argv[i];
+    for (size_t i = 0; i < 2 * nfields; i++)
+        argv[n++] = fields[i];
+    return finish(q, QS_FAIL, 4, (int)n - 4, argv, NULL, "fail script");
 }
 
 void jobqueue_unregister(struct jobqueue *q) {

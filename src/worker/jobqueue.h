@@ -65,15 +65,19 @@ int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN
 int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes);
 
 /* Stores the result (QS_COMPLETE): len bytes, then nfields (at most
- * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash. Returns 1 when stored, 0 when the token
- * no longer matches (the job was reaped), -1 on a Redis error (the job stays in the proc list). */
+ * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash. Returns 1 when
+ * stored, 0 when the token no longer matches (the job was reaped), -1 on a
+ * Redis error (the job stays in the proc list). */
 int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
                       size_t len, const char *const *fields, size_t nfields);
 
-/* Marks the job failed (QS_FAIL) with code, message and nfields name/value
- * pairs. Returns like jobqueue_complete. */
+/* Records a failure (QS_FAIL) with code, message and nfields name/value pairs:
+ * a transient one is retried later while attempts remain (worker.max_attempts,
+ * backoff from worker.retry_delay), else the job fails (a transient one into
+ * the dead set). Returns 1 failed, 2 retry scheduled, 3 dead, 0 stale (the
+ * token no longer matches), -1 on a Redis error (the job stays in the proc list). */
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
-                  const char *message, const char *const *fields, size_t nfields);
+                  const char *message, bool transient, const char *const *fields, size_t nfields);
 
 /* Removes this worker from {p}:workers:<node> (clean exit; best effort). */
 void jobqueue_unregister(struct jobqueue *q);

@@ -123,7 +123,8 @@ static void add_source(struct fields *f, const struct pipeline_outcome *out) {
 
 /* Writes the outcome (QS_COMPLETE or QS_FAIL), reconnecting until it is stored.
  * When asked to stop during an outage it gives up: the job stays in the proc
- * list and the master reaps it. Returns 1 stored, 0 stale, -1 given up. */
+ * list and the master reaps it. Returns what the script said (1 stored or
+ * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
 static int store(struct worker *w, const char *id, const char *token,
                  const struct pipeline_outcome *out) {
     struct fields f = {.n = 0};
@@ -138,10 +139,10 @@ static int store(struct worker *w, const char *id, const char *token,
         add(&f, "res_etag", etag);
     }
     for (;;) {
-        int rc =
-            out->ok
-                ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len, f.kv, f.n)
-                : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message, f.kv, f.n);
+        int rc = out->ok ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len,
+                                             f.kv, f.n)
+                         : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message,
+                                         failure_is_transient(out->fail.code), f.kv, f.n);
         if (rc >= 0)
             return rc;
         if (jobqueue_connect(&w->q, &stop_requested) < 0)
@@ -160,8 +161,9 @@ static void log_outcome(const char *id, const struct pipeline_outcome *out, int 
                  out->src_width, out->src_height, out->src_bytes, out->thumb.mime, out->thumb.width,
                  out->thumb.height, out->thumb.len);
     } else {
-        log_info("job %s failed in %lld ms: %s (%s): %s", id, ms, out->fail.code,
-                 failure_is_transient(out->fail.code) ? "transient" : "permanent",
+        static const char *const what[] = {"", "failed", "will be retried", "failed for good"};
+        log_info("job %s %s after %lld ms: %s (%s): %s", id, what[stored > 3 ? 1 : stored], ms,
+                 out->fail.code, failure_is_transient(out->fail.code) ? "transient" : "permanent",
                  out->fail.message);
     }
 }

@@ -176,7 +176,6 @@ def test_body_over_max_body_is_413(start_daemon):
 # Deduplication, idempotency keys and long-polling
 
 
-@pytest.mark.xfail(strict=True, reason="deduplication comes with the reliable queue (issue 5)")
 def test_identical_request_returns_the_existing_job(daemon, source):
     body = {"url": source.url("img/land.jpg"), "width": 77, "fit": "cover"}
     first = daemon.post("/v1/thumbnails", json=body)
@@ -187,7 +186,6 @@ def test_identical_request_returns_the_existing_job(daemon, source):
     daemon.wait(first.json()["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="Idempotency-Key comes with the reliable queue (issue 5)")
 def test_idempotency_key_returns_the_first_job(daemon, source):
     key = {"Idempotency-Key": os.urandom(8).hex()}
     first = daemon.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"), "width": 40},

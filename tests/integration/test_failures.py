@@ -36,7 +36,6 @@ def test_daemon_still_serves_after_failures(daemon, source):
     assert (doc["result"]["width"], doc["result"]["height"]) == (64, 40)
 
 
-@pytest.mark.xfail(strict=True, reason="retries with backoff come with the reliable queue (issue 5)")
 def test_transient_failure_is_retried(daemon, source):
     # The source answers 503 once, then the image: a second attempt succeeds.
     job = daemon.submit(url=source.url("flaky/land.jpg"), width=64)

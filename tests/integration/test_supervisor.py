@@ -108,7 +108,8 @@ def test_sigterm_under_load_loses_no_job(start_daemon, source):
 
 
 def test_stuck_worker_is_killed_at_job_timeout(start_daemon, source):
-    d = start_daemon({"worker": {"processes": "1", "job_timeout": "2s"},
+    # One attempt: the timeout is a transient failure, retried while attempts remain.
+    d = start_daemon({"worker": {"processes": "1", "job_timeout": "2s", "max_attempts": "1"},
                       "fetch": {"timeout": "60s"}})
     job = d.submit(url=source.url("hang/land.jpg"), width=50)
     doc = d.wait(job["id"], timeout=30)

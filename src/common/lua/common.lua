@@ -1,0 +1,54 @@
+-- common.lua: put before every script (src/common/embed_lua.cmake). Time comes
+-- from Redis TIME so that every node agrees on it.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The failure policy, one place for the worker's failures and for the jobs of
+-- a worker that is gone. P = {prefix, ttl, max, base, cap, jitter, deadmax,
+-- delayed, dead}. A transient failure with attempts left goes to the delayed
+-- set with backoff min(cap, base * 2^(attempts-1)) scaled by [0.5, 1) of
+-- jitter; out of attempts it goes to the dead set; a permanent one fails.
+-- Returns 2 retry, 3 dead, 1 failed.
+local function settle_failure(job, id, code, msg, transient, now, P)
+  local attempts = tonumber(redis.call('HGET', job, 'attempts') or '0')
+  redis.call('HDEL', job, 'token')
+  if transient and attempts < P.max then
+    local delay = math.min(P.cap, P.base * 2 ^ math.max(attempts - 1, 0))
+    delay = math.floor(delay * (0.5 + P.jitter / 2))
+    local due = now + delay
+    redis.call('HSET', job, 'state', 'queued', 'err_code', code, 'err_msg', msg,
+               'retry_at', string.format('%d', due))
+    redis.call('ZADD', P.delayed, string.format('%d', due), id)
+    return 2
+  end
+  redis.call('HSET', job, 'state', 'failed', 'finished', string.format('%d', now),
+             'err_code', code, 'err_msg', msg)
+  redis.call('PEXPIRE', job, P.ttl)
+  redis.call('DEL', '{' .. P.prefix .. '}:src:' .. id)
+  if transient then
+    redis.call('ZADD', P.dead, string.format('%d', now), id)
+    redis.call('ZREMRANGEBYRANK', P.dead, 0, -(P.deadmax + 1))
+    return 3
+  end
+  return 1
+end
+
+-- The policy from ARGV[i..i+6]: prefix ttl max base cap jitter deadmax.
+local function policy(i, delayed, dead)
+  return {prefix = ARGV[i], ttl = tonumber(ARGV[i + 1]), max = tonumber(ARGV[i + 2]),
+          base = tonumber(ARGV[i + 3]), cap = tonumber(ARGV[i + 4]),
+          jitter = tonumber(ARGV[i + 5]), deadmax = tonumber(ARGV[i + 6]),
+          delayed = delayed, dead = dead}
+end
+
+-- The id of a live job a dedup key points at (not failed or canceled), or nil.
+local function live_job(key, prefix)
+  if key == '' then return nil end
+  local id = redis.call('GET', key)
+  if not id then return nil end
+  local state = redis.call('HGET', '{' .. prefix .. '}:job:' .. id, 'state')
+  if state == false or state == 'failed' or state == 'canceled' then return nil end
+  return id
+end

@@ -1,0 +1,18 @@
+-- complete: KEYS job res proc src; ARGV id token ttl_ms bytes fields...
+-- -> 1 stored | 0 stale (the token no longer matches: the job was reaped)
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
+  redis.call('LREM', KEYS[3], 0, ARGV[1])
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'done', 'finished', string.format('%d', now_ms()),
+           unpack(ARGV, 5))
+redis.call('HDEL', KEYS[1], 'token', 'err_code', 'err_msg', 'retry_at')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+for _, f in ipairs({'idem_key', 'req_key'}) do
+  local k = redis.call('HGET', KEYS[1], f)
+  if k and k ~= '' then redis.call('PEXPIRE', k, ARGV[3]) end
+end
+redis.call('LREM', KEYS[3], 0, ARGV[1])
+redis.call('DEL', KEYS[4])
+return 1

@@ -1,0 +1,16 @@
+-- delete: KEYS job res src ready delayed; ARGV id ttl_ms -> 1 | 0 (no such job)
+-- A queued or processing job becomes canceled (its token cleared, so a
+-- worker's late completion changes nothing); a finished one is deleted.
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 0 end
+if state == 'queued' or state == 'processing' then
+  redis.call('HSET', KEYS[1], 'state', 'canceled', 'finished', string.format('%d', now_ms()))
+  redis.call('HDEL', KEYS[1], 'token')
+  redis.call('LREM', KEYS[4], 0, ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('DEL', KEYS[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+end
+return 1

@@ -1,0 +1,26 @@
+-- release: the jobs a gone worker held. KEYS proc ready workers delayed dead
+-- ARGV mode(requeue|fail) code message wid prefix ttl max base cap jitter deadmax -> jobs
+-- requeue: back to the front of ready (a clean stop). fail: a transient failure
+-- (crash, timeout, lost node) under the retry policy. A job taken but not yet
+-- started is requeued either way.
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local now = now_ms()
+local P = policy(5, KEYS[4], KEYS[5])
+local n = 0
+for i = #ids, 1, -1 do
+  local id = ids[i]
+  local job = '{' .. P.prefix .. '}:job:' .. id
+  local state = redis.call('HGET', job, 'state')
+  if state == 'queued' or (state == 'processing' and ARGV[1] == 'requeue') then
+    redis.call('HSET', job, 'state', 'queued')
+    redis.call('HDEL', job, 'token')
+    redis.call('LPUSH', KEYS[2], id)
+    n = n + 1
+  elseif state == 'processing' then
+    settle_failure(job, id, ARGV[2], ARGV[3], true, now, P)
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[4])
+return n
