@@ -12,7 +12,6 @@
 
 #define BACKOFF_MIN_MS       50
 #define BACKOFF_MAX_MS       1000
-#define REPLY_TIMEOUT_MIN_MS 2000
 
 struct rasync {
     struct event_base *base;
@@ -263,9 +262,10 @@ struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
     r->base = base;
     r->target = *t;
     r->connect_timeout_ms = (long)cfg->redis_connect_timeout;
-    r->reply_timeout_ms = (long)cfg->redis_connect_timeout * 4;
-    if (r->reply_timeout_ms < REPLY_TIMEOUT_MIN_MS)
-        r->reply_timeout_ms = REPLY_TIMEOUT_MIN_MS;
+    /* A request waits for Redis at most redis.connect_timeout, then answers 503.
+     * A submit that Redis stored but could not confirm in time is safe to send
+     * again: the identical request finds its job (dedup). */
+    r->reply_timeout_ms = (long)cfg->redis_connect_timeout;
     r->backoff_ms = BACKOFF_MIN_MS;
     r->reconnect_timer = evtimer_new(base, on_reconnect_timer, r);
     r->connect_timer = evtimer_new(base, on_connect_timeout, r);

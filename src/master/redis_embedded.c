@@ -34,6 +34,8 @@ int redis_embedded_exec(const struct config *cfg, bool foreground) {
                           cfg->redis_data_dir,
                           "--appendonly",
                           "yes",
+                          "--maxmemory-policy",
+                          "noeviction",
                           "--appendfsync",
                           "everysec",
                           "--save",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Daemon, SourceServer, make_images
+from helpers import Daemon, RedisServer, SourceServer, make_images
 
 SOURCE_DIR = Path(os.environ.get("TH_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 
@@ -52,8 +52,9 @@ class DaemonFactory:
         self.tmp = tmp_path_factory
         self.started = []
 
-    def __call__(self, overrides=None):
+    def __call__(self, overrides=None, new_session=False):
         d = Daemon(self.binary, self.tmp.mktemp("d"), overrides)
+        d.new_session = new_session
         self.started.append(d)
         return d.start()
 
@@ -81,6 +82,14 @@ def start_daemon(thumbnailed_bin, tmp_path_factory):
     factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
     yield factory
     factory.stop_all()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """A redis-server of the test's own (external mode), stopped after the test."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -206,6 +206,8 @@ class SourceServer:
        GET /slow/MS/NAME        the file after MS milliseconds
        GET /stream/NAME         the file without Content-Length, closed at the end
        GET /flaky/NAME          503 the first time a URL (query included) is asked, then the file
+       GET /fail/N/CODE/NAME    CODE the first N times a URL (query included) is asked, then
+                                the file (N = 999 for always)
        GET /hang/NAME           the headers and 1 KB of the file, then nothing until the
                                 server stops (at most 120 s): a download that never ends
        anything else            404
@@ -214,6 +216,7 @@ class SourceServer:
     def __init__(self, files):
         self.files = files
         self.seen = set()
+        self.asked = {}  # path -> times asked, for /fail/
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         server = self
@@ -245,6 +248,16 @@ class SourceServer:
                     time.sleep(int(parts[1]) / 1000)
                 elif len(parts) == 2 and parts[0] == "stream":
                     stream = True
+                elif (len(parts) == 4 and parts[0] == "fail" and parts[1].isdigit()
+                      and parts[2].isdigit()):
+                    with server.lock:
+                        server.asked[self.path] = server.asked.get(self.path, 0) + 1
+                        failing = server.asked[self.path] <= int(parts[1])
+                    if failing:
+                        self.send_response(int(parts[2]))
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 elif len(parts) == 2 and parts[0] == "hang" and f is not None:
                     data = f.read_bytes()
                     self.send_response(200)
@@ -395,6 +408,69 @@ def shm_path(pid_file):
     return Path(f"/dev/shm/thumbnailed.{h:016x}")
 
 
+class RedisServer:
+    """A redis-server of the test's own on a unix socket in directory, with its
+    append-only file there: stop it (any signal) and start it again on the
+    same data."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket = self.dir / "redis.sock"
+        self.url = f"unix:{self.socket}"
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(self.socket),
+             "--unixsocketperm", "700", "--dir", str(self.dir), "--appendonly", "yes",
+             "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.socket.exists() and self.command("PING") == "PONG":
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def command(self, *args):
+        """One command over the socket (RESP), the reply decoded simply."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(2)
+            s.connect(str(self.socket))
+            payload = f"*{len(args)}\r\n" + "".join(
+                f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+            s.sendall(payload.encode())
+            data = b""
+            while not data.endswith(b"\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+            if line[:1] in "+-:":
+                return line[1:]
+            return data.decode(errors="replace")
+        except OSError:
+            return None
+        finally:
+            s.close()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+
 DEFAULT_OVERRIDES = {
     "daemon": {"user": "", "log_level": "info"},
     "http": {"processes": "2"},
@@ -439,6 +515,7 @@ class Daemon:
         self.returncode = None
         self.killed = False
         self.expect_unclean = False  # a test that kills the master itself sets this
+        self.new_session = False  # its own process group, for tests that stop it whole
 
     def reconfigure(self, overrides, extra_text=""):
         """Rewrites the config with overrides merged in (and extra_text appended),
@@ -465,7 +542,8 @@ class Daemon:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "-f", "-c", str(self.config)],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     start_new_session=self.new_session)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
