@@ -198,8 +198,8 @@ int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN
 
     char k_job[QUEUE_KEY_MAX];
     job_key(q, k_job, "job", id);
-    const char *argv[] = {k_job, q->k_proc, id, token};
-    redisReply *r = checked(q, queue_eval(q->c, QS_START, 2, 2, argv, NULL), "start script");
+    const char *argv[] = {k_job, q->k_proc, q->k_workers, id, token, q->wid};
+    redisReply *r = checked(q, queue_eval(q->c, QS_START, 3, 3, argv, NULL), "start script");
     if (r == NULL)
         return -1;
     int rc = 0;
