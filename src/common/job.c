@@ -433,6 +433,24 @@ void job_format_time(long long ms, char out[48]) {
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+char *job_document_text(const char *id, const struct job_record *rec, size_t *len) {
+    json_t *doc = job_document(id, rec);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL)
+        return NULL;
+    size_t n = strlen(text);
+    char *out = realloc(text, n + 2);
+    if (out == NULL) {
+        free(text);
+        return NULL;
+    }
+    out[n] = '\n';
+    out[n + 1] = '\0';
+    *len = n + 1;
+    return out;
+}
+
 bool job_state_is_terminal(const char *state) {
     return state &&
            (!strcmp(state, "done") || !strcmp(state, "failed") || !strcmp(state, "canceled"));

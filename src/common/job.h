@@ -97,6 +97,10 @@ void job_record_free(struct job_record *rec);
  * or NULL on allocation failure. */
 json_t *job_document(const char *id, const struct job_record *rec);
 
+/* The job document as served: compact JSON and a newline, NUL-terminated.
+ * Returns a malloc'd string (free it), or NULL on allocation failure. */
+char *job_document_text(const char *id, const struct job_record *rec, size_t *len);
+
 /* Formats milliseconds since the epoch as 2026-11-28T09:14:54.123Z into out (48 bytes). */
 void job_format_time(long long ms, char out[48]);
 

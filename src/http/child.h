@@ -27,6 +27,7 @@ struct http_child {
     magic_t magic;
     struct param_limits limits;
     struct shm_segment *shm; /* the scoreboard, or NULL */
+    struct shm_cache *cache; /* the shared job cache, or NULL */
     struct shm_slot *slot;   /* our scoreboard line, or NULL */
 
     /* Keys that do not depend on the job, made once. */

@@ -102,7 +102,6 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     h->doc = NULL;
     h->step = 0;
     h->not_modified = false;
-    h->want_doc = false;
     h->res_ttl_ms = -2;
     h->id[0] = h->res_mime[0] = h->res_etag[0] = '\0';
     exchange_request_id(c, h->rid);

@@ -44,7 +44,6 @@ struct exchange {
     json_t *doc;          /* image: the job document when it is not ready */
     int step;             /* image: which pipelined reply comes next */
     bool not_modified;    /* image: If-None-Match matched */
-    bool want_doc;        /* image: not done, the 409 waits for HGETALL */
     char res_mime[128];
     char res_etag[128];
 };

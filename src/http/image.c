@@ -1,9 +1,10 @@
 /* image.c — GET|HEAD /v1/thumbnails/<id>/image: the thumbnail bytes with their
- * type, strong ETag and remaining lifetime; 304, 409 not_ready, 404. One round
- * trip on the hot path: HMGET of the three job fields it needs, PTTL and GET
- * (STRLEN for HEAD) of the result, pipelined; the answer goes out as soon as
- * one reply decides it. Only a job that is not done costs a second round trip
- * (HGETALL, for the job document of the 409). */
+ * type, strong ETag and remaining lifetime; 304, 409 not_ready, 404. From the
+ * shared cache when it holds the image; else one round trip: HGETALL of the
+ * job, PTTL and GET (STRLEN for HEAD) of the result, pipelined; the answer
+ * goes out as soon as one reply decides it, and a GET's job and bytes are
+ * then cached. */
+#include "cached.h"
 #include "handlers.h"
 #include "request.h"
 #include "respond.h"
@@ -16,60 +17,38 @@
 
 #define RETRY_AFTER_UNAVAILABLE 1
 
-enum step { STEP_JOB, STEP_TTL, STEP_BYTES, STEP_DOC };
-
-/* Element i of the HMGET reply when it is a string, else NULL. */
-static const redisReply *hmget_field(const redisReply *r, size_t i) {
-    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i] : NULL;
-}
-
-static void copy_field(char *out, size_t n, const redisReply *v) {
-    snprintf(out, n, "%s", v ? v->str : "");
-}
+enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
 
 static void not_found(struct exchange *h) {
     respond_error(h, "not_found", NULL, 0, "no image for this id (unknown or expired job)");
 }
 
-/* HMGET state res_mime res_etag: 404, ask for the 409's document, or remember
- * what the image needs. */
+/* The job hash: 404, 409 with the job document, or remember what the image needs. */
 static void on_job(struct exchange *h, const redisReply *reply) {
-    const redisReply *state = hmget_field(reply, 0);
-    if (state == NULL) {
-        not_found(h); /* no hash: every field is nil */
+    if (reply->elements == 0) {
+        not_found(h);
         return;
     }
-    if (strcmp(state->str, "done") != 0) {
-        const char *argv[] = {"HGETALL", h->key_job};
-        h->want_doc = true;
-        if (rasync_command(h->child->redis, &h->op, 2, argv, NULL) < 0)
-            reply_failed(h, NULL, "image job");
-        else
-            exchange_redis_sent(h);
+    if (reply_to_record(&h->rec, reply, 0) < 0) {
+        reply_failed(h, NULL, "image job");
         return;
     }
-    copy_field(h->res_mime, sizeof(h->res_mime), hmget_field(reply, 1));
-    copy_field(h->res_etag, sizeof(h->res_etag), hmget_field(reply, 2));
+    const char *state = job_record_get(&h->rec, "state");
+    if (state == NULL || strcmp(state, "done") != 0) {
+        h->doc = job_document(h->match.id, &h->rec);
+        bool final = job_state_is_terminal(state);
+        cached_mark_miss(h);
+        respond_error_with_job(h, "not_ready", h->doc, "the job is %s: %s",
+                               state ? state : "queued",
+                               final ? "it has no image" : "its image is not ready yet");
+        return;
+    }
+    const char *mime = job_record_get(&h->rec, "res_mime");
+    const char *etag = job_record_get(&h->rec, "res_etag");
+    snprintf(h->res_mime, sizeof(h->res_mime), "%s", mime ? mime : "");
+    snprintf(h->res_etag, sizeof(h->res_etag), "%s", etag ? etag : "");
     const char *inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match");
     h->not_modified = h->res_etag[0] && inm && request_etag_matches(inm, h->res_etag);
-}
-
-/* The whole job hash of a job that is not done: 409 with its document. */
-static void on_doc(struct exchange *h, const redisReply *reply) {
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        reply_failed(h, reply, "image job");
-        return;
-    }
-    if (reply->elements == 0) {
-        not_found(h); /* expired in between */
-        return;
-    }
-    if (reply_to_record(&h->rec, reply, 0) == 0)
-        h->doc = job_document(h->match.id, &h->rec);
-    const char *state = job_record_get(&h->rec, "state");
-    bool final = job_state_is_terminal(state);
-    respond_error_with_job(h, "not_ready", h->doc, "the job is %s: %s", state ? state : "queued",
-                           final ? "it has no image" : "its image is not ready yet");
 }
 
 static void add_cache_headers(struct exchange *h) {
@@ -97,6 +76,7 @@ static void on_ttl(struct exchange *h, const redisReply *reply) {
     h->res_ttl_ms = reply->integer; /* -1: no expiry, add_cache_headers uses result_ttl */
     if (h->not_modified) {
         add_cache_headers(h);
+        cached_mark_miss(h);
         exchange_send(h, 304);
     }
 }
@@ -129,20 +109,23 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
     evhttp_add_header(out, "Content-Type",
                       h->res_mime[0] ? h->res_mime : "application/octet-stream");
     add_cache_headers(h);
+    cached_mark_miss(h);
     exchange_send(h, 200);
 }
 
 static void on_reply(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     enum step step = (enum step)h->step++;
-    if (!exchange_redis_received(h))
+    bool live = exchange_redis_received(h);
+    if (step == STEP_BYTES && reply && reply->type == REDIS_REPLY_STRING && h->rec.count &&
+        h->res_ttl_ms != 0)
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len);
+    if (!live)
         goto out;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         reply_failed(h, reply, "image");
         goto out;
     }
-    if (h->want_doc && step != STEP_DOC)
-        goto out; /* the 409 waits for the HGETALL sent after the first reply */
     switch (step) {
     case STEP_JOB:
         if (reply->type != REDIS_REPLY_ARRAY)
@@ -156,9 +139,6 @@ static void on_reply(redisReply *reply, void *arg) {
     case STEP_BYTES:
         on_bytes(h, reply);
         break;
-    case STEP_DOC:
-        on_doc(h, reply);
-        break;
     }
 out:
     exchange_settle(h);
@@ -170,6 +150,8 @@ void image_handle(struct exchange *h) {
         not_found(h);
         goto out;
     }
+    if (cached_image(h))
+        goto out;
     if (!rasync_connected(c->redis)) {
         respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
                       "the job store is unavailable; try again shortly");
@@ -179,11 +161,11 @@ void image_handle(struct exchange *h) {
     queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
     queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
     h->op = (struct rasync_op){.cb = on_reply, .arg = h};
-    const char *job[] = {"HMGET", h->key_job, "state", "res_mime", "res_etag"};
+    const char *job[] = {"HGETALL", h->key_job};
     const char *ttl[] = {"PTTL", h->key_res};
     const char *bytes[] = {h->method == EVHTTP_REQ_HEAD ? "STRLEN" : "GET", h->key_res};
     const char **cmds[] = {job, ttl, bytes};
-    const int argc[] = {5, 2, 2};
+    const int argc[] = {2, 2, 2};
     for (int i = 0; i < 3; i++) {
         if (rasync_command(c->redis, &h->op, argc[i], cmds[i], NULL) < 0) {
             /* Replies already asked for will still come (or NULL on disconnect). */

@@ -3,6 +3,7 @@
 #include "handlers.h"
 #include "respond.h"
 
+#include "cache.h"
 #include "id.h"
 
 #include <stdio.h>
@@ -11,7 +12,10 @@
 
 static void on_deleted(redisReply *reply, void *arg) {
     struct exchange *h = arg;
-    if (!exchange_redis_received(h))
+    bool live = exchange_redis_received(h);
+    if (reply && reply->type == REDIS_REPLY_INTEGER && h->child->cache)
+        shm_cache_delete(h->child->cache, h->match.id); /* whatever this node kept of it */
+    if (!live)
         goto out;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         reply_failed(h, reply, "job delete");

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#define BACKOFF_MIN_MS       50
-#define BACKOFF_MAX_MS       1000
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
 
 struct rasync {
     struct event_base *base;

@@ -1,6 +1,7 @@
 /* server.c — the http child's life: event loop, evhttp on the inherited listen
  * socket, Redis, libmagic, signals, heartbeat, and a graceful stop. */
 #include "server.h"
+#include "cache.h"
 
 #include "child.h"
 #include "exchange.h"
@@ -132,6 +133,9 @@ static void free_event(struct event **ev) {
  * dropped while requests still exist), then evhttp (closing connections may
  * start lingering closes), then the lingering closes, then the loop. */
 static void teardown(struct http_child *c) {
+    if (c->cache)
+        shm_cache_detach(c->cache);
+    c->cache = NULL;
     rasync_free(c->redis);
     c->redis = NULL;
     if (c->http)
@@ -171,6 +175,8 @@ int http_main(const struct http_args *args) {
     c->cfg = args->cfg;
     c->shm = args->shm;
     c->slot = args->shm ? shm_slot(args->shm, args->slot) : NULL;
+    if (args->shm && (c->cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
+        log_warn("the shared cache cannot be used; every read goes to Redis");
     c->limits.max_dimension = (int)c->cfg->image_max_dimension;
     c->limits.default_quality = (int)c->cfg->image_default_quality;
     const char *prefix = c->cfg->redis_key_prefix;

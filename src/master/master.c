@@ -3,6 +3,7 @@
 #include "master.h"
 #include "listen.h"
 #include "log.h"
+#include "cache.h"
 #include "jobs.h"
 #include "redis_embedded.h"
 #include "reload.h"
@@ -292,6 +293,13 @@ int master_run(struct master *m) {
         log_error("cannot create the shared memory segment (cache.size %lld): %s",
                   (long long)cfg->cache_size, strerror(errno));
         goto stop_redis;
+    }
+    struct shm_cache_opts copts;
+    shm_cache_opts_init(&copts);
+    if (shm_cache_init(shm_cache_area(&m->shm), (size_t)cfg->cache_size, &copts) < 0) {
+        log_error("cannot lay out the cache in %lld bytes (cache.size): %s",
+                  (long long)cfg->cache_size, strerror(errno));
+        goto cleanup;
     }
 
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};

@@ -73,6 +73,10 @@ struct shm_slot *shm_slot(struct shm_segment *seg, int i) {
     return (struct shm_slot *)((char *)seg->hdr + seg->hdr->slots_off) + i;
 }
 
+void *shm_cache_area(struct shm_segment *seg) {
+    return (char *)seg->hdr + seg->hdr->cache_off;
+}
+
 int64_t shm_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

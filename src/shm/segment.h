@@ -55,6 +55,9 @@ void shm_segment_destroy(struct shm_segment *seg);
 /* Slot i of the scoreboard, or NULL when out of range. */
 struct shm_slot *shm_slot(struct shm_segment *seg, int i);
 
+/* The cache area of the segment (hdr->cache_size bytes). */
+void *shm_cache_area(struct shm_segment *seg);
+
 /* Milliseconds of CLOCK_REALTIME, the time base of the scoreboard. */
 int64_t shm_now_ms(void);
 

@@ -285,6 +285,34 @@ int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const c
     return finish(q, QS_FAIL, 4, (int)n - 4, argv, NULL, "fail script");
 }
 
+int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, long long *ttl_ms) {
+    memset(rec, 0, sizeof(*rec));
+    if (q->c == NULL)
+        return -1;
+    char k_job[QUEUE_KEY_MAX];
+    job_key(q, k_job, "job", id);
+    const char *hgetall[] = {"HGETALL", k_job};
+    const char *pttl[] = {"PTTL", k_job};
+    redisAppendCommandArgv(q->c, 2, hgetall, NULL);
+    redisAppendCommandArgv(q->c, 2, pttl, NULL);
+    redisReply *fields = NULL, *ttl = NULL;
+    if (redisGetReply(q->c, (void **)&fields) != REDIS_OK ||
+        redisGetReply(q->c, (void **)&ttl) != REDIS_OK) {
+        freeReplyObject(fields);
+        checked(q, NULL, "read job");
+        return -1;
+    }
+    int rc = 0;
+    if (fields->type == REDIS_REPLY_ARRAY && fields->elements > 0 &&
+        ttl->type == REDIS_REPLY_INTEGER) {
+        rc = record_from_reply(fields, rec) == 0 ? 1 : -1;
+        *ttl_ms = ttl->integer;
+    }
+    freeReplyObject(fields);
+    freeReplyObject(ttl);
+    return rc;
+}
+
 void jobqueue_unregister(struct jobqueue *q) {
     if (q->c == NULL)
         return;

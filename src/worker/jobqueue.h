@@ -79,6 +79,11 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
                   const char *message, bool transient, const char *const *fields, size_t nfields);
 
+/* Reads job id back: its hash into rec (free with job_record_free) and the
+ * milliseconds it has left (-1 without expiry). Returns 1, 0 when it is gone,
+ * -1 on a Redis error. */
+int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, long long *ttl_ms);
+
 /* Removes this worker from {p}:workers:<node> (clean exit; best effort). */
 void jobqueue_unregister(struct jobqueue *q);
 

@@ -4,6 +4,7 @@
 #include "failure.h"
 #include "fetch.h"
 #include "imgtype.h"
+#include "jobcache.h"
 #include "jobqueue.h"
 #include "log.h"
 #include "pipeline.h"
@@ -12,6 +13,7 @@
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,7 +23,8 @@ static volatile sig_atomic_t reopen_requested;
 /* The worker process's context. */
 struct worker {
     const struct config *cfg;
-    struct shm_slot *slot; /* NULL when run without a scoreboard */
+    struct shm_slot *slot;   /* NULL when run without a scoreboard */
+    struct shm_cache *cache; /* NULL when run without the shared segment */
     struct jobqueue q;
     struct pipeline pl;
     char wid[192];
@@ -150,6 +153,28 @@ static int store(struct worker *w, const char *id, const char *token,
     }
 }
 
+/* Puts a job that ended (done, or failed for good) into the shared cache, as
+ * Redis now has it, so that reads of it need not go to Redis. */
+static void publish(struct worker *w, const char *id, const struct pipeline_outcome *out,
+                    int stored) {
+    if (w->cache == NULL || !(stored == 1 || stored == 3))
+        return;
+    struct job_record rec;
+    long long ttl_ms = -1;
+    if (jobqueue_read(&w->q, id, &rec, &ttl_ms) == 1) {
+        size_t len;
+        char *doc = job_document_text(id, &rec, &len);
+        const char *state = job_record_get(&rec, "state");
+        int64_t expires = ttl_ms > 0 ? shm_now_ms() + ttl_ms : 0;
+        if (doc && state)
+            jobcache_put(w->cache, id, state, doc, len, job_record_get(&rec, "res_mime"),
+                         job_record_get(&rec, "res_etag"), out->ok ? out->thumb.data : NULL,
+                         out->ok ? out->thumb.len : 0, expires);
+        free(doc);
+    }
+    job_record_free(&rec);
+}
+
 static void log_outcome(const char *id, const struct pipeline_outcome *out, int stored,
                         long long ms) {
     if (stored < 0) {
@@ -206,6 +231,7 @@ static void run_job(struct worker *w, const char *id) {
     if (!interrupted) {
         int stored = store(w, id, token, &out);
         log_outcome(id, &out, stored, (long long)(shm_now_ms() - t0));
+        publish(w, id, &out, stored);
     }
     slot_idle(w->slot, !interrupted);
     pipeline_outcome_free(&out);
@@ -214,6 +240,8 @@ static void run_job(struct worker *w, const char *id) {
 }
 
 static void worker_cleanup(struct worker *w) {
+    if (w->cache)
+        shm_cache_detach(w->cache);
     imgtype_close(w->pl.types);
     fetch_free(w->pl.fetch);
     thumb_shutdown();
@@ -224,6 +252,8 @@ int worker_main(const struct worker_args *args) {
     memset(&w, 0, sizeof(w));
     w.cfg = args->cfg;
     w.slot = shm_slot(args->shm, args->slot);
+    if (args->shm && (w.cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
+        log_warn("worker: the shared cache cannot be used; reads will go to Redis");
     w.pl.cfg = args->cfg;
     snprintf(w.wid, sizeof(w.wid), "%s:%d", args->node_id, (int)getpid());
     install_signals();

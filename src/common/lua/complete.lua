@@ -11,7 +11,7 @@ redis.call('HDEL', KEYS[1], 'token', 'err_code', 'err_msg', 'retry_at')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 for _, f in ipairs({'idem_key', 'req_key'}) do
   local k = redis.call('HGET', KEYS[1], f)
-  if k and k ~= '' then redis.call('PEXPIRE', k, ARGV[3]) end
+  if k and k ~= '' and redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[3]) end
 end
 redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('DEL', KEYS[4])

@@ -1,0 +1,124 @@
+/* cached.c — reads served from the shared-memory cache. The copy callbacks run
+ * under a shard lock: they only copy into the response's buffers. */
+#include "cached.h"
+#include "request.h"
+
+#include "jobcache.h"
+#include "segment.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct copy {
+    struct evbuffer *out;
+    bool body;       /* copy the image (GET), not only its length (HEAD) */
+    const char *inm; /* If-None-Match, or NULL */
+    bool usable;     /* the entry answers this request */
+    bool not_modified;
+    int64_t expires_ms;
+    struct jobcache_head head;
+};
+
+static void copy_doc(const struct jobcache_head *head, const char *doc, const void *body,
+                     int64_t expires_ms, void *arg) {
+    (void)body;
+    struct copy *cp = arg;
+    cp->head = *head;
+    cp->expires_ms = expires_ms;
+    if (cp->body)
+        evbuffer_add(cp->out, doc, head->doc_len);
+    cp->usable = true;
+}
+
+static void copy_image(const struct jobcache_head *head, const char *doc, const void *body,
+                       int64_t expires_ms, void *arg) {
+    (void)doc;
+    struct copy *cp = arg;
+    if (!head->done || body == NULL || head->etag[0] == '\0')
+        return; /* not the image: Redis decides (409, 404 or the bytes) */
+    cp->head = *head;
+    cp->expires_ms = expires_ms;
+    cp->usable = true;
+    cp->not_modified = cp->inm && request_etag_matches(cp->inm, head->etag);
+    if (cp->body && !cp->not_modified)
+        evbuffer_add(cp->out, body, head->body_len);
+}
+
+bool cached_job(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (c->cache == NULL)
+        return false;
+    struct copy cp = {.out = evhttp_request_get_output_buffer(h->req), .body = true};
+    if (!jobcache_get(c->cache, h->match.id, shm_now_ms(), copy_doc, &cp) || !cp.usable)
+        return false;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    evhttp_add_header(out, "X-Cache", "hit");
+    exchange_send(h, 200);
+    return true;
+}
+
+bool cached_image(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (c->cache == NULL)
+        return false;
+    struct copy cp = {
+        .out = evhttp_request_get_output_buffer(h->req),
+        .body = h->method != EVHTTP_REQ_HEAD,
+        .inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match")};
+    int64_t now = shm_now_ms();
+    if (!jobcache_get(c->cache, h->match.id, now, copy_image, &cp) || !cp.usable)
+        return false;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
+    char buf[96];
+    snprintf(buf, sizeof(buf), "\"%s\"", cp.head.etag);
+    evhttp_add_header(out, "ETag", buf);
+    long long left = cp.expires_ms > now ? (cp.expires_ms - now) / 1000
+                                         : (long long)c->cfg->redis_result_ttl / 1000;
+    snprintf(buf, sizeof(buf), "private, max-age=%lld", left);
+    evhttp_add_header(out, "Cache-Control", buf);
+    evhttp_add_header(out, "X-Cache", "hit");
+    if (cp.not_modified) {
+        exchange_send(h, 304);
+        return true;
+    }
+    evhttp_add_header(out, "Content-Type",
+                      cp.head.mime[0] ? cp.head.mime : "application/octet-stream");
+    if (!cp.body) {
+        snprintf(buf, sizeof(buf), "%u", cp.head.body_len);
+        evhttp_add_header(out, "Content-Length", buf);
+    }
+    exchange_send(h, 200);
+    return true;
+}
+
+void cached_store(struct http_child *c, const char *id, const struct job_record *rec,
+                  long long ttl_ms, const void *body, size_t len) {
+    const char *state = job_record_get(rec, "state");
+    if (c->cache == NULL || state == NULL)
+        return;
+    int64_t now = shm_now_ms();
+    int64_t expires;
+    if (job_state_is_terminal(state)) {
+        expires = ttl_ms > 0 ? now + ttl_ms : 0;
+    } else {
+        if (c->cfg->cache_pending_ttl <= 0)
+            return;
+        expires = now + c->cfg->cache_pending_ttl;
+        body = NULL;
+    }
+    size_t doc_len;
+    char *doc = job_document_text(id, rec, &doc_len);
+    if (doc)
+        jobcache_put(c->cache, id, state, doc, doc_len, job_record_get(rec, "res_mime"),
+                     job_record_get(rec, "res_etag"), body, len, expires);
+    free(doc);
+}
+
+void cached_mark_miss(struct exchange *h) {
+    if (h->req)
+        evhttp_add_header(evhttp_request_get_output_headers(h->req), "X-Cache", "miss");
+}

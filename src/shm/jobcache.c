@@ -1,0 +1,53 @@
+/* jobcache.c — the job entry layout over the generic shared cache. */
+#include "jobcache.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+
+int jobcache_put(struct shm_cache *c, const char *id, const char *state, const char *doc,
+                 size_t doc_len, const char *mime, const char *etag, const void *body,
+                 size_t body_len, int64_t expires_ms) {
+    if (c == NULL || doc_len > UINT32_MAX || body_len > UINT32_MAX)
+        return -1;
+    struct jobcache_head head = {.magic = JOBCACHE_MAGIC,
+                                 .doc_len = (uint32_t)doc_len,
+                                 .body_len = body ? (uint32_t)body_len : 0,
+                                 .done = strcmp(state, "done") == 0,
+                                 .has_body = body != NULL};
+    head.terminal = head.done || !strcmp(state, "failed") || !strcmp(state, "canceled");
+    snprintf(head.mime, sizeof(head.mime), "%s", mime ? mime : "");
+    snprintf(head.etag, sizeof(head.etag), "%s", etag ? etag : "");
+    struct iovec parts[3] = {
+        {&head, sizeof(head)}, {(void *)doc, doc_len}, {(void *)body, body ? body_len : 0}};
+    return shm_cache_put(c, id, parts, 3, expires_ms) == SHM_CACHE_OK ? 0 : -1;
+}
+
+struct lookup {
+    jobcache_copy_fn fn;
+    void *arg;
+    bool hit;
+};
+
+static void unpack(const void *value, size_t len, int64_t expires_ms, void *arg) {
+    struct lookup *l = arg;
+    struct jobcache_head head;
+    if (len < sizeof(head))
+        return;
+    memcpy(&head, value, sizeof(head));
+    if (head.magic != JOBCACHE_MAGIC || sizeof(head) + (size_t)head.doc_len + head.body_len != len)
+        return;
+    const char *doc = (const char *)value + sizeof(head);
+    l->fn(&head, doc, head.has_body ? doc + head.doc_len : NULL, expires_ms, l->arg);
+    l->hit = true;
+}
+
+bool jobcache_get(struct shm_cache *c, const char *id, int64_t now_ms, jobcache_copy_fn fn,
+                  void *arg) {
+    if (c == NULL)
+        return false;
+    struct lookup l = {fn, arg, false};
+    if (shm_cache_get(c, id, now_ms, unpack, &l) != SHM_CACHE_OK)
+        return false;
+    return l.hit;
+}

@@ -1,0 +1,47 @@
+/* jobcache.h — what the shared cache holds for a job: a fixed head (state, the
+ * image's type and ETag, lengths), the job document as served (compact JSON),
+ * and, once done, the thumbnail bytes. Workers store a job when it ends; http
+ * children store what they had to read from Redis, and answer from it. */
+#ifndef TH_SHM_JOBCACHE_H
+#define TH_SHM_JOBCACHE_H
+
+#include "cache.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOBCACHE_MAGIC 0x6a636831u /* "jch1" */
+
+struct jobcache_head {
+    uint32_t magic;
+    uint32_t doc_len;
+    uint32_t body_len; /* 0 without the image */
+    uint8_t terminal;  /* done, failed or canceled: the document no longer changes */
+    uint8_t done;
+    uint8_t has_body;
+    uint8_t pad;
+    char mime[48];
+    char etag[48];
+};
+
+/* Stores job id: doc (doc_len bytes of JSON) and, when body is not NULL, the
+ * image. state is the job's status; mime and etag may be NULL. expires_ms is
+ * absolute (CLOCK_REALTIME ms). The cache copies everything. Returns 0, or -1
+ * when the entry does not fit (nothing is stored; callers go on without it). */
+int jobcache_put(struct shm_cache *c, const char *id, const char *state, const char *doc,
+                 size_t doc_len, const char *mime, const char *etag, const void *body,
+                 size_t body_len, int64_t expires_ms);
+
+/* Called under the shard lock with the entry's parts: it may only copy
+ * (no I/O, no locks, no logging). doc and body point into the entry and are
+ * valid only during the call; body is NULL without the image. */
+typedef void (*jobcache_copy_fn)(const struct jobcache_head *head, const char *doc,
+                                 const void *body, int64_t expires_ms, void *arg);
+
+/* Looks up job id. On a hit calls fn and returns true; a miss, an expired
+ * entry or one that is not a job entry returns false. */
+bool jobcache_get(struct shm_cache *c, const char *id, int64_t now_ms, jobcache_copy_fn fn,
+                  void *arg);
+
+#endif

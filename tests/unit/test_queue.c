@@ -1,0 +1,1276 @@
+/* test_queue.c — every job transition of the queue's Lua scripts, against a redis-server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "queue.h"
+
+#define PREFIX     "tq"
+#define NODE       "tqnode:1"
+#define W1         NODE ":101"
+#define W2         NODE ":102"
+#define DEDUP_TTL  60000
+#define RESULT_TTL 5000
+#define FAIL_TTL   7000
+
+/* The failure policy as queue_policy_args lays it out: prefix ttl max base cap
+ * jitter deadmax. */
+enum { P_PREFIX, P_TTL, P_MAX, P_BASE, P_CAP, P_JITTER, P_DEADMAX, P_COUNT };
+static const char *const policy_default[P_COUNT] = {PREFIX, "7000", "3",  "1000",
+                                                    "5000", "0.5",  "100"};
+
+static struct {
+    char dir[256];
+    char sock[300];
+    pid_t redis;
+    redisContext *c;
+} fx;
+
+/* ---- fixture: a private redis-server on a unix socket ---- */
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool have_redis(void) {
+    return system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+static redisContext *redis_connect_wait(void) {
+    long long deadline = mono_ms() + 5000;
+    while (mono_ms() < deadline) {
+        redisContext *c = redisConnectUnix(fx.sock);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            if (ok)
+                return c;
+        }
+        if (c)
+            redisFree(c);
+        sleep_ms(50);
+    }
+    return NULL;
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    if (!have_redis()) {
+        fprintf(stderr, "test_queue: redis-server not found in PATH, skipping\n");
+        return 0;
+    }
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(fx.dir, sizeof(fx.dir), "%s/th-queue-XXXXXX", tmp);
+    if (mkdtemp(fx.dir) == NULL)
+        return -1;
+    snprintf(fx.sock, sizeof(fx.sock), "%s/redis.sock", fx.dir);
+    fx.redis = fork();
+    if (fx.redis == 0) {
+        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", fx.sock, "--save", "",
+               "--appendonly", "no", "--dir", fx.dir, "--logfile", "redis.log", (char *)NULL);
+        _exit(127);
+    }
+    if (fx.redis < 0 || (fx.c = redis_connect_wait()) == NULL)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    if (fx.dir[0] == '\0')
+        return 0;
+    if (fx.c)
+        redisFree(fx.c);
+    if (fx.redis > 0) {
+        kill(fx.redis, SIGTERM);
+        waitpid(fx.redis, NULL, 0);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Each test starts on an empty server. */
+static int flush(void **state) {
+    (void)state;
+    if (fx.c == NULL)
+        return 0;
+    redisReply *r = redisCommand(fx.c, "FLUSHALL");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+#define NEED_REDIS()                                                                               \
+    do {                                                                                           \
+        if (fx.c == NULL)                                                                          \
+            skip();                                                                                \
+    } while (0)
+
+/* ---- Redis helpers ---- */
+
+static redisReply *cmd(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(fx.c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis: %s", fx.c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s (for %s)", r->str, fmt);
+    return r;
+}
+
+static long long cmd_int(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(fx.c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis: %s", fx.c->errstr);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("%s: reply type %d, not an integer", fmt, r->type);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* "{tq}:kind[:id]" in one of a ring of buffers, so several fit in one call. */
+static const char *k(const char *kind, const char *id) {
+    static char ring[32][QUEUE_KEY_MAX];
+    static unsigned next;
+    char *buf = ring[next++ % 32];
+    return queue_key(buf, QUEUE_KEY_MAX, PREFIX, kind, id);
+}
+
+static long long redis_time_ms(void) {
+    redisReply *r = cmd("TIME");
+    long long ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return ms;
+}
+
+static bool exists(const char *key) {
+    return cmd_int("EXISTS %s", key) == 1;
+}
+
+/* The key's remaining time to live is in (0, max] ms. */
+static void expect_ttl(const char *key, long long max) {
+    long long t = cmd_int("PTTL %s", key);
+    if (t <= 0 || t > max)
+        fail_msg("PTTL %s = %lld, want (0, %lld]", key, t, max);
+}
+
+/* The string value of key, which must exist, equals want (len bytes). */
+static void expect_get(const char *key, const void *want, size_t len) {
+    redisReply *r = cmd("GET %s", key);
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("GET %s: no string", key);
+    assert_int_equal(r->len, len);
+    assert_memory_equal(r->str, want, len);
+    freeReplyObject(r);
+}
+
+static char *join(const redisReply *r) {
+    static char buf[1024];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->elements && n < sizeof(buf); i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? " " : "", r->element[i]->str);
+    return buf;
+}
+
+/* The members of a list (LRANGE) or zset (ZRANGE, by score) in order. */
+static void expect_members(const char *what, const char *key, const char *const *want) {
+    redisReply *r = cmd("%s %s 0 -1", what, key);
+    size_t n = 0;
+    while (want[n])
+        n++;
+    bool same = r->elements == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(r->element[i]->str, want[i]) == 0;
+    if (!same)
+        fail_msg("%s %s = [%s], want %zu other member(s)", what, key, join(r), n);
+    freeReplyObject(r);
+}
+
+#define EXPECT_LIST(key, ...)                                                                      \
+    expect_members("LRANGE", key, (const char *const[]){__VA_ARGS__, NULL})
+#define EXPECT_ZSET(key, ...)                                                                      \
+    expect_members("ZRANGE", key, (const char *const[]){__VA_ARGS__, NULL})
+
+/* ZSCORE as an integer, -1 when not a member. */
+static long long zscore(const char *key, const char *id) {
+    redisReply *r = cmd("ZSCORE %s %s", key, id);
+    long long v = r->type == REDIS_REPLY_STRING ? (long long)strtod(r->str, NULL) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static redisReply *job(const char *id) {
+    return cmd("HGETALL %s", k("job", id));
+}
+
+/* The value of name among the field/value pairs of r from index from, or NULL. */
+static const char *field_at(const redisReply *r, size_t from, const char *name) {
+    for (size_t i = from; i + 1 < r->elements; i += 2)
+        if (strcmp(r->element[i]->str, name) == 0)
+            return r->element[i + 1]->str;
+    return NULL;
+}
+
+static const char *field(const redisReply *r, const char *name) {
+    return field_at(r, 0, name);
+}
+
+static long long field_int(const redisReply *r, const char *name) {
+    const char *v = field(r, name);
+    if (v == NULL)
+        fail_msg("field %s absent", name);
+    return atoll(v);
+}
+
+/* want NULL: the field must be absent. */
+static void expect_field(const redisReply *r, const char *name, const char *want) {
+    const char *got = field(r, name);
+    if (want == NULL && got != NULL)
+        fail_msg("field %s = '%s', want it absent", name, got);
+    if (want != NULL && got == NULL)
+        fail_msg("field %s absent, want '%s'", name, want);
+    if (want != NULL)
+        assert_string_equal(got, want);
+}
+
+static void expect_job_field(const char *id, const char *name, const char *want) {
+    redisReply *h = job(id);
+    expect_field(h, name, want);
+    freeReplyObject(h);
+}
+
+/* The field/value pairs of a (from index from) are those of the hash b. */
+static void expect_same_fields(const redisReply *a, size_t from, const redisReply *b) {
+    assert_int_equal(a->elements - from, b->elements);
+    for (size_t i = 0; i + 1 < b->elements; i += 2) {
+        const char *v = field_at(a, from, b->element[i]->str);
+        if (v == NULL)
+            fail_msg("field %s missing from the reply", b->element[i]->str);
+        assert_string_equal(v, b->element[i + 1]->str);
+    }
+}
+
+static void expect_between(const char *what, long long v, long long lo, long long hi) {
+    if (v < lo || v > hi)
+        fail_msg("%s = %lld, want [%lld, %lld]", what, v, lo, hi);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Prints r's elements (pairs of them when step is 2) sorted, one a line. */
+static void dump_sorted(FILE *f, const redisReply *r, size_t step) {
+    size_t n = r->elements / step;
+    char **s = calloc(n ? n : 1, sizeof(*s));
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *a = r->element[i * step];
+        const redisReply *b = step == 2 ? r->element[i * step + 1] : NULL;
+        size_t len = a->len + (b ? b->len : 0) + 2;
+        s[i] = malloc(len);
+        snprintf(s[i], len, "%s%s%s", a->str, b ? "=" : "", b ? b->str : "");
+    }
+    qsort(s, n, sizeof(*s), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "  %s\n", s[i]);
+        free(s[i]);
+    }
+    free(s);
+}
+
+/* The whole database as text: keys sorted, each with its type, whether it has
+ * a time to live, and its content. Equal dumps = nothing written. */
+static char *db_dump(void) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    redisReply *keys = cmd("KEYS *");
+    char **names = calloc(keys->elements ? keys->elements : 1, sizeof(*names));
+    for (size_t i = 0; i < keys->elements; i++)
+        names[i] = keys->element[i]->str;
+    qsort(names, keys->elements, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *t = cmd("TYPE %s", names[i]);
+        long long ttl = cmd_int("PTTL %s", names[i]);
+        fprintf(f, "%s %s%s\n", names[i], t->str, ttl >= 0 ? " (ttl)" : "");
+        redisReply *v = NULL;
+        if (strcmp(t->str, "string") == 0) {
+            v = cmd("GET %s", names[i]);
+            fprintf(f, "  %zu bytes: ", v->len);
+            fwrite(v->str, 1, v->len, f);
+            fputc('\n', f);
+        } else if (strcmp(t->str, "list") == 0) {
+            v = cmd("LRANGE %s 0 -1", names[i]);
+            fprintf(f, "  [%s]\n", join(v));
+        } else if (strcmp(t->str, "zset") == 0) {
+            v = cmd("ZRANGE %s 0 -1 WITHSCORES", names[i]);
+            fprintf(f, "  [%s]\n", join(v));
+        } else if (strcmp(t->str, "set") == 0) {
+            v = cmd("SMEMBERS %s", names[i]);
+            dump_sorted(f, v, 1);
+        } else if (strcmp(t->str, "hash") == 0) {
+            v = cmd("HGETALL %s", names[i]);
+            dump_sorted(f, v, 2);
+        }
+        freeReplyObject(v);
+        freeReplyObject(t);
+    }
+    free(names);
+    freeReplyObject(keys);
+    fclose(f);
+    return buf;
+}
+
+static void expect_dump(char *before) {
+    char *after = db_dump();
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+}
+
+/* ---- the scripts ---- */
+
+static redisReply *eval(enum queue_script s, int nkeys, int nargs, const char **argv,
+                        const size_t *lens) {
+    redisReply *r = queue_eval(fx.c, s, nkeys, nargs, argv, lens);
+    if (r == NULL)
+        fail_msg("queue_eval: %s", fx.c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("script %d: %s", (int)s, r->str);
+    return r;
+}
+
+static long long eval_int(enum queue_script s, int nkeys, int nargs, const char **argv,
+                          const size_t *lens) {
+    redisReply *r = eval(s, nkeys, nargs, argv, lens);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("script %d: reply type %d, not an integer", (int)s, r->type);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+struct enq {
+    const char *idem, *req; /* dedup key names under "idem", NULL: unused */
+    const char *max_queue;  /* NULL: 100 */
+    const void *bytes;      /* the upload, stored when has_bytes */
+    size_t len;
+    bool has_bytes;
+};
+
+#define REQ_URL "http://img.example/a.png"
+
+/* KEYS job ready delayed src idem req; ARGV id max_queue bytes has_bytes
+ * dedup_ttl prefix fields... */
+static redisReply *enqueue_ex(const char *id, const struct enq *o) {
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", DEDUP_TTL);
+    const char *argv[] = {k("job", id),
+                          k("ready", NULL),
+                          k("delayed", NULL),
+                          k("src", id),
+                          o->idem ? k("idem", o->idem) : "",
+                          o->req ? k("idem", o->req) : "",
+                          id,
+                          o->max_queue ? o->max_queue : "100",
+                          o->bytes ? o->bytes : "",
+                          o->has_bytes ? "1" : "0",
+                          ttl,
+                          PREFIX,
+                          "src",
+                          "url",
+                          "url",
+                          REQ_URL,
+                          "width",
+                          "64",
+                          "format",
+                          "jpeg"};
+    size_t n = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = i == 8 ? (o->bytes ? o->len : 0) : strlen(argv[i]);
+    return eval(QS_ENQUEUE, 6, (int)n - 6, argv, lens);
+}
+
+static void expect_ok(redisReply *r) {
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, "ok");
+    freeReplyObject(r);
+}
+
+static void enqueue(const char *id) {
+    expect_ok(enqueue_ex(id, &(struct enq){0}));
+}
+
+static void enqueue_upload(const char *id) {
+    expect_ok(enqueue_ex(id, &(struct enq){.bytes = "img\0bytes", .len = 9, .has_bytes = true}));
+}
+
+/* {'dup', id, fields...} with the fields of job id as they are now. */
+static void expect_dup(redisReply *r, const char *id) {
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(r->elements >= 2);
+    assert_string_equal(r->element[0]->str, "dup");
+    assert_string_equal(r->element[1]->str, id);
+    redisReply *h = job(id);
+    expect_same_fields(r, 2, h);
+    freeReplyObject(h);
+    freeReplyObject(r);
+}
+
+/* What the worker's BLMOVE does: the head of ready, which must be want, into
+ * wid's proc list. */
+static void take(const char *wid, const char *want) {
+    redisReply *r = cmd("LMOVE %s %s LEFT RIGHT", k("ready", NULL), k("proc", wid));
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("ready is empty, want %s at its head", want);
+    assert_string_equal(r->str, want);
+    freeReplyObject(r);
+}
+
+/* KEYS job proc; ARGV id token */
+static redisReply *start(const char *wid, const char *id, const char *token) {
+    const char *argv[] = {k("job", id), k("proc", wid), id, token};
+    return eval(QS_START, 2, 2, argv, NULL);
+}
+
+/* take and start: id becomes processing under token. */
+static void run(const char *wid, const char *id, const char *token) {
+    take(wid, id);
+    redisReply *r = start(wid, id, token);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+}
+
+/* KEYS job res proc src; ARGV id token ttl_ms bytes fields... (fields: NULL-ended pairs) */
+static long long complete(const char *wid, const char *id, const char *token, const void *bytes,
+                          size_t len, const char *const *fields) {
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", RESULT_TTL);
+    const char *argv[16] = {k("job", id), k("res", id), k("proc", wid), k("src", id), id,
+                            token,        ttl,          bytes};
+    size_t lens[16], n = 8;
+    for (size_t i = 0; fields && fields[i] && n < 16; i++)
+        argv[n++] = fields[i];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = i == 7 ? len : strlen(argv[i]);
+    return eval_int(QS_COMPLETE, 4, (int)n - 4, argv, lens);
+}
+
+/* KEYS job proc delayed dead; ARGV id token code message transient, the policy, fields... */
+static long long fail_job(const char *wid, const char *id, const char *token, const char *code,
+                          bool transient, const char *const *pol, const char *const *fields) {
+    char msg[64];
+    snprintf(msg, sizeof(msg), "message for %s", code);
+    const char *argv[24] = {
+        k("job", id), k("proc", wid),       k("delayed", NULL), k("dead", NULL), id, token, code,
+        msg,          transient ? "1" : "0"};
+    size_t n = 9;
+    for (int i = 0; i < P_COUNT; i++)
+        argv[n++] = pol[i];
+    for (size_t i = 0; fields && fields[i] && n < 24; i++)
+        argv[n++] = fields[i];
+    return eval_int(QS_FAIL, 4, (int)n - 4, argv, NULL);
+}
+
+/* KEYS proc ready workers delayed dead; ARGV mode code message wid, the policy */
+static long long release(const char *wid, const char *code, const char *const *pol) {
+    const char *argv[16] = {k("proc", wid),
+                            k("ready", NULL),
+                            k("workers", NODE),
+                            k("delayed", NULL),
+                            k("dead", NULL),
+                            code ? "fail" : "requeue",
+                            code ? code : "",
+                            code ? "the worker is gone" : "",
+                            wid};
+    size_t n = 9;
+    for (int i = 0; i < P_COUNT; i++)
+        argv[n++] = pol[i];
+    return eval_int(QS_RELEASE, 5, (int)n - 5, argv, NULL);
+}
+
+/* KEYS delayed ready; ARGV prefix limit */
+static long long promote(const char *limit) {
+    const char *argv[] = {k("delayed", NULL), k("ready", NULL), PREFIX, limit};
+    return eval_int(QS_PROMOTE, 2, 2, argv, NULL);
+}
+
+/* KEYS job res src ready delayed; ARGV id ttl_ms */
+static long long del(const char *id) {
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", FAIL_TTL);
+    const char *argv[] = {k("job", id),       k("res", id), k("src", id), k("ready", NULL),
+                          k("delayed", NULL), id,           ttl};
+    return eval_int(QS_DELETE, 5, 2, argv, NULL);
+}
+
+/* A scheduled retry of id made due now and promoted: id at the back of ready. */
+static void retry_now(const char *id) {
+    long long now = redis_time_ms();
+    assert_int_equal(cmd_int("ZADD %s XX CH %lld %s", k("delayed", NULL), now - 1, id), 1);
+    assert_int_equal(promote("100"), 1);
+}
+
+/* Puts a job that is in ready into delayed with score due instead. */
+static void delay(const char *id, long long due) {
+    assert_int_equal(cmd_int("LREM %s 0 %s", k("ready", NULL), id), 1);
+    assert_int_equal(cmd_int("ZADD %s %lld %s", k("delayed", NULL), due, id), 1);
+}
+
+/* ---- enqueue ---- */
+
+static void test_enqueue_ok(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const char bytes[] = {'\x89', 'P', 'N', 'G', '\0', '\r', '\n'};
+    long long t0 = redis_time_ms();
+    redisReply *r = enqueue_ex("j1", &(struct enq){.idem = "key-1",
+                                                   .req = "req-1",
+                                                   .bytes = bytes,
+                                                   .len = sizeof(bytes),
+                                                   .has_bytes = true});
+    long long t1 = redis_time_ms();
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, "ok");
+    char created[32];
+    snprintf(created, sizeof(created), "%s", r->element[1]->str);
+    expect_between("created", atoll(created), t0, t1);
+    freeReplyObject(r);
+
+    redisReply *h = job("j1");
+    expect_field(h, "state", "queued");
+    expect_field(h, "created", created);
+    expect_field(h, "attempts", "0");
+    expect_field(h, "src", "url");
+    expect_field(h, "url", REQ_URL);
+    expect_field(h, "width", "64");
+    expect_field(h, "format", "jpeg");
+    expect_field(h, "idem_key", k("idem", "key-1"));
+    expect_field(h, "req_key", k("idem", "req-1"));
+    expect_field(h, "token", NULL);
+    assert_int_equal(h->elements, 2 * 9);
+    freeReplyObject(h);
+    EXPECT_LIST(k("ready", NULL), "j1");
+    expect_get(k("src", "j1"), bytes, sizeof(bytes));
+    assert_int_equal(cmd_int("PTTL %s", k("src", "j1")), -1);
+    expect_get(k("idem", "key-1"), "j1", 2);
+    expect_get(k("idem", "req-1"), "j1", 2);
+    expect_ttl(k("idem", "key-1"), DEDUP_TTL);
+    expect_ttl(k("idem", "req-1"), DEDUP_TTL);
+    assert_true(cmd_int("PTTL %s", k("idem", "req-1")) > DEDUP_TTL - 1000);
+    assert_int_equal(cmd_int("PTTL %s", k("job", "j1")), -1);
+
+    /* has_bytes=0: no upload stored even with bytes given; no dedup keys. */
+    expect_ok(enqueue_ex("j2", &(struct enq){.bytes = bytes, .len = sizeof(bytes)}));
+    assert_false(exists(k("src", "j2")));
+    expect_job_field("j2", "idem_key", "");
+    expect_job_field("j2", "req_key", "");
+    EXPECT_LIST(k("ready", NULL), "j1", "j2");
+    /* job:j1 src:j1 idem:key-1 idem:req-1 ready job:j2 */
+    assert_int_equal(cmd_int("DBSIZE"), 6);
+}
+
+static void test_enqueue_full(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    enqueue("j2");
+    delay("j2", redis_time_ms() + 60000); /* a retry waiting counts too */
+    char *before = db_dump();
+    redisReply *r = enqueue_ex("j3", &(struct enq){.idem = "key-3",
+                                                   .req = "req-3",
+                                                   .max_queue = "2",
+                                                   .bytes = "x",
+                                                   .len = 1,
+                                                   .has_bytes = true});
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, "full");
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->element[1]->integer, 2);
+    freeReplyObject(r);
+    expect_dump(before);
+
+    expect_ok(enqueue_ex("j3", &(struct enq){.max_queue = "3"}));
+    EXPECT_LIST(k("ready", NULL), "j1", "j3");
+}
+
+static void test_enqueue_dedup_live(void **state) {
+    (void)state;
+    NEED_REDIS();
+    expect_ok(enqueue_ex("j1", &(struct enq){.idem = "key-1", .req = "req-1"}));
+    const struct enq same_req = {.req = "req-1", .bytes = "b", .len = 1, .has_bytes = true};
+    const struct enq same_idem = {.idem = "key-1", .req = "req-2"};
+    const struct enq same_req_new_idem = {.idem = "key-2", .req = "req-1"};
+
+    for (int phase = 0; phase < 3; phase++) {
+        if (phase == 1)
+            run(W1, "j1", "tok-1");
+        if (phase == 2)
+            assert_int_equal(complete(W1, "j1", "tok-1", "res", 3, NULL), 1);
+        static const char *const states[] = {"queued", "processing", "done"};
+        expect_job_field("j1", "state", states[phase]);
+        char *before = db_dump();
+        expect_dup(enqueue_ex("j2", &same_req), "j1");
+        expect_dup(enqueue_ex("j2", &same_idem), "j1");
+        expect_dup(enqueue_ex("j2", &same_req_new_idem), "j1");
+        expect_dup(enqueue_ex("j2", &(struct enq){.req = "req-1", .max_queue = "0"}), "j1");
+        expect_dup(enqueue_ex("j1", &same_req), "j1");
+        expect_dump(before);
+    }
+}
+
+static void test_enqueue_dedup_after_end(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const struct enq o = {.idem = "key-1", .req = "req-1"};
+    /* failed */
+    expect_ok(enqueue_ex("j1", &o));
+    run(W1, "j1", "tok-1");
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "bad_input", false, policy_default, NULL), 1);
+    expect_ok(enqueue_ex("j2", &o));
+    expect_get(k("idem", "key-1"), "j2", 2);
+    expect_get(k("idem", "req-1"), "j2", 2);
+    expect_ttl(k("idem", "key-1"), DEDUP_TTL);
+    expect_ttl(k("idem", "req-1"), DEDUP_TTL);
+    expect_job_field("j2", "state", "queued");
+    EXPECT_LIST(k("ready", NULL), "j2");
+
+    /* canceled */
+    assert_int_equal(del("j2"), 1);
+    expect_ok(enqueue_ex("j3", &(struct enq){.idem = "key-1"}));
+    expect_get(k("idem", "key-1"), "j3", 2);
+    expect_ok(enqueue_ex("j4", &(struct enq){.req = "req-1"}));
+    expect_get(k("idem", "req-1"), "j4", 2);
+
+    /* deleted */
+    assert_int_equal(cmd_int("DEL %s", k("job", "j3")), 1);
+    expect_ok(enqueue_ex("j5", &(struct enq){.idem = "key-1"}));
+    expect_get(k("idem", "key-1"), "j5", 2);
+
+    /* expired */
+    assert_int_equal(cmd_int("PEXPIRE %s 1", k("job", "j5")), 1);
+    sleep_ms(10);
+    expect_ok(enqueue_ex("j6", &(struct enq){.idem = "key-1"}));
+    expect_get(k("idem", "key-1"), "j6", 2);
+    expect_ttl(k("idem", "key-1"), DEDUP_TTL);
+    EXPECT_LIST(k("ready", NULL), "j3", "j4", "j5", "j6");
+}
+
+/* ---- start ---- */
+
+static void test_start(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    take(W1, "j1");
+    long long t0 = redis_time_ms();
+    redisReply *r = start(W1, "j1", "tok-1");
+    long long t1 = redis_time_ms();
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    expect_field(r, "state", "processing");
+    expect_field(r, "attempts", "1");
+    expect_field(r, "token", "tok-1");
+    expect_field(r, "url", REQ_URL);
+    expect_between("started", field_int(r, "started"), t0, t1);
+    redisReply *h = job("j1");
+    expect_same_fields(r, 0, h);
+    freeReplyObject(h);
+    freeReplyObject(r);
+    EXPECT_LIST(k("proc", W1), "j1");
+    EXPECT_LIST(k("ready", NULL), NULL);
+    assert_true(exists(k("src", "j1")));
+}
+
+static void test_start_skips(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    enqueue("j2");
+    take(W1, "j1");
+    take(W1, "j2");
+    assert_int_equal(del("j1"), 1);
+    assert_int_equal(cmd_int("RPUSH %s ghost", k("proc", W1)), 3);
+
+    redisReply *r = start(W1, "j1", "tok-1"); /* canceled */
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    expect_job_field("j1", "state", "canceled");
+    expect_job_field("j1", "token", NULL);
+    EXPECT_LIST(k("proc", W1), "j2", "ghost");
+
+    r = start(W1, "ghost", "tok-g"); /* no such job */
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    assert_false(exists(k("job", "ghost")));
+    EXPECT_LIST(k("proc", W1), "j2");
+
+    r = start(W1, "j2", "tok-2");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    EXPECT_LIST(k("proc", W1), "j2");
+}
+
+/* ---- complete ---- */
+
+static void test_complete(void **state) {
+    (void)state;
+    NEED_REDIS();
+    expect_ok(enqueue_ex(
+        "j1", &(struct enq){
+                  .idem = "key-1", .req = "req-1", .bytes = "src", .len = 3, .has_bytes = true}));
+    /* A first attempt that failed leaves err_code, err_msg and retry_at. */
+    run(W1, "j1", "tok-1");
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, policy_default, NULL), 2);
+    retry_now("j1");
+    run(W1, "j1", "tok-2");
+    expect_job_field("j1", "err_code", "fetch_timeout");
+
+    const char res[] = {'R', '\0', 'E', 'S'};
+    const char *const fields[] = {"res_mime", "image/jpeg", "res_width", "64", NULL};
+    long long t0 = redis_time_ms();
+    assert_int_equal(complete(W1, "j1", "tok-2", res, sizeof(res), fields), 1);
+    long long t1 = redis_time_ms();
+
+    redisReply *h = job("j1");
+    expect_field(h, "state", "done");
+    expect_between("finished", field_int(h, "finished"), t0, t1);
+    expect_field(h, "res_mime", "image/jpeg");
+    expect_field(h, "res_width", "64");
+    expect_field(h, "attempts", "2");
+    expect_field(h, "url", REQ_URL);
+    expect_field(h, "token", NULL);
+    expect_field(h, "err_code", NULL);
+    expect_field(h, "err_msg", NULL);
+    expect_field(h, "retry_at", NULL);
+    freeReplyObject(h);
+    expect_ttl(k("job", "j1"), RESULT_TTL);
+    expect_get(k("res", "j1"), res, sizeof(res));
+    expect_ttl(k("res", "j1"), RESULT_TTL);
+    /* The dedup keys (set for DEDUP_TTL) now live as long as the result. */
+    expect_get(k("idem", "key-1"), "j1", 2);
+    expect_ttl(k("idem", "key-1"), RESULT_TTL);
+    expect_ttl(k("idem", "req-1"), RESULT_TTL);
+    assert_false(exists(k("proc", W1)));
+    assert_false(exists(k("src", "j1")));
+    EXPECT_LIST(k("ready", NULL), NULL);
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+}
+
+static void test_complete_stale(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    run(W1, "j1", "tok-1");
+    assert_int_equal(release(W1, NULL, policy_default), 1);
+    run(W2, "j1", "tok-2");
+    expect_job_field("j1", "token", "tok-2");
+
+    char *before = db_dump();
+    assert_int_equal(complete(W1, "j1", "tok-1", "old", 3, NULL), 0);
+    expect_dump(before);
+    assert_false(exists(k("res", "j1")));
+
+    assert_int_equal(complete(W2, "j1", "tok-2", "new", 3, NULL), 1);
+    before = db_dump();
+    assert_int_equal(complete(W2, "j1", "tok-2", "again", 5, NULL), 0);
+    assert_int_equal(complete(W1, "j1", "tok-1", "old", 3, NULL), 0);
+    expect_dump(before);
+    expect_get(k("res", "j1"), "new", 3);
+}
+
+/* ---- fail ---- */
+
+static void test_fail_permanent(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    run(W1, "j1", "tok-1");
+    const char *const extra[] = {"src_mime", "text/plain", "src_bytes", "21", NULL};
+    long long t0 = redis_time_ms();
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "unsupported_type", false, policy_default, extra),
+                     1);
+    long long t1 = redis_time_ms();
+    redisReply *h = job("j1");
+    expect_field(h, "state", "failed");
+    expect_field(h, "err_code", "unsupported_type");
+    expect_field(h, "err_msg", "message for unsupported_type");
+    expect_field(h, "src_mime", "text/plain");
+    expect_field(h, "src_bytes", "21");
+    expect_field(h, "attempts", "1");
+    expect_field(h, "token", NULL);
+    expect_field(h, "retry_at", NULL);
+    expect_between("finished", field_int(h, "finished"), t0, t1);
+    freeReplyObject(h);
+    expect_ttl(k("job", "j1"), FAIL_TTL);
+    assert_false(exists(k("src", "j1")));
+    assert_false(exists(k("proc", W1)));
+    EXPECT_LIST(k("ready", NULL), NULL);
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+    EXPECT_ZSET(k("dead", NULL), NULL);
+}
+
+static void test_fail_retry_then_dead(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const char *pol[P_COUNT];
+    memcpy(pol, policy_default, sizeof(pol));
+    pol[P_MAX] = "5";
+    static const char *const jitter[] = {"0", "0.5", "0.9999", "0.25"};
+    static const long long backoff[] = {1000, 2000, 4000, 5000}; /* base 1000, cap 5000 */
+    enqueue_upload("j1");
+    for (int a = 1; a <= 4; a++) {
+        char tok[16], attempts[8];
+        snprintf(tok, sizeof(tok), "tok-%d", a);
+        snprintf(attempts, sizeof(attempts), "%d", a);
+        run(W1, "j1", tok);
+        pol[P_JITTER] = jitter[a - 1];
+        long long t0 = redis_time_ms();
+        assert_int_equal(fail_job(W1, "j1", tok, "fetch_timeout", true, pol, NULL), 2);
+        long long t1 = redis_time_ms();
+
+        redisReply *h = job("j1");
+        expect_field(h, "state", "queued");
+        expect_field(h, "err_code", "fetch_timeout");
+        expect_field(h, "err_msg", "message for fetch_timeout");
+        expect_field(h, "attempts", attempts);
+        expect_field(h, "token", NULL);
+        long long due = field_int(h, "retry_at");
+        freeReplyObject(h);
+        assert_int_equal(zscore(k("delayed", NULL), "j1"), due);
+        /* The script's own arithmetic: floor(d * (0.5 + jitter / 2)). */
+        long long want =
+            (long long)((double)backoff[a - 1] * (0.5 + strtod(jitter[a - 1], NULL) / 2));
+        expect_between("delay", want, backoff[a - 1] / 2, backoff[a - 1] - 1);
+        expect_between("retry_at - delay", due - want, t0, t1);
+        EXPECT_ZSET(k("delayed", NULL), "j1");
+        EXPECT_LIST(k("ready", NULL), NULL);
+        assert_false(exists(k("proc", W1)));
+        assert_true(exists(k("src", "j1"))); /* kept for the next attempt */
+        assert_int_equal(cmd_int("PTTL %s", k("job", "j1")), -1);
+        retry_now("j1");
+    }
+    run(W1, "j1", "tok-5");
+    long long t0 = redis_time_ms();
+    assert_int_equal(fail_job(W1, "j1", "tok-5", "fetch_timeout", true, pol, NULL), 3);
+    long long t1 = redis_time_ms();
+    redisReply *h = job("j1");
+    expect_field(h, "state", "failed");
+    expect_field(h, "attempts", "5");
+    expect_field(h, "err_code", "fetch_timeout");
+    expect_field(h, "token", NULL);
+    expect_between("finished", field_int(h, "finished"), t0, t1);
+    freeReplyObject(h);
+    EXPECT_ZSET(k("dead", NULL), "j1");
+    expect_between("dead score", zscore(k("dead", NULL), "j1"), t0, t1);
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+    EXPECT_LIST(k("ready", NULL), NULL);
+    expect_ttl(k("job", "j1"), FAIL_TTL);
+    assert_false(exists(k("src", "j1")));
+}
+
+static void test_fail_dead_trimmed(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const char *pol[P_COUNT];
+    memcpy(pol, policy_default, sizeof(pol));
+    pol[P_MAX] = "1";
+    pol[P_DEADMAX] = "2";
+    assert_int_equal(cmd_int("ZADD %s 1 old-1 2 old-2", k("dead", NULL)), 2);
+    /* After each job dies: the oldest beyond deadmax are gone. */
+    static const char *const ids[] = {"d1", "d2", "d3"};
+    static const char *const want[][3] = {
+        {"old-2", "d1", NULL}, {"d1", "d2", NULL}, {"d2", "d3", NULL}};
+    for (int i = 0; i < 3; i++) {
+        enqueue(ids[i]);
+        run(W1, ids[i], "tok");
+        assert_int_equal(fail_job(W1, ids[i], "tok", "worker_crashed", true, pol, NULL), 3);
+        expect_members("ZRANGE", k("dead", NULL), want[i]);
+    }
+    expect_job_field("d1", "state", "failed"); /* trimmed from dead, not deleted */
+}
+
+static void test_fail_stale(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    run(W1, "j1", "tok-1");
+    assert_int_equal(release(W1, NULL, policy_default), 1);
+    run(W2, "j1", "tok-2");
+    const char *const extra[] = {"src_mime", "image/png", NULL};
+    char *before = db_dump();
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, policy_default, extra), 0);
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "bad_input", false, policy_default, extra), 0);
+    expect_dump(before);
+    expect_job_field("j1", "state", "processing");
+    expect_job_field("j1", "src_mime", NULL);
+}
+
+/* ---- release ---- */
+
+static void test_release_requeue(void **state) {
+    (void)state;
+    NEED_REDIS();
+    static const char *const ids[] = {"a", "b", "c", "d", "r0"};
+    for (int i = 0; i < 5; i++)
+        enqueue(ids[i]);
+    run(W1, "a", "tok-a");
+    run(W1, "b", "tok-b");
+    take(W1, "c"); /* taken, not started */
+    take(W1, "d"); /* canceled while held */
+    assert_int_equal(del("d"), 1);
+    EXPECT_LIST(k("proc", W1), "a", "b", "c", "d");
+    assert_int_equal(cmd_int("SADD %s %s %s", k("workers", NODE), W1, W2), 2);
+
+    assert_int_equal(release(W1, NULL, policy_default), 3);
+    EXPECT_LIST(k("ready", NULL), "a", "b", "c", "r0");
+    assert_false(exists(k("proc", W1)));
+    redisReply *r = cmd("SMEMBERS %s", k("workers", NODE));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, W2);
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++) {
+        redisReply *h = job(ids[i]);
+        expect_field(h, "state", "queued");
+        expect_field(h, "token", NULL);
+        expect_field(h, "attempts", i < 2 ? "1" : "0");
+        freeReplyObject(h);
+    }
+    expect_job_field("d", "state", "canceled");
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+    EXPECT_ZSET(k("dead", NULL), NULL);
+
+    /* The released worker finishing late changes nothing. */
+    char *before = db_dump();
+    assert_int_equal(complete(W1, "a", "tok-a", "late", 4, NULL), 0);
+    expect_dump(before);
+
+    /* Nothing held: still unregistered. */
+    assert_int_equal(release(W2, NULL, policy_default), 0);
+    assert_int_equal(cmd_int("EXISTS %s", k("workers", NODE)), 0);
+}
+
+static void test_release_fail(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const char *pol[P_COUNT];
+    memcpy(pol, policy_default, sizeof(pol));
+    pol[P_MAX] = "2";
+    pol[P_JITTER] = "0";
+    enqueue("b");
+    enqueue_upload("a");
+    enqueue("c");
+    enqueue("r0");
+    /* b's first attempt ended with a clean stop of its worker. */
+    run(W2, "b", "tok-b1");
+    assert_int_equal(release(W2, NULL, pol), 1);
+    run(W1, "b", "tok-b2"); /* last attempt */
+    run(W1, "a", "tok-a1");
+    take(W1, "c");
+    EXPECT_LIST(k("proc", W1), "b", "a", "c");
+    assert_int_equal(cmd_int("SADD %s %s", k("workers", NODE), W1), 1);
+
+    long long t0 = redis_time_ms();
+    assert_int_equal(release(W1, "worker_lost", pol), 3);
+    long long t1 = redis_time_ms();
+
+    redisReply *h = job("b"); /* out of attempts: dead */
+    expect_field(h, "state", "failed");
+    expect_field(h, "err_code", "worker_lost");
+    expect_field(h, "err_msg", "the worker is gone");
+    expect_field(h, "token", NULL);
+    expect_between("finished", field_int(h, "finished"), t0, t1);
+    freeReplyObject(h);
+    EXPECT_ZSET(k("dead", NULL), "b");
+    expect_ttl(k("job", "b"), FAIL_TTL);
+
+    h = job("a"); /* retried after base * 0.5 (jitter 0) */
+    expect_field(h, "state", "queued");
+    expect_field(h, "err_code", "worker_lost");
+    expect_field(h, "attempts", "1");
+    expect_field(h, "token", NULL);
+    long long due = field_int(h, "retry_at");
+    freeReplyObject(h);
+    EXPECT_ZSET(k("delayed", NULL), "a");
+    assert_int_equal(zscore(k("delayed", NULL), "a"), due);
+    expect_between("retry_at - 500", due - 500, t0, t1);
+    assert_true(exists(k("src", "a")));
+
+    EXPECT_LIST(k("ready", NULL), "c", "r0"); /* not started: requeued at the front */
+    h = job("c");
+    expect_field(h, "state", "queued");
+    expect_field(h, "attempts", "0");
+    expect_field(h, "err_code", NULL);
+    freeReplyObject(h);
+    assert_false(exists(k("proc", W1)));
+    assert_int_equal(cmd_int("SISMEMBER %s %s", k("workers", NODE), W1), 0);
+
+    char *before = db_dump();
+    assert_int_equal(complete(W1, "a", "tok-a1", "late", 4, NULL), 0);
+    assert_int_equal(fail_job(W1, "a", "tok-a1", "bad_input", false, pol, NULL), 0);
+    assert_int_equal(complete(W1, "b", "tok-b2", "late", 4, NULL), 0);
+    expect_dump(before);
+}
+
+/* ---- promote ---- */
+
+static void test_promote(void **state) {
+    (void)state;
+    NEED_REDIS();
+    static const char *const ids[] = {"r0", "p1", "p2", "f1", "x1"};
+    for (int i = 0; i < 5; i++)
+        enqueue(ids[i]);
+    long long now = redis_time_ms();
+    delay("p2", now - 500);
+    delay("p1", now - 1000);
+    delay("f1", now + 60000);
+    assert_int_equal(del("x1"), 1); /* canceled after it was scheduled */
+    assert_int_equal(
+        cmd_int("ZADD %s %lld x1 %lld ghost", k("delayed", NULL), now - 800, now - 700), 2);
+    EXPECT_ZSET(k("delayed", NULL), "p1", "x1", "ghost", "p2", "f1");
+
+    assert_int_equal(promote("100"), 2);
+    EXPECT_LIST(k("ready", NULL), "r0", "p1", "p2");
+    EXPECT_ZSET(k("delayed", NULL), "f1");
+    assert_int_equal(zscore(k("delayed", NULL), "f1"), now + 60000);
+    expect_job_field("x1", "state", "canceled");
+    assert_false(exists(k("job", "ghost")));
+
+    char *before = db_dump();
+    assert_int_equal(promote("100"), 0);
+    expect_dump(before);
+}
+
+static void test_promote_limit(void **state) {
+    (void)state;
+    NEED_REDIS();
+    static const char *const ids[] = {"q1", "q2", "q3", "f1"};
+    for (int i = 0; i < 4; i++)
+        enqueue(ids[i]);
+    long long now = redis_time_ms();
+    delay("q1", now - 300);
+    delay("q2", now - 200);
+    delay("q3", now - 100);
+    delay("f1", now + 60000);
+    assert_int_equal(promote("2"), 2);
+    EXPECT_LIST(k("ready", NULL), "q1", "q2");
+    EXPECT_ZSET(k("delayed", NULL), "q3", "f1");
+    assert_int_equal(promote("2"), 1);
+    EXPECT_LIST(k("ready", NULL), "q1", "q2", "q3");
+    EXPECT_ZSET(k("delayed", NULL), "f1");
+}
+
+/* ---- delete ---- */
+
+static void test_delete_queued(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    enqueue("j2");
+    long long t0 = redis_time_ms();
+    assert_int_equal(del("j1"), 1);
+    long long t1 = redis_time_ms();
+    redisReply *h = job("j1");
+    expect_field(h, "state", "canceled");
+    expect_field(h, "token", NULL);
+    expect_between("finished", field_int(h, "finished"), t0, t1);
+    freeReplyObject(h);
+    EXPECT_LIST(k("ready", NULL), "j2");
+    assert_false(exists(k("src", "j1")));
+    expect_ttl(k("job", "j1"), FAIL_TTL);
+
+    /* Waiting for a retry: leaves delayed. */
+    run(W1, "j2", "tok-2");
+    assert_int_equal(fail_job(W1, "j2", "tok-2", "fetch_timeout", true, policy_default, NULL), 2);
+    EXPECT_ZSET(k("delayed", NULL), "j2");
+    assert_int_equal(del("j2"), 1);
+    expect_job_field("j2", "state", "canceled");
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+    EXPECT_LIST(k("ready", NULL), NULL);
+    expect_ttl(k("job", "j2"), FAIL_TTL);
+    assert_int_equal(promote("100"), 0);
+    EXPECT_LIST(k("ready", NULL), NULL);
+}
+
+static void test_delete_processing(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    run(W1, "j1", "tok-1");
+    assert_int_equal(del("j1"), 1);
+    redisReply *h = job("j1");
+    expect_field(h, "state", "canceled");
+    expect_field(h, "token", NULL);
+    freeReplyObject(h);
+    assert_false(exists(k("src", "j1")));
+    expect_ttl(k("job", "j1"), FAIL_TTL);
+
+    assert_int_equal(complete(W1, "j1", "tok-1", "late", 4, NULL), 0);
+    expect_job_field("j1", "state", "canceled");
+    assert_false(exists(k("res", "j1")));
+    assert_false(exists(k("proc", W1))); /* the worker let go of it */
+    expect_ttl(k("job", "j1"), FAIL_TTL);
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, policy_default, NULL), 0);
+    expect_job_field("j1", "state", "canceled");
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+}
+
+static void test_delete_finished(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    run(W1, "j1", "tok-1");
+    assert_int_equal(complete(W1, "j1", "tok-1", "res", 3, NULL), 1);
+    /* A leftover upload goes too. */
+    freeReplyObject(cmd("SET %s leftover", k("src", "j1")));
+    assert_int_equal(del("j1"), 1);
+    assert_false(exists(k("job", "j1")));
+    assert_false(exists(k("res", "j1")));
+    assert_false(exists(k("src", "j1")));
+    assert_int_equal(del("j1"), 0);
+
+    enqueue("j2");
+    run(W1, "j2", "tok-2");
+    assert_int_equal(fail_job(W1, "j2", "tok-2", "bad_input", false, policy_default, NULL), 1);
+    assert_int_equal(del("j2"), 1);
+    assert_false(exists(k("job", "j2")));
+
+    enqueue("j3"); /* something for the dump to hold */
+    char *before = db_dump();
+    assert_int_equal(del("unknown"), 0);
+    expect_dump(before);
+}
+
+/* ---- EVALSHA, NOSCRIPT, keys, policy ---- */
+
+/* The calls counted for cmd in INFO commandstats. */
+static long long calls(const char *name) {
+    redisReply *r = cmd("INFO commandstats");
+    char pat[64];
+    snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", name);
+    const char *p = strstr(r->str, pat);
+    long long n = p ? atoll(p + strlen(pat)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_noscript_fallback(void **state) {
+    (void)state;
+    NEED_REDIS();
+    for (int s = 0; s < QS_COUNT; s++) {
+        redisReply *r = cmd("SCRIPT LOAD %s", queue_script_source((enum queue_script)s));
+        assert_string_equal(r->str, queue_script_sha((enum queue_script)s));
+        freeReplyObject(r);
+    }
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("CONFIG RESETSTAT"));
+    enqueue("j1"); /* EVALSHA -> NOSCRIPT -> EVAL */
+    assert_int_equal(calls("evalsha"), 1);
+    assert_int_equal(calls("eval"), 1);
+    enqueue("j2"); /* cached by the EVAL */
+    assert_int_equal(calls("evalsha"), 2);
+    assert_int_equal(calls("eval"), 1);
+    EXPECT_LIST(k("ready", NULL), "j1", "j2");
+
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    run(W1, "j1", "tok-1");
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    assert_int_equal(complete(W1, "j1", "tok-1", "res", 3, NULL), 1);
+    expect_job_field("j1", "state", "done");
+}
+
+static void test_keys_and_policy(void **state) {
+    (void)state;
+    char buf[QUEUE_KEY_MAX];
+    assert_string_equal(queue_key(buf, sizeof(buf), "p", "job", "abc"), "{p}:job:abc");
+    assert_string_equal(queue_key(buf, sizeof(buf), "p", "ready", NULL), "{p}:ready");
+
+    struct config cfg;
+    config_defaults(&cfg);
+    free(cfg.redis_key_prefix);
+    cfg.redis_key_prefix = strdup(PREFIX);
+    cfg.redis_failure_ttl = FAIL_TTL;
+    cfg.worker_max_attempts = 4;
+    cfg.worker_retry_delay = 250;
+    cfg.worker_retry_max_delay = 9000;
+    struct queue_policy p;
+    queue_policy_args(&cfg, &p);
+    assert_string_equal(p.argv[P_PREFIX], PREFIX);
+    assert_string_equal(p.argv[P_TTL], "7000");
+    assert_string_equal(p.argv[P_MAX], "4");
+    assert_string_equal(p.argv[P_BASE], "250");
+    assert_string_equal(p.argv[P_CAP], "9000");
+    assert_string_equal(p.argv[P_DEADMAX], "10000");
+    double j = strtod(p.argv[P_JITTER], NULL);
+    assert_true(j >= 0.0 && j < 1.0);
+
+    if (fx.c != NULL) { /* a retry under it: within [0.5, 1) of the base */
+        enqueue("j1");
+        run(W1, "j1", "tok-1");
+        long long t0 = redis_time_ms();
+        assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, p.argv, NULL), 2);
+        long long t1 = redis_time_ms();
+        long long due = zscore(k("delayed", NULL), "j1");
+        assert_true(due - t1 >= 125 && due - t0 < 250);
+    }
+    config_free(&cfg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_enqueue_ok, flush),
+        cmocka_unit_test_setup(test_enqueue_full, flush),
+        cmocka_unit_test_setup(test_enqueue_dedup_live, flush),
+        cmocka_unit_test_setup(test_enqueue_dedup_after_end, flush),
+        cmocka_unit_test_setup(test_start, flush),
+        cmocka_unit_test_setup(test_start_skips, flush),
+        cmocka_unit_test_setup(test_complete, flush),
+        cmocka_unit_test_setup(test_complete_stale, flush),
+        cmocka_unit_test_setup(test_fail_permanent, flush),
+        cmocka_unit_test_setup(test_fail_retry_then_dead, flush),
+        cmocka_unit_test_setup(test_fail_dead_trimmed, flush),
+        cmocka_unit_test_setup(test_fail_stale, flush),
+        cmocka_unit_test_setup(test_release_requeue, flush),
+        cmocka_unit_test_setup(test_release_fail, flush),
+        cmocka_unit_test_setup(test_promote, flush),
+        cmocka_unit_test_setup(test_promote_limit, flush),
+        cmocka_unit_test_setup(test_delete_queued, flush),
+        cmocka_unit_test_setup(test_delete_processing, flush),
+        cmocka_unit_test_setup(test_delete_finished, flush),
+        cmocka_unit_test_setup(test_noscript_fallback, flush),
+        cmocka_unit_test_setup(test_keys_and_policy, flush),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
