@@ -18,6 +18,9 @@ void submit_handle(struct exchange *h);
 /* GET|HEAD /v1/thumbnails/<id> (job_get.c). */
 void job_get_handle(struct exchange *h);
 
+/* GET /metrics: Prometheus text (metrics.c). */
+void metrics_handle(struct exchange *h);
+
 /* DELETE /v1/thumbnails/<id> (job_delete.c). */
 void job_delete_handle(struct exchange *h);
 

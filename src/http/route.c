@@ -17,6 +17,7 @@ static const struct route_def routes[] = {
     [ROUTE_NONE] = {"none", 0, NULL},
     [ROUTE_HEALTHZ] = {"healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
     [ROUTE_READYZ] = {"readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+    [ROUTE_METRICS] = {"metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
     [ROUTE_SUBMIT] = {"submit", EVHTTP_REQ_POST, "POST"},
     [ROUTE_JOB] = {"job", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE,
                    "GET, HEAD, DELETE"},
@@ -36,6 +37,8 @@ static enum route_id match_path(const char *path, struct route_match *m) {
         return ROUTE_HEALTHZ;
     if (strcmp(path, "/readyz") == 0)
         return ROUTE_READYZ;
+    if (strcmp(path, "/metrics") == 0)
+        return ROUTE_METRICS;
     if (strncmp(path, PREFIX, PREFIX_LEN) != 0)
         return ROUTE_NONE;
     const char *rest = path + PREFIX_LEN;

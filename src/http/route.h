@@ -9,6 +9,7 @@ enum route_id {
     ROUTE_NONE,    /* no such resource: 404 */
     ROUTE_HEALTHZ, /* /healthz */
     ROUTE_READYZ,  /* /readyz */
+    ROUTE_METRICS, /* /metrics */
     ROUTE_SUBMIT,  /* /v1/thumbnails */
     ROUTE_JOB,     /* /v1/thumbnails/<id> */
     ROUTE_IMAGE,   /* /v1/thumbnails/<id>/image */

@@ -62,6 +62,9 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
         case ROUTE_READYZ:
             readyz(h);
             break;
+        case ROUTE_METRICS:
+            metrics_handle(h);
+            return;
         case ROUTE_SUBMIT:
             submit_handle(h);
             return; /* settles itself */

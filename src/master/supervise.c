@@ -371,6 +371,7 @@ void supervise_tick(struct master *m) {
                  (int)c->pid, c->slot, job, (long long)ran, (long long)m->cfg.worker_job_timeout);
         c->timed_out = true;
         m->job_timeouts++;
+        atomic_fetch_add(&m->shm.hdr->job_timeouts, 1);
         kill(c->pid, SIGKILL);
     }
 }

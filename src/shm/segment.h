@@ -37,6 +37,7 @@ struct shm_header {
     uint32_t slot_count;
     uint64_t cache_off; /* offset of the cache area */
     uint64_t cache_size;
+    _Atomic uint64_t job_timeouts; /* workers the master killed for worker.job_timeout */
 };
 
 struct shm_segment {

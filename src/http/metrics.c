@@ -1,0 +1,140 @@
+/* metrics.c — GET /metrics in Prometheus text format: the shared cache per
+ * shard, the children from the scoreboard, and the queue depth from Redis
+ * (left out while Redis does not answer). */
+#include "handlers.h"
+#include "respond.h"
+
+#include "cache.h"
+#include "segment.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+enum step { STEP_READY, STEP_DELAYED, STEP_DEAD };
+
+static void counter(struct evbuffer *b, const char *name, const char *help, const char *type) {
+    evbuffer_add_printf(b, "# HELP thumbnailed_%s %s\n# TYPE thumbnailed_%s %s\n", name, help, name,
+                        type);
+}
+
+static void cache_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->cache == NULL)
+        return;
+    static const struct {
+        const char *name, *help, *type;
+        size_t off;
+    } fields[] = {
+        {"cache_hits_total", "Reads answered from the shared cache.", "counter",
+         offsetof(struct shm_cache_stats, hits)},
+        {"cache_misses_total", "Reads the shared cache could not answer.", "counter",
+         offsetof(struct shm_cache_stats, misses)},
+        {"cache_inserts_total", "Entries stored.", "counter",
+         offsetof(struct shm_cache_stats, inserts)},
+        {"cache_evictions_total", "Entries evicted to make room.", "counter",
+         offsetof(struct shm_cache_stats, evictions)},
+        {"cache_expired_total", "Entries dropped when they expired.", "counter",
+         offsetof(struct shm_cache_stats, expired)},
+        {"cache_lock_recoveries_total", "Shards wiped after a process died holding the lock.",
+         "counter", offsetof(struct shm_cache_stats, lock_recoveries)},
+        {"cache_items", "Entries held.", "gauge", offsetof(struct shm_cache_stats, items)},
+        {"cache_bytes_used", "Bytes used by entries.", "gauge",
+         offsetof(struct shm_cache_stats, bytes_used)},
+        {"cache_bytes_capacity", "Bytes entries may use.", "gauge",
+         offsetof(struct shm_cache_stats, capacity)},
+    };
+    int shards = shm_cache_shards(c->cache);
+    struct shm_cache_stats st[256];
+    if (shards > 256)
+        shards = 256;
+    for (int s = 0; s < shards; s++)
+        shm_cache_stats(c->cache, s, &st[s]);
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        counter(b, fields[f].name, fields[f].help, fields[f].type);
+        for (int s = 0; s < shards; s++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&st[s] + fields[f].off, sizeof(v));
+            evbuffer_add_printf(b, "thumbnailed_%s{shard=\"%d\"} %llu\n", fields[f].name, s,
+                                (unsigned long long)v);
+        }
+    }
+}
+
+static void child_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->shm == NULL)
+        return;
+    static const char *const kinds[] = {[SLOT_HTTP] = "http", [SLOT_WORKER] = "worker"};
+    uint64_t running[3] = {0}, restarts[3] = {0}, jobs = 0;
+    for (int i = 0; i < SHM_MAX_SLOTS; i++) {
+        struct shm_slot *s = shm_slot(c->shm, i);
+        int kind = atomic_load(&s->kind);
+        if (kind != SLOT_HTTP && kind != SLOT_WORKER)
+            continue;
+        running[kind] += atomic_load(&s->pid) > 0;
+        restarts[kind] += atomic_load(&s->restarts);
+        if (kind == SLOT_WORKER)
+            jobs += atomic_load(&s->jobs_done);
+    }
+    counter(b, "children", "Child processes running, by kind.", "gauge");
+    for (int k = SLOT_HTTP; k <= SLOT_WORKER; k++)
+        evbuffer_add_printf(b, "thumbnailed_children{kind=\"%s\"} %llu\n", kinds[k],
+                            (unsigned long long)running[k]);
+    counter(b, "child_restarts_total", "Children restarted after they died, by kind.", "counter");
+    for (int k = SLOT_HTTP; k <= SLOT_WORKER; k++)
+        evbuffer_add_printf(b, "thumbnailed_child_restarts_total{kind=\"%s\"} %llu\n", kinds[k],
+                            (unsigned long long)restarts[k]);
+    counter(b, "worker_jobs_total", "Jobs the running workers have finished.", "counter");
+    evbuffer_add_printf(b, "thumbnailed_worker_jobs_total %llu\n", (unsigned long long)jobs);
+    counter(b, "job_timeouts_total", "Workers killed for worker.job_timeout.", "counter");
+    evbuffer_add_printf(b, "thumbnailed_job_timeouts_total %llu\n",
+                        (unsigned long long)atomic_load(&c->shm->hdr->job_timeouts));
+}
+
+static void send_metrics(struct exchange *h) {
+    struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
+    cache_metrics(h->child, b);
+    child_metrics(h->child, b);
+    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    exchange_send(h, 200);
+}
+
+static void on_reply(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    enum step step = (enum step)h->step++;
+    bool live = exchange_redis_received(h);
+    if (live) {
+        static const char *const names[] = {"ready", "delayed", "dead"};
+        struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
+        if (step == STEP_READY)
+            counter(b, "queue_jobs", "Jobs in the queue, by list (from Redis).", "gauge");
+        if (reply && reply->type == REDIS_REPLY_INTEGER)
+            evbuffer_add_printf(b, "thumbnailed_queue_jobs{list=\"%s\"} %lld\n", names[step],
+                                reply->integer);
+        if (step == STEP_DEAD)
+            send_metrics(h);
+    }
+    exchange_settle(h);
+}
+
+void metrics_handle(struct exchange *h) {
+    struct http_child *c = h->child;
+    char ready[QUEUE_KEY_MAX], delayed[QUEUE_KEY_MAX], dead[QUEUE_KEY_MAX];
+    const char *prefix = c->cfg->redis_key_prefix;
+    const char *cmds[3][2] = {
+        {"LLEN", queue_key(ready, sizeof(ready), prefix, "ready", NULL)},
+        {"ZCARD", queue_key(delayed, sizeof(delayed), prefix, "delayed", NULL)},
+        {"ZCARD", queue_key(dead, sizeof(dead), prefix, "dead", NULL)}};
+    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
+    int sent = 0;
+    for (int i = 0; i < 3 && rasync_connected(c->redis); i++) {
+        if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0)
+            break;
+        exchange_redis_sent(h);
+        sent++;
+    }
+    if (sent == 0)
+        send_metrics(h);
+    /* Fewer than 3 sent: the connection dropped; the replies that come (NULL) settle it. */
+    exchange_settle(h);
+}
