@@ -28,7 +28,9 @@ struct http_child {
     struct param_limits limits;
     struct shm_segment *shm; /* the scoreboard, or NULL */
     struct shm_cache *cache; /* the shared job cache, or NULL */
-    struct shm_slot *slot;   /* our scoreboard line, or NULL */
+    char **api_keys;         /* NULL: no authentication */
+    size_t napi_keys;
+    struct shm_slot *slot; /* our scoreboard line, or NULL */
 
     /* Keys that do not depend on the job, made once. */
     char key_ready[QUEUE_KEY_MAX];
@@ -41,7 +43,7 @@ struct http_child {
     uint64_t rid_state;              /* X-Request-Id generator */
     bool stopping;
 
-    struct event *sig_term, *sig_quit, *sig_int, *sig_usr1;
+    struct event *sig_term, *sig_quit, *sig_int, *sig_usr1, *sig_hup;
     struct event *heartbeat;
     struct event *stop_poll;
     struct event *stop_deadline;

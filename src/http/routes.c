@@ -1,5 +1,6 @@
 /* routes.c — the dispatcher: every request gets an exchange, then its route's
  * handler, a 404 or a 405 with Allow. /healthz and /readyz are answered here. */
+#include "guard.h"
 #include "handlers.h"
 #include "redis_async.h"
 #include "respond.h"
@@ -55,6 +56,12 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", h->match.allow);
         respond_error(h, "method_not_allowed", NULL, 0, "this resource allows %s", h->match.allow);
     } else {
+        bool api = h->match.route == ROUTE_SUBMIT || h->match.route == ROUTE_JOB ||
+                   h->match.route == ROUTE_IMAGE;
+        if (api && !guard_check(h)) {
+            exchange_settle(h);
+            return;
+        }
         switch (h->match.route) {
         case ROUTE_HEALTHZ:
             healthz(h);

@@ -1,6 +1,7 @@
 /* server.c — the http child's life: event loop, evhttp on the inherited listen
  * socket, Redis, libmagic, signals, heartbeat, and a graceful stop. */
 #include "server.h"
+#include "guard.h"
 #include "cache.h"
 
 #include "child.h"
@@ -81,6 +82,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         log_reopen();
         return;
     }
+    if (sig == SIGHUP) {
+        /* The master's reload: the keys file may have changed. */
+        if (guard_load_keys(c) < 0)
+            log_error("reload: keeping the API keys loaded before");
+        log_reopen();
+        return;
+    }
     begin_stop(c, (int)sig);
 }
 
@@ -107,16 +115,17 @@ static int setup_events(struct http_child *c) {
     c->sig_quit = evsignal_new(c->base, SIGQUIT, on_signal, c);
     c->sig_int = evsignal_new(c->base, SIGINT, on_signal, c);
     c->sig_usr1 = evsignal_new(c->base, SIGUSR1, on_signal, c);
+    c->sig_hup = evsignal_new(c->base, SIGHUP, on_signal, c);
     c->heartbeat = event_new(c->base, -1, EV_PERSIST, on_heartbeat, c);
     c->stop_poll = event_new(c->base, -1, EV_PERSIST, on_stop_poll, c);
     c->stop_deadline = evtimer_new(c->base, on_stop_deadline, c);
-    if (!c->sig_term || !c->sig_quit || !c->sig_int || !c->sig_usr1 || !c->heartbeat ||
-        !c->stop_poll || !c->stop_deadline)
+    if (!c->sig_term || !c->sig_quit || !c->sig_int || !c->sig_usr1 || !c->sig_hup ||
+        !c->heartbeat || !c->stop_poll || !c->stop_deadline)
         return -1;
     struct timeval second = tv_ms(1000);
     if (event_add(c->sig_term, NULL) < 0 || event_add(c->sig_quit, NULL) < 0 ||
         event_add(c->sig_int, NULL) < 0 || event_add(c->sig_usr1, NULL) < 0 ||
-        event_add(c->heartbeat, &second) < 0)
+        event_add(c->sig_hup, NULL) < 0 || event_add(c->heartbeat, &second) < 0)
         return -1;
     on_heartbeat(-1, 0, c);
     return 0;
@@ -146,6 +155,8 @@ static void teardown(struct http_child *c) {
     free_event(&c->sig_quit);
     free_event(&c->sig_int);
     free_event(&c->sig_usr1);
+    free_event(&c->sig_hup);
+    guard_free(c);
     free_event(&c->heartbeat);
     free_event(&c->stop_poll);
     free_event(&c->stop_deadline);
@@ -198,6 +209,10 @@ int http_main(const struct http_args *args) {
     }
     if ((c->base = event_base_new()) == NULL) {
         log_error("cannot create the event loop");
+        goto out;
+    }
+    if (guard_load_keys(c) < 0) {
+        status = 2; /* a restart will not make the file readable */
         goto out;
     }
     if (open_magic(c) < 0) {

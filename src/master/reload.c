@@ -4,6 +4,7 @@
 #include "log.h"
 #include "supervise.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -83,6 +84,11 @@ void master_reload(struct master *m) {
         /* What the children run with changed: replace them all. */
         supervise_retire_all(m, CHILD_HTTP);
         supervise_retire_all(m, CHILD_WORKER);
+    } else {
+        /* Same configuration for them: they re-read the API keys file and
+         * reopen their logs. */
+        supervise_signal(m, CHILD_HTTP, SIGHUP);
+        supervise_signal(m, CHILD_WORKER, SIGUSR1);
     }
     supervise_scale(m);
     log_info("reload: %s applied (%d change%s): %lld http, %lld workers%s", m->conf_path, ch.total,

@@ -157,9 +157,12 @@ void supervise_retire_all(struct master *m, enum child_kind kind) {
 
 /* In the new child: forget the master's signal handling. */
 static void child_reset_signals(void) {
-    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR2};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         signal(sigs[i], SIG_DFL);
+    /* Until the child sets its own handlers, a reload or reopen must not kill it. */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);

@@ -1,5 +1,6 @@
 /* segment.c — create, map and remove the shared segment. */
 #include "segment.h"
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,8 @@ int shm_segment_create(struct shm_segment *seg, const char *pid_file, size_t cac
     shm_unlink(seg->name); /* a stale segment from a crashed run */
 
     size_t slots_off = (sizeof(struct shm_header) + 63) & ~(size_t)63;
-    size_t cache_off = (slots_off + SHM_MAX_SLOTS * sizeof(struct shm_slot) + 4095) & ~(size_t)4095;
+    size_t rl_off = (slots_off + SHM_MAX_SLOTS * sizeof(struct shm_slot) + 63) & ~(size_t)63;
+    size_t cache_off = (rl_off + sizeof(struct shm_ratelimit) + 4095) & ~(size_t)4095;
     size_t size = cache_off + cache_size;
 
     int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -54,7 +56,13 @@ int shm_segment_create(struct shm_segment *seg, const char *pid_file, size_t cac
     seg->hdr->size = size;
     seg->hdr->slots_off = slots_off;
     seg->hdr->slot_count = SHM_MAX_SLOTS;
+    seg->hdr->ratelimit_off = rl_off;
     seg->hdr->cache_off = cache_off;
+    if (ratelimit_init(shm_ratelimit_of(seg)) < 0) {
+        shm_segment_destroy(seg);
+        errno = EINVAL;
+        return -1;
+    }
     seg->hdr->cache_size = cache_size;
     return 0;
 }
@@ -71,6 +79,10 @@ struct shm_slot *shm_slot(struct shm_segment *seg, int i) {
     if (seg == NULL || seg->hdr == NULL || i < 0 || (uint32_t)i >= seg->hdr->slot_count)
         return NULL;
     return (struct shm_slot *)((char *)seg->hdr + seg->hdr->slots_off) + i;
+}
+
+struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg) {
+    return (struct shm_ratelimit *)((char *)seg->hdr + seg->hdr->ratelimit_off);
 }
 
 void *shm_cache_area(struct shm_segment *seg) {

@@ -35,10 +35,13 @@ struct shm_header {
     uint64_t size;
     uint64_t slots_off; /* offset of the scoreboard */
     uint32_t slot_count;
-    uint64_t cache_off; /* offset of the cache area */
+    uint64_t ratelimit_off; /* offset of the shared token buckets */
+    uint64_t cache_off;     /* offset of the cache area */
     uint64_t cache_size;
     _Atomic uint64_t job_timeouts; /* workers the master killed for worker.job_timeout */
 };
+
+struct shm_ratelimit;
 
 struct shm_segment {
     struct shm_header *hdr; /* the mapping's start */
@@ -55,6 +58,9 @@ void shm_segment_destroy(struct shm_segment *seg);
 
 /* Slot i of the scoreboard, or NULL when out of range. */
 struct shm_slot *shm_slot(struct shm_segment *seg, int i);
+
+/* The rate-limit table of the segment. */
+struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg);
 
 /* The cache area of the segment (hdr->cache_size bytes). */
 void *shm_cache_area(struct shm_segment *seg);
