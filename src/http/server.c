@@ -16,6 +16,7 @@
 #include "rconn.h"
 
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <signal.h>
@@ -92,6 +93,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     begin_stop(c, (int)sig);
 }
 
+/* Each connection's bufferevent, made by us so that a whole response (up to
+ * 1 MiB) goes out in one write instead of libevent's default 16 KiB pieces. */
+static struct bufferevent *make_bufferevent(struct event_base *base, void *arg) {
+    (void)arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev)
+        bufferevent_set_max_single_write(bev, 1 << 20);
+    return bev;
+}
+
 static int setup_http(struct http_child *c, int listen_fd) {
     const struct config *cfg = c->cfg;
     c->http = evhttp_new(c->base);
@@ -106,6 +117,7 @@ static int setup_http(struct http_child *c, int listen_fd) {
     evhttp_set_allowed_methods(c->http, ALL_METHODS);
     evhttp_set_default_content_type(c->http, "application/json");
     evhttp_set_gencb(c->http, routes_dispatch, c);
+    evhttp_set_bevcb(c->http, make_bufferevent, NULL);
     c->bound = evhttp_accept_socket_with_handle(c->http, listen_fd);
     return c->bound ? 0 : -1;
 }
@@ -207,7 +219,15 @@ int http_main(const struct http_args *args) {
         status = 2;
         goto out;
     }
-    if ((c->base = event_base_new()) == NULL) {
+    /* The changelist folds the add/del of a connection's events within one
+     * loop turn into a single epoll_ctl: fewer system calls per request. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    c->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg)
+        event_config_free(ecfg);
+    if (c->base == NULL) {
         log_error("cannot create the event loop");
         goto out;
     }
