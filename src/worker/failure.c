@@ -30,6 +30,8 @@ static const struct {
     {"fetch_too_large", false, false},
     {"fetch_blocked_address", false, false},
     {"fetch_too_many_redirects", false, false},
+    {"fetch_blocked_host", false, false}, /* fetch.deny_hosts */
+    {"fetch_bad_redirect", false, false}, /* Location missing, unparsable, not http(s) */
     {"source_missing", false, false},
     {"invalid_job", false, false},
     {"unsupported_type", false, false},

@@ -1,5 +1,6 @@
-/* fetch.c — libcurl download of a source URL into memory, bounded in size, time
- * and redirects; CURLOPT_OPENSOCKETFUNCTION refuses non-public addresses. */
+/* fetch.c — libcurl download of a source URL into memory, bounded in size and
+ * time; redirects followed here, hop by hop, each host checked against the
+ * allow/deny lists; CURLOPT_OPENSOCKETFUNCTION refuses non-public addresses. */
 #include "fetch.h"
 #include "netaddr.h"
 #include "version.h"
@@ -9,30 +10,55 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define FETCH_INITIAL_CAP     (64 * 1024)
 #define FETCH_LOW_SPEED_BYTES 1024 /* slower than this ... */
 #define FETCH_LOW_SPEED_SECS  10   /* ... for this long is a timeout */
+#define FETCH_HOST_MAX        256  /* a host name as shown in messages */
+#define FETCH_LIST_SEPARATORS " \t\r\n,"
 
 struct fetch {
     CURL *curl;
     bool used;
-    bool allow_private; /* the policy its cached connections were opened under */
+    /* The policy its cached connections were opened under. */
+    bool allow_private;
+    char *allow_hosts;
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* The state of one transfer, shared with the callbacks. */
+enum body_mode {
+    BODY_UNKNOWN, /* no byte of this response yet */
+    BODY_KEEP,    /* the answer: collected */
+    BODY_SKIP,    /* a redirect's body: counted and dropped */
+};
+
+/* The state of one transfer, shared with the callbacks. The per-hop fields are
+ * reset before each request. */
 struct transfer {
+    CURL *curl;
     const struct fetch_opts *o;
     unsigned char *data;
     size_t len;
     size_t cap;
-    bool too_large;
     bool no_memory;
+    /* per hop */
+    bool private_ok; /* this hop's host may connect to non-public addresses */
+    enum body_mode body;
+    size_t skipped;
+    bool too_large;
     bool blocked;
     char blocked_addr[INET6_ADDRSTRLEN];
     enum netaddr_class blocked_class;
+};
+
+/* The hosts of a fetch, for messages: the URL's, and the current hop's. */
+struct hosts {
+    char origin[FETCH_HOST_MAX];
+    char host[FETCH_HOST_MAX];
+    char via[FETCH_HOST_MAX + 32]; /* " (redirected from <origin>)" or "" */
 };
 
 void fetch_opts_from_config(struct fetch_opts *o, const struct config *cfg) {
@@ -41,6 +67,8 @@ void fetch_opts_from_config(struct fetch_opts *o, const struct config *cfg) {
     o->max_bytes = cfg->fetch_max_bytes;
     o->max_redirects = (long)cfg->fetch_max_redirects;
     o->allow_private = cfg->fetch_allow_private;
+    o->allow_hosts = cfg->fetch_allow_hosts;
+    o->deny_hosts = cfg->fetch_deny_hosts;
 }
 
 struct fetch *fetch_new(void) {
@@ -59,6 +87,7 @@ void fetch_free(struct fetch *f) {
     if (f == NULL)
         return;
     curl_easy_cleanup(f->curl);
+    free(f->allow_hosts);
     free(f);
     curl_global_cleanup();
 }
@@ -69,10 +98,95 @@ void fetch_body_free(struct fetch_body *b) {
     b->len = 0;
 }
 
+/* --- host lists ---------------------------------------------------------- */
+
+/* Narrows s[0..n) to a bare host: no [] around an IPv6 literal, no trailing
+ * dots, and (for list entries) no leading "." or "*.". */
+static void trim_host(const char **s, size_t *n, bool entry) {
+    if (*n >= 2 && (*s)[0] == '[' && (*s)[*n - 1] == ']') {
+        (*s)++;
+        *n -= 2;
+    }
+    while (*n > 0 && (*s)[*n - 1] == '.')
+        (*n)--;
+    if (entry && *n > 2 && (*s)[0] == '*' && (*s)[1] == '.') {
+        *s += 2;
+        *n -= 2;
+    } else if (entry && *n > 1 && (*s)[0] == '.') {
+        (*s)++;
+        (*n)--;
+    }
+}
+
+/* Parses s[0..n) as an IP literal into 16 bytes (IPv4 as ::ffff:a.b.c.d). */
+static bool ip_literal(const char *s, size_t n, unsigned char out[16]) {
+    char buf[INET6_ADDRSTRLEN + 1];
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, buf, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static bool entry_matches(const char *e, size_t en, const char *h, size_t hn) {
+    trim_host(&e, &en, true);
+    trim_host(&h, &hn, false);
+    if (en == 0 || hn == 0)
+        return false;
+    unsigned char ea[16], ha[16];
+    bool e_ip = ip_literal(e, en, ea);
+    bool h_ip = ip_literal(h, hn, ha);
+    if (e_ip || h_ip)
+        return e_ip && h_ip && memcmp(ea, ha, sizeof(ea)) == 0;
+    if (hn < en || strncasecmp(h + hn - en, e, en) != 0)
+        return false;
+    return hn == en || h[hn - en - 1] == '.';
+}
+
+bool fetch_host_listed(const char *list, const char *host) {
+    if (list == NULL || host == NULL)
+        return false;
+    size_t hn = strlen(host);
+    for (const char *p = list; *p != '\0';) {
+        p += strspn(p, FETCH_LIST_SEPARATORS);
+        size_t n = strcspn(p, FETCH_LIST_SEPARATORS);
+        if (n > 0 && entry_matches(p, n, host, hn))
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* --- callbacks ----------------------------------------------------------- */
+
+static bool is_redirect(long status) {
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
     struct transfer *t = arg;
     size_t n = size * nmemb;
     size_t max = (size_t)t->o->max_bytes;
+    if (t->body == BODY_UNKNOWN) {
+        long status = 0;
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+        t->body = is_redirect(status) ? BODY_SKIP : BODY_KEEP;
+    }
+    if (t->body == BODY_SKIP) {
+        if (n > max - t->skipped) {
+            t->too_large = true;
+            return 0;
+        }
+        t->skipped += n;
+        return n;
+    }
     if (n > max - t->len) {
         t->too_large = true;
         return 0; /* aborts with CURLE_WRITE_ERROR */
@@ -98,9 +212,9 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
 
 static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a) {
     struct transfer *t = arg;
-    if (purpose != CURLSOCKTYPE_IPCXN)
+    if (purpose != CURLSOCKTYPE_IPCXN || t == NULL)
         return CURL_SOCKET_BAD;
-    if (!t->o->allow_private) {
+    if (!t->private_ok) {
         enum netaddr_class c = netaddr_classify(&a->addr);
         if (c != NETADDR_PUBLIC) {
             t->blocked = true;
@@ -120,34 +234,49 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-/* The host part of url (no user, password, port or path) into buf. */
-static void host_of(const char *url, char *buf, size_t n) {
-    snprintf(buf, n, "(unparsable URL)");
-    CURLU *u = curl_url();
-    if (u == NULL)
-        return;
-    char *host = NULL;
-    if (url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        snprintf(buf, n, "%s", host);
-    curl_free(host);
-    curl_url_cleanup(u);
+/* --- the transfer -------------------------------------------------------- */
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void set_options(struct fetch *f, const struct fetch_opts *o, const char *url,
-                        struct transfer *t) {
+/* Gives f a fresh curl handle when o's private-address policy differs from the
+ * one its cached connections were vetted under: a connection the guard let
+ * through for an allowed host must not outlive that allowance. */
+static int renew_if_policy_changed(struct fetch *f, const struct fetch_opts *o) {
+    const char *allow = o->allow_hosts ? o->allow_hosts : "";
+    if (f->used && f->allow_private == o->allow_private && strcmp(f->allow_hosts, allow) == 0)
+        return 0;
+    char *copy = strdup(allow);
+    if (copy == NULL)
+        return -1;
+    if (f->used) {
+        CURL *fresh = curl_easy_init();
+        if (fresh == NULL) {
+            free(copy);
+            return -1;
+        }
+        curl_easy_cleanup(f->curl);
+        f->curl = fresh;
+    }
+    free(f->allow_hosts);
+    f->allow_hosts = copy;
+    f->allow_private = o->allow_private;
+    f->used = true;
+    return 0;
+}
+
+/* The options every hop shares. */
+static void set_options(struct fetch *f, const struct fetch_opts *o, struct transfer *t) {
     CURL *c = f->curl;
     curl_easy_reset(c); /* keeps the connection and DNS caches */
-    f->errbuf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, f->errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, o->max_redirects);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* followed by follow(), checked per hop */
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BYTES);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_SECS);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
@@ -160,82 +289,176 @@ static void set_options(struct fetch *f, const struct fetch_opts *o, const char 
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
 }
 
-/* Maps a finished transfer to 0 or a failure. */
-static int classify(struct fetch *f, const struct fetch_opts *o, const char *url, CURLcode rc,
-                    const struct transfer *t, struct failure *err) {
-    long status = 0;
-    curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
-    char host[256];
-    host_of(url, host, sizeof(host));
+/* The host of u into buf as curl will look it up (punycode when it can), IPv6
+ * in brackets. Returns -1 when u has no host or one too long for buf (longer
+ * than any DNS name), which is refused rather than matched cut short. */
+static int url_host(CURLU *u, char *buf, size_t n) {
+    char *host = NULL;
+    CURLUcode rc = CURLUE_NO_HOST;
+#ifdef CURLU_PUNYCODE
+    rc = curl_url_get(u, CURLUPART_HOST, &host, CURLU_PUNYCODE);
+#endif
+    if (rc != CURLUE_OK) /* no IDN support, or not convertible: curl cannot connect either */
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    int ok = rc == CURLUE_OK && host != NULL && host[0] != '\0' && strlen(host) < n ? 0 : -1;
+    if (ok == 0)
+        snprintf(buf, n, "%s", host);
+    curl_free(host);
+    return ok;
+}
+
+/* Vets the URL in u before it is requested (hop 0 is the job's URL): http or
+ * https, a host not denied. Fills h->host (and h->origin on hop 0) and sets
+ * the hop's private-address allowance. */
+static int check_target(const struct fetch_opts *o, CURLU *u, long hop, struct hosts *h,
+                        struct transfer *t, struct failure *err) {
+    char *scheme = NULL;
+    bool web = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+               (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
+    char shown[16];
+    snprintf(shown, sizeof(shown), "%s", scheme ? scheme : "?");
+    curl_free(scheme);
+    bool has_host = web && url_host(u, h->host, sizeof(h->host)) == 0;
+    if (hop == 0) {
+        if (!has_host)
+            return failure_set(err, "invalid_job",
+                               "the job's URL is not an http or https URL with a usable host");
+        snprintf(h->origin, sizeof(h->origin), "%s", h->host);
+    } else if (!web) {
+        return failure_set(err, "fetch_bad_redirect",
+                           "the source server %s%s redirected to a URL of scheme %s; only http "
+                           "and https are followed",
+                           h->host, h->via, shown);
+    } else if (!has_host) {
+        return failure_set(err, "fetch_bad_redirect",
+                           "the source server %s%s redirected to a URL without a usable host",
+                           h->host, h->via);
+    }
+    if (strcmp(h->host, h->origin) != 0)
+        snprintf(h->via, sizeof(h->via), " (redirected from %s)", h->origin);
+    else
+        h->via[0] = '\0';
+    if (fetch_host_listed(o->deny_hosts, h->host))
+        return failure_set(err, "fetch_blocked_host",
+                           "fetching from %s%s is refused: the host is on the deny list", h->host,
+                           h->via);
+    t->private_ok = o->allow_private || fetch_host_listed(o->allow_hosts, h->host);
+    return 0;
+}
+
+/* Maps the last hop's result (not a redirect) to 0 or a failure. */
+static int classify(struct fetch *f, const struct fetch_opts *o, CURLcode rc, long status,
+                    const struct transfer *t, const struct hosts *h, struct failure *err) {
     const char *detail = f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc);
 
     if (t->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-        return failure_set(err, "fetch_too_large", "the source at %s is larger than %lld bytes",
-                           host, (long long)o->max_bytes);
+        return failure_set(err, "fetch_too_large", "the source at %s%s is larger than %lld bytes",
+                           h->host, h->via, (long long)o->max_bytes);
     if (t->blocked && rc != CURLE_OK) {
-        char *eff = NULL;
-        char last[256];
-        curl_easy_getinfo(f->curl, CURLINFO_EFFECTIVE_URL, &eff);
-        host_of(eff ? eff : url, last, sizeof(last));
-        char via[300] = "";
-        if (strcmp(last, host) != 0)
-            snprintf(via, sizeof(via), ", redirected from %s", host);
+        const char *from = h->via[0] ? ", redirected from " : "";
         return failure_set(err, "fetch_blocked_address",
-                           "refused to connect to %s (%s address) for host %s%s", t->blocked_addr,
-                           netaddr_class_name(t->blocked_class), last, via);
+                           "refused to connect to %s (%s address) for host %s%s%s", t->blocked_addr,
+                           netaddr_class_name(t->blocked_class), h->host, from,
+                           h->via[0] ? h->origin : "");
     }
     switch (rc) {
     case CURLE_OK:
         if (status >= 400)
             break;
         if (status < 200 || status > 299)
-            return failure_set(err, "fetch_failed", "the source server %s answered HTTP %ld", host,
-                               status);
+            return failure_set(err, "fetch_failed", "the source server %s%s answered HTTP %ld",
+                               h->host, h->via, status);
         return 0;
     case CURLE_HTTP_RETURNED_ERROR:
         break;
     case CURLE_OPERATION_TIMEDOUT:
-        return failure_set(err, "fetch_timeout", "fetching from %s timed out: %s", host, detail);
-    case CURLE_TOO_MANY_REDIRECTS:
-        return failure_set(err, "fetch_too_many_redirects",
-                           "fetching from %s took more than %ld redirects", host, o->max_redirects);
+        return failure_set(err, "fetch_timeout", "fetching from %s%s timed out: %s", h->host,
+                           h->via, detail);
     case CURLE_WRITE_ERROR:
         if (t->no_memory)
-            return failure_set(err, "internal_error", "out of memory fetching from %s", host);
-        return failure_set(err, "fetch_failed", "fetching from %s failed: %s", host, detail);
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return failure_set(err, "fetch_failed",
-                           "fetching from %s failed: only http and https are followed (%s)", host,
+            return failure_set(err, "internal_error", "out of memory fetching from %s%s", h->host,
+                               h->via);
+        return failure_set(err, "fetch_failed", "fetching from %s%s failed: %s", h->host, h->via,
                            detail);
     default:
-        return failure_set(err, "fetch_failed", "fetching from %s failed: %s", host, detail);
+        return failure_set(err, "fetch_failed", "fetching from %s%s failed: %s", h->host, h->via,
+                           detail);
     }
     char code[FAILURE_CODE_MAX];
     snprintf(code, sizeof(code), "fetch_http_%ld", status);
-    return failure_set(err, code, "the source server %s answered HTTP %ld", host, status);
+    return failure_set(err, code, "the source server %s%s answered HTTP %ld", h->host, h->via,
+                       status);
+}
+
+/* Requests u, and each redirect's target in turn, with f's handle until an
+ * answer that is not a redirect; its body is left in t. */
+static int follow(struct fetch *f, const struct fetch_opts *o, CURLU *u, struct transfer *t,
+                  struct failure *err) {
+    struct hosts h = {.origin = "", .host = "", .via = ""};
+    int64_t deadline = now_ms() + o->timeout_ms;
+    for (long hop = 0;; hop++) {
+        if (check_target(o, u, hop, &h, t, err) < 0)
+            return -1;
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return failure_set(err, "fetch_timeout",
+                               "fetching from %s%s timed out: more than %ld ms with redirects",
+                               h.host, h.via, o->timeout_ms);
+        t->body = BODY_UNKNOWN;
+        t->skipped = 0;
+        t->len = 0;
+        t->too_large = false;
+        t->blocked = false;
+        f->errbuf[0] = '\0';
+        curl_easy_setopt(f->curl, CURLOPT_CURLU, u);
+        curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, (long)left);
+        CURLcode rc = curl_easy_perform(f->curl);
+        long status = 0;
+        curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK || !is_redirect(status))
+            return classify(f, o, rc, status, t, &h, err);
+
+        char *location = NULL;
+        curl_easy_getinfo(f->curl, CURLINFO_REDIRECT_URL, &location);
+        if (location == NULL)
+            return failure_set(err, "fetch_bad_redirect",
+                               "the source server %s%s answered HTTP %ld without a Location",
+                               h.host, h.via, status);
+        if (hop >= o->max_redirects)
+            return failure_set(err, "fetch_too_many_redirects",
+                               "fetching from %s took more than %ld redirects", h.origin,
+                               o->max_redirects);
+        /* Relative to the current URL, which u still holds. */
+        if (curl_url_set(u, CURLUPART_URL, location, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+            return failure_set(err, "fetch_bad_redirect",
+                               "the source server %s%s redirected to a URL that cannot be parsed",
+                               h.host, h.via);
+    }
 }
 
 int fetch_url(struct fetch *f, const struct fetch_opts *o, const char *url, struct fetch_body *out,
               struct failure *err) {
     out->data = NULL;
     out->len = 0;
-    if (f->used && f->allow_private != o->allow_private) {
-        /* Cached connections were vetted under the other policy: drop them all. */
-        CURL *fresh = curl_easy_init();
-        if (fresh == NULL)
-            return failure_set(err, "internal_error", "cannot make a new curl handle");
-        curl_easy_cleanup(f->curl);
-        f->curl = fresh;
+    if (renew_if_policy_changed(f, o) < 0)
+        return failure_set(err, "internal_error", "cannot make a new curl handle");
+    CURLU *u = curl_url();
+    if (u == NULL)
+        return failure_set(err, "internal_error", "out of memory parsing the URL");
+    struct transfer t = {.curl = f->curl, .o = o};
+    int rc;
+    if (url == NULL || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+        rc = failure_set(err, "invalid_job", "the job's URL cannot be parsed");
+    } else {
+        set_options(f, o, &t);
+        rc = follow(f, o, u, &t, err);
+        /* The callbacks and the URL point at this stack frame: unhook them. */
+        curl_easy_setopt(f->curl, CURLOPT_CURLU, NULL);
+        curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(f->curl, CURLOPT_OPENSOCKETDATA, NULL);
     }
-    f->used = true;
-    f->allow_private = o->allow_private;
-    struct transfer t = {.o = o};
-    set_options(f, o, url, &t);
-    CURLcode rc = curl_easy_perform(f->curl);
-    /* The callbacks point at this stack frame: unhook them before returning. */
-    curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(f->curl, CURLOPT_OPENSOCKETDATA, NULL);
-    if (classify(f, o, url, rc, &t, err) < 0) {
+    curl_url_cleanup(u);
+    if (rc < 0) {
         free(t.data);
         return -1;
     }

@@ -7,6 +7,7 @@
 #include "jobcache.h"
 #include "jobqueue.h"
 #include "log.h"
+#include "memlimit.h"
 #include "pipeline.h"
 #include "thumb.h"
 
@@ -269,6 +270,9 @@ int worker_main(const struct worker_args *args) {
         worker_cleanup(&w);
         return 2;
     }
+    /* Now, with the libraries loaded and the shared segment mapped, so that
+     * max_memory is what jobs may add to that, whatever the build maps. */
+    memlimit_apply(w.cfg->worker_max_memory);
     slot_idle(w.slot, false);
     log_info("worker %s started", w.wid);
 

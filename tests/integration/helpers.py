@@ -15,6 +15,7 @@ import uuid
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import requests
 from PIL import Image, ImageDraw
@@ -151,6 +152,70 @@ def make_images(directory):
     return out
 
 
+POLYGLOT_TAIL = b"<?php system($_GET[1]); ?><script>alert(1)</script>"
+
+
+def _jpeg_segment(marker, payload):
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def make_hostile_images(directory):
+    """Writes the hand-made hostile sources of test_hostile.py into directory and
+    returns {name: Path}:
+       frames-10k.gif   10,000 frames of 1x1 (alternating colours, so none is merged)
+       polyglot.jpg     a valid 320x200 JPEG whose EXIF (ImageDescription), XMP packet
+                        and comment carry POLYGLOT_TAIL, and with POLYGLOT_TAIL appended
+                        after its EOI (a JPEG/PHP/HTML polyglot)
+       evil.svg         an SVG referencing http://169.254.169.254/x (an external image)"""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = {}
+
+    palette = [0, 0, 0, 255, 255, 255] + [0] * (256 * 3 - 6)
+    frames = []
+    for i in range(10000):
+        frame = Image.new("P", (1, 1), i % 2)
+        frame.putpalette(palette)
+        frames.append(frame)
+    frames[0].save(d / "frames-10k.gif", save_all=True, append_images=frames[1:],
+                   duration=10, loop=0)
+    with Image.open(d / "frames-10k.gif") as check:
+        assert check.n_frames == 10000, check.n_frames
+    out["frames-10k.gif"] = d / "frames-10k.gif"
+
+    exif = Image.Exif()
+    exif[0x010F] = "PolyglotCam"  # Make
+    exif[0x010E] = POLYGLOT_TAIL.decode()  # ImageDescription
+    buf = io.BytesIO()
+    _picture(320, 200).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    jpeg = buf.getvalue()
+    assert jpeg[:2] == b"\xff\xd8" and jpeg.endswith(b"\xff\xd9")
+    xmp = (b"http://ns.adobe.com/xap/1.0/\x00<?xpacket begin='' id='W5M0MpCehiHzreSzNTczkc9d'?>"
+           b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf="
+           b"'http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Description xmlns:dc="
+           b"'http://purl.org/dc/elements/1.1/'><dc:description>"
+           + POLYGLOT_TAIL.replace(b"<", b"&lt;") + b"</dc:description></rdf:Description>"
+           b"</rdf:RDF></x:xmpmeta><?xpacket end='w'?>")
+    jpeg = (jpeg[:2] + _jpeg_segment(0xE1, xmp) + _jpeg_segment(0xFE, POLYGLOT_TAIL)
+            + jpeg[2:] + POLYGLOT_TAIL)
+    (d / "polyglot.jpg").write_bytes(jpeg)
+    with Image.open(d / "polyglot.jpg") as check:
+        check.load()
+        assert "exif" in check.info and check.size == (320, 200)
+    out["polyglot.jpg"] = d / "polyglot.jpg"
+
+    (d / "evil.svg").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
+        ' width="640" height="400" viewBox="0 0 640 400">\n'
+        '  <rect width="640" height="400" fill="#3060c0"/>\n'
+        '  <image href="http://169.254.169.254/x" xlink:href="http://169.254.169.254/x"'
+        ' width="640" height="400"/>\n'
+        '</svg>\n')
+    out["evil.svg"] = d / "evil.svg"
+    return out
+
+
 def unique_jpeg(width=320, height=200):
     """A JPEG whose bytes no other test uploads (uploads of identical bytes with
     identical parameters are deduplicated by the daemon)."""
@@ -210,13 +275,22 @@ class SourceServer:
                                 the file (N = 999 for always)
        GET /hang/NAME           the headers and 1 KB of the file, then nothing until the
                                 server stops (at most 120 s): a download that never ends
+       GET /redirect/URL        302 to URL (percent-encoded in the path: quote(url, safe=""))
+       GET /endless/MB          MB megabytes (at most 2048) of a JPEG start and zeros, as
+                                image/jpeg without Content-Length, until the client goes away
+       GET /trickle/MS/NAME     the headers (with Content-Length), then the file one byte
+                                every MS milliseconds until the client goes away
+       GET /empty               200, image/jpeg, an empty body
+       GET /typed/CTYPE/NAME    the file, declared as CTYPE (percent-encoded in the path)
        anything else            404
-    Query strings are ignored, so tests make their URLs unique with one."""
+    Query strings are ignored, so tests make their URLs unique with one.
+    requests lists the path (query included) of every request, in arrival order."""
 
     def __init__(self, files):
         self.files = files
         self.seen = set()
         self.asked = {}  # path -> times asked, for /fail/
+        self.requests = []  # every request's path (query included), in arrival order
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         server = self
@@ -234,6 +308,8 @@ class SourceServer:
                 self._serve(head=False)
 
             def _serve(self, head):
+                with server.lock:
+                    server.requests.append(self.path)
                 path = self.path.split("?", 1)[0]
                 parts = path.strip("/").split("/")
                 name = parts[-1]
@@ -281,6 +357,27 @@ class SourceServer:
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return
+                elif len(parts) == 2 and parts[0] == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", unquote(parts[1]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                elif len(parts) == 2 and parts[0] == "endless" and parts[1].isdigit():
+                    self._endless(min(int(parts[1]), 2048) * 1024 * 1024, head)
+                    return
+                elif (len(parts) == 3 and parts[0] == "trickle" and parts[1].isdigit()
+                      and f is not None):
+                    self._trickle(f.read_bytes(), ctype, int(parts[1]) / 1000, head)
+                    return
+                elif parts == ["empty"]:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                elif len(parts) == 3 and parts[0] == "typed":
+                    ctype = unquote(parts[1])
                 else:
                     f = None
                 if f is None:
@@ -308,6 +405,42 @@ class SourceServer:
                         self.wfile.write(data[i:i + 64 * 1024])
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the daemon stopped reading (e.g. over fetch.max_bytes)
+
+            def _endless(self, total, head):
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                if head:
+                    return
+                chunk = b"\0" * (64 * 1024)
+                first = b"\xff\xd8\xff\xe0" + chunk[4:]
+                sent = 0
+                try:
+                    while sent < total and not server.stopping.is_set():
+                        block = first if sent == 0 else chunk
+                        self.wfile.write(block[:total - sent])
+                        sent += len(block)
+                except OSError:
+                    pass  # the daemon went away (over fetch.max_bytes, or stopped)
+
+            def _trickle(self, data, ctype, interval, head):
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.close_connection = True
+                if head:
+                    return
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        if server.stopping.wait(interval):
+                            return
+                except OSError:
+                    pass  # the daemon went away (fetch.timeout)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

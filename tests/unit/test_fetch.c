@@ -1,5 +1,6 @@
-/* test_fetch.c — the SSRF address table, and real fetches against a small HTTP
- * server on loopback run by this test (limits, statuses, redirects, the guard). */
+/* test_fetch.c — the SSRF address table, the host lists, and real fetches against
+ * a small HTTP server on loopback run by this test (limits, statuses, redirects
+ * followed hop by hop, the guard, allow_hosts and deny_hosts). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +130,8 @@ static void test_failure_classes(void **state) {
     assert_false(failure_is_transient("fetch_too_large"));
     assert_false(failure_is_transient("fetch_blocked_address"));
     assert_false(failure_is_transient("fetch_too_many_redirects"));
+    assert_false(failure_is_transient("fetch_blocked_host"));
+    assert_false(failure_is_transient("fetch_bad_redirect"));
     assert_false(failure_is_transient("unsupported_type"));
     assert_false(failure_is_transient("too_many_pixels"));
     assert_false(failure_is_transient("decode_failed"));
@@ -160,7 +163,7 @@ static void send_all(int fd, const void *buf, size_t n) {
 }
 
 static void respond(int fd, const char *status, const char *extra, const char *body, size_t len) {
-    char head[512];
+    char head[1024];
     int n = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\n\r\n", status,
                      extra, len);
     send_all(fd, head, (size_t)n);
@@ -171,7 +174,7 @@ static void respond(int fd, const char *status, const char *extra, const char *b
 static int serve_request(int fd, const char *path) {
     static char big[BIG];
     memset(big, 'x', sizeof(big));
-    char loc[256];
+    char loc[600];
     if (strcmp(path, "/ok") == 0) {
         respond(fd, "200 OK", "Content-Type: image/png\r\n", "hello world", 11);
     } else if (strcmp(path, "/big-length") == 0) {
@@ -192,7 +195,23 @@ static int serve_request(int fd, const char *path) {
             snprintf(loc, sizeof(loc), "Location: /ok\r\n");
         else
             snprintf(loc, sizeof(loc), "Location: /redir/%d\r\n", n - 1);
+        respond(fd, "302 Found", loc, "moved\n", 6); /* a body the fetch must drop */
+    } else if (strncmp(path, "/slow-redir/", 12) == 0) {
+        int n = atoi(path + 12);
+        usleep(150 * 1000);
+        if (n <= 0)
+            snprintf(loc, sizeof(loc), "Location: /ok\r\n");
+        else
+            snprintf(loc, sizeof(loc), "Location: /slow-redir/%d\r\n", n - 1);
         respond(fd, "302 Found", loc, "", 0);
+    } else if (strncmp(path, "/r/", 3) == 0 && strlen(path) > 7) {
+        /* /r/<status>/<location>: that status with that Location */
+        char status[32];
+        snprintf(status, sizeof(status), "%.3s Redirect", path + 3);
+        snprintf(loc, sizeof(loc), "Location: %s\r\n", path + 7);
+        respond(fd, status, loc, "", 0);
+    } else if (strcmp(path, "/no-location") == 0) {
+        respond(fd, "302 Found", "", "", 0);
     } else if (strcmp(path, "/to-ftp") == 0) {
         respond(fd, "302 Found", "Location: ftp://127.0.0.1/x\r\n", "", 0);
     } else if (strcmp(path, "/stall") == 0) {
@@ -220,8 +239,8 @@ static void *serve_connection(void *arg) {
                 break;
             continue;
         }
-        char path[256] = "";
-        sscanf(buf, "GET %255s", path);
+        char path[512] = "";
+        sscanf(buf, "GET %511s", path);
         const char *ua = strcasestr(buf, "\r\nUser-Agent: ");
         if (ua) {
             pthread_mutex_lock(&srv.lock);
@@ -290,26 +309,50 @@ static void url_for(char *buf, size_t n, const char *host, const char *path) {
     snprintf(buf, n, "http://%s:%d%s", host, srv.port, path);
 }
 
-/* Fetches path, expecting code (NULL: success). Returns the body length. */
-static size_t expect(struct fetch *f, const struct fetch_opts *o, const char *path,
-                     const char *code) {
-    char url[256];
-    url_for(url, sizeof(url), "127.0.0.1", path);
+static struct failure last_err; /* of the latest expect_at() */
+
+/* Fetches path from host, expecting code (NULL: success). Returns the body
+ * length; a failure's message must name host. */
+static size_t expect_at(struct fetch *f, const struct fetch_opts *o, const char *host,
+                        const char *path, const char *code) {
+    char url[640];
+    url_for(url, sizeof(url), host, path);
     struct fetch_body body;
     struct failure err = {0};
     int rc = fetch_url(f, o, url, &body, &err);
+    last_err = err;
     if (code == NULL) {
         if (rc != 0)
-            fail_msg("%s: expected success, got %s: %s", path, err.code, err.message);
+            fail_msg("%s%s: expected success, got %s: %s", host, path, err.code, err.message);
         size_t len = body.len;
         fetch_body_free(&body);
         return len;
     }
     if (rc != -1 || strcmp(err.code, code) != 0)
-        fail_msg("%s: expected %s, got rc %d %s: %s", path, code, rc, err.code, err.message);
+        fail_msg("%s%s: expected %s, got rc %d %s: %s", host, path, code, rc, err.code,
+                 err.message);
     assert_null(body.data);
-    assert_non_null(strstr(err.message, "127.0.0.1"));
+    if (strstr(err.message, host) == NULL)
+        fail_msg("%s%s: the message does not name the host: %s", host, path, err.message);
     return 0;
+}
+
+static size_t expect(struct fetch *f, const struct fetch_opts *o, const char *path,
+                     const char *code) {
+    return expect_at(f, o, "127.0.0.1", path, code);
+}
+
+static int connections(void) {
+    pthread_mutex_lock(&srv.lock);
+    int n = srv.connections;
+    pthread_mutex_unlock(&srv.lock);
+    return n;
+}
+
+/* last_err.message contains s. */
+static void assert_message_has(const char *s) {
+    if (strstr(last_err.message, s) == NULL)
+        fail_msg("'%s' not in the message: %s", s, last_err.message);
 }
 
 static void test_fetch_ok(void **state) {
@@ -341,7 +384,7 @@ static void test_fetch_errors(void **state) {
     expect(f, &o, "/big-stream", "fetch_too_large"); /* no Content-Length: caught while streaming */
     assert_int_equal(expect(f, &o, "/redir/2", NULL), 11); /* 3 hops: /redir/1, /redir/0, /ok */
     expect(f, &o, "/redir/3", "fetch_too_many_redirects");
-    expect(f, &o, "/to-ftp", "fetch_failed");
+    expect(f, &o, "/to-ftp", "fetch_bad_redirect");
     o.max_redirects = 0;
     expect(f, &o, "/redir/0", "fetch_too_many_redirects");
     o = test_opts(true);
@@ -418,6 +461,200 @@ static void test_policy_change_drops_connections(void **state) {
     fetch_free(f);
 }
 
+/* --- host lists and redirects -------------------------------------------- */
+
+static void test_host_listed(void **state) {
+    (void)state;
+    static const struct {
+        const char *list;
+        const char *host;
+        bool want;
+    } cases[] = {
+        {"example.com", "example.com", true},
+        {"example.com", "img.example.com", true},
+        {"example.com", "a.b.example.com", true},
+        {"example.com", "EXAMPLE.Com.", true},
+        {"Example.COM.", "img.example.com", true},
+        {"example.com", "badexample.com", false},
+        {"example.com", "example.com.evil.test", false},
+        {"example.com", "com", false},
+        {"img.example.com", "example.com", false},
+        {".example.com", "example.com", true},
+        {"*.example.com", "x.example.com", true},
+        {"a.test  example.com\tb.test", "www.example.com", true},
+        {"a.test,example.com", "example.com", true},
+        {"a.test b.test", "example.com", false},
+        {"", "example.com", false},
+        {"   ", "example.com", false},
+        {"127.0.0.1", "127.0.0.1", true},
+        {"127.0.0.1", "127.0.0.2", false},
+        {"127.0.0.1", "[::ffff:127.0.0.1]", true},
+        {"::1", "[::1]", true},
+        {"[::1]", "[0:0::1]", true},
+        {"[::1]", "[::2]", false},
+        {"0.0.1", "127.0.0.1", false},             /* no suffix matching of addresses */
+        {"1.2.3.4", "1.2.3.4.example.com", false}, /* a name, not the address */
+        {"example.com", "93.184.216.34", false},
+        {"localhost", "localhost", true},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (fetch_host_listed(cases[i].list, cases[i].host) != cases[i].want) {
+            print_error("'%s' on '%s': want %d\n", cases[i].host, cases[i].list, cases[i].want);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+    assert_false(fetch_host_listed(NULL, "example.com"));
+    assert_false(fetch_host_listed("example.com", NULL));
+}
+
+static void test_deny_hosts(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(true);
+    int before = connections();
+    o.deny_hosts = "example.com";
+    expect_at(f, &o, "example.com", "/ok", "fetch_blocked_host");
+    expect_at(f, &o, "img.example.com", "/ok", "fetch_blocked_host");
+    assert_message_has("deny");
+    assert_int_equal(connections(), before);          /* refused before any connection */
+    assert_int_equal(expect(f, &o, "/ok", NULL), 11); /* other hosts unaffected */
+
+    /* An IP literal, however the URL spells the address. */
+    o.deny_hosts = "other.test 127.0.0.1";
+    expect(f, &o, "/ok", "fetch_blocked_host");
+    char url[256];
+    struct fetch_body body;
+    struct failure err = {0};
+    static const char *const spellings[] = {"0x7f000001", "127.1", "[::ffff:127.0.0.1]"};
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        snprintf(url, sizeof(url), "http://%s:%d/ok", spellings[i], srv.port);
+        assert_int_equal(fetch_url(f, &o, url, &body, &err), -1);
+        assert_string_equal(err.code, "fetch_blocked_host");
+    }
+
+    /* Denied wins over allowed. */
+    o = test_opts(false);
+    o.allow_hosts = "127.0.0.1";
+    o.deny_hosts = "127.0.0.1";
+    expect(f, &o, "/ok", "fetch_blocked_host");
+
+    /* A redirect to a denied host (or a subdomain of one), with and without
+     * credentials in the Location. */
+    o = test_opts(true);
+    o.deny_hosts = "localhost";
+    char path[256];
+    snprintf(path, sizeof(path), "/r/302/http://img.localhost:%d/ok", srv.port);
+    expect(f, &o, path, "fetch_blocked_host");
+    assert_message_has("img.localhost");
+    assert_message_has("redirected from 127.0.0.1");
+    snprintf(path, sizeof(path), "/r/307/http://user:s3cret@LOCALHOST.:%d/ok", srv.port);
+    expect(f, &o, path, "fetch_blocked_host");
+    assert_null(strstr(last_err.message, "s3cret"));
+    fetch_free(f);
+}
+
+static void test_allow_hosts(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(false);
+    o.allow_hosts = "internal.test 127.0.0.1";
+    assert_int_equal(expect(f, &o, "/ok", NULL), 11);
+    assert_int_equal(expect(f, &o, "/redir/2", NULL), 11); /* same host throughout */
+
+    /* A redirect from the allowed host to loopback names it does not cover. */
+    char path[256];
+    snprintf(path, sizeof(path), "/r/302/http://localhost:%d/ok", srv.port);
+    expect(f, &o, path, "fetch_blocked_address");
+    assert_message_has("loopback");
+    assert_message_has("localhost");
+    assert_message_has("redirected from 127.0.0.1");
+    snprintf(path, sizeof(path), "/r/301/http://127.0.0.2:%d/ok", srv.port);
+    expect(f, &o, path, "fetch_blocked_address");
+    assert_message_has("127.0.0.2 (loopback address)");
+    snprintf(path, sizeof(path), "/r/308/http://[::ffff:127.0.0.1]:%d/ok", srv.port);
+    assert_int_equal(expect(f, &o, path, NULL), 11); /* the allowed address, spelt otherwise */
+
+    /* Allowed by name; its redirect to the bare address is not. */
+    o.allow_hosts = "localhost";
+    assert_int_equal(expect_at(f, &o, "localhost", "/ok", NULL), 11);
+    snprintf(path, sizeof(path), "/r/302/http://127.0.0.1:%d/ok", srv.port);
+    expect_at(f, &o, "localhost", path, "fetch_blocked_address");
+    assert_message_has(
+        "127.0.0.1 (loopback address) for host 127.0.0.1, redirected from localhost");
+    fetch_free(f);
+}
+
+/* A connection kept alive for an allowed host is not reused once the host is
+ * no longer allowed. */
+static void test_allow_hosts_change_drops_connections(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts allowed = test_opts(false), plain = test_opts(false);
+    allowed.allow_hosts = "127.0.0.1";
+    int before = connections();
+    expect(f, &allowed, "/ok", NULL);
+    expect(f, &allowed, "/ok", NULL);
+    assert_int_equal(connections() - before, 1);
+    expect(f, &plain, "/ok", "fetch_blocked_address");
+    expect(f, &allowed, "/ok", NULL);
+    fetch_free(f);
+}
+
+static void test_redirects(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(true);
+    char path[512];
+
+    /* Hops share one kept-alive connection; redirect bodies are dropped. */
+    expect(f, &o, "/ok", NULL);
+    int before = connections();
+    assert_int_equal(expect(f, &o, "/redir/2", NULL), 11);
+    assert_int_equal(connections(), before);
+
+    static const char *const followed[] = {"301", "302", "303", "307", "308"};
+    for (size_t i = 0; i < sizeof(followed) / sizeof(followed[0]); i++) {
+        snprintf(path, sizeof(path), "/r/%s//ok", followed[i]);
+        assert_int_equal(expect(f, &o, path, NULL), 11);
+    }
+    expect(f, &o, "/r/300//ok", "fetch_failed"); /* not a redirect we follow */
+    snprintf(path, sizeof(path), "/r/302///localhost:%d/ok", srv.port); /* scheme-relative */
+    assert_int_equal(expect(f, &o, path, NULL), 11);
+
+    /* Other schemes and broken Locations. */
+    expect(f, &o, "/r/302/ftp://127.0.0.1/x", "fetch_bad_redirect");
+    assert_message_has("scheme ftp");
+    expect(f, &o, "/r/302/file:///etc/passwd", "fetch_bad_redirect");
+    assert_message_has("scheme file");
+    expect(f, &o, "/r/301/gopher://127.0.0.1/x", "fetch_bad_redirect");
+    expect(f, &o, "/no-location", "fetch_bad_redirect");
+    expect(f, &o, "/r/302/http://[::1", "fetch_bad_redirect");
+    /* A host too long to be a DNS name is refused, not matched cut short. */
+    char longhost[300];
+    memset(longhost, 'a', 270);
+    snprintf(longhost + 270, sizeof(longhost) - 270, ".test");
+    snprintf(path, sizeof(path), "/r/302/http://%s/ok", longhost);
+    expect(f, &o, path, "fetch_bad_redirect");
+
+    /* The limit counts hops across hosts. */
+    o.max_redirects = 1;
+    snprintf(path, sizeof(path), "/r/302/http://localhost:%d/redir/0", srv.port);
+    expect(f, &o, path, "fetch_too_many_redirects");
+    o.max_redirects = 2;
+    assert_int_equal(expect(f, &o, path, NULL), 11);
+
+    /* The timeout covers the whole chain: each hop takes 150 ms, 5 of them. */
+    o = test_opts(true);
+    o.max_redirects = 5;
+    o.timeout_ms = 400;
+    expect(f, &o, "/slow-redir/4", "fetch_timeout");
+    o.timeout_ms = 3000;
+    assert_int_equal(expect(f, &o, "/slow-redir/4", NULL), 11);
+    fetch_free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify_table),
@@ -428,6 +665,11 @@ int main(void) {
         cmocka_unit_test(test_fetch_refused_port),
         cmocka_unit_test(test_fetch_blocked),
         cmocka_unit_test(test_policy_change_drops_connections),
+        cmocka_unit_test(test_host_listed),
+        cmocka_unit_test(test_deny_hosts),
+        cmocka_unit_test(test_allow_hosts),
+        cmocka_unit_test(test_allow_hosts_change_drops_connections),
+        cmocka_unit_test(test_redirects),
     };
     return cmocka_run_group_tests(tests, server_start, server_stop);
 }

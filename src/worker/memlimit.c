@@ -1,0 +1,77 @@
+/* memlimit.c — the worker's address-space limit (worker.max_memory). */
+#include "memlimit.h"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MEMLIMIT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEMLIMIT_ASAN 1
+#endif
+#endif
+
+#define MIB (1024 * 1024)
+
+int64_t memlimit_address_space(void) {
+    FILE *fp = fopen("/proc/self/statm", "re");
+    if (fp == NULL)
+        return -1;
+    unsigned long long pages = 0;
+    int n = fscanf(fp, "%llu", &pages);
+    fclose(fp);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n != 1 || page <= 0)
+        return -1;
+    return (int64_t)pages * page;
+}
+
+int64_t memlimit_apply(int64_t max_bytes) {
+#ifdef MEMLIMIT_ASAN
+    log_warn("worker: max_memory (%" PRId64 " MiB) is not enforced: built with "
+             "AddressSanitizer, whose shadow memory an address-space limit would break",
+             max_bytes / MIB);
+    return 0;
+#else
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    mallopt(M_ARENA_MAX, 1);
+#endif
+    int64_t base = memlimit_address_space();
+    int64_t limit = base > 0 ? base + max_bytes : max_bytes;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) < 0) {
+        log_error("worker: getrlimit(RLIMIT_AS): %s", strerror(errno));
+        return -1;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && (rlim_t)limit > rl.rlim_max) {
+        log_warn("worker: max_memory would put the address-space limit at %" PRId64
+                 " MiB, above the hard limit of %llu MiB: using the hard limit",
+                 limit / MIB, (unsigned long long)(rl.rlim_max / MIB));
+        limit = (int64_t)rl.rlim_max;
+    }
+    rl.rlim_cur = (rlim_t)limit;
+    if (setrlimit(RLIMIT_AS, &rl) < 0) {
+        log_error("worker: setrlimit(RLIMIT_AS, %" PRId64 " MiB): %s", limit / MIB,
+                  strerror(errno));
+        return -1;
+    }
+    if (base > 0)
+        log_info("worker: address space limited to %" PRId64 " MiB (%" PRId64
+                 " MiB mapped at start + max_memory %" PRId64 " MiB)",
+                 limit / MIB, base / MIB, max_bytes / MIB);
+    else
+        log_warn("worker: address space limited to max_memory, %" PRId64
+                 " MiB (the size at start is unknown: /proc/self/statm unreadable)",
+                 limit / MIB);
+    return limit;
+#endif
+}
