@@ -2,7 +2,8 @@
 # dev.sh — install what is missing (Debian 12), build into build/, then
 #   run:  start thumbnailed in the foreground on a development config
 #         (etc/thumbnailed.conf with only paths and user changed), or
-#   test: run the whole test suite (ctest: unit + integration).
+#   test: run the whole test suite (ctest: unit + integration), then build
+#         the fuzz harnesses with clang into build-fuzz/ and run each briefly.
 # Usage: scripts/dev.sh run|test
 set -euo pipefail
 
@@ -25,6 +26,7 @@ packages=(
     libjansson-dev libinih-dev libssl-dev libcmocka-dev
     redis-server libvips-tools
     python3 python3-pytest python3-pytest-timeout python3-requests python3-pil
+    clang libclang-rt-14-dev
 )
 
 install_missing() {
@@ -90,6 +92,17 @@ run)
     ;;
 test)
     # -V: every test's own report (cmocka and pytest counts), not only the failures.
-    exec ctest --test-dir build -V --output-on-failure
+    status=0
+    ctest --test-dir build -V --output-on-failure || status=1
+    # Then the libFuzzer harnesses (fuzz/README.md): a clang build of their own and
+    # a bounded run of each, side by side.
+    if CC=clang cmake -S . -B build-fuzz -DFUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+        cmake --build build-fuzz -j"$(nproc)" --target fuzzers; then
+        ctest --test-dir build-fuzz -R '^fuzz\.' -j2 -V --output-on-failure || status=1
+    else
+        echo "dev.sh: the fuzz build failed" >&2
+        status=1
+    fi
+    exit $status
     ;;
 esac

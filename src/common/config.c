@@ -126,6 +126,23 @@ static const char *const known_types[] = {
     "image/heif", "image/tiff", "image/svg+xml", "application/pdf", NULL,
 };
 
+static const struct {
+    const char *from;
+    const char *to;
+} mime_aliases[] = {
+    {"image/heic", "image/heif"},          {"image/heic-sequence", "image/heif"},
+    {"image/heif-sequence", "image/heif"}, {"image/avif-sequence", "image/avif"},
+    {"image/jpg", "image/jpeg"},           {"image/pjpeg", "image/jpeg"},
+    {"image/x-png", "image/png"},          {"image/x-tiff", "image/tiff"},
+};
+
+const char *config_mime_canonical(const char *mime) {
+    for (size_t i = 0; i < sizeof(mime_aliases) / sizeof(mime_aliases[0]); i++)
+        if (strcmp(mime, mime_aliases[i].from) == 0)
+            return mime_aliases[i].to;
+    return mime;
+}
+
 bool config_list_contains(const char *list, const char *item) {
     size_t n = strlen(item);
     const char *p = list;

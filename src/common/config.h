@@ -117,6 +117,11 @@ void config_diff(const struct config *a, const struct config *b,
 int config_copy_key(struct config *dst, const struct config *src, const char *section,
                     const char *key);
 
+/* The name image.allowed_types uses for a MIME type libmagic may report under
+ * another (image/heic -> image/heif, image/x-png -> image/png...). Returns
+ * mime itself when it has no other name. */
+const char *config_mime_canonical(const char *mime);
+
 /* Whether mime is one of the space-separated types in list. */
 bool config_list_contains(const char *list, const char *item);
 

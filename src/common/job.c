@@ -96,8 +96,10 @@ bool job_url_is_valid(const char *url) {
     size_t len = strlen(url);
     if (len == 0 || len > JOB_URL_MAX)
         return false;
+    /* ASCII only: anything else must be percent-encoded (and JSON can only
+     * carry valid UTF-8 back in the job document). */
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
             return false;
     CURLU *u = curl_url();
     if (u == NULL)

@@ -71,6 +71,8 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
         return -1;
     }
     const char *mime = magic_buffer(c->magic, body, len < MAGIC_SCAN_MAX ? len : MAGIC_SCAN_MAX);
+    if (mime)
+        mime = config_mime_canonical(mime); /* as the worker names it */
     if (mime == NULL || !config_list_contains(c->cfg->image_allowed_types, mime)) {
         respond_error(h, "unsupported_type", NULL, 0,
                       "the upload is %.100s, not one of the accepted types: %.300s",

@@ -12,21 +12,8 @@ struct imgtype {
     magic_t magic;
 };
 
-static const struct {
-    const char *from;
-    const char *to;
-} aliases[] = {
-    {"image/heic", "image/heif"},          {"image/heic-sequence", "image/heif"},
-    {"image/heif-sequence", "image/heif"}, {"image/avif-sequence", "image/avif"},
-    {"image/jpg", "image/jpeg"},           {"image/pjpeg", "image/jpeg"},
-    {"image/x-png", "image/png"},          {"image/x-tiff", "image/tiff"},
-};
-
 const char *imgtype_canonical(const char *mime) {
-    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
-        if (strcmp(mime, aliases[i].from) == 0)
-            return aliases[i].to;
-    return mime;
+    return config_mime_canonical(mime);
 }
 
 struct imgtype *imgtype_open(void) {

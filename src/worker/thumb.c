@@ -145,6 +145,9 @@ static int check_header(const struct thumb_opts *o, const void *src, size_t len,
         pages = 1;
     bool swap = vips_image_get_orientation_swap(hdr);
     g_object_unref(hdr);
+    /* The header was read: what a loader left in the error buffer on the way
+     * (libtiff's complaints) is not this job's error, nor the next one's. */
+    vips_error_clear();
     out->src_width = swap ? h : w;
     out->src_height = swap ? w : h;
     out->src_pages = pages;
@@ -166,6 +169,21 @@ static int check_header(const struct thumb_opts *o, const void *src, size_t len,
         return failure_set(err, "too_many_pixels",
                            "the source is %dx%d%s (%.0f pixels), more than the limit of %lld", w, h,
                            frames, pixels, (long long)o->max_pixels);
+    }
+    /* cover scales the source until it fills the box, then crops: a source of
+     * extreme aspect ratio (1x65000 for a 64x64 box) would first become a huge
+     * image (64x4160000). Bound that image like a source (or by the box). */
+    if (o->fit == FIT_COVER) {
+        double sx = (double)o->width / out->src_width, sy = (double)o->height / out->src_height;
+        double scale = sx > sy ? sx : sy;
+        double scaled = (double)out->src_width * scale * (double)out->src_height * scale;
+        double box = (double)o->width * (double)o->height;
+        if (scaled > (double)o->max_pixels && scaled > box)
+            return failure_set(err, "too_many_pixels",
+                               "the %dx%d source would be scaled to %.0f pixels to cover %dx%d, "
+                               "more than the limit of %lld",
+                               out->src_width, out->src_height, scaled, o->width, o->height,
+                               (long long)o->max_pixels);
     }
     return 0;
 }
@@ -291,6 +309,7 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
                struct failure *err) {
     memset(out, 0, sizeof(*out));
     out->src_bytes = len;
+    vips_error_clear(); /* err tells of this source only */
     if (len == 0)
         return failure_set(err, "decode_failed", "the source is empty");
     if (check_header(o, src, len, out, err) < 0)
@@ -314,5 +333,6 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
     out->width = vips_image_get_width(im);
     out->height = vips_image_get_height(im);
     g_object_unref(im);
+    vips_error_clear(); /* a loader's complaints about a source it could read */
     return 0;
 }

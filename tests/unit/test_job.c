@@ -112,6 +112,7 @@ static void test_json_errors(void **state) {
     expect_json_error("{\"url\":\"http://\"}", "invalid_param", "url");
     expect_json_error("{\"url\":\"not a url\"}", "invalid_param", "url");
     expect_json_error("{\"url\":\"http://h/x y\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"http://h/caf\u00e9\"}", "invalid_param", "url");
     expect_json_error("{\"url\":42}", "invalid_param", "url");
     expect_json_error("{\"url\":\"http://h/x\",\"width\":0}", "invalid_param", "width");
     expect_json_error("{\"url\":\"http://h/x\",\"width\":4097}", "invalid_param", "width");

@@ -330,6 +330,33 @@ static void test_every_format_stripped(void **state) {
     g_free(b.data);
 }
 
+/* Found by fuzzing: cover scales a source of extreme aspect ratio up before it
+ * crops, so a 1x65000 JPEG for 512x512 would first become 512x33280000. */
+static void test_cover_of_extreme_aspect_ratio_is_bounded(void **state) {
+    (void)state;
+    struct blob b = make(1, 65000, 3, SRC_JPEG);
+    struct thumb_opts o = opts(512, 512, FIT_COVER, FMT_JPEG);
+    fails(&o, b.data, b.len, "too_many_pixels");
+    /* The same source fits inside a box without growing. */
+    struct thumb_opts in = opts(512, 512, FIT_INSIDE, FMT_JPEG);
+    struct thumb_result r = ok(&in, &b);
+    thumb_result_free(&r);
+    g_free(b.data);
+}
+
+/* Found by fuzzing: a decoder's warning left in libvips' error buffer showed up
+ * in the next failing job's message. */
+static void test_no_error_text_left_behind(void **state) {
+    (void)state;
+    struct blob b = make(200, 100, 3, SRC_JPEG);
+    vips_error("test", "an earlier complaint");
+    struct thumb_opts o = opts(50, 50, FIT_INSIDE, FMT_PNG);
+    struct thumb_result r = ok(&o, &b);
+    assert_string_equal(vips_error_buffer(), "");
+    thumb_result_free(&r);
+    g_free(b.data);
+}
+
 static void test_grey_becomes_srgb(void **state) {
     (void)state;
     struct blob b = make(64, 64, 1, SRC_PNG);
@@ -642,6 +669,8 @@ int main(void) {
         cmocka_unit_test(test_quality_changes_size),
         cmocka_unit_test(test_exif_rotation),
         cmocka_unit_test(test_every_format_stripped),
+        cmocka_unit_test(test_cover_of_extreme_aspect_ratio_is_bounded),
+        cmocka_unit_test(test_no_error_text_left_behind),
         cmocka_unit_test(test_grey_becomes_srgb),
         cmocka_unit_test(test_contain_padding),
         cmocka_unit_test(test_cmyk_and_16bit),

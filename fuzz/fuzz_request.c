@@ -1,0 +1,211 @@
+/* fuzz_request.c — libFuzzer harness for everything a client's bytes reach before
+ * a job exists: the JSON body and the upload query string (job_params_*,
+ * request_params_from_query), header values (If-None-Match, Idempotency-Key,
+ * Content-Type), the route table, and the configuration file parser. Every input
+ * goes through every parser; what succeeds is checked against the documented
+ * ranges and round-tripped through the Redis record the worker reads. */
+#include "config.h"
+#include "job.h"
+#include "request.h"
+#include "route.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* A property that must hold: report it and abort, so libFuzzer keeps the input. */
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static struct param_limits limits; /* from the configuration's defaults */
+static int conf_fd = -1;           /* a memfd the config parser reads through conf_path */
+static char conf_path[64];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    struct config cfg;
+    CHECK(config_defaults(&cfg) == 0);
+    limits.max_dimension = (int)cfg.image_max_dimension;
+    limits.default_quality = (int)cfg.image_default_quality;
+    config_free(&cfg);
+
+    conf_fd = memfd_create("fuzz_request.conf", MFD_CLOEXEC);
+    CHECK(conf_fd >= 0);
+    snprintf(conf_path, sizeof(conf_path), "/proc/self/fd/%d", conf_fd);
+    return 0;
+}
+
+static bool same_string(const char *a, const char *b) {
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* What the http child accepted: in range, and unchanged by the trip through the
+ * job's Redis hash that the worker rebuilds it from. */
+static void check_accepted(const struct job_params *p, bool upload) {
+    CHECK(p->width >= 1 && p->width <= limits.max_dimension);
+    CHECK(p->height >= 1 && p->height <= limits.max_dimension);
+    CHECK(p->quality >= 1 && p->quality <= 100);
+    CHECK(p->fit >= FIT_INSIDE && p->fit <= FIT_FILL);
+    CHECK(p->crop >= CROP_CENTRE && p->crop <= CROP_ENTROPY);
+    CHECK(p->format >= FMT_ORIGINAL && p->format <= FMT_GIF);
+    CHECK(upload ? p->url == NULL : p->url != NULL);
+    CHECK(p->url == NULL || job_url_is_valid(p->url));
+    CHECK(p->callback_url == NULL || job_url_is_valid(p->callback_url));
+    CHECK(p->email == NULL || job_email_is_valid(p->email));
+
+    struct job_record rec = {0};
+    CHECK(job_record_from_params(&rec, p) == 0);
+    struct job_params back;
+    CHECK(job_params_from_record(&back, &rec) == 0);
+    CHECK(back.width == p->width && back.height == p->height && back.quality == p->quality);
+    CHECK(back.fit == p->fit && back.crop == p->crop && back.format == p->format);
+    CHECK(same_string(back.url, p->url));
+    CHECK(same_string(back.callback_url, p->callback_url));
+    CHECK(same_string(back.email, p->email));
+    job_params_free(&back);
+
+    size_t len = 0;
+    char *doc = job_document_text("fuzzid", &rec, &len);
+    CHECK(doc != NULL && len == strlen(doc) && len >= 2 && doc[len - 1] == '\n');
+    free(doc);
+    job_record_free(&rec);
+}
+
+/* POST /v1/thumbnails with a JSON body, as submit.c reads it. */
+static void fuzz_json(const uint8_t *data, size_t size) {
+    struct job_params p;
+    struct param_error err;
+    job_params_init(&p, &limits);
+    if (job_params_from_json(&p, (const char *)data, size, &limits, &err) == 0 &&
+        job_params_finish(&p, false, &err) == 0)
+        check_accepted(&p, false);
+    else
+        CHECK(err.code != NULL && err.message[0] != '\0');
+    job_params_free(&p);
+}
+
+/* POST /v1/thumbnails?<query> with an image body. */
+static void fuzz_query(const char *s) {
+    struct job_params p;
+    struct param_error err;
+    job_params_init(&p, &limits);
+    if (request_params_from_query(&p, s, &limits, &err) == 0 &&
+        job_params_finish(&p, true, &err) == 0)
+        check_accepted(&p, true);
+    else
+        CHECK(err.code != NULL && err.message[0] != '\0');
+    job_params_free(&p);
+}
+
+/* Header values: the input as one value, and its first line as If-None-Match
+ * against the rest as the entity tag. */
+static void fuzz_headers(const char *s, size_t len) {
+    (void)request_body_kind(s);
+    (void)request_idempotency_key_ok(s);
+    (void)request_etag_matches(s, "0123456789abcdef");
+    (void)request_etag_matches("*", s);
+
+    char *copy = strdup(s);
+    CHECK(copy != NULL);
+    char *nl = memchr(copy, '\n', len);
+    if (nl) {
+        *nl = '\0';
+        const char *etag = nl + 1;
+        (void)request_etag_matches(copy, etag);
+        /* Whatever comes before it, a list that ends with "<etag>" matches. */
+        if (strchr(etag, '"') == NULL && strchr(copy, '"') == NULL) {
+            char *inm = malloc(strlen(copy) + strlen(etag) + 8);
+            CHECK(inm != NULL);
+            sprintf(inm, "%s, \"%s\"", copy, etag);
+            CHECK(request_etag_matches(inm, etag));
+            free(inm);
+        }
+    }
+    free(copy);
+}
+
+/* The request path, under every method. */
+static void fuzz_route(const char *path) {
+    static const enum evhttp_cmd_type methods[] = {
+        EVHTTP_REQ_GET,   EVHTTP_REQ_POST,    EVHTTP_REQ_HEAD,
+        EVHTTP_REQ_PUT,   EVHTTP_REQ_DELETE,  EVHTTP_REQ_OPTIONS,
+        EVHTTP_REQ_TRACE, EVHTTP_REQ_CONNECT, EVHTTP_REQ_PATCH,
+    };
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        struct route_match m;
+        enum route_id r = route_match(methods[i], path, &m);
+        CHECK(r == m.route && r >= ROUTE_NONE && r <= ROUTE_IMAGE);
+        CHECK(route_name(r) != NULL);
+        CHECK((m.allow == NULL) == (r == ROUTE_NONE));
+        CHECK(strlen(m.id) <= ROUTE_ID_MAX);
+        CHECK(strchr(m.id, '/') == NULL);
+        if (r != ROUTE_JOB && r != ROUTE_IMAGE)
+            CHECK(m.id[0] == '\0');
+        if (m.id[0])
+            CHECK(strstr(path, m.id) != NULL);
+    }
+}
+
+static void copy_diff(const char *section, const char *key, void *arg) {
+    void **pair = arg;
+    CHECK(config_copy_key(pair[0], pair[1], section, key) == 0);
+}
+
+static void no_diff(const char *section, const char *key, void *arg) {
+    (void)arg;
+    fprintf(stderr, "config_copy_key left %s.%s different\n", section, key);
+    abort();
+}
+
+/* The input as a configuration file. A valid one is copied key by key onto the
+ * defaults (what SIGHUP does), which must then compare equal. */
+static void fuzz_config(const uint8_t *data, size_t size) {
+    CHECK(ftruncate(conf_fd, 0) == 0);
+    CHECK(pwrite(conf_fd, data, size, 0) == (ssize_t)size);
+    struct config cfg;
+    struct config_errors errs = {0};
+    if (config_load(&cfg, conf_path, &errs) == 0) {
+        CHECK(errs.count == 0);
+        struct config def;
+        CHECK(config_defaults(&def) == 0);
+        void *pair[2] = {&def, &cfg};
+        config_diff(&def, &cfg, copy_diff, pair);
+        config_diff(&def, &cfg, no_diff, NULL);
+        config_free(&def);
+    } else {
+        CHECK(errs.count > 0);
+    }
+    for (size_t i = 0; i < errs.count; i++)
+        CHECK(errs.msgs[i] != NULL);
+    config_free(&cfg);
+    config_errors_free(&errs);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *s = malloc(size + 1); /* the C-string view: up to the first NUL */
+    if (s == NULL)
+        return 0;
+    memcpy(s, data, size);
+    s[size] = '\0';
+    size_t slen = strlen(s);
+
+    fuzz_json(data, size);
+    fuzz_query(s);
+    fuzz_headers(s, slen);
+    fuzz_route(s);
+    fuzz_config(data, size);
+    free(s);
+    return 0;
+}
