@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct conn_clock;
 struct exchange;
 struct linger_conn;
 struct rasync;
@@ -26,9 +27,11 @@ struct http_child {
     struct rasync *redis;
     magic_t magic;
     struct param_limits limits;
-    struct shm_segment *shm; /* the scoreboard, or NULL */
-    struct shm_cache *cache; /* the shared job cache, or NULL */
-    char **api_keys;         /* NULL: no authentication */
+    struct shm_segment *shm;   /* the scoreboard, or NULL */
+    struct shm_cache *cache;   /* the shared job cache, or NULL */
+    struct conn_clock *clocks; /* request deadlines by fd (deadline.c) */
+    size_t nclocks;
+    char **api_keys; /* NULL: no authentication */
     size_t napi_keys;
     struct shm_slot *slot; /* our scoreboard line, or NULL */
 

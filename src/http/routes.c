@@ -1,5 +1,6 @@
 /* routes.c — the dispatcher: every request gets an exchange, then its route's
  * handler, a 404 or a 405 with Allow. /healthz and /readyz are answered here. */
+#include "deadline.h"
 #include "guard.h"
 #include "handlers.h"
 #include "redis_async.h"
@@ -42,6 +43,7 @@ static void readyz(struct exchange *h) {
 
 void routes_dispatch(struct evhttp_request *req, void *arg) {
     struct http_child *c = arg;
+    deadline_request_done(c, req);
     struct exchange *h = exchange_begin(c, req);
     if (h == NULL) {
         evhttp_send_reply(req, 500, NULL, NULL);

@@ -1,6 +1,7 @@
 /* server.c — the http child's life: event loop, evhttp on the inherited listen
  * socket, Redis, libmagic, signals, heartbeat, and a graceful stop. */
 #include "server.h"
+#include "deadline.h"
 #include "guard.h"
 #include "cache.h"
 
@@ -41,6 +42,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg) {
     struct http_child *c = arg;
     if (c->slot)
         atomic_store(&c->slot->heartbeat_ms, shm_now_ms());
+    deadline_sweep(c);
 }
 
 static void on_stop_poll(evutil_socket_t fd, short what, void *arg) {
@@ -96,10 +98,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 /* Each connection's bufferevent, made by us so that a whole response (up to
  * 1 MiB) goes out in one write instead of libevent's default 16 KiB pieces. */
 static struct bufferevent *make_bufferevent(struct event_base *base, void *arg) {
-    (void)arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev)
+    if (bev) {
         bufferevent_set_max_single_write(bev, 1 << 20);
+        deadline_watch(arg, bev);
+    }
     return bev;
 }
 
@@ -117,7 +120,7 @@ static int setup_http(struct http_child *c, int listen_fd) {
     evhttp_set_allowed_methods(c->http, ALL_METHODS);
     evhttp_set_default_content_type(c->http, "application/json");
     evhttp_set_gencb(c->http, routes_dispatch, c);
-    evhttp_set_bevcb(c->http, make_bufferevent, NULL);
+    evhttp_set_bevcb(c->http, make_bufferevent, c);
     c->bound = evhttp_accept_socket_with_handle(c->http, listen_fd);
     return c->bound ? 0 : -1;
 }
@@ -169,6 +172,7 @@ static void teardown(struct http_child *c) {
     free_event(&c->sig_usr1);
     free_event(&c->sig_hup);
     guard_free(c);
+    deadline_free(c);
     free_event(&c->heartbeat);
     free_event(&c->stop_poll);
     free_event(&c->stop_deadline);

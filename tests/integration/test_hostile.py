@@ -329,8 +329,6 @@ def test_slow_loris_does_not_stop_others(hd, hsource):
     slow_loris(hd, hsource, require_closed=False)
 
 
-@pytest.mark.xfail(strict=True, reason="libevent 2.1's http.timeout restarts on every byte: "
-                   "no deadline for a whole request's headers yet (issue 6)")
 def test_slow_loris_connections_are_closed(hd, hsource):
     slow_loris(hd, hsource, require_closed=True)
 

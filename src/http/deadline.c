@@ -1,0 +1,111 @@
+/* deadline.c — per-connection request deadlines, by file descriptor. The
+ * bufferevent is never dereferenced outside libevent's own callbacks: the
+ * sweep only shuts a socket down, after checking that it is still the same
+ * connection (same peer address) and not a later one given the same fd. */
+#include "deadline.h"
+
+#include "log.h"
+#include "segment.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MIN_RATE 1024 /* bytes per second a slow request must at least send */
+
+struct conn_clock {
+    const struct bufferevent *bev; /* identity only, never dereferenced */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int64_t started_ms; /* first byte of the request being received, 0 = none */
+    uint64_t bytes;
+};
+
+/* libevent calls the buffer callback without our context: kept here. */
+static struct http_child *deadline_child;
+
+static struct conn_clock *clock_of(struct http_child *c, int fd) {
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= c->nclocks) {
+        size_t n = c->nclocks ? c->nclocks : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct conn_clock *grown = realloc(c->clocks, n * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        memset(grown + c->nclocks, 0, (n - c->nclocks) * sizeof(*grown));
+        c->clocks = grown;
+        c->nclocks = n;
+    }
+    return &c->clocks[fd];
+}
+
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
+    (void)buf;
+    struct bufferevent *bev = arg;
+    struct http_child *c = deadline_child;
+    if (c == NULL || info->n_added == 0)
+        return;
+    int fd = (int)bufferevent_getfd(bev);
+    struct conn_clock *k = clock_of(c, fd);
+    if (k == NULL)
+        return;
+    if (k->bev != bev) { /* a new connection on this fd */
+        memset(k, 0, sizeof(*k));
+        k->bev = bev;
+        k->peer_len = sizeof(k->peer);
+        if (getpeername(fd, (struct sockaddr *)&k->peer, &k->peer_len) < 0)
+            k->peer_len = 0;
+    }
+    if (k->started_ms == 0)
+        k->started_ms = shm_now_ms();
+    k->bytes += info->n_added;
+}
+
+void deadline_watch(struct http_child *c, struct bufferevent *bev) {
+    deadline_child = c;
+    evbuffer_add_cb(bufferevent_get_input(bev), on_input, bev);
+}
+
+void deadline_request_done(struct http_child *c, struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct conn_clock *k = bev ? clock_of(c, (int)bufferevent_getfd(bev)) : NULL;
+    if (k && k->bev == bev) {
+        k->started_ms = 0;
+        k->bytes = 0;
+    }
+}
+
+void deadline_sweep(struct http_child *c) {
+    int64_t now = shm_now_ms();
+    int64_t limit = c->cfg->http_timeout;
+    for (size_t fd = 0; fd < c->nclocks; fd++) {
+        struct conn_clock *k = &c->clocks[fd];
+        if (k->bev == NULL || k->started_ms == 0 || now - k->started_ms <= limit)
+            continue;
+        uint64_t fair = (uint64_t)(now - k->started_ms) * MIN_RATE / 1000;
+        if (k->bytes >= fair)
+            continue; /* a big upload in progress, not a trickle */
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        bool same = k->peer_len && getpeername((int)fd, (struct sockaddr *)&peer, &len) == 0 &&
+                    len == k->peer_len && memcmp(&peer, &k->peer, len) == 0;
+        if (same) {
+            log_debug("closing a connection that sent %llu bytes in %lld ms without a whole "
+                      "request",
+                      (unsigned long long)k->bytes, (long long)(now - k->started_ms));
+            shutdown((int)fd, SHUT_RDWR);
+        }
+        memset(k, 0, sizeof(*k));
+    }
+}
+
+void deadline_free(struct http_child *c) {
+    free(c->clocks);
+    c->clocks = NULL;
+    c->nclocks = 0;
+    deadline_child = NULL;
+}
