@@ -31,7 +31,8 @@ struct http_child {
     struct shm_cache *cache;   /* the shared job cache, or NULL */
     struct conn_clock *clocks; /* request deadlines by fd (deadline.c) */
     size_t nclocks;
-    char **api_keys; /* NULL: no authentication */
+    bool accept_paused; /* at http.max_connections */
+    char **api_keys;    /* NULL: no authentication */
     size_t napi_keys;
     struct shm_slot *slot; /* our scoreboard line, or NULL */
 

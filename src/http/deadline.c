@@ -8,6 +8,7 @@
 #include "segment.h"
 
 #include <event2/buffer.h>
+#include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -79,28 +80,55 @@ void deadline_request_done(struct http_child *c, struct evhttp_request *req) {
     }
 }
 
+/* Whether fd is still the connection k was made for. */
+static bool still_there(const struct conn_clock *k, int fd) {
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    return k->peer_len && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+           len == k->peer_len && memcmp(&peer, &k->peer, len) == 0;
+}
+
+/* Stops accepting while this child holds http.max_connections connections
+ * (the others take the new ones), and starts again below it. */
+static void limit_connections(struct http_child *c, size_t open) {
+    struct evconnlistener *l = c->bound ? evhttp_bound_socket_get_listener(c->bound) : NULL;
+    if (l == NULL)
+        return;
+    size_t max = (size_t)c->cfg->http_max_connections;
+    if (open >= max && !c->accept_paused) {
+        log_warn("%zu connections open (http.max_connections): not accepting more for now", open);
+        evconnlistener_disable(l);
+        c->accept_paused = true;
+    } else if (open < max && c->accept_paused) {
+        log_info("%zu connections open: accepting again", open);
+        evconnlistener_enable(l);
+        c->accept_paused = false;
+    }
+}
+
 void deadline_sweep(struct http_child *c) {
     int64_t now = shm_now_ms();
     int64_t limit = c->cfg->http_timeout;
+    size_t open = 0;
     for (size_t fd = 0; fd < c->nclocks; fd++) {
         struct conn_clock *k = &c->clocks[fd];
-        if (k->bev == NULL || k->started_ms == 0 || now - k->started_ms <= limit)
+        if (k->bev == NULL)
             continue;
-        uint64_t fair = (uint64_t)(now - k->started_ms) * MIN_RATE / 1000;
-        if (k->bytes >= fair)
-            continue; /* a big upload in progress, not a trickle */
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof(peer);
-        bool same = k->peer_len && getpeername((int)fd, (struct sockaddr *)&peer, &len) == 0 &&
-                    len == k->peer_len && memcmp(&peer, &k->peer, len) == 0;
-        if (same) {
-            log_debug("closing a connection that sent %llu bytes in %lld ms without a whole "
-                      "request",
-                      (unsigned long long)k->bytes, (long long)(now - k->started_ms));
-            shutdown((int)fd, SHUT_RDWR);
+        if (!still_there(k, (int)fd)) {
+            memset(k, 0, sizeof(*k)); /* closed (or the fd went to another connection) */
+            continue;
         }
+        uint64_t fair = (uint64_t)(now - k->started_ms) * MIN_RATE / 1000;
+        if (k->started_ms == 0 || now - k->started_ms <= limit || k->bytes >= fair) {
+            open++; /* idle between requests, on time, or a big upload in progress */
+            continue;
+        }
+        log_debug("closing a connection that sent %llu bytes in %lld ms without a whole request",
+                  (unsigned long long)k->bytes, (long long)(now - k->started_ms));
+        shutdown((int)fd, SHUT_RDWR);
         memset(k, 0, sizeof(*k));
     }
+    limit_connections(c, open);
 }
 
 void deadline_free(struct http_child *c) {

@@ -17,7 +17,9 @@ void deadline_watch(struct http_child *c, struct bufferevent *bev);
 /* A whole request arrived on its connection: its clock stops. */
 void deadline_request_done(struct http_child *c, struct evhttp_request *req);
 
-/* Shuts down the connections past their deadline (the 1 s timer). */
+/* Shuts down the connections past their deadline, and pauses accepting while
+ * http.max_connections connections (that have sent something) are open; the
+ * 1 s timer. */
 void deadline_sweep(struct http_child *c);
 
 void deadline_free(struct http_child *c);

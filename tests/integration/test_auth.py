@@ -1,7 +1,11 @@
-"""API keys (http.api_keys_file) and the rate limit (http.rate_limit)."""
+"""API keys (http.api_keys_file), the rate limit (http.rate_limit) and the
+connection limit of an http child (http.max_connections)."""
 
 import signal
+import socket
 import time
+
+import requests
 
 from helpers import error_of, wait_for
 
@@ -58,3 +62,33 @@ def test_rate_limit(start_daemon):
     time.sleep(wait)
     assert d.get("/v1/thumbnails/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
     assert d.get("/healthz").status_code == 200  # never limited
+
+
+def test_max_connections(start_daemon):
+    # One http child that may hold 5 connections: with 8 open (each has sent
+    # part of a request), it stops accepting; once they close, it accepts again.
+    d = start_daemon({"http": {"processes": "1", "max_connections": "5"}})
+    held = []
+    try:
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            held.append(s)
+        wait_for("accepting paused",
+                 lambda: "not accepting more for now" in d.log_path.read_text(), 10)
+        try:
+            requests.get(d.base + "/healthz", timeout=1.5)
+            raise AssertionError("a connection over http.max_connections was served")
+        except requests.RequestException:
+            pass
+    finally:
+        for s in held:
+            s.close()
+    wait_for("served again", lambda: _healthy(d), 15)
+
+
+def _healthy(d):
+    try:
+        return requests.get(d.base + "/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
