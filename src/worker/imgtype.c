@@ -12,10 +12,6 @@ struct imgtype {
     magic_t magic;
 };
 
-const char *imgtype_canonical(const char *mime) {
-    return config_mime_canonical(mime);
-}
-
 struct imgtype *imgtype_open(void) {
     struct imgtype *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -54,7 +50,7 @@ int imgtype_check(struct imgtype *t, const void *buf, size_t len, const char *al
     if (raw == NULL)
         return failure_set(err, "unsupported_type", "the source's type cannot be detected: %s",
                            magic_error(t->magic) ? magic_error(t->magic) : "unknown error");
-    snprintf(mime, IMGTYPE_MIME_MAX, "%s", imgtype_canonical(raw));
+    snprintf(mime, IMGTYPE_MIME_MAX, "%s", config_mime_canonical(raw));
     if (!config_list_contains(allowed, mime))
         return failure_set(err, "unsupported_type",
                            "the source is %s, which is not an allowed image type (allowed: %s)",

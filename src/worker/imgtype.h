@@ -24,9 +24,4 @@ void imgtype_close(struct imgtype *t);
 int imgtype_check(struct imgtype *t, const void *buf, size_t len, const char *allowed,
                   char mime[IMGTYPE_MIME_MAX], struct failure *err);
 
-/* The canonical name of a MIME type libmagic may report: image/heic,
- * image/heic-sequence and image/heif-sequence give image/heif,
- * image/avif-sequence gives image/avif; anything else is returned unchanged. */
-const char *imgtype_canonical(const char *mime);
-
 #endif

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "queue.h"
+#include "redis_fixture.h"
 
 #define PREFIX     "tq"
 #define NODE       "tqnode:1"
@@ -33,82 +34,29 @@ static const char *const policy_default[P_COUNT] = {PREFIX, "7000", "3",  "1000"
                                                     "5000", "0.5",  "100"};
 
 static struct {
-    char dir[256];
-    char sock[300];
-    pid_t redis;
+    struct redis_fixture redis;
     redisContext *c;
 } fx;
 
 /* ---- fixture: a private redis-server on a unix socket ---- */
 
-static long long mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool have_redis(void) {
-    return system("command -v redis-server >/dev/null 2>&1") == 0;
-}
-
-static redisContext *redis_connect_wait(void) {
-    long long deadline = mono_ms() + 5000;
-    while (mono_ms() < deadline) {
-        redisContext *c = redisConnectUnix(fx.sock);
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            bool ok = r && r->type == REDIS_REPLY_STATUS;
-            freeReplyObject(r);
-            if (ok)
-                return c;
-        }
-        if (c)
-            redisFree(c);
-        sleep_ms(50);
-    }
-    return NULL;
-}
-
 static int group_setup(void **state) {
     (void)state;
-    if (!have_redis()) {
+    if (!redis_fixture_available()) {
         fprintf(stderr, "test_queue: redis-server not found in PATH, skipping\n");
         return 0;
     }
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(fx.dir, sizeof(fx.dir), "%s/th-queue-XXXXXX", tmp);
-    if (mkdtemp(fx.dir) == NULL)
-        return -1;
-    snprintf(fx.sock, sizeof(fx.sock), "%s/redis.sock", fx.dir);
-    fx.redis = fork();
-    if (fx.redis == 0) {
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", fx.sock, "--save", "",
-               "--appendonly", "no", "--dir", fx.dir, "--logfile", "redis.log", (char *)NULL);
-        _exit(127);
-    }
-    if (fx.redis < 0 || (fx.c = redis_connect_wait()) == NULL)
+    if (redis_fixture_start(&fx.redis, "queue") < 0 ||
+        (fx.c = redis_fixture_connect(&fx.redis)) == NULL)
         return -1;
     return 0;
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    if (fx.dir[0] == '\0')
-        return 0;
     if (fx.c)
         redisFree(fx.c);
-    if (fx.redis > 0) {
-        kill(fx.redis, SIGTERM);
-        waitpid(fx.redis, NULL, 0);
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return redis_fixture_remove(&fx.redis);
 }
 
 /* Each test starts on an empty server. */
@@ -682,7 +630,7 @@ static void test_enqueue_dedup_after_end(void **state) {
 
     /* expired */
     assert_int_equal(cmd_int("PEXPIRE %s 1", k("job", "j5")), 1);
-    sleep_ms(10);
+    redis_fixture_sleep_ms(10);
     expect_ok(enqueue_ex("j6", &(struct enq){.idem = "key-1"}));
     expect_get(k("idem", "key-1"), "j6", 2);
     expect_ttl(k("idem", "key-1"), DEDUP_TTL);

@@ -654,10 +654,10 @@ static void test_imgtype_refuses(void **state) {
 
 static void test_imgtype_canonical(void **state) {
     (void)state;
-    assert_string_equal(imgtype_canonical("image/heic"), "image/heif");
-    assert_string_equal(imgtype_canonical("image/heic-sequence"), "image/heif");
-    assert_string_equal(imgtype_canonical("image/avif"), "image/avif");
-    assert_string_equal(imgtype_canonical("image/png"), "image/png");
+    assert_string_equal(config_mime_canonical("image/heic"), "image/heif");
+    assert_string_equal(config_mime_canonical("image/heic-sequence"), "image/heif");
+    assert_string_equal(config_mime_canonical("image/avif"), "image/avif");
+    assert_string_equal(config_mime_canonical("image/png"), "image/png");
 }
 
 int main(void) {
