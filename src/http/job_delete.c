@@ -48,11 +48,12 @@ void job_delete_handle(struct exchange *h) {
     h->argv[4] = c->key_delayed;
     h->argv[5] = h->match.id;
     h->argv[6] = h->ttl;
+    h->argv[7] = prefix;
     h->op = (struct rasync_op){.cb = on_deleted,
                                .arg = h,
                                .script = QS_DELETE,
                                .nkeys = 5,
-                               .nargs = 2,
+                               .nargs = 3,
                                .argv = h->argv,
                                .lens = NULL};
     if (rasync_script(c->redis, &h->op) < 0) {

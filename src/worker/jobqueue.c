@@ -254,12 +254,12 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
     job_key(q, k_res, "res", id);
     job_key(q, k_src, "src", id);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)q->cfg->redis_result_ttl);
-    const char *argv[8 + 2 * JOBQUEUE_FIELDS_MAX] = {k_job, k_res, q->k_proc, k_src,
-                                                     id,    token, ttl,       bytes};
-    size_t lens[8 + 2 * JOBQUEUE_FIELDS_MAX];
-    size_t n = 8 + 2 * nfields;
-    for (size_t i = 8; i < n; i++)
-        argv[i] = fields[i - 8];
+    const char *argv[9 + 2 * JOBQUEUE_FIELDS_MAX] = {
+        k_job, k_res, q->k_proc, k_src, id, token, ttl, bytes, q->cfg->redis_key_prefix};
+    size_t lens[9 + 2 * JOBQUEUE_FIELDS_MAX];
+    size_t n = 9 + 2 * nfields;
+    for (size_t i = 9; i < n; i++)
+        argv[i] = fields[i - 9];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
     return finish(q, QS_COMPLETE, 4, (int)n - 4, argv, lens, "complete script");

@@ -420,14 +420,14 @@ static void run(const char *wid, const char *id, const char *token) {
     freeReplyObject(r);
 }
 
-/* KEYS job res proc src; ARGV id token ttl_ms bytes fields... (fields: NULL-ended pairs) */
+/* KEYS job res proc src; ARGV id token ttl_ms bytes prefix fields... (fields: NULL-ended pairs) */
 static long long complete(const char *wid, const char *id, const char *token, const void *bytes,
                           size_t len, const char *const *fields) {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", RESULT_TTL);
     const char *argv[16] = {k("job", id), k("res", id), k("proc", wid), k("src", id), id,
-                            token,        ttl,          bytes};
-    size_t lens[16], n = 8;
+                            token,        ttl,          bytes,          PREFIX};
+    size_t lens[16], n = 9;
     for (size_t i = 0; fields && fields[i] && n < 16; i++)
         argv[n++] = fields[i];
     for (size_t i = 0; i < n; i++)
@@ -474,13 +474,13 @@ static long long promote(const char *limit) {
     return eval_int(QS_PROMOTE, 2, 2, argv, NULL);
 }
 
-/* KEYS job res src ready delayed; ARGV id ttl_ms */
+/* KEYS job res src ready delayed; ARGV id ttl_ms prefix */
 static long long del(const char *id) {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", FAIL_TTL);
     const char *argv[] = {k("job", id),       k("res", id), k("src", id), k("ready", NULL),
-                          k("delayed", NULL), id,           ttl};
-    return eval_int(QS_DELETE, 5, 2, argv, NULL);
+                          k("delayed", NULL), id,           ttl,          PREFIX};
+    return eval_int(QS_DELETE, 5, 3, argv, NULL);
 }
 
 /* A scheduled retry of id made due now and promoted: id at the back of ready. */

@@ -5,6 +5,27 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A job reached a terminal state: queue its deliveries (a callback when done
+-- or failed, an e-mail when done) and tell long-polling readers. A delivery is
+-- created once per job (HSETNX on the job), so a job run twice is delivered
+-- once. Delivery ids are "<kind>:<job id>" with kind cb or mail; their records
+-- are {p}:wh:d:<delivery id>, queued on {p}:wh:ready (DESIGN.md §5).
+local function on_terminal(job, id, prefix, state)
+  local p = '{' .. prefix .. '}:'
+  local function deliver(kind, field)
+    local to = redis.call('HGET', job, field)
+    if to and to ~= '' and redis.call('HSETNX', job, kind .. '_status', 'pending') == 1 then
+      local did = kind .. ':' .. id
+      redis.call('HSET', p .. 'wh:d:' .. did, 'job', id, 'kind', kind, 'to', to,
+                 'attempts', '0', 'status', 'pending', 'created', string.format('%d', now_ms()))
+      redis.call('RPUSH', p .. 'wh:ready', did)
+    end
+  end
+  if state == 'done' or state == 'failed' then deliver('cb', 'callback_url') end
+  if state == 'done' then deliver('mail', 'email') end
+  redis.call('PUBLISH', p .. 'done', id)
+end
+
 -- The failure policy, one place for the worker's failures and for the jobs of
 -- a worker that is gone. P = {prefix, ttl, max, base, cap, jitter, deadmax,
 -- delayed, dead}. A transient failure with attempts left goes to the delayed
@@ -27,6 +48,7 @@ local function settle_failure(job, id, code, msg, transient, now, P)
              'err_code', code, 'err_msg', msg)
   redis.call('PEXPIRE', job, P.ttl)
   redis.call('DEL', '{' .. P.prefix .. '}:src:' .. id)
+  on_terminal(job, id, P.prefix, 'failed')
   if transient then
     redis.call('ZADD', P.dead, string.format('%d', now), id)
     redis.call('ZREMRANGEBYRANK', P.dead, 0, -(P.deadmax + 1))

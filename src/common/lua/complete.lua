@@ -1,4 +1,4 @@
--- complete: KEYS job res proc src; ARGV id token ttl_ms bytes fields...
+-- complete: KEYS job res proc src; ARGV id token ttl_ms bytes prefix fields...
 -- -> 1 stored | 0 stale (the token no longer matches: the job was reaped)
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
   redis.call('LREM', KEYS[3], 0, ARGV[1])
@@ -6,7 +6,7 @@ if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
 end
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 redis.call('HSET', KEYS[1], 'state', 'done', 'finished', string.format('%d', now_ms()),
-           unpack(ARGV, 5))
+           unpack(ARGV, 6))
 redis.call('HDEL', KEYS[1], 'token', 'err_code', 'err_msg', 'retry_at')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 for _, f in ipairs({'idem_key', 'req_key'}) do
@@ -15,4 +15,5 @@ for _, f in ipairs({'idem_key', 'req_key'}) do
 end
 redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('DEL', KEYS[4])
+on_terminal(KEYS[1], ARGV[1], ARGV[5], 'done')
 return 1

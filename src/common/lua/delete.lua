@@ -1,4 +1,4 @@
--- delete: KEYS job res src ready delayed; ARGV id ttl_ms -> 1 | 0 (no such job)
+-- delete: KEYS job res src ready delayed; ARGV id ttl_ms prefix -> 1 | 0 (no such job)
 -- A queued or processing job becomes canceled (its token cleared, so a
 -- worker's late completion changes nothing); a finished one is deleted.
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -10,6 +10,7 @@ if state == 'queued' or state == 'processing' then
   redis.call('ZREM', KEYS[5], ARGV[1])
   redis.call('DEL', KEYS[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PUBLISH', '{' .. ARGV[3] .. '}:done', ARGV[1])
 else
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 end
