@@ -116,6 +116,7 @@ static const struct key keys[] = {
     {"smtp", "from", K_STR, OFF(smtp_from), 0, 0, "", NULL, NULL},
     {"smtp", "username", K_STR, OFF(smtp_username), 0, 0, "", NULL, NULL},
     {"smtp", "password", K_STR, OFF(smtp_password), 0, 0, "", NULL, NULL},
+    {"smtp", "starttls", K_BOOL, OFF(smtp_starttls), 0, 1, "yes", NULL, NULL},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

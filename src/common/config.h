@@ -81,6 +81,7 @@ struct config {
     char *smtp_from;
     char *smtp_username;
     char *smtp_password;
+    bool smtp_starttls;
 };
 
 /* Errors found while loading, each "file:line: message". */

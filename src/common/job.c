@@ -482,6 +482,42 @@ static void set_str_field(json_t *obj, const char *key, const struct job_record 
         json_object_set_new(obj, key, json_string(v));
 }
 
+/* A delivery's status object: {status, attempts, last_status, last_error}.
+ * Before the job ends its status is pending with 0 attempts. */
+static void set_delivery(json_t *doc, const char *key, const struct job_record *rec,
+                         const char *kind, const char *target) {
+    if (job_record_get(rec, target) == NULL)
+        return;
+    char f[32];
+    json_t *d = json_object();
+    snprintf(f, sizeof(f), "%s_status", kind);
+    const char *status = job_record_get(rec, f);
+    json_object_set_new(d, "status", json_string(status ? status : "pending"));
+    snprintf(f, sizeof(f), "%s_attempts", kind);
+    json_object_set_new(d, "attempts", json_integer(job_record_get_int(rec, f, 0)));
+    snprintf(f, sizeof(f), "%s_last_status", kind);
+    long long last = job_record_get_int(rec, f, 0);
+    if (last > 0)
+        json_object_set_new(d, "last_status", json_integer(last));
+    snprintf(f, sizeof(f), "%s_last_error", kind);
+    const char *err = job_record_get(rec, f);
+    if (err && status && strcmp(status, "delivered") != 0)
+        json_object_set_new(d, "last_error", json_string(err));
+    json_object_set_new(doc, key, d);
+}
+
+bool job_deliveries_pending(const struct job_record *rec) {
+    static const char *const kinds[][2] = {{"cb", "callback_url"}, {"mail", "email"}};
+    for (size_t i = 0; i < 2; i++) {
+        char f[32];
+        snprintf(f, sizeof(f), "%s_status", kinds[i][0]);
+        const char *status = job_record_get(rec, f);
+        if (job_record_get(rec, kinds[i][1]) && (status == NULL || !strcmp(status, "pending")))
+            return true;
+    }
+    return false;
+}
+
 json_t *job_document(const char *id, const struct job_record *rec) {
     json_t *doc = json_object();
     if (doc == NULL)
@@ -533,5 +569,7 @@ json_t *job_document(const char *id, const struct job_record *rec) {
         set_str_field(e, "message", rec, "err_msg");
         json_object_set_new(doc, "error", e);
     }
+    set_delivery(doc, "callback", rec, "cb", "callback_url");
+    set_delivery(doc, "email_delivery", rec, "mail", "email");
     return doc;
 }

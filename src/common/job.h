@@ -104,6 +104,10 @@ char *job_document_text(const char *id, const struct job_record *rec, size_t *le
 /* Formats milliseconds since the epoch as 2026-11-28T09:14:54.123Z into out (48 bytes). */
 void job_format_time(long long ms, char out[48]);
 
+/* Whether the job asked for a callback or an e-mail that is not yet delivered
+ * or given up: its document still changes, so caches keep it briefly. */
+bool job_deliveries_pending(const struct job_record *rec);
+
 /* Whether a status is terminal (done, failed, canceled). */
 bool job_state_is_terminal(const char *state);
 

@@ -19,6 +19,8 @@ enum queue_script {
     QS_RELEASE,  /* the jobs of a gone worker -> how many */
     QS_DELETE,   /* -> 1 | 0 no such job */
     QS_PROMOTE,  /* due retries back to ready -> how many */
+    QS_DELIVER,  /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
+    QS_DELIVER_PROMOTE, /* due delivery retries back to {p}:wh:ready -> how many */
     QS_COUNT
 };
 

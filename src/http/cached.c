@@ -102,8 +102,13 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
         return;
     int64_t now = shm_now_ms();
     int64_t expires;
-    if (job_state_is_terminal(state)) {
+    if (job_state_is_terminal(state) && !job_deliveries_pending(rec)) {
         expires = ttl_ms > 0 ? now + ttl_ms : 0;
+    } else if (job_state_is_terminal(state)) {
+        /* A delivery's status is still to change: briefly, like a pending job. */
+        if (c->cfg->cache_pending_ttl <= 0)
+            return;
+        expires = now + c->cfg->cache_pending_ttl;
     } else {
         if (c->cfg->cache_pending_ttl <= 0)
             return;

@@ -87,6 +87,24 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
     return 0;
 }
 
+/* A callback needs a signing secret and an e-mail an SMTP server: without
+ * them the job is refused now rather than its delivery failing later.
+ * Answers and returns -1 when refused. */
+static int check_deliveries(struct exchange *h, const struct job_params *p) {
+    const struct config *cfg = h->child->cfg;
+    if (p->callback_url && cfg->callback_secret[0] == '\0') {
+        respond_error(h, "invalid_param", "callback_url", 0,
+                      "callbacks are not enabled on this server (callback.secret is empty)");
+        return -1;
+    }
+    if (p->email && cfg->smtp_url[0] == '\0') {
+        respond_error(h, "invalid_param", "email", 0,
+                      "e-mail is not enabled on this server (smtp.url is empty)");
+        return -1;
+    }
+    return 0;
+}
+
 static long long reply_number(const redisReply *r) {
     if (r->type == REDIS_REPLY_INTEGER)
         return r->integer;
@@ -235,7 +253,7 @@ void submit_handle(struct exchange *h) {
         respond_error(h, "internal", NULL, 0, "out of memory");
         goto out;
     }
-    if (read_params(h, &p, body, len, &upload) < 0)
+    if (read_params(h, &p, body, len, &upload) < 0 || check_deliveries(h, &p) < 0)
         goto out;
     const char *idem =
         evhttp_find_header(evhttp_request_get_input_headers(h->req), "Idempotency-Key");

@@ -136,12 +136,14 @@ static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct master *m = arg;
-    int left = supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER);
+    int left = supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) +
+               supervise_running(m, CHILD_DELIVERY);
     if (left > 0) {
         log_warn("stop: %d children still running after %lld ms: killing them", left,
                  (long long)m->cfg.stop_timeout);
         supervise_signal(m, CHILD_HTTP, SIGKILL);
         supervise_signal(m, CHILD_WORKER, SIGKILL);
+        supervise_signal(m, CHILD_DELIVERY, SIGKILL);
     } else if (supervise_running(m, CHILD_REDIS) > 0) {
         log_warn("stop: redis-server still running: killing it");
         supervise_signal(m, CHILD_REDIS, SIGKILL);
@@ -157,6 +159,7 @@ void master_stop(struct master *m, const char *why, bool escalate) {
         log_warn("%s again: stopping now", why);
         supervise_signal(m, CHILD_HTTP, SIGKILL);
         supervise_signal(m, CHILD_WORKER, SIGKILL);
+        supervise_signal(m, CHILD_DELIVERY, SIGKILL);
         return;
     }
     log_info("%s: stopping (children finish their work, at most %lld ms)", why,
@@ -165,6 +168,7 @@ void master_stop(struct master *m, const char *why, bool escalate) {
     m->stopping = true;
     supervise_signal(m, CHILD_HTTP, SIGQUIT);
     supervise_signal(m, CHILD_WORKER, SIGQUIT);
+    supervise_signal(m, CHILD_DELIVERY, SIGQUIT);
     m->stop_timer = evtimer_new(m->base, stop_timeout_cb, m);
     struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
     evtimer_add(m->stop_timer, &tv);
@@ -172,7 +176,9 @@ void master_stop(struct master *m, const char *why, bool escalate) {
 }
 
 void master_children_gone(struct master *m) {
-    if (supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) > 0)
+    if (supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) +
+            supervise_running(m, CHILD_DELIVERY) >
+        0)
         return;
     if (!m->left_cluster) {
         m->left_cluster = true;

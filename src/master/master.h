@@ -12,7 +12,7 @@
 struct event_base;
 struct event;
 
-enum child_kind { CHILD_REDIS, CHILD_HTTP, CHILD_WORKER };
+enum child_kind { CHILD_REDIS, CHILD_HTTP, CHILD_WORKER, CHILD_DELIVERY };
 
 /* One supervised child process and its restart state. */
 struct child {

@@ -84,11 +84,13 @@ void master_reload(struct master *m) {
         /* What the children run with changed: replace them all. */
         supervise_retire_all(m, CHILD_HTTP);
         supervise_retire_all(m, CHILD_WORKER);
+        supervise_retire_all(m, CHILD_DELIVERY);
     } else {
         /* Same configuration for them: they re-read the API keys file and
          * reopen their logs. */
         supervise_signal(m, CHILD_HTTP, SIGHUP);
         supervise_signal(m, CHILD_WORKER, SIGUSR1);
+        supervise_signal(m, CHILD_DELIVERY, SIGUSR1);
     }
     supervise_scale(m);
     log_info("reload: %s applied (%d change%s): %lld http, %lld workers%s", m->conf_path, ch.total,

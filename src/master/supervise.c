@@ -2,6 +2,7 @@
  * waitpid in a loop, respawn with exponential backoff, scale to the configured
  * counts, and kill a worker stuck past worker.job_timeout (nginx's master loop). */
 #include "supervise.h"
+#include "deliver.h"
 #include "jobs.h"
 #include "log.h"
 #include "redis_embedded.h"
@@ -27,7 +28,11 @@
 #define HEALTHY_MS     60000
 
 static const char *kind_name(enum child_kind k) {
-    return k == CHILD_REDIS ? "redis-server" : k == CHILD_HTTP ? "http" : "worker";
+    static const char *const names[] = {[CHILD_REDIS] = "redis-server",
+                                        [CHILD_HTTP] = "http",
+                                        [CHILD_WORKER] = "worker",
+                                        [CHILD_DELIVERY] = "delivery"};
+    return names[k];
 }
 
 static void respawn_cb(evutil_socket_t fd, short what, void *arg) {
@@ -144,6 +149,9 @@ int supervise_scale(struct master *m) {
     int rc = scale_kind(m, CHILD_HTTP, (int)m->cfg.http_processes);
     if (scale_kind(m, CHILD_WORKER, (int)m->cfg.worker_processes) < 0)
         rc = -1;
+    /* One delivery child per node: it runs many deliveries at once itself. */
+    if (scale_kind(m, CHILD_DELIVERY, 1) < 0)
+        rc = -1;
     return rc;
 }
 
@@ -208,7 +216,9 @@ static int child_main(struct child *c) {
         snprintf(name, sizeof(name), "%s", kind_name(c->kind));
     log_set_procname(name);
     /* What ps and top show: thumb-http, thumb-worker (redis names itself). */
-    prctl(PR_SET_NAME, c->kind == CHILD_HTTP ? "thumb-http" : "thumb-worker");
+    prctl(PR_SET_NAME, c->kind == CHILD_HTTP     ? "thumb-http"
+                       : c->kind == CHILD_WORKER ? "thumb-worker"
+                                                 : "thumb-delivery");
     switch (c->kind) {
     case CHILD_REDIS:
         if (m->listen_fd >= 0)
@@ -227,6 +237,13 @@ static int child_main(struct child *c) {
         struct worker_args a = {
             .cfg = &m->cfg, .node_id = m->node_id, .shm = &m->shm, .slot = c->slot};
         return worker_main(&a);
+    }
+    case CHILD_DELIVERY: {
+        if (m->listen_fd >= 0)
+            close(m->listen_fd);
+        struct deliver_args a = {
+            .cfg = &m->cfg, .node_id = m->node_id, .shm = &m->shm, .slot = c->slot};
+        return deliver_main(&a);
     }
     }
     return 1;
@@ -261,7 +278,9 @@ int supervise_spawn(struct child *c) {
     struct shm_slot *s = shm_slot(&c->master->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, pid);
-        atomic_store(&s->kind, c->kind == CHILD_HTTP ? SLOT_HTTP : SLOT_WORKER);
+        atomic_store(&s->kind, c->kind == CHILD_HTTP     ? SLOT_HTTP
+                               : c->kind == CHILD_WORKER ? SLOT_WORKER
+                                                         : SLOT_DELIVERY);
         atomic_store(&s->state, SLOT_IDLE);
         atomic_store(&s->heartbeat_ms, c->started_ms);
     }
@@ -309,8 +328,8 @@ static void reap_one(struct master *m, struct child *c, int status) {
         log_warn("%s pid %d (slot %d) %s after %lld ms", kind_name(c->kind), (int)c->pid, c->slot,
                  how, (long long)lived);
 
-    if (c->kind == CHILD_WORKER)
-        release_jobs(m, c, status);
+    if (c->kind == CHILD_WORKER || c->kind == CHILD_DELIVERY)
+        release_jobs(m, c, status); /* a delivery child's go back to their queue */
     struct shm_slot *s = shm_slot(&m->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, 0);

@@ -13,7 +13,7 @@
 #define SHM_VERSION   1
 #define SHM_MAX_SLOTS 1024
 
-enum slot_kind { SLOT_FREE, SLOT_HTTP, SLOT_WORKER };
+enum slot_kind { SLOT_FREE, SLOT_HTTP, SLOT_WORKER, SLOT_DELIVERY };
 enum slot_state { SLOT_IDLE, SLOT_BUSY };
 
 /* One child's line on the scoreboard. Written by that child (state, job) and by

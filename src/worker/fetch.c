@@ -307,6 +307,13 @@ static int url_host(CURLU *u, char *buf, size_t n) {
     return ok;
 }
 
+int fetch_url_host(const char *url, char *buf, size_t n) {
+    CURLU *u = curl_url();
+    int rc = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK ? url_host(u, buf, n) : -1;
+    curl_url_cleanup(u);
+    return rc;
+}
+
 /* Vets the URL in u before it is requested (hop 0 is the job's URL): http or
  * https, a host not denied. Fills h->host (and h->origin on hop 0) and sets
  * the hop's private-address allowance. */

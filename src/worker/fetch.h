@@ -74,6 +74,10 @@ int fetch_url(struct fetch *f, const struct fetch_opts *o, const char *url, stru
 
 void fetch_body_free(struct fetch_body *b);
 
+/* The host of an absolute URL as fetch_host_listed takes it, into buf.
+ * Returns 0, or -1 when the URL has no usable host. */
+int fetch_url_host(const char *url, char *buf, size_t n);
+
 /* Whether host (as in a URL: a name, an IPv4 literal or a bracketed IPv6 one)
  * matches an entry of list, by the rules above. NULL list or host: false. */
 bool fetch_host_listed(const char *list, const char *host);

@@ -503,9 +503,9 @@ def still_alive(procs):
 
 
 def children_by_kind(pid):
-    """{"http": [pids], "worker": [pids], "redis": [pids]}: the daemon's children by
-    the name each gives itself (/proc/PID/comm)."""
-    out = {"http": [], "worker": [], "redis": []}
+    """{"http": [pids], "worker": [pids], "delivery": [pids], "redis": [pids]}: the
+    daemon's children by the name each gives itself (/proc/PID/comm)."""
+    out = {"http": [], "worker": [], "delivery": [], "redis": []}
     for p, _ in descendants(pid):
         try:
             with open(f"/proc/{p}/comm") as f:
@@ -516,6 +516,8 @@ def children_by_kind(pid):
             out["http"].append(p)
         elif comm == "thumb-worker":
             out["worker"].append(p)
+        elif comm == "thumb-delivery":
+            out["delivery"].append(p)
         elif comm.startswith("redis"):
             out["redis"].append(p)
     return out

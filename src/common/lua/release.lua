@@ -2,7 +2,8 @@
 -- ARGV mode(requeue|fail) code message wid prefix ttl max base cap jitter deadmax -> jobs
 -- requeue: back to the front of ready (a clean stop). fail: a transient failure
 -- (crash, timeout, lost node) under the retry policy. A job taken but not yet
--- started is requeued either way.
+-- started is requeued either way. The same for a delivery child's
+-- deliveries ({p}:wh:proc:<wid>).
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local now = now_ms()
 local P = policy(5, KEYS[4], KEYS[5])
@@ -22,5 +23,14 @@ for i = #ids, 1, -1 do
   end
 end
 redis.call('DEL', KEYS[1])
+-- A delivery child's deliveries go back to the front of their queue, to be
+-- tried again without counting an attempt (their ids stay the same).
+local wh = '{' .. P.prefix .. '}:wh:'
+local held = redis.call('LRANGE', wh .. 'proc:' .. ARGV[4], 0, -1)
+for i = #held, 1, -1 do
+  redis.call('LPUSH', wh .. 'ready', held[i])
+  n = n + 1
+end
+redis.call('DEL', wh .. 'proc:' .. ARGV[4])
 redis.call('SREM', KEYS[3], ARGV[4])
 return n

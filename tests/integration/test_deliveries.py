@@ -1,0 +1,341 @@
+"""Deliveries: signed callbacks (Standard Webhooks) and e-mails, from their own
+queue. A local receiver checks every signature with Python's hmac, independently
+of the daemon's signer; a local aiosmtpd sink takes the e-mails."""
+
+import base64
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from helpers import decode_image, error_of, free_port, wait_for
+
+SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+OLD_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+FAST = {"secret": SECRET, "schedule": "200ms 200ms 200ms", "timeout": "1s"}
+
+
+class Receiver:
+    """An HTTP server on loopback that answers each POST to /hook/NAME with the
+    next behaviour of NAME's script (a status, or "hang": no answer for 3 s;
+    the last one repeats) and records every request."""
+
+    def __init__(self):
+        self.scripts = {}
+        self.calls = {}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_POST(self):
+                name = self.path.rsplit("/", 1)[-1]
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    calls = receiver.calls.setdefault(name, [])
+                    calls.append({"headers": dict(self.headers), "body": body,
+                                  "at": time.monotonic()})
+                    script = receiver.scripts.get(name, [200])
+                    what = script[min(len(calls), len(script)) - 1]
+                if what == "hang":
+                    time.sleep(3)
+                    what = 200
+                extra = {}
+                if isinstance(what, tuple):
+                    what, extra = what
+                try:
+                    self.send_response(what)
+                    for k, v in extra.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the daemon gave up waiting: as intended
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def hook(self, name, script):
+        self.scripts[name] = script
+        return f"http://127.0.0.1:{self.port}/hook/{name}"
+
+    def received(self, name):
+        with self.lock:
+            return list(self.calls.get(name, []))
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def verify(call, secrets=(SECRET,)):
+    """Checks a callback as a receiver following Standard Webhooks would: the
+    signature of id.timestamp.body with any of our secrets, a fresh timestamp.
+    Returns the parsed body."""
+    h = {k.lower(): v for k, v in call["headers"].items()}
+    msg_id, ts, sigs = h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"]
+    assert abs(time.time() - int(ts)) < 300, f"stale webhook-timestamp {ts}"
+    signed = f"{msg_id}.{ts}.".encode() + call["body"]
+    offered = [s.split(",", 1)[1] for s in sigs.split(" ") if s.startswith("v1,")]
+    for secret in secrets:
+        key = base64.b64decode(secret[len("whsec_"):])
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        assert any(hmac.compare_digest(expected, o) for o in offered), \
+            f"no valid signature for a secret in {sigs!r}"
+    assert h["content-type"] == "application/json"
+    return json.loads(call["body"])
+
+
+def delivery_of(d, job_id, key="callback", statuses=("delivered", "failed", "stopped"),
+                timeout=20):
+    """Waits until the job document's delivery status is one of statuses."""
+    def settled():
+        doc = d.job(job_id)
+        return doc if doc.get(key, {}).get("status") in statuses else None
+    return wait_for(f"{key} of {job_id} in {statuses}", settled, timeout, step=0.1)[key]
+
+
+def test_callback_is_signed_and_delivered_once(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("once", [200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    assert job["callback"] == {"status": "pending", "attempts": 0}
+    assert d.wait(job["id"])["status"] == "done"
+    cb = delivery_of(d, job["id"])
+    assert cb == {"status": "delivered", "attempts": 1, "last_status": 200}
+    calls = receiver.received("once")
+    assert len(calls) == 1
+    body = verify(calls[0])
+    assert {k.lower(): v for k, v in calls[0]["headers"].items()}["webhook-id"] == \
+        "msg_" + job["id"]
+    assert body["id"] == job["id"] and body["status"] == "done"
+    assert body["result"]["image_url"] == f"/v1/thumbnails/{job['id']}/image"
+    assert "callback" not in body, "the body must not change between attempts"
+
+
+def test_failed_job_is_called_back_too(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("failed", [204])
+    job = d.submit(url=source.url("fail/1/404"), callback_url=url)
+    assert d.wait(job["id"])["status"] == "failed"
+    assert delivery_of(d, job["id"])["status"] == "delivered"
+    body = verify(receiver.received("failed")[0])
+    assert body["status"] == "failed" and body["error"]["code"] == "fetch_http_404"
+
+
+def test_500_twice_then_200_keeps_the_webhook_id(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("flaky", [500, 500, 200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb == {"status": "delivered", "attempts": 3, "last_status": 200}
+    calls = receiver.received("flaky")
+    assert len(calls) == 3
+    ids = {c["headers"].get("webhook-id") for c in calls}
+    assert ids == {"msg_" + job["id"]}
+    bodies = {c["body"] for c in calls}
+    assert len(bodies) == 1, "every attempt sends the same body"
+    for c in calls:
+        verify(c)
+
+
+def test_410_stops_the_deliveries(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("gone", [410, 200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb["status"] == "stopped" and cb["attempts"] == 1 and cb["last_status"] == 410
+    time.sleep(1.0)  # well past the whole 200 ms schedule
+    assert len(receiver.received("gone")) == 1
+
+
+def test_redirect_is_not_followed(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("moved", [(302, {"Location": "http://127.0.0.1:9/elsewhere"}), 200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb == {"status": "delivered", "attempts": 2, "last_status": 200}
+    assert len(receiver.received("moved")) == 2
+
+
+def test_a_hanging_receiver_is_retried_after_the_timeout(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("slow", ["hang", 200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb["status"] == "delivered" and cb["attempts"] == 2
+    calls = receiver.received("slow")
+    assert len(calls) == 2
+    # The second came after the first attempt timed out (callback.timeout = 1s),
+    # not after the receiver finally answered (3 s).
+    assert calls[1]["at"] - calls[0]["at"] < 3.0
+
+
+def test_429_retry_after_is_honoured(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("busy", [(429, {"Retry-After": "2"}), 200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    assert delivery_of(d, job["id"])["status"] == "delivered"
+    calls = receiver.received("busy")
+    assert len(calls) == 2
+    assert calls[1]["at"] - calls[0]["at"] >= 1.9, "Retry-After: 2 was not waited for"
+
+
+def test_exhausted_deliveries_fail_and_the_result_stays(start_daemon, source, receiver):
+    d = start_daemon({"callback": FAST})
+    url = receiver.hook("down", [503])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb["status"] == "failed" and cb["attempts"] == 4 and cb["last_status"] == 503
+    assert "given up after 4 attempts" in cb["last_error"]
+    assert len(receiver.received("down")) == 4
+    doc = d.job(job["id"])
+    assert doc["status"] == "done"
+    assert d.get(doc["result"]["image_url"]).status_code == 200
+
+
+def test_rotation_signs_with_every_secret(start_daemon, source, receiver):
+    d = start_daemon({"callback": dict(FAST, secret=f"{SECRET} {OLD_SECRET}")})
+    url = receiver.hook("rotate", [200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    delivery_of(d, job["id"])
+    call = receiver.received("rotate")[0]
+    verify(call, secrets=(SECRET,))
+    verify(call, secrets=(OLD_SECRET,))
+
+
+def test_callback_to_a_blocked_address_is_refused(start_daemon, images, receiver):
+    # allow_private off: the receiver on loopback is what the guard refuses.
+    # The image is uploaded, so the job itself needs no fetch.
+    d = start_daemon({"callback": FAST, "fetch": {"allow_private": "no"}})
+    url = receiver.hook("inside", [200])
+    data = images["land.jpg"].read_bytes()
+    job = d.upload(data, width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb["status"] == "failed" and cb["attempts"] == 1
+    assert "callback_blocked_address" in cb["last_error"] and "127.0.0.1" in cb["last_error"]
+    assert receiver.received("inside") == []
+
+
+def test_killed_delivery_child_hands_its_deliveries_back(start_daemon, source, receiver):
+    d = start_daemon({"callback": dict(FAST, timeout="10s")})
+    url = receiver.hook("crash", ["hang", 200])
+    job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+    wait_for("the first callback", lambda: receiver.received("crash"), 20)
+    victim = d.children()["delivery"][0]
+    os.kill(victim, signal.SIGKILL)
+    cb = delivery_of(d, job["id"])
+    assert cb["status"] == "delivered"
+    calls = receiver.received("crash")
+    assert len(calls) == 2
+    assert calls[0]["headers"]["webhook-id"] == calls[1]["headers"]["webhook-id"]
+    assert victim not in d.children()["delivery"] and len(d.children()["delivery"]) == 1
+
+
+def test_deliveries_need_their_configuration(start_daemon, source):
+    d = start_daemon()
+    r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"),
+                                        "callback_url": "http://127.0.0.1:9/cb"})
+    error_of(r, 400, "invalid_param", "callback_url")
+    r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"),
+                                        "email": "someone@example.test"})
+    error_of(r, 400, "invalid_param", "email")
+
+
+# --- e-mail ------------------------------------------------------------------
+
+
+class Sink:
+    """aiosmtpd on loopback, keeping every message it is given."""
+
+    def __init__(self, port):
+        self.messages = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                sink.messages.append(envelope)
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+
+def smtp_config(port):
+    return {"url": f"smtp://127.0.0.1:{port}", "from": "Thumbnails <thumbs@example.test>",
+            "starttls": "no"}
+
+
+def check_mail(envelope, job_id, to):
+    assert envelope.mail_from == "thumbs@example.test"
+    assert envelope.rcpt_tos == [to]
+    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert msg["To"] == to and job_id in msg["Message-ID"]
+    parts = [p for p in msg.iter_attachments()]
+    assert len(parts) == 1
+    data = parts[0].get_content()
+    assert parts[0].get_content_type() == "image/jpeg"
+    assert parts[0].get_filename() == f"thumbnail-{job_id}.jpg"
+    return decode_image(data)
+
+
+def test_email_with_the_thumbnail_attached(start_daemon, source):
+    port = free_port()
+    sink = Sink(port)
+    try:
+        d = start_daemon({"smtp": smtp_config(port), "callback": FAST})
+        to = "someone@example.test"
+        job = d.submit(url=source.url("img/land.jpg"), width=40, format="jpeg",
+                       email=to)
+        assert job["email_delivery"] == {"status": "pending", "attempts": 0}
+        ed = delivery_of(d, job["id"], key="email_delivery")
+        assert ed["status"] == "delivered" and ed["attempts"] == 1
+        assert len(sink.messages) == 1
+        fmt, width, _, _ = check_mail(sink.messages[0], job["id"], to)
+        assert fmt == "jpeg" and width == 40
+    finally:
+        sink.stop()
+
+
+def test_email_is_retried_until_the_server_is_up(start_daemon, source):
+    port = free_port()
+    d = start_daemon({"smtp": smtp_config(port), "callback": dict(FAST, schedule="300ms 1s 1s 1s 1s")})
+    to = "later@example.test"
+    job = d.submit(url=source.url("img/land.jpg"), width=40, format="jpeg", email=to)
+    first = delivery_of(d, job["id"], key="email_delivery", statuses=("pending",))
+    wait_for("a failed first attempt",
+             lambda: d.job(job["id"])["email_delivery"]["attempts"] >= 1, 10)
+    assert "last_error" in d.job(job["id"])["email_delivery"], first
+    sink = Sink(port)
+    try:
+        ed = delivery_of(d, job["id"], key="email_delivery")
+        assert ed["status"] == "delivered" and ed["attempts"] >= 2
+        assert len(sink.messages) == 1
+        check_mail(sink.messages[0], job["id"], to)
+    finally:
+        sink.stop()
