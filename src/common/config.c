@@ -1,6 +1,7 @@
 /* config.c — a table of every key (section, name, type, range, default) drives
  * defaults, parsing, validation and the key listing. libinih reads the file. */
 #include "config.h"
+#include "webhook.h"
 #include "log.h"
 #include "units.h"
 
@@ -247,6 +248,14 @@ static int check_types(const char *v, char *why, size_t n) {
             return -1;
         }
         p += len;
+    }
+    char sig[WEBHOOK_SIGNATURE_MAX];
+    if (v[strspn(v, " \t")] != '\0' &&
+        webhook_sign(v, "msg_check", 0, "", 0, sig, sizeof(sig)) < 0) {
+        snprintf(why, n,
+                 "a secret does not decode as base64 (padded to a multiple of 4 "
+                 "characters), or there are more than 8");
+        return -1;
     }
     return 0;
 }

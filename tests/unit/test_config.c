@@ -205,6 +205,8 @@ static void test_errors_with_lines(void **state) {
     expect_error("[redis]\nurl = http://x\n", ":2: redis.url: expected redis://");
     expect_error("[redis]\nkey_prefix = a b\n", ":2: redis.key_prefix: may contain only");
     expect_error("[callback]\nsecret = hunter2\n", ":2: callback.secret: each secret must be");
+    expect_error("[callback]\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS\n",
+                 ":2: callback.secret: a secret does not decode as base64");
     expect_error("[callback]\nschedule = 5s soon\n", ":2: callback.schedule: 'soon' is not");
     expect_error("[smtp]\nurl = smtp://mail:25\n", ":2: smtp.from is required");
     expect_error("[http]\nmax_body = 20M\n  continued\n", ":3: syntax error");

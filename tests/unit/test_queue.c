@@ -1196,6 +1196,136 @@ static void test_keys_and_policy(void **state) {
     config_free(&cfg);
 }
 
+/* --- deliveries (DESIGN.md §5) ------------------------------------------------ */
+
+/* KEYS d proc delayed dead job; ARGV did outcome last_status last_error delay ttl deadmax */
+static long long deliver(const char *wid, const char *did, const char *job_id, const char *outcome,
+                         const char *status, const char *delay) {
+    const char *argv[] = {k("wh:d", did),
+                          k("wh:proc", wid),
+                          k("wh:delayed", NULL),
+                          k("wh:dead", NULL),
+                          k("job", job_id),
+                          did,
+                          outcome,
+                          status,
+                          "the message",
+                          delay,
+                          "9000",
+                          "100"};
+    return eval_int(QS_DELIVER, 5, 7, argv, NULL);
+}
+
+static void take_delivery(const char *wid, const char *want) {
+    redisReply *r = cmd("LMOVE %s %s LEFT RIGHT", k("wh:ready", NULL), k("wh:proc", wid));
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("wh:ready is empty, want %s at its head", want);
+    assert_string_equal(r->str, want);
+    freeReplyObject(r);
+}
+
+/* A job that asked for a callback and an e-mail queues both when it is done,
+ * once, and publishes its end. */
+static void test_deliveries_queued_on_done(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    cmd_int("HSET %s callback_url http://cb.example/h email a@b.example", k("job", "j1"));
+    run(W1, "j1", "tok-1");
+    assert_int_equal(complete(W1, "j1", "tok-1", "R", 1, NULL), 1);
+    EXPECT_LIST(k("wh:ready", NULL), "cb:j1", "mail:j1");
+    expect_job_field("j1", "cb_status", "pending");
+    expect_job_field("j1", "mail_status", "pending");
+    redisReply *d = cmd("HGETALL %s", k("wh:d", "cb:j1"));
+    expect_field(d, "job", "j1");
+    expect_field(d, "kind", "cb");
+    expect_field(d, "to", "http://cb.example/h");
+    expect_field(d, "attempts", "0");
+    expect_field(d, "status", "pending");
+    freeReplyObject(d);
+    /* A stale second completion queues nothing more. */
+    assert_int_equal(complete(W1, "j1", "tok-1", "R", 1, NULL), 0);
+    EXPECT_LIST(k("wh:ready", NULL), "cb:j1", "mail:j1");
+}
+
+/* A failed job gets its callback, not an e-mail; a retried one neither (yet). */
+static void test_deliveries_on_failure(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    cmd_int("HSET %s callback_url http://cb.example/h email a@b.example", k("job", "j1"));
+    run(W1, "j1", "tok-1");
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, policy_default, NULL), 2);
+    assert_int_equal(cmd_int("LLEN %s", k("wh:ready", NULL)), 0);
+    retry_now("j1");
+    run(W1, "j1", "tok-2");
+    assert_int_equal(fail_job(W1, "j1", "tok-2", "fetch_http_404", false, policy_default, NULL), 1);
+    EXPECT_LIST(k("wh:ready", NULL), "cb:j1");
+    expect_job_field("j1", "mail_status", NULL);
+}
+
+/* Each attempt is counted and mirrored on the job; a retry waits on the
+ * delayed set until promoted; the last outcome is kept with a TTL. */
+static void test_delivery_attempts(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    cmd_int("HSET %s callback_url http://cb.example/h", k("job", "j1"));
+    run(W1, "j1", "tok-1");
+    assert_int_equal(complete(W1, "j1", "tok-1", "R", 1, NULL), 1);
+    take_delivery(W1, "cb:j1");
+    long long t0 = redis_time_ms();
+    assert_int_equal(deliver(W1, "cb:j1", "j1", "retry", "500", "60000"), 1);
+    assert_int_equal(cmd_int("LLEN %s", k("wh:proc", W1)), 0);
+    expect_between("due", zscore(k("wh:delayed", NULL), "cb:j1"), t0 + 60000,
+                   redis_time_ms() + 60000);
+    expect_job_field("j1", "cb_status", "pending");
+    expect_job_field("j1", "cb_attempts", "1");
+    expect_job_field("j1", "cb_last_status", "500");
+    /* Not due: nothing promoted. Made due: back on ready. */
+    const char *pargv[] = {k("wh:delayed", NULL), k("wh:ready", NULL), "100"};
+    assert_int_equal(eval_int(QS_DELIVER_PROMOTE, 2, 1, pargv, NULL), 0);
+    cmd_int("ZADD %s XX CH %lld cb:j1", k("wh:delayed", NULL), redis_time_ms() - 1);
+    assert_int_equal(eval_int(QS_DELIVER_PROMOTE, 2, 1, pargv, NULL), 1);
+    take_delivery(W1, "cb:j1");
+    assert_int_equal(deliver(W1, "cb:j1", "j1", "delivered", "200", "0"), 1);
+    expect_job_field("j1", "cb_status", "delivered");
+    expect_job_field("j1", "cb_attempts", "2");
+    expect_ttl(k("wh:d", "cb:j1"), 9000);
+    assert_int_equal(cmd_int("ZCARD %s", k("wh:dead", NULL)), 0);
+}
+
+/* Given up: on the dead set; a delivery that is gone records nothing. */
+static void test_delivery_failed_and_gone(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    cmd_int("HSET %s callback_url http://cb.example/h", k("job", "j1"));
+    run(W1, "j1", "tok-1");
+    assert_int_equal(complete(W1, "j1", "tok-1", "R", 1, NULL), 1);
+    take_delivery(W1, "cb:j1");
+    assert_int_equal(deliver(W1, "cb:j1", "j1", "failed", "503", "0"), 1);
+    EXPECT_ZSET(k("wh:dead", NULL), "cb:j1");
+    expect_job_field("j1", "cb_status", "failed");
+    assert_int_equal(deliver(W1, "cb:nope", "nope", "delivered", "200", "0"), 0);
+    assert_false(exists(k("wh:d", "cb:nope")));
+}
+
+/* A gone delivery child's deliveries go back to the front of wh:ready,
+ * without an attempt counted. */
+static void test_release_hands_back_deliveries(void **state) {
+    (void)state;
+    NEED_REDIS();
+    cmd_int("RPUSH %s cb:a mail:b", k("wh:ready", NULL));
+    take_delivery(W2, "cb:a");
+    take_delivery(W2, "mail:b");
+    cmd_int("RPUSH %s cb:c", k("wh:ready", NULL));
+    cmd_int("SADD %s %s", k("workers", NODE), W2);
+    assert_int_equal(release(W2, "worker_crashed", policy_default), 2);
+    EXPECT_LIST(k("wh:ready", NULL), "cb:a", "mail:b", "cb:c");
+    assert_false(exists(k("wh:proc", W2)));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_enqueue_ok, flush),
@@ -1219,6 +1349,11 @@ int main(void) {
         cmocka_unit_test_setup(test_delete_finished, flush),
         cmocka_unit_test_setup(test_noscript_fallback, flush),
         cmocka_unit_test_setup(test_keys_and_policy, flush),
+        cmocka_unit_test_setup(test_deliveries_queued_on_done, flush),
+        cmocka_unit_test_setup(test_deliveries_on_failure, flush),
+        cmocka_unit_test_setup(test_delivery_attempts, flush),
+        cmocka_unit_test_setup(test_delivery_failed_and_gone, flush),
+        cmocka_unit_test_setup(test_release_hands_back_deliveries, flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
