@@ -249,14 +249,6 @@ static int check_types(const char *v, char *why, size_t n) {
         }
         p += len;
     }
-    char sig[WEBHOOK_SIGNATURE_MAX];
-    if (v[strspn(v, " \t")] != '\0' &&
-        webhook_sign(v, "msg_check", 0, "", 0, sig, sizeof(sig)) < 0) {
-        snprintf(why, n,
-                 "a secret does not decode as base64 (padded to a multiple of 4 "
-                 "characters), or there are more than 8");
-        return -1;
-    }
     return 0;
 }
 
@@ -280,6 +272,14 @@ static int check_secrets(const char *v, char *why, size_t n) {
             }
         }
         p += len;
+    }
+    char sig[WEBHOOK_SIGNATURE_MAX];
+    if (v[strspn(v, " \t")] != '\0' &&
+        webhook_sign(v, "msg_check", 0, "", 0, sig, sizeof(sig)) < 0) {
+        snprintf(why, n,
+                 "a secret does not decode as base64 (padded to a multiple of 4 "
+                 "characters), or there are more than 8");
+        return -1;
     }
     return 0;
 }
