@@ -43,11 +43,12 @@ def test_sigterm_stops_cleanly(start_daemon, source):
         children = _children(pid)
         redis = [c for c in children if "redis-server" in c[1]]
         others = [c for c in children if "redis-server" not in c[1]]
-        if (len(redis), len(others)) == (1, 5) or time.monotonic() > deadline:
+        if (len(redis), len(others)) == (1, 6) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert len(redis) == 1, f"expected one embedded redis-server child: {children}"
-    assert len(others) == 2 + 3, f"expected 2 http children and 3 workers: {children}"
+    assert len(others) == 2 + 3 + 1, \
+        f"expected 2 http children, 3 workers and the delivery child: {children}"
 
     # Some work done first, so the stop happens on a daemon that has been used.
     assert d.run(url=source.url("img/land.jpg"), width=50)["status"] == "done"

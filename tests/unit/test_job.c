@@ -214,6 +214,48 @@ static void test_record_round_trip(void **state) {
     job_record_free(&rec);
 }
 
+/* The deliveries' status on the document, and whether a cache may keep it. */
+static void test_document_deliveries(void **state) {
+    (void)state;
+    struct job_record rec = {0};
+    assert_int_equal(job_record_set(&rec, "state", "done"), 0);
+    assert_false(job_deliveries_pending(&rec));
+    json_t *doc = job_document("AAAAAAAAAAAAAAAAAAAAAA", &rec);
+    assert_null(json_object_get(doc, "callback"));
+    assert_null(json_object_get(doc, "email_delivery"));
+    json_decref(doc);
+
+    assert_int_equal(job_record_set(&rec, "callback_url", "http://cb.example/h"), 0);
+    assert_int_equal(job_record_set(&rec, "email", "a@b.example"), 0);
+    assert_true(job_deliveries_pending(&rec));
+    doc = job_document("AAAAAAAAAAAAAAAAAAAAAA", &rec);
+    char *text = json_dumps(json_object_get(doc, "callback"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"attempts\":0,\"status\":\"pending\"}");
+    free(text);
+    json_decref(doc);
+
+    const char *fields[][2] = {{"cb_status", "pending"},     {"cb_attempts", "2"},
+                               {"cb_last_status", "500"},    {"cb_last_error", "answered 500"},
+                               {"mail_status", "delivered"}, {"mail_attempts", "1"},
+                               {"mail_last_status", "250"},  {"mail_last_error", "accepted"}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        assert_int_equal(job_record_set(&rec, fields[i][0], fields[i][1]), 0);
+    assert_true(job_deliveries_pending(&rec));
+    doc = job_document("AAAAAAAAAAAAAAAAAAAAAA", &rec);
+    text = json_dumps(json_object_get(doc, "callback"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"attempts\":2,\"last_error\":\"answered "
+                              "500\",\"last_status\":500,\"status\":\"pending\"}");
+    free(text);
+    text = json_dumps(json_object_get(doc, "email_delivery"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"attempts\":1,\"last_status\":250,\"status\":\"delivered\"}");
+    free(text);
+    json_decref(doc);
+
+    assert_int_equal(job_record_set(&rec, "cb_status", "stopped"), 0);
+    assert_false(job_deliveries_pending(&rec));
+    job_record_free(&rec);
+}
+
 static void test_document(void **state) {
     (void)state;
     struct job_record rec = {0};
@@ -310,10 +352,11 @@ static void test_queued_document(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_defaults), cmocka_unit_test(test_json_all_fields),
-        cmocka_unit_test(test_json_errors),   cmocka_unit_test(test_url_length),
-        cmocka_unit_test(test_text_params),   cmocka_unit_test(test_record_round_trip),
-        cmocka_unit_test(test_document),      cmocka_unit_test(test_queued_document),
+        cmocka_unit_test(test_json_defaults),   cmocka_unit_test(test_json_all_fields),
+        cmocka_unit_test(test_json_errors),     cmocka_unit_test(test_url_length),
+        cmocka_unit_test(test_text_params),     cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_document),        cmocka_unit_test(test_document_deliveries),
+        cmocka_unit_test(test_queued_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
