@@ -1,9 +1,11 @@
 /* fuzz_request.c — libFuzzer harness for everything a client's bytes reach before
  * a job exists: the JSON body and the upload query string (job_params_*,
- * request_params_from_query), header values (If-None-Match, Idempotency-Key,
+ * request_params_from_query), the original service's body (compat_thumb_params),
+ * header values (If-None-Match, Idempotency-Key,
  * Content-Type), the route table, and the configuration file parser. Every input
  * goes through every parser; what succeeds is checked against the documented
  * ranges and round-tripped through the Redis record the worker reads. */
+#include "compat_doc.h"
 #include "config.h"
 #include "job.h"
 #include "request.h"
@@ -96,6 +98,28 @@ static void fuzz_json(const uint8_t *data, size_t size) {
     job_params_free(&p);
 }
 
+/* POST /api/thumb, as compat.c reads it, with e-mail on and off: a job of the
+ * original service's shape, or FastAPI's 422 detail list. */
+static void fuzz_compat(const uint8_t *data, size_t size) {
+    for (int with_email = 0; with_email <= 1; with_email++) {
+        struct job_params p;
+        json_t *detail = NULL;
+        job_params_init(&p, &limits);
+        if (compat_thumb_params(&p, (const char *)data, size, with_email, &detail) == 0) {
+            CHECK(detail == NULL);
+            CHECK(p.width == COMPAT_THUMB_SIDE && p.height == COMPAT_THUMB_SIDE);
+            CHECK(p.fit == FIT_COVER && p.crop == CROP_CENTRE && p.format == FMT_ORIGINAL);
+            CHECK(with_email ? p.email != NULL : p.email == NULL);
+            check_accepted(&p, false);
+        } else {
+            CHECK(p.url == NULL && p.email == NULL);
+            CHECK(json_array_size(json_object_get(detail, "detail")) > 0);
+            json_decref(detail);
+        }
+        job_params_free(&p);
+    }
+}
+
 /* POST /v1/thumbnails?<query> with an image body. */
 static void fuzz_query(const char *s) {
     struct job_params p;
@@ -146,12 +170,12 @@ static void fuzz_route(const char *path) {
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         struct route_match m;
         enum route_id r = route_match(methods[i], path, &m);
-        CHECK(r == m.route && r >= ROUTE_NONE && r <= ROUTE_IMAGE);
+        CHECK(r == m.route && r >= ROUTE_NONE && r <= ROUTE_COMPAT_THUMB);
         CHECK(route_name(r) != NULL);
         CHECK((m.allow == NULL) == (r == ROUTE_NONE));
         CHECK(strlen(m.id) <= ROUTE_ID_MAX);
         CHECK(strchr(m.id, '/') == NULL);
-        if (r != ROUTE_JOB && r != ROUTE_IMAGE)
+        if (r != ROUTE_JOB && r != ROUTE_IMAGE && r != ROUTE_COMPAT_THUMB)
             CHECK(m.id[0] == '\0');
         if (m.id[0])
             CHECK(strstr(path, m.id) != NULL);
@@ -202,6 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t slen = strlen(s);
 
     fuzz_json(data, size);
+    fuzz_compat(data, size);
     fuzz_query(s);
     fuzz_headers(s, slen);
     fuzz_route(s);

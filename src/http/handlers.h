@@ -15,6 +15,23 @@ void routes_dispatch(struct evhttp_request *req, void *arg);
 /* POST /v1/thumbnails (submit.c). */
 void submit_handle(struct exchange *h);
 
+/* Stores the job of p with the enqueue script, as every submit route does
+ * (submit.c): answers 503 / 500 itself when it cannot send the script; else
+ * the script's reply answers (202, 200 for a repeat, 503 queue full; for
+ * ROUTE_COMPAT_SUBMIT compat_submitted). body/len are an upload's bytes when
+ * upload is true, idem the Idempotency-Key or NULL. The caller settles h. */
+void submit_enqueue(struct exchange *h, const struct job_params *p, const unsigned char *body,
+                    size_t len, bool upload, const char *idem);
+
+/* The original service's API (compat.c): GET /api/health, POST /api/thumb,
+ * GET /api/thumb/<id>. */
+void compat_health_handle(struct exchange *h);
+void compat_submit_handle(struct exchange *h);
+void compat_thumb_handle(struct exchange *h);
+
+/* Answers POST /api/thumb once job id is stored (or found, for a repeat). */
+void compat_submitted(struct exchange *h, const char *id);
+
 /* GET|HEAD /v1/thumbnails/<id> (job_get.c). */
 void job_get_handle(struct exchange *h);
 

@@ -22,6 +22,9 @@ static const struct route_def routes[] = {
     [ROUTE_JOB] = {"job", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE,
                    "GET, HEAD, DELETE"},
     [ROUTE_IMAGE] = {"image", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+    [ROUTE_COMPAT_HEALTH] = {"compat_health", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+    [ROUTE_COMPAT_SUBMIT] = {"compat_submit", EVHTTP_REQ_POST, "POST"},
+    [ROUTE_COMPAT_THUMB] = {"compat_thumb", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
 };
 
 /* Copies the segment [s, s + len) into m->id, or "" when it cannot be an id. */
@@ -32,6 +35,22 @@ static void keep_id(struct route_match *m, const char *s, size_t len) {
     m->id[len] = '\0';
 }
 
+/* The original service's routes; rest is the path after "/api". */
+static enum route_id match_compat(const char *rest, struct route_match *m) {
+    if (strcmp(rest, "/health") == 0)
+        return ROUTE_COMPAT_HEALTH;
+    if (strcmp(rest, "/thumb") == 0)
+        return ROUTE_COMPAT_SUBMIT;
+    if (strncmp(rest, "/thumb/", 7) != 0)
+        return ROUTE_NONE;
+    const char *seg = rest + 7;
+    size_t len = strlen(seg);
+    if (len == 0 || strchr(seg, '/') != NULL)
+        return ROUTE_NONE;
+    keep_id(m, seg, len);
+    return ROUTE_COMPAT_THUMB;
+}
+
 static enum route_id match_path(const char *path, struct route_match *m) {
     if (strcmp(path, "/healthz") == 0)
         return ROUTE_HEALTHZ;
@@ -39,6 +58,8 @@ static enum route_id match_path(const char *path, struct route_match *m) {
         return ROUTE_READYZ;
     if (strcmp(path, "/metrics") == 0)
         return ROUTE_METRICS;
+    if (strncmp(path, "/api/", 5) == 0)
+        return match_compat(path + 4, m);
     if (strncmp(path, PREFIX, PREFIX_LEN) != 0)
         return ROUTE_NONE;
     const char *rest = path + PREFIX_LEN;

@@ -13,6 +13,10 @@ enum route_id {
     ROUTE_SUBMIT,  /* /v1/thumbnails */
     ROUTE_JOB,     /* /v1/thumbnails/<id> */
     ROUTE_IMAGE,   /* /v1/thumbnails/<id>/image */
+    /* The original service's API (compat.c). */
+    ROUTE_COMPAT_HEALTH, /* /api/health */
+    ROUTE_COMPAT_SUBMIT, /* /api/thumb */
+    ROUTE_COMPAT_THUMB,  /* /api/thumb/<id> */
 };
 
 /* Longest id segment kept; longer segments are never valid ids (404). */

@@ -59,7 +59,8 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
         respond_error(h, "method_not_allowed", NULL, 0, "this resource allows %s", h->match.allow);
     } else {
         bool api = h->match.route == ROUTE_SUBMIT || h->match.route == ROUTE_JOB ||
-                   h->match.route == ROUTE_IMAGE;
+                   h->match.route == ROUTE_IMAGE || h->match.route == ROUTE_COMPAT_SUBMIT ||
+                   h->match.route == ROUTE_COMPAT_THUMB;
         if (api && !guard_check(h)) {
             exchange_settle(h);
             return;
@@ -85,6 +86,15 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
             return;
         case ROUTE_IMAGE:
             image_handle(h);
+            return;
+        case ROUTE_COMPAT_HEALTH:
+            compat_health_handle(h);
+            break;
+        case ROUTE_COMPAT_SUBMIT:
+            compat_submit_handle(h);
+            return;
+        case ROUTE_COMPAT_THUMB:
+            compat_thumb_handle(h);
             return;
         case ROUTE_NONE:
             break;

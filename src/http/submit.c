@@ -127,7 +127,12 @@ static void on_enqueued(redisReply *reply, void *arg) {
         goto out;
     }
     const char *verdict = reply->element[0]->str;
-    if (strcmp(verdict, "dup") == 0 && reply->element[1]->type == REDIS_REPLY_STRING) {
+    bool dup = strcmp(verdict, "dup") == 0 && reply->element[1]->type == REDIS_REPLY_STRING;
+    if (h->match.route == ROUTE_COMPAT_SUBMIT && (dup || strcmp(verdict, "ok") == 0)) {
+        compat_submitted(h, dup ? reply->element[1]->str : h->id);
+        goto out;
+    }
+    if (dup) {
         /* The same request (or Idempotency-Key) while its job lives: that job. */
         struct job_record rec = {0};
         json_t *doc = NULL;
@@ -241,6 +246,27 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     return 0;
 }
 
+void submit_enqueue(struct exchange *h, const struct job_params *p, const unsigned char *body,
+                    size_t len, bool upload, const char *idem) {
+    struct http_child *c = h->child;
+    if (!rasync_connected(c->redis)) {
+        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                      "the job store is unavailable; try again shortly");
+        return;
+    }
+    if (id_generate(h->id) < 0 || job_record_from_params(&h->rec, p) < 0 ||
+        build_enqueue(h, body, len, upload, idem) < 0) {
+        respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
+        return;
+    }
+    if (rasync_script(c->redis, &h->op) < 0) {
+        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                      "the job store is unavailable; try again shortly");
+        return;
+    }
+    exchange_redis_sent(h);
+}
+
 void submit_handle(struct exchange *h) {
     struct http_child *c = h->child;
     struct evbuffer *in = evhttp_request_get_input_buffer(h->req);
@@ -262,22 +288,7 @@ void submit_handle(struct exchange *h) {
                       "Idempotency-Key must be 1 to 255 printable ASCII characters");
         goto out;
     }
-    if (!rasync_connected(c->redis)) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
-        goto out;
-    }
-    if (id_generate(h->id) < 0 || job_record_from_params(&h->rec, &p) < 0 ||
-        build_enqueue(h, body, len, upload, idem) < 0) {
-        respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
-        goto out;
-    }
-    if (rasync_script(c->redis, &h->op) < 0) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
-        goto out;
-    }
-    exchange_redis_sent(h);
+    submit_enqueue(h, &p, body, len, upload, idem);
 out:
     job_params_free(&p);
     exchange_settle(h);

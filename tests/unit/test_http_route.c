@@ -108,6 +108,27 @@ static void test_methods(void **state) {
     assert_string_equal(rm.allow, "POST");
 }
 
+static void test_compat_paths(void **state) {
+    (void)state;
+    check(EVHTTP_REQ_GET, "/api/health", ROUTE_COMPAT_HEALTH, true, "");
+    check(EVHTTP_REQ_POST, "/api/thumb", ROUTE_COMPAT_SUBMIT, true, "");
+    check(EVHTTP_REQ_GET, "/api/thumb/" ID, ROUTE_COMPAT_THUMB, true, ID);
+    check(EVHTTP_REQ_GET, "/api/thumb", ROUTE_COMPAT_SUBMIT, false, "");
+    check(EVHTTP_REQ_POST, "/api/health", ROUTE_COMPAT_HEALTH, false, "");
+    check(EVHTTP_REQ_DELETE, "/api/thumb/" ID, ROUTE_COMPAT_THUMB, false, ID);
+    const char *none[] = {
+        "/api",        "/api/",        "/api/thumb/", "/api/thumb/a/b", "/api/thumb//a",
+        "/api/thumbs", "/api/health/", "/API/thumb",  "/apithumb",      "/api/thumb/" ID "/",
+        NULL};
+    for (int i = 0; none[i]; i++) {
+        struct route_match rm;
+        assert_int_equal(route_match(EVHTTP_REQ_GET, none[i], &rm), ROUTE_NONE);
+    }
+    assert_string_equal(route_name(ROUTE_COMPAT_SUBMIT), "compat_submit");
+    assert_string_equal(route_name(ROUTE_COMPAT_THUMB), "compat_thumb");
+    assert_string_equal(route_name(ROUTE_COMPAT_HEALTH), "compat_health");
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_string_equal(route_name(ROUTE_SUBMIT), "submit");
@@ -121,6 +142,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_paths),
         cmocka_unit_test(test_ids_are_kept_not_judged),
         cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_compat_paths),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,218 @@
+/* compat.c — the original service's API, for its clients (API.md,
+ * "Compatibility"): GET /api/health; POST /api/thumb {email, image_url}, a
+ * 100x100 centre-cropped square queued like any other job (submit_enqueue);
+ * GET /api/thumb/<id>, the status and the image as a data URL, from the
+ * shared cache when it holds them, else from Redis (HGETALL and PTTL of the
+ * job, GET of the result, pipelined), which is then cached. */
+#include "cached.h"
+#include "compat_doc.h"
+#include "handlers.h"
+#include "respond.h"
+
+#include "id.h"
+#include "jobcache.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_AFTER_UNAVAILABLE 1
+
+enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
+
+/* Sends {"detail": detail} with status, as FastAPI words its errors. */
+static void send_detail(struct exchange *h, int status, const char *detail) {
+    json_t *doc = json_pack("{s:s}", "detail", detail);
+    respond_json(h, status, doc);
+    json_decref(doc);
+}
+
+static void not_found(struct exchange *h) {
+    send_detail(h, 404, "Thumb request not found");
+}
+
+void compat_health_handle(struct exchange *h) {
+    json_t *doc = json_pack("{s:s, s:s}", "status", "OK", "message", "Server is up !");
+    respond_json(h, 200, doc);
+    json_decref(doc);
+}
+
+void compat_submit_handle(struct exchange *h) {
+    struct http_child *c = h->child;
+    struct evbuffer *in = evhttp_request_get_input_buffer(h->req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct job_params p;
+    job_params_init(&p, &c->limits);
+    json_t *detail = NULL;
+    bool email = c->cfg->smtp_url && c->cfg->smtp_url[0];
+    if (body == NULL) {
+        respond_error(h, "internal", NULL, 0, "out of memory");
+    } else if (compat_thumb_params(&p, body, len, email, &detail) < 0) {
+        respond_json(h, 422, detail); /* NULL (out of memory) answers 500 */
+        json_decref(detail);
+    } else {
+        submit_enqueue(h, &p, NULL, 0, false, NULL);
+    }
+    job_params_free(&p);
+    exchange_settle(h);
+}
+
+void compat_submitted(struct exchange *h, const char *id) {
+    json_t *doc = json_pack("{s:s}", "req_id", id);
+    respond_json(h, 201, doc);
+    json_decref(doc);
+}
+
+/* Sends the status document; bytes (the image, len bytes of type mime) only
+ * for a finished job. */
+static void send_thumb(struct exchange *h, const char *state, const char *mime, const void *bytes,
+                       size_t len) {
+    const char *status = compat_status(state);
+    char *url = NULL;
+    if (status && strcmp(status, "finished") == 0 &&
+        (url = compat_data_url(mime, bytes, len)) == NULL)
+        status = NULL;
+    json_t *doc = status ? compat_thumb_doc(status, url) : NULL;
+    respond_json(h, 200, doc); /* NULL: 500 */
+    json_decref(doc);
+    free(url);
+}
+
+struct copy {
+    struct jobcache_head head;
+    char *doc;  /* the job document, malloc'd */
+    void *body; /* the image, malloc'd, or NULL */
+    bool usable;
+};
+
+/* Runs under the shard lock: copies only. */
+static void copy_entry(const struct jobcache_head *head, const char *doc, const void *body,
+                       int64_t expires_ms, void *arg) {
+    (void)expires_ms;
+    struct copy *cp = arg;
+    if (head->done && (body == NULL || head->body_len == 0))
+        return; /* done without its image: Redis has it */
+    cp->head = *head;
+    if ((cp->doc = malloc(head->doc_len + 1)) == NULL)
+        return;
+    memcpy(cp->doc, doc, head->doc_len);
+    cp->doc[head->doc_len] = '\0';
+    if (head->done && (cp->body = malloc(head->body_len)) == NULL)
+        return;
+    if (head->done)
+        memcpy(cp->body, body, head->body_len);
+    cp->usable = true;
+}
+
+/* Answers from the shared cache. Returns true when answered. */
+static bool from_cache(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (c->cache == NULL)
+        return false;
+    struct copy cp = {.usable = false};
+    bool hit = jobcache_get(c->cache, h->match.id, shm_now_ms(), copy_entry, &cp) && cp.usable;
+    json_t *doc = hit ? json_loads(cp.doc, 0, NULL) : NULL;
+    const char *state = json_string_value(json_object_get(doc, "status"));
+    if (state) {
+        evhttp_add_header(evhttp_request_get_output_headers(h->req), "X-Cache", "hit");
+        send_thumb(h, state, cp.head.mime, cp.body, cp.head.body_len);
+    }
+    json_decref(doc);
+    free(cp.doc);
+    free(cp.body);
+    return state != NULL;
+}
+
+/* The job hash: 404, or the answer when the job has no image to wait for. */
+static void on_job(struct exchange *h, const redisReply *reply) {
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        reply_failed(h, reply, "compat job");
+        return;
+    }
+    if (reply->elements == 0) {
+        not_found(h);
+        return;
+    }
+    if (reply_to_record(&h->rec, reply, 0) < 0) {
+        reply_failed(h, NULL, "compat job");
+        return;
+    }
+    const char *state = job_record_get(&h->rec, "state");
+    if (state == NULL || strcmp(state, "done") != 0) {
+        cached_mark_miss(h);
+        send_thumb(h, state ? state : "queued", NULL, NULL, 0);
+    }
+}
+
+static void on_reply(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    enum step step = (enum step)h->step++;
+    bool live = exchange_redis_received(h);
+    const char *state = job_record_get(&h->rec, "state");
+    bool done = state && strcmp(state, "done") == 0;
+    /* Keep what was read, even for a client that is gone. */
+    if (step == STEP_TTL && reply && reply->type == REDIS_REPLY_INTEGER && h->rec.count) {
+        h->res_ttl_ms = reply->integer;
+        if (!done)
+            cached_store(h->child, h->match.id, &h->rec, reply->integer, NULL, 0);
+    }
+    if (step == STEP_BYTES && done && reply && reply->type == REDIS_REPLY_STRING &&
+        h->res_ttl_ms > 0)
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len);
+    if (!live)
+        goto out;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        reply_failed(h, reply, "compat thumb");
+        goto out;
+    }
+    if (step == STEP_JOB) {
+        on_job(h, reply);
+    } else if (step == STEP_BYTES) {
+        /* Only a finished job is still unanswered here. */
+        if (reply->type == REDIS_REPLY_NIL) {
+            not_found(h); /* the result is gone (expired or deleted) */
+        } else if (reply->type != REDIS_REPLY_STRING) {
+            reply_failed(h, reply, "compat image");
+        } else {
+            cached_mark_miss(h);
+            send_thumb(h, state, job_record_get(&h->rec, "res_mime"), reply->str, reply->len);
+        }
+    }
+out:
+    exchange_settle(h);
+}
+
+void compat_thumb_handle(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (!id_is_valid(h->match.id)) {
+        not_found(h);
+        goto out;
+    }
+    if (from_cache(h))
+        goto out;
+    if (!rasync_connected(c->redis)) {
+        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                      "the job store is unavailable; try again shortly");
+        goto out;
+    }
+    const char *prefix = c->cfg->redis_key_prefix;
+    queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
+    queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
+    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
+    const char *job[] = {"HGETALL", h->key_job};
+    const char *ttl[] = {"PTTL", h->key_job};
+    const char *bytes[] = {"GET", h->key_res};
+    const char **cmds[] = {job, ttl, bytes};
+    for (int i = 0; i < 3; i++) {
+        if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0) {
+            /* Replies already asked for will still come (or NULL on disconnect). */
+            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                          "the job store is unavailable; try again shortly");
+            break;
+        }
+        exchange_redis_sent(h);
+    }
+out:
+    exchange_settle(h);
+}
