@@ -339,3 +339,22 @@ def test_email_is_retried_until_the_server_is_up(start_daemon, source):
         check_mail(sink.messages[0], job["id"], to)
     finally:
         sink.stop()
+
+
+def test_original_api_emails_the_thumbnail(start_daemon, source):
+    """The original service's push: POST /api/thumb {email, image_url} with SMTP
+    configured mails the 100x100 square, in the source's format."""
+    port = free_port()
+    sink = Sink(port)
+    try:
+        d = start_daemon({"smtp": smtp_config(port), "callback": FAST})
+        to = "original@example.test"
+        r = d.post("/api/thumb", json={"email": to, "image_url": source.url("img/land.jpg")})
+        assert r.status_code == 201, r.text
+        req_id = r.json()["req_id"]
+        wait_for("the e-mail", lambda: sink.messages, 20)
+        fmt, width, height, _ = check_mail(sink.messages[0], req_id, to)
+        assert (fmt, width, height) == ("jpeg", 100, 100)
+        assert d.get(f"/api/thumb/{req_id}").json()["status"] == "finished"
+    finally:
+        sink.stop()
