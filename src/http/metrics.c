@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
-enum step { STEP_READY, STEP_DELAYED, STEP_DEAD };
+/* The Redis counts, in the order they are asked for: the jobs' lists, then
+ * the deliveries' (callbacks and e-mails). */
+enum step { STEP_READY, STEP_DELAYED, STEP_DEAD, STEP_WH_READY, STEP_WH_DELAYED, STEP_WH_DEAD };
+#define STEPS 6
 
 static void counter(struct evbuffer *b, const char *name, const char *help, const char *type) {
     evbuffer_add_printf(b, "# HELP thumbnailed_%s %s\n# TYPE thumbnailed_%s %s\n", name, help, name,
@@ -107,12 +110,18 @@ static void on_reply(redisReply *reply, void *arg) {
     if (live) {
         static const char *const names[] = {"ready", "delayed", "dead"};
         struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
+        bool wh = step >= STEP_WH_READY;
         if (step == STEP_READY)
             counter(b, "queue_jobs", "Jobs in the queue, by list (from Redis).", "gauge");
+        if (step == STEP_WH_READY)
+            counter(b, "queue_deliveries",
+                    "Callbacks and e-mails to send, by list (from Redis): ready, delayed "
+                    "(a retry), dead (given up).",
+                    "gauge");
         if (reply && reply->type == REDIS_REPLY_INTEGER)
-            evbuffer_add_printf(b, "thumbnailed_queue_jobs{list=\"%s\"} %lld\n", names[step],
-                                reply->integer);
-        if (step == STEP_DEAD)
+            evbuffer_add_printf(b, "thumbnailed_queue_%s{list=\"%s\"} %lld\n",
+                                wh ? "deliveries" : "jobs", names[step % 3], reply->integer);
+        if (step == STEP_WH_DEAD)
             send_metrics(h);
     }
     exchange_settle(h);
@@ -120,15 +129,18 @@ static void on_reply(redisReply *reply, void *arg) {
 
 void metrics_handle(struct exchange *h) {
     struct http_child *c = h->child;
-    char ready[QUEUE_KEY_MAX], delayed[QUEUE_KEY_MAX], dead[QUEUE_KEY_MAX];
+    char keys[STEPS][QUEUE_KEY_MAX];
     const char *prefix = c->cfg->redis_key_prefix;
-    const char *cmds[3][2] = {
-        {"LLEN", queue_key(ready, sizeof(ready), prefix, "ready", NULL)},
-        {"ZCARD", queue_key(delayed, sizeof(delayed), prefix, "delayed", NULL)},
-        {"ZCARD", queue_key(dead, sizeof(dead), prefix, "dead", NULL)}};
+    const char *cmds[STEPS][2] = {
+        {"LLEN", queue_key(keys[0], QUEUE_KEY_MAX, prefix, "ready", NULL)},
+        {"ZCARD", queue_key(keys[1], QUEUE_KEY_MAX, prefix, "delayed", NULL)},
+        {"ZCARD", queue_key(keys[2], QUEUE_KEY_MAX, prefix, "dead", NULL)},
+        {"LLEN", queue_key(keys[3], QUEUE_KEY_MAX, prefix, "wh:ready", NULL)},
+        {"ZCARD", queue_key(keys[4], QUEUE_KEY_MAX, prefix, "wh:delayed", NULL)},
+        {"ZCARD", queue_key(keys[5], QUEUE_KEY_MAX, prefix, "wh:dead", NULL)}};
     h->op = (struct rasync_op){.cb = on_reply, .arg = h};
     int sent = 0;
-    for (int i = 0; i < 3 && rasync_connected(c->redis); i++) {
+    for (int i = 0; i < STEPS && rasync_connected(c->redis); i++) {
         if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0)
             break;
         exchange_redis_sent(h);
@@ -136,6 +148,6 @@ void metrics_handle(struct exchange *h) {
     }
     if (sent == 0)
         send_metrics(h);
-    /* Fewer than 3 sent: the connection dropped; the replies that come (NULL) settle it. */
+    /* Fewer than STEPS sent: the connection dropped; the replies that come (NULL) settle it. */
     exchange_settle(h);
 }

@@ -211,6 +211,10 @@ def test_exhausted_deliveries_fail_and_the_result_stays(start_daemon, source, re
     assert cb["status"] == "failed" and cb["attempts"] == 4 and cb["last_status"] == 503
     assert "given up after 4 attempts" in cb["last_error"]
     assert len(receiver.received("down")) == 4
+    metrics = d.get("/metrics").text
+    assert 'thumbnailed_queue_deliveries{list="dead"} 1' in metrics, metrics
+    assert 'thumbnailed_queue_deliveries{list="delayed"} 0' in metrics, metrics
+    assert 'thumbnailed_children{kind="delivery"} 1' in metrics, metrics
     doc = d.job(job["id"])
     assert doc["status"] == "done"
     assert d.get(doc["result"]["image_url"]).status_code == 200
