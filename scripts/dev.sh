@@ -2,9 +2,10 @@
 # dev.sh — install what is missing (Debian 12), build into build/, then
 #   run:  start thumbnailed in the foreground on a development config
 #         (etc/thumbnailed.conf with only paths and user changed), or
-#   test: run the whole test suite (ctest: unit + integration), then build
-#         the fuzz harnesses with clang into build-fuzz/ and run each briefly.
-# Usage: scripts/dev.sh run|test
+#   test: run the whole test suite (ctest: unit + integration + packaging), then
+#         build the fuzz harnesses with clang into build-fuzz/ and run each briefly;
+#   package: build the .deb and .rpm into build-pkg/ (packaging/build-packages.sh).
+# Usage: scripts/dev.sh run|test|package
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,9 +13,9 @@ top=$(pwd)
 
 mode=${1:-}
 case "$mode" in
-run | test) ;;
+run | test | package) ;;
 *)
-    echo "usage: $0 run|test" >&2
+    echo "usage: $0 run|test|package" >&2
     exit 2
     ;;
 esac
@@ -27,6 +28,7 @@ packages=(
     redis-server libvips-tools
     python3 python3-pytest python3-pytest-timeout python3-requests python3-pil python3-aiosmtpd
     clang libclang-rt-14-dev
+    dpkg-dev rpm lintian systemd man-db groff-base file adduser init-system-helpers
 )
 
 install_missing() {
@@ -81,6 +83,9 @@ dev_config() {
 }
 
 install_missing
+if [ "$mode" = package ]; then
+    exec packaging/build-packages.sh "$top" "$top/build-pkg"
+fi
 build
 
 case "$mode" in

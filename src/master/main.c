@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
-#define DEFAULT_CONF "/etc/thumbnailed/thumbnailed.conf"
+#define DEFAULT_CONF THUMBNAILED_DEFAULT_CONF
 
 static void usage(FILE *out) {
     fprintf(out, "usage: thumbnailed [-f] [-c FILE]\n"
