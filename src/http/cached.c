@@ -14,9 +14,10 @@
 
 struct copy {
     struct evbuffer *out;
-    bool body;       /* copy the image (GET), not only its length (HEAD) */
-    const char *inm; /* If-None-Match, or NULL */
-    bool usable;     /* the entry answers this request */
+    bool body;          /* copy the image (GET), not only its length (HEAD) */
+    bool terminal_only; /* job: only an entry of a job that has ended */
+    const char *inm;    /* If-None-Match, or NULL */
+    bool usable;        /* the entry answers this request */
     bool not_modified;
     int64_t expires_ms;
     struct jobcache_head head;
@@ -26,6 +27,8 @@ static void copy_doc(const struct jobcache_head *head, const char *doc, const vo
                      int64_t expires_ms, void *arg) {
     (void)body;
     struct copy *cp = arg;
+    if (cp->terminal_only && !head->terminal)
+        return;
     cp->head = *head;
     cp->expires_ms = expires_ms;
     if (cp->body)
@@ -47,11 +50,13 @@ static void copy_image(const struct jobcache_head *head, const char *doc, const 
         evbuffer_add(cp->out, body, head->body_len);
 }
 
-bool cached_job(struct exchange *h) {
+static bool job_from_cache(struct exchange *h, bool terminal_only) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
-    struct copy cp = {.out = evhttp_request_get_output_buffer(h->req), .body = true};
+    struct copy cp = {.out = evhttp_request_get_output_buffer(h->req),
+                      .body = true,
+                      .terminal_only = terminal_only};
     if (!jobcache_get(c->cache, h->match.id, shm_now_ms(), copy_doc, &cp) || !cp.usable)
         return false;
     struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
@@ -59,6 +64,14 @@ bool cached_job(struct exchange *h) {
     evhttp_add_header(out, "X-Cache", "hit");
     exchange_send(h, 200);
     return true;
+}
+
+bool cached_job(struct exchange *h) {
+    return job_from_cache(h, false);
+}
+
+bool cached_job_terminal(struct exchange *h) {
+    return job_from_cache(h, true);
 }
 
 bool cached_image(struct exchange *h) {

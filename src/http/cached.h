@@ -13,6 +13,10 @@
  * answered (a hit), false when the caller must ask Redis. */
 bool cached_job(struct exchange *h);
 
+/* Like cached_job, but only with an entry of a job that has ended (done,
+ * failed, canceled): what a long-poll may answer at once. */
+bool cached_job_terminal(struct exchange *h);
+
 /* Answers GET|HEAD /v1/thumbnails/<id>/image (200 or 304) from the cache when
  * it holds the done job with its image. Returns true when answered. */
 bool cached_image(struct exchange *h);

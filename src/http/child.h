@@ -7,6 +7,7 @@
 #include "job.h"
 #include "queue.h"
 #include "segment.h"
+#include "waiters.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -25,6 +26,8 @@ struct http_child {
     struct evhttp *http;
     struct evhttp_bound_socket *bound; /* NULL once we stopped accepting */
     struct rasync *redis;
+    struct rasync *redis_sub; /* subscribed to {prefix}:done for long-polls (longpoll.c) */
+    struct waiters waiters;   /* long-poll waiters by job id */
     magic_t magic;
     struct param_limits limits;
     struct shm_segment *shm;   /* the scoreboard, or NULL */

@@ -9,6 +9,7 @@
 #include "job.h"
 #include "redis_async.h"
 #include "route.h"
+#include "waiters.h"
 
 #include <event2/http.h>
 #include <stdbool.h>
@@ -46,6 +47,16 @@ struct exchange {
     bool not_modified;    /* image: If-None-Match matched */
     char res_mime[128];
     char res_etag[128];
+
+    /* Long-poll (longpoll.c): registered in the child's waiters while waiting. */
+    struct waiter waiter;
+    bool waiting;             /* held until the job ends or wait_until_ms */
+    bool wait_recheck;        /* a completion came while a read was in flight: read again */
+    bool wait_retry;          /* the last read failed: read again within a second */
+    long long wait_until_ms;  /* CLOCK_MONOTONIC */
+    struct event *wait_timer; /* the deadline, or the next re-read */
+    struct event *wait_watch; /* readable socket: the client may be gone */
+    void (*wait_check)(struct exchange *h, bool final); /* the route's read */
 };
 
 /* Starts tracking req (from the gencb). Returns the exchange, or NULL when out
@@ -67,8 +78,9 @@ void exchange_redis_sent(struct exchange *h);
  * exchange_settle). */
 bool exchange_redis_received(struct exchange *h);
 
-/* Releases h if nothing refers to it any more (no Redis reply to come and
- * libevent done with it). Call at the end of every Redis callback. */
+/* Releases h if nothing refers to it any more (no Redis reply to come, no
+ * long-poll wait, and libevent done with it). Call at the end of every Redis
+ * callback. */
 void exchange_settle(struct exchange *h);
 
 /* Frees the pool of released exchanges (at exit). */

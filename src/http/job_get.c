@@ -1,15 +1,81 @@
 /* job_get.c — GET /v1/thumbnails/<id>: the job document, from the shared cache
  * when it has it, else from the job hash (HGETALL and PTTL, pipelined), which
- * is then cached. */
+ * is then cached. With ?wait=N (long-poll, longpoll.c) the request is held
+ * until the job ends: a terminal cache entry answers at once; otherwise the
+ * request registers as a waiter first, then reads Redis, and reads again on
+ * each completion of the job (never a pending cache entry, which may be
+ * stale), until the job has ended or the time is up. */
 #include "cached.h"
 #include "handlers.h"
+#include "longpoll.h"
+#include "request.h"
 #include "respond.h"
 
 #include "id.h"
 
+#include <event2/http.h>
+
 #define RETRY_AFTER_UNAVAILABLE 1
 
 enum step { STEP_FIELDS, STEP_TTL };
+
+static void on_reply(redisReply *reply, void *arg);
+
+/* Reads the job from Redis. A waiting h that cannot send stays waiting (and
+ * reads again soon); any other answers 503. */
+static void read_job(struct exchange *h) {
+    struct http_child *c = h->child;
+    const char *hgetall[] = {"HGETALL", h->key_job};
+    const char *pttl[] = {"PTTL", h->key_job};
+    job_record_free(&h->rec);
+    h->step = STEP_FIELDS;
+    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
+    if (rasync_command(c->redis, &h->op, 2, hgetall, NULL) < 0) {
+        if (h->waiting)
+            longpoll_read_failed(h);
+        else
+            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                          "the job store is unavailable; try again shortly");
+        return;
+    }
+    exchange_redis_sent(h);
+    if (rasync_command(c->redis, &h->op, 2, pttl, NULL) == 0)
+        exchange_redis_sent(h);
+}
+
+/* The answer without waiting: the cache, else Redis. */
+static void answer_now(struct exchange *h) {
+    if (!cached_job(h))
+        read_job(h);
+}
+
+static void answer_record(struct exchange *h) {
+    json_t *doc = job_document(h->match.id, &h->rec);
+    cached_mark_miss(h);
+    respond_json(h, 200, doc);
+    json_decref(doc);
+}
+
+/* Whether the job's fields in reply (an HGETALL) are those of a job that has
+ * not ended; keeps them in h->rec. */
+static bool still_pending(struct exchange *h, const redisReply *reply) {
+    if (reply->elements == 0 || reply_to_record(&h->rec, reply, 0) < 0)
+        return false;
+    const char *state = job_record_get(&h->rec, "state");
+    return state && !job_state_is_terminal(state);
+}
+
+/* A read is over (no reply to come) and did not answer. */
+static void read_finished(struct exchange *h) {
+    if (h->req == NULL || h->replied)
+        return;
+    if (h->waiting)
+        longpoll_read_done(h);
+    else if (h->rec.count) /* the wait ended during the read: its state is current */
+        answer_record(h);
+    else
+        answer_now(h);
+}
 
 static void on_reply(redisReply *reply, void *arg) {
     struct exchange *h = arg;
@@ -23,7 +89,17 @@ static void on_reply(redisReply *reply, void *arg) {
     }
     if (!live)
         goto out;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    bool array = reply && reply->type == REDIS_REPLY_ARRAY;
+    if (h->waiting) {
+        if (!array && (reply == NULL || rasync_error_is_transient(reply))) {
+            longpoll_read_failed(h); /* Redis is away: keep waiting, read again soon */
+            goto out;
+        }
+        if (array && still_pending(h, reply))
+            goto out;
+        longpoll_end(h); /* ended, unknown, or a real error: answer now */
+    }
+    if (!array) {
         reply_failed(h, reply, "job read");
         goto out;
     }
@@ -31,36 +107,51 @@ static void on_reply(redisReply *reply, void *arg) {
         respond_error(h, "not_found", NULL, 0, "no job with this id (unknown or expired)");
         goto out;
     }
-    json_t *doc = NULL;
-    if (reply_to_record(&h->rec, reply, 0) == 0)
-        doc = job_document(h->match.id, &h->rec);
-    cached_mark_miss(h);
-    respond_json(h, 200, doc);
-    json_decref(doc);
+    if (h->rec.count == 0 && reply_to_record(&h->rec, reply, 0) < 0) {
+        respond_json(h, 200, NULL);
+        goto out;
+    }
+    answer_record(h);
 out:
+    if (h->redis_pending == 0)
+        read_finished(h);
     exchange_settle(h);
+}
+
+/* longpoll.c's call: read again (final false; only with no read in flight), or
+ * answer the current state (final true; h no longer waits). */
+static void wait_check(struct exchange *h, bool final) {
+    if (h->req == NULL || h->replied || h->redis_pending > 0)
+        return; /* the read in flight answers when it ends (read_finished) */
+    if (final)
+        answer_now(h);
+    else
+        read_job(h);
 }
 
 void job_get_handle(struct exchange *h) {
     struct http_child *c = h->child;
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(h->req));
+    int wait;
+    if (request_wait_seconds(query, LONGPOLL_MAX_S, &wait) < 0) {
+        respond_error(h, "invalid_param", "wait", 0,
+                      "wait must be a whole number of seconds from 0 to %d", LONGPOLL_MAX_S);
+        goto out;
+    }
     if (!id_is_valid(h->match.id)) {
         respond_error(h, "not_found", NULL, 0, "no job with this id (unknown or expired)");
         goto out;
     }
-    if (cached_job(h))
-        goto out;
     queue_key(h->key_job, sizeof(h->key_job), c->cfg->redis_key_prefix, "job", h->match.id);
-    const char *hgetall[] = {"HGETALL", h->key_job};
-    const char *pttl[] = {"PTTL", h->key_job};
-    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
-    if (rasync_command(c->redis, &h->op, 2, hgetall, NULL) < 0) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
-        goto out;
+    if (wait > 0 && !c->stopping) {
+        if (cached_job_terminal(h))
+            goto out;
+        if (longpoll_begin(h, wait, wait_check) == 0) {
+            read_job(h); /* after registering: a completion from now on is not missed */
+            goto out;
+        }
     }
-    exchange_redis_sent(h);
-    if (rasync_command(c->redis, &h->op, 2, pttl, NULL) == 0)
-        exchange_redis_sent(h);
+    answer_now(h);
 out:
     exchange_settle(h);
 }

@@ -1,5 +1,6 @@
 /* redis_async.c — hiredis async on the child's libevent loop: connect, AUTH and
- * SELECT, reconnect with capped backoff, EVALSHA with an EVAL retry, watchdog. */
+ * SELECT, reconnect with capped backoff, EVALSHA with an EVAL retry, watchdog;
+ * or, for a subscriber, SUBSCRIBE after every (re)connection. */
 #include "redis_async.h"
 
 #include "log.h"
@@ -30,6 +31,12 @@ struct rasync {
     struct event *reconnect_timer;
     struct event *connect_timer;
     struct event *watchdog;
+    /* subscriber only */
+    char *channel; /* NULL for a command client */
+    rasync_message_cb on_message;
+    rasync_state_cb on_state;
+    void *sub_arg;
+    bool subscribed;
 };
 
 static long long mono_ms(void) {
@@ -46,13 +53,20 @@ static struct timeval tv_ms(long ms) {
 /* Logs the first failure of an outage at warning level, the rest at debug. */
 static void note_down(struct rasync *r, const char *what, const char *why) {
     if (!r->down_logged) {
-        log_warn("redis unavailable: %s: %s; requests answer 503 until it is back", what, why);
+        if (r->channel)
+            log_warn("redis subscription to %s unavailable: %s: %s; long-polls re-read every "
+                     "second until it is back",
+                     r->channel, what, why);
+        else
+            log_warn("redis unavailable: %s: %s; requests answer 503 until it is back", what, why);
         r->down_logged = true;
         r->down_since_ms = mono_ms();
     } else {
         log_debug("redis still unavailable: %s: %s", what, why);
     }
 }
+
+static void drop(struct rasync *r);
 
 static void schedule_reconnect(struct rasync *r) {
     if (r->freeing || evtimer_pending(r->reconnect_timer, NULL))
@@ -64,13 +78,53 @@ static void schedule_reconnect(struct rasync *r) {
         r->backoff_ms = BACKOFF_MAX_MS;
 }
 
+/* The subscription is gone (or never came): say so once. */
+static void sub_lost(struct rasync *r) {
+    if (!r->subscribed)
+        return;
+    r->subscribed = false;
+    if (!r->freeing && r->on_state)
+        r->on_state(false, r->sub_arg);
+}
+
+/* Every reply on a subscribed connection: the SUBSCRIBE confirmation, then the
+ * messages; NULL when the connection goes away. */
+static void on_sub(redisAsyncContext *ac, void *reply, void *arg) {
+    (void)ac;
+    struct rasync *r = arg;
+    redisReply *rep = reply;
+    if (rep == NULL) {
+        sub_lost(r);
+        return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = rep->element[0]->str;
+    if (strcmp(kind, "subscribe") == 0 && !r->subscribed) {
+        r->subscribed = true;
+        if (r->on_state)
+            r->on_state(true, r->sub_arg);
+    } else if (strcmp(kind, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING) {
+        r->on_message(rep->element[2]->str, rep->element[2]->len, r->sub_arg);
+    }
+}
+
 static void set_ready(struct rasync *r) {
     r->ready = true;
     r->backoff_ms = BACKOFF_MIN_MS;
     evtimer_del(r->connect_timer);
     if (r->down_logged) {
-        log_info("redis connection restored after %lld ms", mono_ms() - r->down_since_ms);
+        log_info("redis %s restored after %lld ms", r->channel ? "subscription" : "connection",
+                 mono_ms() - r->down_since_ms);
         r->down_logged = false;
+    }
+    if (r->channel && r->ac) {
+        const char *argv[] = {"SUBSCRIBE", r->channel};
+        if (redisAsyncCommandArgv(r->ac, on_sub, r, 2, argv, NULL) != REDIS_OK) {
+            note_down(r, "subscribe", "cannot send SUBSCRIBE");
+            drop(r);
+        }
     }
 }
 
@@ -78,6 +132,7 @@ static void set_ready(struct rasync *r) {
 static void drop(struct rasync *r) {
     redisAsyncContext *ac = r->ac;
     r->ready = false;
+    sub_lost(r);
     if (ac == NULL)
         return;
     redisAsyncFree(ac); /* onDisconnect (when it was connected) clears r->ac */
@@ -93,6 +148,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         note_down(r, "connect", ac->errstr);
         r->ac = NULL;
         r->ready = false;
+        sub_lost(r);
         evtimer_del(r->connect_timer);
         schedule_reconnect(r);
     }
@@ -102,6 +158,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     struct rasync *r = ac->data;
     r->ac = NULL;
     r->ready = false;
+    sub_lost(r);
     if (r->freeing)
         return;
     note_down(r, "connection lost", status == REDIS_OK ? "closed" : ac->errstr);
@@ -209,7 +266,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg);
 
 static int send_argv(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
                      const size_t *lens) {
-    if (!r->ready || r->ac == NULL)
+    if (r == NULL || !r->ready || r->ac == NULL || r->channel)
         return -1;
     if (redisAsyncCommandArgv(r->ac, on_reply, op, argc, argv, lens) != REDIS_OK)
         return -1;
@@ -254,13 +311,18 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
     op->cb(rep, op->arg);
 }
 
-struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
-                          const struct redis_target *t) {
+/* A client, not yet connecting; channel (NULL for a command client) is owned
+ * by it from here on. */
+static struct rasync *client_new(struct event_base *base, const struct config *cfg,
+                                 const struct redis_target *t, char *channel) {
     struct rasync *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    if (r == NULL) {
+        free(channel);
         return NULL;
+    }
     r->base = base;
     r->target = *t;
+    r->channel = channel;
     r->connect_timeout_ms = (long)cfg->redis_connect_timeout;
     /* A request waits for Redis at most redis.connect_timeout, then answers 503.
      * A submit that Redis stored but could not confirm in time is safe to send
@@ -274,7 +336,14 @@ struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
         rasync_free(r);
         return NULL;
     }
-    start_connect(r);
+    return r;
+}
+
+struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
+                          const struct redis_target *t) {
+    struct rasync *r = client_new(base, cfg, t, NULL);
+    if (r)
+        start_connect(r);
     return r;
 }
 
@@ -294,7 +363,27 @@ void rasync_free(struct rasync *r) {
         event_free(r->connect_timer);
     if (r->watchdog)
         event_free(r->watchdog);
+    free(r->channel);
     free(r);
+}
+
+struct rasync *rasync_new_subscriber(struct event_base *base, const struct config *cfg,
+                                     const struct redis_target *t, const char *channel,
+                                     rasync_message_cb on_message, rasync_state_cb on_state,
+                                     void *arg) {
+    char *copy = strdup(channel);
+    struct rasync *r = copy ? client_new(base, cfg, t, copy) : NULL;
+    if (r == NULL)
+        return NULL;
+    r->on_message = on_message;
+    r->on_state = on_state;
+    r->sub_arg = arg;
+    start_connect(r);
+    return r;
+}
+
+bool rasync_subscribed(const struct rasync *r) {
+    return r && r->subscribed;
 }
 
 bool rasync_connected(const struct rasync *r) {

@@ -1,7 +1,8 @@
-/* redis_async.h — the http child's Redis connection: hiredis async on the
+/* redis_async.h — the http child's Redis connections: hiredis async on the
  * child's event loop, reconnecting with capped backoff, scripts by EVALSHA
  * with one EVAL retry on NOSCRIPT, and a watchdog that drops a connection
- * that stops answering. */
+ * that stops answering. A second kind of client only subscribes to one
+ * channel (the long-poll completions), and says when it is subscribed. */
 #ifndef TH_HTTP_REDIS_ASYNC_H
 #define TH_HTTP_REDIS_ASYNC_H
 
@@ -59,6 +60,27 @@ int rasync_command(struct rasync *r, struct rasync_op *op, int argc, const char 
  * EVAL when Redis answers NOSCRIPT. op and its arguments must stay valid until
  * op->cb has run. Returns 0, or -1 when not connected. */
 int rasync_script(struct rasync *r, struct rasync_op *op);
+
+/* A message published on the subscriber's channel (payload, not NUL-terminated
+ * by contract, though hiredis ends it with one). */
+typedef void (*rasync_message_cb)(const char *payload, size_t len, void *arg);
+
+/* The subscription is in place (true: every message published from now on
+ * will come) or lost (false: messages may be missed until it is back). */
+typedef void (*rasync_state_cb)(bool subscribed, void *arg);
+
+/* Creates a client that, once connected, SUBSCRIBEs to channel (copied) and
+ * passes each message to on_message; reconnects and subscribes again like the
+ * command client. on_state is called on every change (never from
+ * rasync_free). Commands cannot be sent on it. Returns NULL on allocation
+ * failure. */
+struct rasync *rasync_new_subscriber(struct event_base *base, const struct config *cfg,
+                                     const struct redis_target *t, const char *channel,
+                                     rasync_message_cb on_message, rasync_state_cb on_state,
+                                     void *arg);
+
+/* Whether a subscriber's subscription is in place. */
+bool rasync_subscribed(const struct rasync *r);
 
 /* Whether an error reply means "try again later" (OOM, LOADING, BUSY,
  * READONLY, MASTERDOWN, TRYAGAIN...) rather than a bug. */

@@ -1,4 +1,5 @@
-/* request.c — Content-Type classification, query-string parameters, If-None-Match. */
+/* request.c — Content-Type classification, query-string parameters, the wait
+ * parameter, If-None-Match. */
 #include "request.h"
 
 #include <sys/queue.h>
@@ -6,6 +7,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -114,4 +116,40 @@ bool request_etag_matches(const char *if_none_match, const char *etag) {
         s = skip_separators(s);
     }
     return false;
+}
+
+int request_wait_seconds(const char *query, int max, int *seconds) {
+    *seconds = 0;
+    bool seen = false;
+    for (const char *s = query; s && *s;) {
+        size_t len = strcspn(s, "&");
+        if (len >= 4 && strncmp(s, "wait", 4) == 0 && (len == 4 || s[4] == '=')) {
+            if (seen)
+                return -1;
+            seen = true;
+            char raw[16];
+            size_t vlen = len > 4 ? len - 5 : 0;
+            if (vlen == 0 || vlen >= sizeof(raw))
+                return -1;
+            memcpy(raw, s + 5, vlen);
+            raw[vlen] = '\0';
+            char *value = evhttp_uridecode(raw, 1, NULL);
+            if (value == NULL)
+                return -1;
+            long n = 0;
+            bool ok = *value != '\0' && strlen(value) <= 9;
+            for (const char *d = value; ok && *d; d++) {
+                ok = *d >= '0' && *d <= '9';
+                n = n * 10 + (*d - '0');
+            }
+            free(value);
+            if (!ok || n > max)
+                return -1;
+            *seconds = (int)n;
+        }
+        s += len;
+        if (*s == '&')
+            s++;
+    }
+    return 0;
 }

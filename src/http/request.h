@@ -24,6 +24,12 @@ enum body_kind request_body_kind(const char *content_type);
 int request_params_from_query(struct job_params *p, const char *query,
                               const struct param_limits *lim, struct param_error *err);
 
+/* Reads the wait parameter of a query string (NULL or "" for none) into
+ * *seconds: 0 when absent, else a whole number 0..max (digits only). Returns
+ * 0, or -1 when the value is not one, or wait is given twice. Other
+ * parameters are ignored. */
+int request_wait_seconds(const char *query, int max, int *seconds);
+
 /* Whether an If-None-Match header value (a list of entity tags, or "*")
  * matches the strong entity tag etag, given without its quotes. Weak tags
  * (W/"x") match by the weak comparison RFC 9110 prescribes for this header. */

@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "libevent_errors.h"
 #include "linger.h"
+#include "longpoll.h"
 #include "redis_async.h"
 
 #include "id.h"
@@ -72,6 +73,7 @@ static void begin_stop(struct http_child *c, int sig) {
         evhttp_del_accept_socket(c->http, c->bound);
         c->bound = NULL;
     }
+    longpoll_stop(c); /* a stop is not held up by long-polls: they answer now */
     struct timeval poll = tv_ms(STOP_POLL_MS);
     struct timeval deadline = tv_ms(c->cfg->stop_timeout);
     event_add(c->stop_poll, &poll);
@@ -154,17 +156,19 @@ static void free_event(struct event **ev) {
 }
 
 /* Teardown order matters: Redis first (pending replies are answered or
- * dropped while requests still exist), then evhttp (closing connections may
- * start lingering closes), then the lingering closes, then the loop. */
+ * dropped while requests still exist), the long-poll subscriber, then evhttp (closing connections
+ * may start lingering closes), then the lingering closes, then the loop. */
 static void teardown(struct http_child *c) {
     if (c->cache)
         shm_cache_detach(c->cache);
     c->cache = NULL;
     rasync_free(c->redis);
     c->redis = NULL;
+    longpoll_close(c);
     if (c->http)
-        evhttp_free(c->http);
+        evhttp_free(c->http); /* long-polls still held are dropped (exchange.c) */
     c->http = NULL;
+    longpoll_free(c);
     linger_close_all(c);
     free_event(&c->sig_term);
     free_event(&c->sig_quit);
@@ -257,6 +261,10 @@ int http_main(const struct http_args *args) {
     }
     if ((c->redis = rasync_new(c->base, c->cfg, &target)) == NULL) {
         log_error("cannot create the redis client");
+        goto out;
+    }
+    if (longpoll_init(c, &target) < 0) {
+        log_error("cannot create the long-poll subscriber");
         goto out;
     }
     log_debug("serving (max body %lld bytes)", (long long)c->cfg->http_max_body);

@@ -199,7 +199,6 @@ def test_idempotency_key_returns_the_first_job(daemon, source):
     daemon.wait(first.json()["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="long-poll ?wait= comes with push results (issue 7)")
 def test_wait_holds_until_terminal(daemon, source):
     # The source takes 1.5 s: only an answer held until the job ended says "done".
     job = daemon.submit(url=source.url("slow/1500/land.jpg"), width=60)

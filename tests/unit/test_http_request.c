@@ -1,5 +1,6 @@
 /* test_http_request.c — Content-Type classification, upload query parameters
- * (every field, every range, unknown and repeated names), If-None-Match. */
+ * (every field, every range, unknown and repeated names), the long-poll wait
+ * parameter, If-None-Match. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -154,6 +155,33 @@ static void test_etag(void **state) {
     assert_false(request_etag_matches("\"\"", "abc"));
 }
 
+static void test_wait(void **state) {
+    (void)state;
+    int s = -1;
+    assert_int_equal(request_wait_seconds(NULL, 30, &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(request_wait_seconds("", 30, &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(request_wait_seconds("waiting=5&x", 30, &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(request_wait_seconds("wait=0", 30, &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(request_wait_seconds("wait=30", 30, &s), 0);
+    assert_int_equal(s, 30);
+    assert_int_equal(request_wait_seconds("a=b&wait=07&c", 30, &s), 0);
+    assert_int_equal(s, 7);
+    assert_int_equal(request_wait_seconds("wait=%31%32", 30, &s), 0);
+    assert_int_equal(s, 12);
+    static const char *const bad[] = {
+        "wait=31",       "wait=-1", "wait=abc", "wait=",   "wait",
+        "wait=1.5",      "wait=+5", "wait= 5",  "wait=5x", "wait=99999999999999999999",
+        "wait=1&wait=2", "wait=%"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        s = -1;
+        assert_int_equal(request_wait_seconds(bad[i], 30, &s), -1);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_kind),
@@ -161,6 +189,7 @@ int main(void) {
         cmocka_unit_test(test_query_ranges_and_names),
         cmocka_unit_test(test_query_url_with_upload),
         cmocka_unit_test(test_etag),
+        cmocka_unit_test(test_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

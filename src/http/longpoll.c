@@ -1,0 +1,215 @@
+/* longpoll.c — long-poll waiters: the subscriber connection to {prefix}:done,
+ * each waiter's timer (its deadline, or a re-read every second while a
+ * completion could be missed) and a watch on its socket (a client that goes
+ * away is dropped at once, not at the deadline).
+ *
+ * No completion is missed: a waiter registers before its first read, and
+ * while the subscription is in place any PUBLISH after that read reaches us
+ * (the scripts publish atomically with the state change). A completion that
+ * comes while a read is in flight makes it read again afterwards. While the
+ * subscription is down every waiter re-reads each second; when it is back,
+ * every waiter reads once (what was published meanwhile is lost). */
+#include "longpoll.h"
+
+#include "log.h"
+#include "redis_async.h"
+
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define RETRY_MS 1000
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct exchange *exchange_of(struct waiter *w) {
+    return (struct exchange *)((char *)w - offsetof(struct exchange, waiter));
+}
+
+/* Arms h's timer: the deadline, or sooner while a completion could be missed
+ * (no subscription) or the last read failed. */
+static void arm(struct exchange *h) {
+    long long now = mono_ms();
+    long long next = h->wait_until_ms;
+    if ((!rasync_subscribed(h->child->redis_sub) || h->wait_retry) && now + RETRY_MS < next)
+        next = now + RETRY_MS;
+    long long ms = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(h->wait_timer, &tv);
+}
+
+/* Reads the job again, or after the read in flight when there is one. */
+static void recheck(struct exchange *h) {
+    if (h->redis_pending > 0) {
+        h->wait_recheck = true;
+        return;
+    }
+    h->wait_check(h, false);
+}
+
+/* Ends the wait and answers the job's state as it is now. */
+static void finish(struct exchange *h) {
+    void (*check)(struct exchange *, bool) = h->wait_check;
+    longpoll_end(h);
+    check(h, true);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct exchange *h = arg;
+    if (mono_ms() >= h->wait_until_ms) {
+        finish(h);
+    } else {
+        h->wait_retry = false;
+        arm(h);
+        recheck(h);
+    }
+    exchange_settle(h);
+}
+
+/* The socket of a waiter became readable: EOF or an error means the client is
+ * gone (as nginx's ngx_http_test_reading decides); data is a pipelined request,
+ * left for libevent once this one is answered. */
+static void on_watch(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    struct exchange *h = arg;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return; /* not persistent: no longer watched */
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(h->wait_watch, NULL);
+        return;
+    }
+    log_debug("long-poll on %s: the client went away", h->match.id);
+    struct evhttp_connection *evcon = h->evcon;
+    longpoll_end(h);
+    if (evcon)
+        evhttp_connection_free(evcon); /* exchange.c's close callback drops the request */
+    else
+        exchange_settle(h);
+}
+
+static void on_done_of(struct waiter *w, void *arg) {
+    (void)arg;
+    recheck(exchange_of(w));
+}
+
+static void on_message(const char *payload, size_t len, void *arg) {
+    struct http_child *c = arg;
+    waiters_each_of(&c->waiters, payload, len, on_done_of, NULL);
+}
+
+static void on_subscribed(struct waiter *w, void *arg) {
+    (void)arg;
+    struct exchange *h = exchange_of(w);
+    arm(h);
+    recheck(h); /* a completion published while we were not subscribed is lost */
+}
+
+static void on_unsubscribed(struct waiter *w, void *arg) {
+    (void)arg;
+    arm(exchange_of(w)); /* re-read every second until the subscription is back */
+}
+
+static void on_state(bool subscribed, void *arg) {
+    struct http_child *c = arg;
+    size_t n = waiters_each(&c->waiters, subscribed ? on_subscribed : on_unsubscribed, NULL);
+    log_debug("long-poll subscription %s (%zu waiter(s))", subscribed ? "in place" : "lost", n);
+}
+
+int longpoll_init(struct http_child *c, const struct redis_target *t) {
+    char channel[QUEUE_KEY_MAX];
+    queue_key(channel, sizeof(channel), c->cfg->redis_key_prefix, "done", NULL);
+    if (waiters_init(&c->waiters, (size_t)c->cfg->http_max_connections) < 0)
+        return -1;
+    c->redis_sub = rasync_new_subscriber(c->base, c->cfg, t, channel, on_message, on_state, c);
+    return c->redis_sub ? 0 : -1;
+}
+
+static void on_stop(struct waiter *w, void *arg) {
+    (void)arg;
+    struct exchange *h = exchange_of(w);
+    finish(h);
+    exchange_settle(h);
+}
+
+void longpoll_stop(struct http_child *c) {
+    size_t n = waiters_each(&c->waiters, on_stop, NULL);
+    if (n)
+        log_info("stop: answered %zu long-poll(s) with their current state", n);
+}
+
+void longpoll_close(struct http_child *c) {
+    rasync_free(c->redis_sub);
+    c->redis_sub = NULL;
+}
+
+void longpoll_free(struct http_child *c) {
+    waiters_free(&c->waiters);
+}
+
+int longpoll_begin(struct exchange *h, int seconds, void (*check)(struct exchange *h, bool final)) {
+    struct http_child *c = h->child;
+    struct bufferevent *bev = h->evcon ? evhttp_connection_get_bufferevent(h->evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (c->waiters.buckets == NULL || fd < 0)
+        return -1;
+    h->wait_timer = evtimer_new(c->base, on_timer, h);
+    h->wait_watch = event_new(c->base, fd, EV_READ, on_watch, h);
+    if (h->wait_timer == NULL || h->wait_watch == NULL || event_add(h->wait_watch, NULL) < 0) {
+        if (h->wait_timer)
+            event_free(h->wait_timer);
+        if (h->wait_watch)
+            event_free(h->wait_watch);
+        h->wait_timer = h->wait_watch = NULL;
+        return -1;
+    }
+    h->wait_check = check;
+    h->waiting = true;
+    h->wait_recheck = h->wait_retry = false;
+    h->wait_until_ms = mono_ms() + (long long)seconds * 1000;
+    waiters_add(&c->waiters, &h->waiter, h->match.id);
+    arm(h);
+    return 0;
+}
+
+void longpoll_end(struct exchange *h) {
+    if (!h->waiting)
+        return;
+    waiters_remove(&h->child->waiters, &h->waiter);
+    event_free(h->wait_timer);
+    event_free(h->wait_watch);
+    h->wait_timer = h->wait_watch = NULL;
+    h->waiting = h->wait_recheck = h->wait_retry = false;
+}
+
+void longpoll_read_failed(struct exchange *h) {
+    if (!h->waiting)
+        return;
+    h->wait_retry = true;
+    arm(h);
+}
+
+void longpoll_read_done(struct exchange *h) {
+    if (h->waiting && h->wait_recheck && h->redis_pending == 0) {
+        h->wait_recheck = false;
+        h->wait_check(h, false);
+    }
+}
+
+void longpoll_gone(struct exchange *h) {
+    void (*check)(struct exchange *, bool) = h->wait_check;
+    longpoll_end(h);
+    if (h->req && !h->replied)
+        check(h, true); /* detached: whatever we send, libevent frees it */
+}
