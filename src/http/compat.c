@@ -184,35 +184,13 @@ out:
 }
 
 void compat_thumb_handle(struct exchange *h) {
-    struct http_child *c = h->child;
     if (!id_is_valid(h->match.id)) {
         not_found(h);
         goto out;
     }
     if (from_cache(h))
         goto out;
-    if (!rasync_connected(c->redis)) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
-        goto out;
-    }
-    const char *prefix = c->cfg->redis_key_prefix;
-    queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
-    queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
-    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
-    const char *job[] = {"HGETALL", h->key_job};
-    const char *ttl[] = {"PTTL", h->key_job};
-    const char *bytes[] = {"GET", h->key_res};
-    const char **cmds[] = {job, ttl, bytes};
-    for (int i = 0; i < 3; i++) {
-        if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0) {
-            /* Replies already asked for will still come (or NULL on disconnect). */
-            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                          "the job store is unavailable; try again shortly");
-            break;
-        }
-        exchange_redis_sent(h);
-    }
+    image_read_job(h, on_reply, true, false);
 out:
     exchange_settle(h);
 }

@@ -44,6 +44,12 @@ void job_delete_handle(struct exchange *h);
 /* GET|HEAD /v1/thumbnails/<id>/image (image.c). */
 void image_handle(struct exchange *h);
 
+/* Asks Redis, pipelined, for job h->match.id's hash, a PTTL (of the job when
+ * ttl_of_job, else of its result) and its result (GET, or STRLEN when
+ * length_only); the three replies go to cb in that order. Returns 0, or -1
+ * after answering 503 (replies already asked for still come). */
+int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only);
+
 /* Fills rec from the name, value, ... pairs of an array reply from element
  * first on (0 for an HGETALL reply). Returns 0 or -1 (reply.c). */
 int reply_to_record(struct job_record *rec, const redisReply *reply, size_t first);

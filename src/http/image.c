@@ -144,37 +144,41 @@ out:
     exchange_settle(h);
 }
 
-void image_handle(struct exchange *h) {
+int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only) {
     struct http_child *c = h->child;
+    if (!rasync_connected(c->redis)) {
+        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                      "the job store is unavailable; try again shortly");
+        return -1;
+    }
+    const char *prefix = c->cfg->redis_key_prefix;
+    queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
+    queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
+    h->op = (struct rasync_op){.cb = cb, .arg = h};
+    const char *job[] = {"HGETALL", h->key_job};
+    const char *ttl[] = {"PTTL", ttl_of_job ? h->key_job : h->key_res};
+    const char *bytes[] = {length_only ? "STRLEN" : "GET", h->key_res};
+    const char **cmds[] = {job, ttl, bytes};
+    for (int i = 0; i < 3; i++) {
+        if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0) {
+            /* Replies already asked for will still come (or NULL on disconnect). */
+            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
+                          "the job store is unavailable; try again shortly");
+            return -1;
+        }
+        exchange_redis_sent(h);
+    }
+    return 0;
+}
+
+void image_handle(struct exchange *h) {
     if (!id_is_valid(h->match.id)) {
         not_found(h);
         goto out;
     }
     if (cached_image(h))
         goto out;
-    if (!rasync_connected(c->redis)) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
-        goto out;
-    }
-    const char *prefix = c->cfg->redis_key_prefix;
-    queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
-    queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
-    h->op = (struct rasync_op){.cb = on_reply, .arg = h};
-    const char *job[] = {"HGETALL", h->key_job};
-    const char *ttl[] = {"PTTL", h->key_res};
-    const char *bytes[] = {h->method == EVHTTP_REQ_HEAD ? "STRLEN" : "GET", h->key_res};
-    const char **cmds[] = {job, ttl, bytes};
-    const int argc[] = {2, 2, 2};
-    for (int i = 0; i < 3; i++) {
-        if (rasync_command(c->redis, &h->op, argc[i], cmds[i], NULL) < 0) {
-            /* Replies already asked for will still come (or NULL on disconnect). */
-            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                          "the job store is unavailable; try again shortly");
-            break;
-        }
-        exchange_redis_sent(h);
-    }
+    image_read_job(h, on_reply, false, h->method == EVHTTP_REQ_HEAD);
 out:
     exchange_settle(h);
 }

@@ -3,6 +3,7 @@
  * each attempt's outcome with deliver.lua. */
 #include "deliver.h"
 #include "cache.h"
+#include "childsig.h"
 #include "fetch.h"
 #include "id.h"
 #include "job.h"
@@ -36,9 +37,6 @@
 #define RETRY_AFTER_MAX  86400000 /* a Retry-After is honoured up to a day */
 #define DID_MAX          96       /* "mail:" + a job id */
 #define KEY_ID_MAX       JOB_ID_MAX
-
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reopen_requested;
 
 /* One delivery in flight. */
 struct delivery {
@@ -135,34 +133,6 @@ static const char *outcome_name(enum deliver_outcome o) {
 }
 
 /* --- process ----------------------------------------------------------------- */
-
-static void on_stop(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void on_reopen(int sig) {
-    (void)sig;
-    reopen_requested = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_reopen;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
 
 static int64_t mono_ms(void) {
     struct timespec ts;
@@ -660,7 +630,7 @@ int deliver_main(const struct deliver_args *args) {
     queue_key(d.k_delayed, sizeof(d.k_delayed), p, "wh:delayed", NULL);
     queue_key(d.k_dead, sizeof(d.k_dead), p, "wh:dead", NULL);
     queue_key(d.k_workers, sizeof(d.k_workers), p, "workers", args->node_id);
-    install_signals();
+    childsig_install();
 
     d.ndelays = deliver_schedule_parse(d.cfg->callback_schedule, d.delays, DELIVER_SCHEDULE_MAX);
     if (d.ndelays < 0 || rconn_target(d.cfg, &d.target) < 0) {
@@ -674,20 +644,20 @@ int deliver_main(const struct deliver_args *args) {
     }
     log_info("delivery %s started", d.wid);
 
-    while (!stop_requested || d.n > 0) {
-        if (reopen_requested) {
-            reopen_requested = 0;
+    while (!childsig_stop || d.n > 0) {
+        if (childsig_reopen) {
+            childsig_reopen = 0;
             log_reopen();
         }
         if (d.slot)
             atomic_store(&d.slot->heartbeat_ms, shm_now_ms());
-        if (!stop_requested && ensure_connected(&d) == 0) {
+        if (!childsig_stop && ensure_connected(&d) == 0) {
             promote(&d);
-            while (d.n < DELIVER_INFLIGHT && !stop_requested && d.c && take(&d) == 1)
+            while (d.n < DELIVER_INFLIGHT && !childsig_stop && d.c && take(&d) == 1)
                 ;
         }
         if (d.n == 0) {
-            if (d.c == NULL && !stop_requested)
+            if (d.c == NULL && !childsig_stop)
                 usleep(100 * 1000); /* waiting out the connect backoff */
             continue;
         }

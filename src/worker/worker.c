@@ -1,6 +1,7 @@
 /* worker.c — a worker child: its signals and libraries, the job loop, the
  * scoreboard slot, and turning a pipeline outcome into the job's stored state. */
 #include "worker.h"
+#include "childsig.h"
 #include "failure.h"
 #include "fetch.h"
 #include "imgtype.h"
@@ -18,9 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reopen_requested;
-
 /* The worker process's context. */
 struct worker {
     const struct config *cfg;
@@ -30,35 +28,6 @@ struct worker {
     struct pipeline pl;
     char wid[192];
 };
-
-static void on_stop(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void on_reopen(int sig) {
-    (void)sig;
-    reopen_requested = 1;
-}
-
-/* No SA_RESTART: a blocking call returns early so the loop sees the flag. */
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_reopen;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sa.sa_handler = SIG_IGN; /* a dropped Redis socket must not kill us */
-    sigaction(SIGPIPE, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
 
 static void slot_heartbeat(struct shm_slot *s) {
     if (s)
@@ -149,7 +118,7 @@ static int store(struct worker *w, const char *id, const char *token,
                                          failure_is_transient(out->fail.code), f.kv, f.n);
         if (rc >= 0)
             return rc;
-        if (jobqueue_connect(&w->q, &stop_requested) < 0)
+        if (jobqueue_connect(&w->q, &childsig_stop) < 0)
             return -1;
     }
 }
@@ -260,7 +229,7 @@ int worker_main(const struct worker_args *args) {
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
     w.pl.cfg = args->cfg;
     snprintf(w.wid, sizeof(w.wid), "%s:%d", args->node_id, (int)getpid());
-    install_signals();
+    childsig_install();
 
     if (thumb_init() < 0)
         return 2;
@@ -279,13 +248,13 @@ int worker_main(const struct worker_args *args) {
     slot_idle(w.slot, false);
     log_info("worker %s started", w.wid);
 
-    while (!stop_requested) {
-        if (reopen_requested) {
-            reopen_requested = 0;
+    while (!childsig_stop) {
+        if (childsig_reopen) {
+            childsig_reopen = 0;
             log_reopen();
         }
         slot_heartbeat(w.slot);
-        if (jobqueue_connect(&w.q, &stop_requested) < 0)
+        if (jobqueue_connect(&w.q, &childsig_stop) < 0)
             break;
         char id[JOBQUEUE_ID_MAX];
         if (jobqueue_take(&w.q, id) == 1)
