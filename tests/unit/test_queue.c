@@ -1224,6 +1224,17 @@ static void take_delivery(const char *wid, const char *want) {
     freeReplyObject(r);
 }
 
+/* Job id done with a callback_url; its callback taken by W1. */
+static void callback_taken(const char *id) {
+    enqueue(id);
+    cmd_int("HSET %s callback_url http://cb.example/h", k("job", id));
+    run(W1, id, "tok-1");
+    assert_int_equal(complete(W1, id, "tok-1", "R", 1, NULL), 1);
+    char did[64];
+    snprintf(did, sizeof(did), "cb:%s", id);
+    take_delivery(W1, did);
+}
+
 /* A job that asked for a callback and an e-mail queues both when it is done,
  * once, and publishes its end. */
 static void test_deliveries_queued_on_done(void **state) {
@@ -1269,11 +1280,7 @@ static void test_deliveries_on_failure(void **state) {
 static void test_delivery_attempts(void **state) {
     (void)state;
     NEED_REDIS();
-    enqueue("j1");
-    cmd_int("HSET %s callback_url http://cb.example/h", k("job", "j1"));
-    run(W1, "j1", "tok-1");
-    assert_int_equal(complete(W1, "j1", "tok-1", "R", 1, NULL), 1);
-    take_delivery(W1, "cb:j1");
+    callback_taken("j1");
     long long t0 = redis_time_ms();
     assert_int_equal(deliver(W1, "cb:j1", "j1", "retry", "500", "60000"), 1);
     assert_int_equal(cmd_int("LLEN %s", k("wh:proc", W1)), 0);
@@ -1299,11 +1306,7 @@ static void test_delivery_attempts(void **state) {
 static void test_delivery_failed_and_gone(void **state) {
     (void)state;
     NEED_REDIS();
-    enqueue("j1");
-    cmd_int("HSET %s callback_url http://cb.example/h", k("job", "j1"));
-    run(W1, "j1", "tok-1");
-    assert_int_equal(complete(W1, "j1", "tok-1", "R", 1, NULL), 1);
-    take_delivery(W1, "cb:j1");
+    callback_taken("j1");
     assert_int_equal(deliver(W1, "cb:j1", "j1", "failed", "503", "0"), 1);
     EXPECT_ZSET(k("wh:dead", NULL), "cb:j1");
     expect_job_field("j1", "cb_status", "failed");
