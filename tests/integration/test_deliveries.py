@@ -362,3 +362,11 @@ def test_original_api_emails_the_thumbnail(start_daemon, source):
         assert d.get(f"/api/thumb/{req_id}").json()["status"] == "finished"
     finally:
         sink.stop()
+
+
+def test_email_address_is_checked_at_submit(start_daemon, source):
+    d = start_daemon({"smtp": smtp_config(free_port())})
+    for address in ("nobody", "a@b", "a@@b.example", "a b@c.example",
+                    "a@b.example\r\nBcc: x@y.example", "<a@b.example>"):
+        r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"), "email": address})
+        error_of(r, 400, "invalid_param", "email")
