@@ -5,6 +5,8 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <lcms2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <vips/vips.h>
@@ -129,7 +131,26 @@ static const char *format_mime(enum job_format f) {
     return "image/jpeg";
 }
 
-/* Reads only the header: type, size, pages; refuses what is over the limits. */
+/* Whether an ICC profile describes sRGB (its description names it, as the
+ * common sRGB IEC61966-2.1 and libvips' own do). A source tagged sRGB is in
+ * the output's colour space already: building an sRGB-to-sRGB transform for
+ * it costs more than shrinking a photo to a thumbnail. */
+static bool icc_is_srgb(const void *data, size_t len) {
+    if (data == NULL || len < 128 || len > UINT32_MAX)
+        return false;
+    cmsHPROFILE p = cmsOpenProfileFromMem(data, (cmsUInt32Number)len);
+    if (p == NULL)
+        return false;
+    char desc[256] = "";
+    bool srgb = cmsGetColorSpace(p) == cmsSigRgbData &&
+                cmsGetProfileInfoASCII(p, cmsInfoDescription, "en", "US", desc, sizeof(desc)) > 0 &&
+                strstr(desc, "sRGB") != NULL;
+    cmsCloseProfile(p);
+    return srgb;
+}
+
+/* Reads only the header: type, size, pages, whether the colours need
+ * converting; refuses what is over the limits. */
 static int check_header(const struct thumb_opts *o, const void *src, size_t len,
                         struct thumb_result *out, struct failure *err) {
     VipsImage *hdr =
@@ -144,6 +165,11 @@ static int check_header(const struct thumb_opts *o, const void *src, size_t len,
         vips_image_get_int(hdr, VIPS_META_N_PAGES, &pages) == 0 && pages < 1)
         pages = 1;
     bool swap = vips_image_get_orientation_swap(hdr);
+    const void *icc = NULL;
+    size_t icc_len = 0;
+    out->src_icc = vips_image_get_typeof(hdr, VIPS_META_ICC_NAME) &&
+                   vips_image_get_blob(hdr, VIPS_META_ICC_NAME, &icc, &icc_len) == 0 &&
+                   !icc_is_srgb(icc, icc_len);
     g_object_unref(hdr);
     /* The header was read: what a loader left in the error buffer on the way
      * (libtiff's complaints) is not this job's error, nor the next one's. */
@@ -208,16 +234,25 @@ static VipsArrayDouble *background(int bands, double value) {
 
 /* Decodes, fits and converts: the final pixels, in memory, in *out (a new ref). */
 static int render(const struct thumb_opts *o, const void *src, size_t len, enum job_format fmt,
-                  VipsImage **out, struct failure *err) {
+                  bool icc, VipsImage **out, struct failure *err) {
     VipsImage *ctx = vips_image_new();
     VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 6);
     int rc = -1;
 
     VipsSize size = o->fit == FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
     VipsInteresting crop = o->fit == FIT_COVER ? interesting(o->crop) : VIPS_INTERESTING_NONE;
-    if (vips_thumbnail_buffer((void *)src, len, &t[0], o->width, "height", o->height, "size", size,
-                              "crop", crop, "export_profile", "srgb", "option_string",
-                              "fail_on=truncated", NULL)) {
+    /* A source with an ICC profile other than sRGB is converted to sRGB
+     * through it. One without, or tagged sRGB, is sRGB already
+     * (vips_colourspace below converts other interpretations, CMYK and B/W):
+     * an sRGB export there would only build an identity colour transform,
+     * which costs more than the shrink. */
+    int r =
+        icc ? vips_thumbnail_buffer((void *)src, len, &t[0], o->width, "height", o->height, "size",
+                                    size, "crop", crop, "export_profile", "srgb", "option_string",
+                                    "fail_on=truncated", NULL)
+            : vips_thumbnail_buffer((void *)src, len, &t[0], o->width, "height", o->height, "size",
+                                    size, "crop", crop, "option_string", "fail_on=truncated", NULL);
+    if (r) {
         vips_failure(err, "decode_failed", "cannot decode the source");
         goto out;
     }
@@ -317,7 +352,7 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
     enum job_format fmt = o->format == FMT_ORIGINAL ? original_format(out->src_mime) : o->format;
 
     VipsImage *im = NULL;
-    if (render(o, src, len, fmt, &im, err) < 0)
+    if (render(o, src, len, fmt, out->src_icc, &im, err) < 0)
         return -1;
     void *buf = NULL;
     size_t n = 0;

@@ -6,6 +6,7 @@
 #include "failure.h"
 #include "job.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ struct thumb_result {
     int src_width; /* as displayed (EXIF orientation applied), 0 until known */
     int src_height;
     int src_pages;
+    bool src_icc; /* the source carries an ICC profile other than sRGB: converted with it */
 };
 
 /* Initialises libvips for this process the way a worker runs it: one thread per

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,11 +476,43 @@ static void test_p3_converted_to_srgb(void **state) {
 
     struct thumb_opts o = opts(16, 16, FIT_FILL, FMT_PNG);
     struct thumb_result r = ok(&o, &b);
+    assert_true(r.src_icc);
     double px[4];
     int n;
     pixel(&r, 8, 8, px, &n);
     if (!(px[0] > 250 && px[1] < 10 && px[2] < 10))
         fail_msg("P3 red came out as %.0f %.0f %.0f, not sRGB red", px[0], px[1], px[2]);
+    thumb_result_free(&r);
+    g_free(b.data);
+}
+
+/* A source tagged with an sRGB profile keeps its colours and needs no colour
+ * transform; a Display P3 one is marked for one. */
+static void test_srgb_profile_needs_no_transform(void **state) {
+    (void)state;
+    VipsImage *black, *red, *srgb, *tagged;
+    double scale[3] = {0, 0, 0}, offset[3] = {200, 30, 60};
+    assert_int_equal(vips_black(&black, 64, 64, "bands", 3, NULL), 0);
+    assert_int_equal(vips_linear(black, &red, scale, offset, 3, "uchar", TRUE, NULL), 0);
+    assert_int_equal(vips_copy(red, &srgb, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
+    /* An sRGB-to-sRGB transform: the same numbers, with libvips' sRGB profile attached. */
+    assert_int_equal(
+        vips_icc_transform(srgb, &tagged, "srgb", "input_profile", "srgb", "depth", 8, NULL), 0);
+    assert_true(vips_image_get_typeof(tagged, VIPS_META_ICC_NAME) != 0);
+    struct blob b = encode_as(tagged, SRC_PNG);
+    g_object_unref(tagged);
+    g_object_unref(srgb);
+    g_object_unref(red);
+    g_object_unref(black);
+
+    struct thumb_opts o = opts(16, 16, FIT_FILL, FMT_PNG);
+    struct thumb_result r = ok(&o, &b);
+    assert_false(r.src_icc);
+    double px[4];
+    int n;
+    pixel(&r, 8, 8, px, &n);
+    if (fabs(px[0] - 200) > 2 || fabs(px[1] - 30) > 2 || fabs(px[2] - 60) > 2)
+        fail_msg("sRGB-tagged 200 30 60 came out as %.0f %.0f %.0f", px[0], px[1], px[2]);
     thumb_result_free(&r);
     g_free(b.data);
 }
@@ -675,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_contain_padding),
         cmocka_unit_test(test_cmyk_and_16bit),
         cmocka_unit_test(test_p3_converted_to_srgb),
+        cmocka_unit_test(test_srgb_profile_needs_no_transform),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_too_many_pixels),
         cmocka_unit_test(test_png_bomb_header),
