@@ -8,7 +8,9 @@ distinct URL each), long-polls each until all are terminal and prints jobs/s; th
 vips_loop (vips_thumbnail_buffer in a loop, one process per core) on the same
 photo and prints the ratio.
 
-usage: bench/jobs.py BUILD_DIR PHOTO [N] [WIDTH] [HEIGHT]
+usage: bench/jobs.py BUILD_DIR PHOTO [N] [WIDTH] [HEIGHT] [WORKERS]
+(WORKERS: worker.processes, default one per core; the libvips loop always
+runs one process per core)
 """
 import http.server
 import json
@@ -91,6 +93,7 @@ def main():
     w = int(sys.argv[4]) if len(sys.argv) > 4 else 100
     h = int(sys.argv[5]) if len(sys.argv) > 5 else 100
     cores = os.cpu_count() or 1
+    workers = int(sys.argv[6]) if len(sys.argv) > 6 else cores
     tmp = tempfile.mkdtemp(prefix="th-bench-")
     photo_dir = os.path.dirname(os.path.abspath(photo))
 
@@ -123,7 +126,7 @@ log_level = warn
 [http]
 listen = 127.0.0.1:{port}
 [worker]
-processes = {cores}
+processes = {workers}
 [fetch]
 allow_private = yes
 [redis]
@@ -178,7 +181,7 @@ data_dir = {tmp}/data
     print("| measure | value |")
     print("|---|---|")
     print("| photo | %s |" % photo)
-    print("| jobs | %d at %dx%d cover, jpeg, %d workers |" % (n, w, h, cores))
+    print("| jobs | %d at %dx%d cover, jpeg, %d workers |" % (n, w, h, workers))
     print("| source server | %s |" % src_name)
     print("| submit (%d POSTs, one client) | %.2f s |" % (n, t_submit))
     print("| thumbnailed end to end | %.1f jobs/s (%d failed) |" % (rate, failed))
