@@ -3,9 +3,10 @@
 # resolved by apt), check the user, directories, conffile and unit
 # (systemd-analyze verify), run the installed binary in the foreground on the
 # installed configuration (only the port and the cache size changed) with its
-# embedded redis-server, make one real thumbnail over HTTP, start it again
-# detached for prerm to stop, then apt-get purge and check that nothing is
-# left but the system user and group (kept by policy; removed afterwards if
+# embedded redis-server, make one real thumbnail over HTTP, reinstall over a
+# changed configuration (kept), start it again detached for prerm to stop,
+# then apt-get purge and check that nothing is left but the system user and
+# group (kept by policy; removed afterwards if
 # this test created them). Needs root: exits 77 (ctest SKIP) otherwise.
 # Refuses to run where thumbnailed is installed or its paths exist: the test
 # purges what it installs, even on failure (trap), and nothing else.
@@ -166,6 +167,20 @@ if [ $fails -gt 0 ]; then
     echo "--- daemon log"
     cat "$tmp/daemon.log"
 fi
+
+echo "--- reinstall (the upgrade path): the operator's configuration is kept"
+echo "; changed by the operator (package.install)" >>/etc/thumbnailed/thumbnailed.conf
+"${apt[@]}" install --reinstall "$deb" >"$tmp/apt-reinstall.log" 2>&1 || {
+    cat "$tmp/apt-reinstall.log"
+    die "apt-get install --reinstall failed"
+}
+check "reinstall: the changed configuration is kept" \
+    grep -qx '; changed by the operator (package.install)' /etc/thumbnailed/thumbnailed.conf
+check "reinstall: no .dpkg-new / .dpkg-dist copy beside it" \
+    test -z "$(ls /etc/thumbnailed/ | grep -v '^thumbnailed.conf$')"
+check "reinstall: still 640 root:thumbnailed" \
+    test "$(stat -c '%a %U:%G' /etc/thumbnailed/thumbnailed.conf)" = "640 root:thumbnailed"
+check "reinstall: thumbnailed -t accepts it" thumbnailed -t -c /etc/thumbnailed/thumbnailed.conf
 
 echo "--- detached, for prerm to stop on purge"
 check "thumbnailed -c (detached) returns 0 once ready" timeout 60 thumbnailed -c "$conf"
