@@ -217,6 +217,7 @@ def test_exhausted_deliveries_fail_and_the_result_stays(start_daemon, source, re
     assert 'thumbnailed_children{kind="delivery"} 1' in metrics, metrics
     doc = d.job(job["id"])
     assert doc["status"] == "done"
+    assert doc["attempts"] == 1, "a failed delivery must not run the thumbnail again"
     assert d.get(doc["result"]["image_url"]).status_code == 200
 
 
