@@ -15,10 +15,14 @@ extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], 
     queue_lua_deliver_promote[];
 
 static const char *const sources[QS_COUNT] = {
-    [QS_ENQUEUE] = queue_lua_enqueue,   [QS_START] = queue_lua_start,
-    [QS_COMPLETE] = queue_lua_complete, [QS_FAIL] = queue_lua_fail,
-    [QS_RELEASE] = queue_lua_release,   [QS_DELETE] = queue_lua_delete,
-    [QS_PROMOTE] = queue_lua_promote,   [QS_DELIVER] = queue_lua_deliver,
+    [QS_ENQUEUE] = queue_lua_enqueue,
+    [QS_START] = queue_lua_start,
+    [QS_COMPLETE] = queue_lua_complete,
+    [QS_FAIL] = queue_lua_fail,
+    [QS_RELEASE] = queue_lua_release,
+    [QS_DELETE] = queue_lua_delete,
+    [QS_PROMOTE] = queue_lua_promote,
+    [QS_DELIVER] = queue_lua_deliver,
     [QS_DELIVER_PROMOTE] = queue_lua_deliver_promote,
 };
 

@@ -12,14 +12,14 @@
 /* Each script's KEYS and ARGV are documented at the top of its file in
  * src/common/lua/. */
 enum queue_script {
-    QS_ENQUEUE,  /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
-    QS_START,    /* -> the job's fields | nil (skip it: canceled or gone) */
-    QS_COMPLETE, /* -> 1 stored | 0 stale */
-    QS_FAIL,     /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
-    QS_RELEASE,  /* the jobs of a gone worker -> how many */
-    QS_DELETE,   /* -> 1 | 0 no such job */
-    QS_PROMOTE,  /* due retries back to ready -> how many */
-    QS_DELIVER,  /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
+    QS_ENQUEUE,         /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
+    QS_START,           /* -> the job's fields | nil (skip it: canceled or gone) */
+    QS_COMPLETE,        /* -> 1 stored | 0 stale */
+    QS_FAIL,            /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
+    QS_RELEASE,         /* the jobs of a gone worker -> how many */
+    QS_DELETE,          /* -> 1 | 0 no such job */
+    QS_PROMOTE,         /* due retries back to ready -> how many */
+    QS_DELIVER,         /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
     QS_DELIVER_PROMOTE, /* due delivery retries back to {p}:wh:ready -> how many */
     QS_COUNT
 };

@@ -47,8 +47,7 @@ static void everything_is_signed(void **state) {
     assert_int_equal(webhook_sign(VECTOR_SECRET, VECTOR_ID, VECTOR_TS + 1, "{}", 2, b, sizeof(b)),
                      0);
     assert_string_not_equal(a, b);
-    assert_int_equal(webhook_sign(VECTOR_SECRET, "msg_other", VECTOR_TS, "{}", 2, b, sizeof(b)),
-                     0);
+    assert_int_equal(webhook_sign(VECTOR_SECRET, "msg_other", VECTOR_TS, "{}", 2, b, sizeof(b)), 0);
     assert_string_not_equal(a, b);
     assert_int_equal(webhook_sign(VECTOR_SECRET, VECTOR_ID, VECTOR_TS, "[]", 2, b, sizeof(b)), 0);
     assert_string_not_equal(a, b);
@@ -57,8 +56,13 @@ static void everything_is_signed(void **state) {
 static void bad_secrets_refused(void **state) {
     (void)state;
     char out[WEBHOOK_SIGNATURE_MAX];
-    const char *bad[] = {"", "   ", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_abc",
-                         "whsec_!!!!", VECTOR_SECRET " nope"};
+    const char *bad[] = {"",
+                         "   ",
+                         "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                         "whsec_",
+                         "whsec_abc",
+                         "whsec_!!!!",
+                         VECTOR_SECRET " nope"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
         assert_int_equal(webhook_sign(bad[i], VECTOR_ID, VECTOR_TS, "{}", 2, out, sizeof(out)), -1);
     /* Too small an output buffer. */
