@@ -1,6 +1,7 @@
 /* queue.c — the Lua scripts of the job life cycle. Time comes from Redis TIME so
  * every node agrees on it. */
 #include "queue.h"
+#include "job.h"
 
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -107,4 +108,17 @@ redisReply *queue_eval(redisContext *c, enum queue_script s, int nkeys, int narg
     free(av);
     free(al);
     return r;
+}
+
+int queue_reply_record(struct job_record *rec, const redisReply *reply, size_t first) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (size_t i = first; i + 1 < reply->elements; i += 2) {
+        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (job_record_set(rec, k->str, v->str) < 0)
+            return -1;
+    }
+    return 0;
 }

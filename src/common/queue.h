@@ -46,6 +46,13 @@ char *queue_key(char *buf, size_t n, const char *prefix, const char *kind, const
 
 #define QUEUE_KEY_MAX 256
 
+struct job_record;
+
+/* Adds the name/value pairs of a flat HGETALL-style array reply to rec, from
+ * element first on (elements that are not strings are skipped). Returns 0, or
+ * -1 when reply is not an array or memory runs out. */
+int queue_reply_record(struct job_record *rec, const redisReply *reply, size_t first);
+
 /* Runs a script on a blocking connection: EVALSHA, then EVAL on NOSCRIPT. argv
  * holds the keys then the other arguments, lens their lengths (NULL: strlen).
  * Returns the reply (caller frees with freeReplyObject) or NULL when the

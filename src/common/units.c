@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct suffix {
     const char *name;
@@ -64,4 +65,10 @@ int units_parse_count(const char *s, uint64_t *out) {
 
 int units_parse_duration(const char *s, uint64_t *out_ms) {
     return parse_with(s, duration_suffixes, out_ms);
+}
+
+int64_t units_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

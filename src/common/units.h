@@ -15,4 +15,7 @@ int units_parse_count(const char *s, uint64_t *out);
  * seconds. Returns 0, or -1 on bad syntax or overflow. */
 int units_parse_duration(const char *s, uint64_t *out_ms);
 
+/* Milliseconds on CLOCK_MONOTONIC: for timeouts and intervals, never dates. */
+int64_t units_mono_ms(void);
+
 #endif

@@ -50,10 +50,6 @@ void image_handle(struct exchange *h);
  * after answering 503 (replies already asked for still come). */
 int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only);
 
-/* Fills rec from the name, value, ... pairs of an array reply from element
- * first on (0 for an HGETALL reply). Returns 0 or -1 (reply.c). */
-int reply_to_record(struct job_record *rec, const redisReply *reply, size_t first);
-
 /* Answers a Redis failure: no reply (connection lost) or a transient error ->
  * 503 unavailable with Retry-After; any other error -> 500 internal (logged).
  * what names the operation for the log (reply.c). */

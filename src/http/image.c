@@ -29,7 +29,7 @@ static void on_job(struct exchange *h, const redisReply *reply) {
         not_found(h);
         return;
     }
-    if (reply_to_record(&h->rec, reply, 0) < 0) {
+    if (queue_reply_record(&h->rec, reply, 0) < 0) {
         reply_failed(h, NULL, "image job");
         return;
     }

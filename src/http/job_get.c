@@ -59,7 +59,7 @@ static void answer_record(struct exchange *h) {
 /* Whether the job's fields in reply (an HGETALL) are those of a job that has
  * not ended; keeps them in h->rec. */
 static bool still_pending(struct exchange *h, const redisReply *reply) {
-    if (reply->elements == 0 || reply_to_record(&h->rec, reply, 0) < 0)
+    if (reply->elements == 0 || queue_reply_record(&h->rec, reply, 0) < 0)
         return false;
     const char *state = job_record_get(&h->rec, "state");
     return state && !job_state_is_terminal(state);
@@ -107,7 +107,7 @@ static void on_reply(redisReply *reply, void *arg) {
         respond_error(h, "not_found", NULL, 0, "no job with this id (unknown or expired)");
         goto out;
     }
-    if (h->rec.count == 0 && reply_to_record(&h->rec, reply, 0) < 0) {
+    if (h->rec.count == 0 && queue_reply_record(&h->rec, reply, 0) < 0) {
         respond_json(h, 200, NULL);
         goto out;
     }

@@ -1,6 +1,7 @@
 /* linger.c — drain-then-close for connections answered with an error before
  * their body was read (413, malformed requests). */
 #include "linger.h"
+#include "units.h"
 
 #include <errno.h>
 #include <event2/bufferevent.h>
@@ -22,12 +23,6 @@ struct linger_conn {
     long long deadline_ms; /* CLOCK_MONOTONIC */
     struct linger_conn *next, **prevp;
 };
-
-static long long mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int count(const struct http_child *c) {
     int n = 0;
@@ -64,7 +59,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
         finish(l); /* EOF or error: the client has what it needs */
         return;
     }
-    if (mono_ms() >= l->deadline_ms)
+    if (units_mono_ms() >= l->deadline_ms)
         finish(l);
 }
 
@@ -99,7 +94,7 @@ int linger_arm(struct http_child *c, struct evhttp_request *req) {
         return -1;
     }
     l->child = c;
-    l->deadline_ms = mono_ms() + LINGER_MAX_MS;
+    l->deadline_ms = units_mono_ms() + LINGER_MAX_MS;
     l->next = c->lingers;
     if (l->next)
         l->next->prevp = &l->next;

@@ -10,6 +10,7 @@
  * subscription is down every waiter re-reads each second; when it is back,
  * every waiter reads once (what was published meanwhile is lost). */
 #include "longpoll.h"
+#include "units.h"
 
 #include "log.h"
 #include "redis_async.h"
@@ -24,12 +25,6 @@
 
 #define RETRY_MS 1000
 
-static long long mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct exchange *exchange_of(struct waiter *w) {
     return (struct exchange *)((char *)w - offsetof(struct exchange, waiter));
 }
@@ -37,7 +32,7 @@ static struct exchange *exchange_of(struct waiter *w) {
 /* Arms h's timer: the deadline, or sooner while a completion could be missed
  * (no subscription) or the last read failed. */
 static void arm(struct exchange *h) {
-    long long now = mono_ms();
+    long long now = units_mono_ms();
     long long next = h->wait_until_ms;
     if ((!rasync_subscribed(h->child->redis_sub) || h->wait_retry) && now + RETRY_MS < next)
         next = now + RETRY_MS;
@@ -66,7 +61,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct exchange *h = arg;
-    if (mono_ms() >= h->wait_until_ms) {
+    if (units_mono_ms() >= h->wait_until_ms) {
         finish(h);
     } else {
         h->wait_retry = false;
@@ -177,7 +172,7 @@ int longpoll_begin(struct exchange *h, int seconds, void (*check)(struct exchang
     h->wait_check = check;
     h->waiting = true;
     h->wait_recheck = h->wait_retry = false;
-    h->wait_until_ms = mono_ms() + (long long)seconds * 1000;
+    h->wait_until_ms = units_mono_ms() + (long long)seconds * 1000;
     waiters_add(&c->waiters, &h->waiter, h->match.id);
     arm(h);
     return 0;

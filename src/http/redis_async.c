@@ -2,6 +2,7 @@
  * SELECT, reconnect with capped backoff, EVALSHA with an EVAL retry, watchdog;
  * or, for a subscriber, SUBSCRIBE after every (re)connection. */
 #include "redis_async.h"
+#include "units.h"
 
 #include "log.h"
 
@@ -39,12 +40,6 @@ struct rasync {
     bool subscribed;
 };
 
-static long long mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timeval tv_ms(long ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     return tv;
@@ -60,7 +55,7 @@ static void note_down(struct rasync *r, const char *what, const char *why) {
         else
             log_warn("redis unavailable: %s: %s; requests answer 503 until it is back", what, why);
         r->down_logged = true;
-        r->down_since_ms = mono_ms();
+        r->down_since_ms = units_mono_ms();
     } else {
         log_debug("redis still unavailable: %s: %s", what, why);
     }
@@ -116,7 +111,7 @@ static void set_ready(struct rasync *r) {
     evtimer_del(r->connect_timer);
     if (r->down_logged) {
         log_info("redis %s restored after %lld ms", r->channel ? "subscription" : "connection",
-                 mono_ms() - r->down_since_ms);
+                 units_mono_ms() - r->down_since_ms);
         r->down_logged = false;
     }
     if (r->channel && r->ac) {

@@ -7,19 +7,6 @@
 
 #define RETRY_AFTER_UNAVAILABLE 1
 
-int reply_to_record(struct job_record *rec, const redisReply *reply, size_t first) {
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        return -1;
-    for (size_t i = first; i + 1 < reply->elements; i += 2) {
-        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        if (job_record_set(rec, k->str, v->str) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 void reply_failed(struct exchange *h, const redisReply *reply, const char *what) {
     if (reply == NULL || rasync_error_is_transient(reply)) {
         respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,

@@ -136,7 +136,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
         /* The same request (or Idempotency-Key) while its job lives: that job. */
         struct job_record rec = {0};
         json_t *doc = NULL;
-        if (reply_to_record(&rec, reply, 2) == 0)
+        if (queue_reply_record(&rec, reply, 2) == 0)
             doc = job_document(reply->element[1]->str, &rec);
         char location[64];
         snprintf(location, sizeof(location), "/v1/thumbnails/%.40s", reply->element[1]->str);

@@ -27,12 +27,20 @@
 #define BACKOFF_MAX_MS 30000
 #define HEALTHY_MS     60000
 
+/* Each kind's name in the log, its process name in ps and top (redis names
+ * itself), and its kind on the scoreboard. */
+static const struct {
+    const char *name, *comm;
+    enum slot_kind slot;
+} kinds[] = {
+    [CHILD_REDIS] = {"redis-server", NULL, SLOT_FREE},
+    [CHILD_HTTP] = {"http", "thumb-http", SLOT_HTTP},
+    [CHILD_WORKER] = {"worker", "thumb-worker", SLOT_WORKER},
+    [CHILD_DELIVERY] = {"delivery", "thumb-delivery", SLOT_DELIVERY},
+};
+
 static const char *kind_name(enum child_kind k) {
-    static const char *const names[] = {[CHILD_REDIS] = "redis-server",
-                                        [CHILD_HTTP] = "http",
-                                        [CHILD_WORKER] = "worker",
-                                        [CHILD_DELIVERY] = "delivery"};
-    return names[k];
+    return kinds[k].name;
 }
 
 static void respawn_cb(evutil_socket_t fd, short what, void *arg) {
@@ -215,10 +223,8 @@ static int child_main(struct child *c) {
     else
         snprintf(name, sizeof(name), "%s", kind_name(c->kind));
     log_set_procname(name);
-    /* What ps and top show: thumb-http, thumb-worker (redis names itself). */
-    prctl(PR_SET_NAME, c->kind == CHILD_HTTP     ? "thumb-http"
-                       : c->kind == CHILD_WORKER ? "thumb-worker"
-                                                 : "thumb-delivery");
+    if (kinds[c->kind].comm)
+        prctl(PR_SET_NAME, kinds[c->kind].comm);
     switch (c->kind) {
     case CHILD_REDIS:
         if (m->listen_fd >= 0)
@@ -278,9 +284,7 @@ int supervise_spawn(struct child *c) {
     struct shm_slot *s = shm_slot(&c->master->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, pid);
-        atomic_store(&s->kind, c->kind == CHILD_HTTP     ? SLOT_HTTP
-                               : c->kind == CHILD_WORKER ? SLOT_WORKER
-                                                         : SLOT_DELIVERY);
+        atomic_store(&s->kind, kinds[c->kind].slot);
         atomic_store(&s->state, SLOT_IDLE);
         atomic_store(&s->heartbeat_ms, c->started_ms);
     }

@@ -16,7 +16,6 @@
 #include "version.h"
 #include "webhook.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -36,7 +35,6 @@
 #define BACKOFF_MAX_MS   5000     /* between Redis connect attempts */
 #define RETRY_AFTER_MAX  86400000 /* a Retry-After is honoured up to a day */
 #define DID_MAX          96       /* "mail:" + a job id */
-#define KEY_ID_MAX       JOB_ID_MAX
 
 /* One delivery in flight. */
 struct delivery {
@@ -50,7 +48,7 @@ struct delivery {
     char *body;      /* the callback's JSON */
     bool private_ok; /* the URL's host is on fetch.allow_hosts, or allow_private */
     bool blocked;    /* the guard refused the address connected to */
-    char blocked_addr[INET6_ADDRSTRLEN];
+    char blocked_addr[64];
     enum netaddr_class blocked_class;
     int64_t retry_after_ms;
     char errbuf[CURL_ERROR_SIZE];
@@ -63,6 +61,7 @@ struct deliverer {
     struct redis_target target;
     redisContext *c;
     int64_t backoff_ms;
+    int64_t next_try_ms; /* no connect attempt before (monotonic) */
     CURLM *multi;
     struct delivery *inflight[DELIVER_INFLIGHT];
     int n;
@@ -133,12 +132,6 @@ static const char *outcome_name(enum deliver_outcome o) {
 }
 
 /* --- process ----------------------------------------------------------------- */
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static double jitter(void) {
     unsigned int r = 0;
@@ -211,11 +204,10 @@ static void requeue_orphans(struct deliverer *d) {
 /* Connects when not connected, no more often than the backoff allows.
  * Returns 0 when connected. */
 static int ensure_connected(struct deliverer *d) {
-    static int64_t next_try_ms;
     if (d->c)
         return 0;
-    int64_t now = mono_ms();
-    if (now < next_try_ms)
+    int64_t now = units_mono_ms();
+    if (now < d->next_try_ms)
         return -1;
     char err[256];
     d->c = rconn_connect(&d->target, (long)d->cfg->redis_connect_timeout, err, sizeof(err));
@@ -223,7 +215,7 @@ static int ensure_connected(struct deliverer *d) {
         d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 100;
         if (d->backoff_ms > BACKOFF_MAX_MS)
             d->backoff_ms = BACKOFF_MAX_MS;
-        next_try_ms = now + d->backoff_ms;
+        d->next_try_ms = now + d->backoff_ms;
         log_warn("delivery: cannot connect to Redis: %s (next try in %lld ms)", err,
                  (long long)d->backoff_ms);
         return -1;
@@ -239,7 +231,7 @@ static int ensure_connected(struct deliverer *d) {
 }
 
 static void promote(struct deliverer *d) {
-    int64_t now = mono_ms();
+    int64_t now = units_mono_ms();
     if (now - d->last_promote_ms < PROMOTE_EVERY_MS)
         return;
     d->last_promote_ms = now;
@@ -335,11 +327,7 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
     if (!v->private_ok && c != NETADDR_PUBLIC) {
         v->blocked = true;
         v->blocked_class = c;
-        const void *raw = a->family == AF_INET6
-                              ? (const void *)&((const struct sockaddr_in6 *)&a->addr)->sin6_addr
-                              : (const void *)&((const struct sockaddr_in *)&a->addr)->sin_addr;
-        if (inet_ntop(a->family, raw, v->blocked_addr, sizeof(v->blocked_addr)) == NULL)
-            snprintf(v->blocked_addr, sizeof(v->blocked_addr), "?");
+        netaddr_to_text(&a->addr, v->blocked_addr, sizeof(v->blocked_addr));
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
@@ -354,21 +342,6 @@ static void delivery_free(struct delivery *v) {
     mail_free(&v->msg);
     free(v->body);
     free(v);
-}
-
-/* Fills rec from a flat HGETALL reply. Returns the number of fields, -1 on
- * allocation failure. */
-static int record_from_reply(const redisReply *r, struct job_record *rec) {
-    int n = 0;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *val = r->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
-            continue;
-        if (job_record_set(rec, k->str, val->str) < 0)
-            return -1;
-        n++;
-    }
-    return n;
 }
 
 /* The callback's body: the job document without the deliveries' own status
@@ -411,12 +384,13 @@ static int prepare_callback(struct deliverer *d, struct delivery *v, const char 
     if (r == NULL)
         return -1; /* stays on our proc list until Redis is back */
     struct job_record rec = {0};
-    int fields = record_from_reply(r, &rec);
+    int rc = queue_reply_record(&rec, r, 0);
     freeReplyObject(r);
-    if (fields > 0)
+    bool gone = rc == 0 && rec.count == 0;
+    if (rc == 0 && !gone)
         v->body = callback_body(v->job, &rec);
     job_record_free(&rec);
-    if (fields == 0) {
+    if (gone) {
         record(d, v, DELIVER_FAILED, 0, "the job was deleted or expired before its callback");
         return -1;
     }

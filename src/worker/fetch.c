@@ -4,6 +4,7 @@
 #include "fetch.h"
 #include "netaddr.h"
 #include "version.h"
+#include "units.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -12,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define FETCH_INITIAL_CAP     (64 * 1024)
 #define FETCH_LOW_SPEED_BYTES 1024 /* slower than this ... */
@@ -219,15 +219,7 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
         if (c != NETADDR_PUBLIC) {
             t->blocked = true;
             t->blocked_class = c;
-            const void *raw = NULL;
-            if (a->family == AF_INET)
-                raw = &((const struct sockaddr_in *)&a->addr)->sin_addr;
-            else if (a->family == AF_INET6)
-                raw = &((const struct sockaddr_in6 *)&a->addr)->sin6_addr;
-            if (raw == NULL ||
-                inet_ntop(a->family, raw, t->blocked_addr, sizeof(t->blocked_addr)) == NULL)
-                snprintf(t->blocked_addr, sizeof(t->blocked_addr), "(address family %d)",
-                         a->family);
+            netaddr_to_text(&a->addr, t->blocked_addr, sizeof(t->blocked_addr));
             return CURL_SOCKET_BAD;
         }
     }
@@ -235,12 +227,6 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
 }
 
 /* --- the transfer -------------------------------------------------------- */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Gives f a fresh curl handle when o's private-address policy differs from the
  * one its cached connections were vetted under: a connection the guard let
@@ -402,11 +388,11 @@ static int classify(struct fetch *f, const struct fetch_opts *o, CURLcode rc, lo
 static int follow(struct fetch *f, const struct fetch_opts *o, CURLU *u, struct transfer *t,
                   struct failure *err) {
     struct hosts h = {.origin = "", .host = "", .via = ""};
-    int64_t deadline = now_ms() + o->timeout_ms;
+    int64_t deadline = units_mono_ms() + o->timeout_ms;
     for (long hop = 0;; hop++) {
         if (check_target(o, u, hop, &h, t, err) < 0)
             return -1;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - units_mono_ms();
         if (left <= 0)
             return failure_set(err, "fetch_timeout",
                                "fetching from %s%s timed out: more than %ld ms with redirects",

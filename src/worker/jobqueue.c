@@ -143,18 +143,6 @@ static void job_key(struct jobqueue *q, char *buf, const char *kind, const char 
     queue_key(buf, QUEUE_KEY_MAX, q->cfg->redis_key_prefix, kind, id);
 }
 
-/* Fills rec from a flat HGETALL array. Returns 0 or -1 (out of memory). */
-static int record_from_reply(const redisReply *r, struct job_record *rec) {
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        if (job_record_set(rec, k->str, v->str) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* The job this worker started before a lost reply: still ours when its token is. */
 static int resume(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
                   struct job_record *rec) {
@@ -166,7 +154,7 @@ static int resume(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_
         return -1;
     struct job_record cur = {0};
     int rc = 0;
-    if (r->type == REDIS_REPLY_ARRAY && record_from_reply(r, &cur) == 0) {
+    if (r->type == REDIS_REPLY_ARRAY && queue_reply_record(&cur, r, 0) == 0) {
         const char *state = job_record_get(&cur, "state");
         const char *tok = job_record_get(&cur, "token");
         if (state && tok && strcmp(state, "processing") == 0 && strcmp(tok, q->resume_token) == 0) {
@@ -204,7 +192,7 @@ int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN
         return -1;
     int rc = 0;
     if (r->type == REDIS_REPLY_ARRAY) {
-        if (record_from_reply(r, rec) < 0) {
+        if (queue_reply_record(rec, r, 0) < 0) {
             job_record_free(rec);
             rc = -1;
         } else {
@@ -305,7 +293,7 @@ int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, lo
     int rc = 0;
     if (fields->type == REDIS_REPLY_ARRAY && fields->elements > 0 &&
         ttl->type == REDIS_REPLY_INTEGER) {
-        rc = record_from_reply(fields, rec) == 0 ? 1 : -1;
+        rc = queue_reply_record(rec, fields, 0) == 0 ? 1 : -1;
         *ttl_ms = ttl->integer;
     }
     freeReplyObject(fields);

@@ -2,6 +2,7 @@
 #include "mail.h"
 #include "version.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -35,9 +36,15 @@ static const char *extension(const char *mime) {
     return "bin";
 }
 
-static int add_header(struct curl_slist **list, const char *fmt, const char *a, const char *b) {
+static int add_header(struct curl_slist **list, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int add_header(struct curl_slist **list, const char *fmt, ...) {
     char line[512];
-    snprintf(line, sizeof(line), fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
     struct curl_slist *l = curl_slist_append(*list, line);
     if (l == NULL)
         return -1;
@@ -62,12 +69,12 @@ int mail_prepare(CURL *e, struct mail *m, const struct config *cfg, const char *
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
     /* The Message-ID is the same on every retry, so a receiver can drop a
      * duplicate left by an attempt whose answer was lost. */
-    if (add_header(&m->headers, "From: %s%s", cfg->smtp_from, "") < 0 ||
-        add_header(&m->headers, "To: %s%s", to, "") < 0 ||
-        add_header(&m->headers, "Subject: %s%s", "Your thumbnail is ready", "") < 0 ||
-        add_header(&m->headers, "Date: %s%s", date, "") < 0 ||
-        add_header(&m->headers, "Message-ID: <%s.%s@thumbnailed>", job_id, "mail") < 0 ||
-        add_header(&m->headers, "X-Mailer: thumbnailed/%s%s", THUMBNAILED_VERSION, "") < 0)
+    if (add_header(&m->headers, "From: %s", cfg->smtp_from) < 0 ||
+        add_header(&m->headers, "To: %s", to) < 0 ||
+        add_header(&m->headers, "Subject: Your thumbnail is ready") < 0 ||
+        add_header(&m->headers, "Date: %s", date) < 0 ||
+        add_header(&m->headers, "Message-ID: <%s.mail@thumbnailed>", job_id) < 0 ||
+        add_header(&m->headers, "X-Mailer: thumbnailed/%s", THUMBNAILED_VERSION) < 0)
         goto fail;
 
     if ((m->mime = curl_mime_init(e)) == NULL)

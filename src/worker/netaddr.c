@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 struct v4_range {
@@ -149,4 +150,15 @@ const char *netaddr_class_name(enum netaddr_class c) {
         return "reserved";
     }
     return "reserved";
+}
+
+char *netaddr_to_text(const struct sockaddr *sa, char *buf, size_t n) {
+    const void *raw = NULL;
+    if (sa->sa_family == AF_INET)
+        raw = &((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        raw = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (raw == NULL || inet_ntop(sa->sa_family, raw, buf, (socklen_t)n) == NULL)
+        snprintf(buf, n, "(address family %d)", sa->sa_family);
+    return buf;
 }

@@ -5,6 +5,7 @@
 #define TH_NETADDR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 enum netaddr_class {
@@ -27,6 +28,10 @@ enum netaddr_class netaddr_classify(const struct sockaddr *sa);
 /* The same for an address in text form ("10.0.0.1", "::1"). Returns 0, or -1
  * when text is not an IP address. */
 int netaddr_classify_text(const char *text, enum netaddr_class *out);
+
+/* sa as text into buf ("10.0.0.1", "::1"), or "(address family N)" for one
+ * that is not AF_INET or AF_INET6. Returns buf. */
+char *netaddr_to_text(const struct sockaddr *sa, char *buf, size_t n);
 
 /* A short lowercase name for messages: "public", "loopback", ... */
 const char *netaddr_class_name(enum netaddr_class c);
