@@ -25,6 +25,8 @@ import threading
 import time
 import urllib.request
 
+from read import find_nginx, free_port  # bench/read.py, beside this file
+
 
 class Nginx:
     """nginx serving a directory on a free loopback port, one worker."""
@@ -69,16 +71,6 @@ http {{
         self.proc.wait(10)
 
 
-def start_nginx(binary, tmp, root):
-    return Nginx(binary, tmp, root)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def request(method, url, body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
@@ -104,10 +96,9 @@ def main():
         def log_message(self, *a):
             pass
 
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
-                                      else None)
+    nginx = find_nginx()
     if nginx:
-        src, src_name = start_nginx(nginx, tmp, photo_dir), "nginx"
+        src, src_name = Nginx(nginx, tmp, photo_dir), "nginx"
         src_port = src.port
     else:
         src = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
