@@ -6,30 +6,13 @@
 
 #include "config.h"
 #include "failure.h"
+#include "hostlist.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Host lists (fetch.allow_hosts, fetch.deny_hosts) are entries separated by
- * spaces (tabs and commas also work). An entry is a host name or an IP literal:
- *   - a name matches that host and every subdomain of it: "example.com" matches
- *     example.com and img.example.com, not badexample.com. Case and a trailing
- *     dot are ignored, as is a leading "." or "*." on the entry. Names are
- *     compared in ASCII (punycode) form: write internationalised names as
- *     xn--... . The port is not part of the match.
- *   - an IP literal (192.0.2.7, 2001:db8::1 or [2001:db8::1]) matches a URL
- *     whose host is that address however the URL writes it (127.1, 0x7f000001
- *     and [::ffff:127.0.0.1] are all 127.0.0.1). It does not match a name that
- *     resolves to the address, and there is no subnet syntax: the lists are
- *     about URL hosts; addresses are the guard's business.
- * deny_hosts: a URL whose host matches is not requested: fetch_blocked_host.
- * allow_hosts: a URL whose host matches may connect to any address, private,
- *   loopback, link-local and the rest included, even with allow_private off
- *   (an operator's internal image server). Other hosts keep the guard.
- * A host on both lists is denied. Every redirect hop is checked again, its
- * host against both lists and its connection against the guard with that
- * host's own allowance. */
+/* The host lists are hostlist.h's (fetch.allow_hosts, fetch.deny_hosts). */
 struct fetch_opts {
     long connect_timeout_ms;
     long timeout_ms;         /* the whole transfer, redirects included */
@@ -73,13 +56,5 @@ int fetch_url(struct fetch *f, const struct fetch_opts *o, const char *url, stru
               struct failure *err);
 
 void fetch_body_free(struct fetch_body *b);
-
-/* The host of an absolute URL as fetch_host_listed takes it, into buf.
- * Returns 0, or -1 when the URL has no usable host. */
-int fetch_url_host(const char *url, char *buf, size_t n);
-
-/* Whether host (as in a URL: a name, an IPv4 literal or a bracketed IPv6 one)
- * matches an entry of list, by the rules above. NULL list or host: false. */
-bool fetch_host_listed(const char *list, const char *host);
 
 #endif

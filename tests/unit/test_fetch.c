@@ -499,14 +499,14 @@ static void test_host_listed(void **state) {
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (fetch_host_listed(cases[i].list, cases[i].host) != cases[i].want) {
+        if (hostlist_match(cases[i].list, cases[i].host) != cases[i].want) {
             print_error("'%s' on '%s': want %d\n", cases[i].host, cases[i].list, cases[i].want);
             bad++;
         }
     }
     assert_int_equal(bad, 0);
-    assert_false(fetch_host_listed(NULL, "example.com"));
-    assert_false(fetch_host_listed("example.com", NULL));
+    assert_false(hostlist_match(NULL, "example.com"));
+    assert_false(hostlist_match("example.com", NULL));
 }
 
 static void test_deny_hosts(void **state) {

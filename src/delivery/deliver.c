@@ -4,7 +4,7 @@
 #include "deliver.h"
 #include "cache.h"
 #include "childsig.h"
-#include "fetch.h"
+#include "hostlist.h"
 #include "id.h"
 #include "job.h"
 #include "log.h"
@@ -367,15 +367,15 @@ static int prepare_callback(struct deliverer *d, struct delivery *v, const char 
         return -1;
     }
     char host[256];
-    if (fetch_url_host(url, host, sizeof(host)) < 0) {
+    if (hostlist_url_host(url, host, sizeof(host)) < 0) {
         record(d, v, DELIVER_FAILED, 0, "the callback URL has no usable host");
         return -1;
     }
-    if (fetch_host_listed(cfg->fetch_deny_hosts, host)) {
+    if (hostlist_match(cfg->fetch_deny_hosts, host)) {
         record(d, v, DELIVER_FAILED, 0, "callback_blocked_host: %s is on fetch.deny_hosts", host);
         return -1;
     }
-    v->private_ok = cfg->fetch_allow_private || fetch_host_listed(cfg->fetch_allow_hosts, host);
+    v->private_ok = cfg->fetch_allow_private || hostlist_match(cfg->fetch_allow_hosts, host);
 
     char k_job[QUEUE_KEY_MAX];
     queue_key(k_job, sizeof(k_job), cfg->redis_key_prefix, "job", v->job);
