@@ -49,7 +49,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     /* Decoder complaints go to log_debug: keep the fuzzer's output readable. */
-    log_init("fuzz_image", LOGL_ERROR, "stderr");
+    log_init("fuzz_image", LOG_LEVEL_ERROR, "stderr");
     CHECK(thumb_init() == 0);
     types = imgtype_open();
     CHECK(types != NULL);
@@ -100,7 +100,7 @@ static void check_result(const struct thumb_opts *o, const struct thumb_result *
     CHECK(r->data != NULL && r->len > 0);
     CHECK(r->mime != NULL);
     CHECK(r->width >= 1 && r->width <= o->width && r->height >= 1 && r->height <= o->height);
-    if (o->fit != FIT_INSIDE)
+    if (o->fit != JOB_FIT_INSIDE)
         CHECK(r->width == o->width && r->height == o->height);
     else
         CHECK(r->width == o->width || r->height == o->height);

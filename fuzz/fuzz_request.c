@@ -1,6 +1,6 @@
 /* fuzz_request.c — libFuzzer harness for everything a client's bytes reach before
  * a job exists: the JSON body and the upload query string (job_params_*,
- * request_params_from_query), the original service's body (compat_thumb_params),
+ * request_params_from_query), the original service's body (compat_doc_params),
  * header values (If-None-Match, Idempotency-Key,
  * Content-Type), the route table, and the configuration file parser. Every input
  * goes through every parser; what succeeds is checked against the documented
@@ -27,7 +27,7 @@
         }                                                                                          \
     } while (0)
 
-static struct param_limits limits; /* from the configuration's defaults */
+static struct job_param_limits limits; /* from the configuration's defaults */
 static int conf_fd = -1;           /* a memfd the config parser reads through conf_path */
 static char conf_path[64];
 
@@ -59,9 +59,9 @@ static void check_accepted(const struct job_params *p, bool upload) {
     CHECK(p->width >= 1 && p->width <= limits.max_dimension);
     CHECK(p->height >= 1 && p->height <= limits.max_dimension);
     CHECK(p->quality >= 1 && p->quality <= 100);
-    CHECK(p->fit >= FIT_INSIDE && p->fit <= FIT_FILL);
-    CHECK(p->crop >= CROP_CENTRE && p->crop <= CROP_ENTROPY);
-    CHECK(p->format >= FMT_ORIGINAL && p->format <= FMT_GIF);
+    CHECK(p->fit >= JOB_FIT_INSIDE && p->fit <= JOB_FIT_FILL);
+    CHECK(p->crop >= JOB_CROP_CENTRE && p->crop <= JOB_CROP_ENTROPY);
+    CHECK(p->format >= JOB_FORMAT_ORIGINAL && p->format <= JOB_FORMAT_GIF);
     CHECK(upload ? p->url == NULL : p->url != NULL);
     CHECK(p->url == NULL || job_url_is_valid(p->url));
     CHECK(p->callback_url == NULL || job_url_is_valid(p->callback_url));
@@ -88,7 +88,7 @@ static void check_accepted(const struct job_params *p, bool upload) {
 /* POST /v1/thumbnails with a JSON body, as submit.c reads it. */
 static void fuzz_json(const uint8_t *data, size_t size) {
     struct job_params p;
-    struct param_error err;
+    struct job_param_error err;
     job_params_init(&p, &limits);
     if (job_params_from_json(&p, (const char *)data, size, &limits, &err) == 0 &&
         job_params_finish(&p, false, &err) == 0)
@@ -105,10 +105,10 @@ static void fuzz_compat(const uint8_t *data, size_t size) {
         struct job_params p;
         json_t *detail = NULL;
         job_params_init(&p, &limits);
-        if (compat_thumb_params(&p, (const char *)data, size, with_email, &detail) == 0) {
+        if (compat_doc_params(&p, (const char *)data, size, with_email, &detail) == 0) {
             CHECK(detail == NULL);
             CHECK(p.width == COMPAT_THUMB_SIDE && p.height == COMPAT_THUMB_SIDE);
-            CHECK(p.fit == FIT_COVER && p.crop == CROP_CENTRE && p.format == FMT_ORIGINAL);
+            CHECK(p.fit == JOB_FIT_COVER && p.crop == JOB_CROP_CENTRE && p.format == JOB_FORMAT_ORIGINAL);
             CHECK(with_email ? p.email != NULL : p.email == NULL);
             check_accepted(&p, false);
         } else {
@@ -123,7 +123,7 @@ static void fuzz_compat(const uint8_t *data, size_t size) {
 /* POST /v1/thumbnails?<query> with an image body. */
 static void fuzz_query(const char *s) {
     struct job_params p;
-    struct param_error err;
+    struct job_param_error err;
     job_params_init(&p, &limits);
     if (request_params_from_query(&p, s, &limits, &err) == 0 &&
         job_params_finish(&p, true, &err) == 0)

@@ -557,7 +557,7 @@ static int line_of(const struct load_state *st, const char *section, const char 
 /* Checks that need more than one key. */
 static void check_consistency(struct load_state *st) {
     struct config *cfg = st->cfg;
-    if (cfg->redis_mode == REDIS_EXTERNAL && cfg->redis_url[0] == '\0')
+    if (cfg->redis_mode == CONFIG_REDIS_EXTERNAL && cfg->redis_url[0] == '\0')
         add_error(st->errs, "%s:%d: redis.url is required when redis.mode = external", st->path,
                   line_of(st, "redis", "mode"));
     if (cfg->smtp_url[0] != '\0' && cfg->smtp_from[0] == '\0')
@@ -569,7 +569,7 @@ static void check_consistency(struct load_state *st) {
     if (cfg->redis_key_prefix[0] == '\0')
         add_error(st->errs, "%s:%d: redis.key_prefix must not be empty", st->path,
                   line_of(st, "redis", "key_prefix"));
-    if (cfg->redis_mode == REDIS_EMBEDDED && cfg->redis_server[0] == '\0')
+    if (cfg->redis_mode == CONFIG_REDIS_EMBEDDED && cfg->redis_server[0] == '\0')
         add_error(st->errs, "%s:%d: redis.server must name the redis-server binary", st->path,
                   line_of(st, "redis", "server"));
 }

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum redis_mode { REDIS_EMBEDDED, REDIS_EXTERNAL };
+enum config_redis_mode { CONFIG_REDIS_EMBEDDED, CONFIG_REDIS_EXTERNAL };
 
 /* Every key of etc/thumbnailed.conf. Durations are in milliseconds, sizes in
  * bytes. Strings are owned by the struct (config_free). */
@@ -60,7 +60,7 @@ struct config {
     int64_t cache_pending_ttl;
 
     /* [redis] */
-    int64_t redis_mode; /* enum redis_mode */
+    int64_t redis_mode; /* enum config_redis_mode */
     char *redis_url;
     char *redis_password;
     char *redis_server;

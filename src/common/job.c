@@ -62,10 +62,10 @@ int job_format_parse(const char *s, enum job_format *out) {
     return 0;
 }
 
-static int fail(struct param_error *err, const char *code, const char *field, const char *fmt, ...)
+static int fail(struct job_param_error *err, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int fail(struct param_error *err, const char *code, const char *field, const char *fmt,
+static int fail(struct job_param_error *err, const char *code, const char *field, const char *fmt,
                 ...) {
     err->code = code;
     snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
@@ -76,12 +76,12 @@ static int fail(struct param_error *err, const char *code, const char *field, co
     return -1;
 }
 
-void job_params_init(struct job_params *p, const struct param_limits *lim) {
+void job_params_init(struct job_params *p, const struct job_param_limits *lim) {
     memset(p, 0, sizeof(*p));
     p->width = 256;
-    p->fit = FIT_INSIDE;
-    p->crop = CROP_CENTRE;
-    p->format = FMT_ORIGINAL;
+    p->fit = JOB_FIT_INSIDE;
+    p->crop = JOB_CROP_CENTRE;
+    p->format = JOB_FORMAT_ORIGINAL;
     p->quality = lim->default_quality;
 }
 
@@ -147,7 +147,7 @@ static int parse_int_text(const char *value, long long *out) {
 
 /* The typed core shared by the query and JSON paths. */
 static int set_int(struct job_params *p, const char *field, long long v,
-                   const struct param_limits *lim, struct param_error *err) {
+                   const struct job_param_limits *lim, struct job_param_error *err) {
     if (strcmp(field, "width") == 0 || strcmp(field, "height") == 0) {
         if (v < 1 || v > lim->max_dimension)
             return fail(err, "invalid_param", field, "%s must be an integer 1..%d", field,
@@ -168,7 +168,7 @@ static int set_int(struct job_params *p, const char *field, long long v,
 }
 
 static int set_string(struct job_params *p, const char *field, const char *value,
-                      struct param_error *err) {
+                      struct job_param_error *err) {
     if (strcmp(field, "fit") == 0) {
         if (job_fit_parse(value, &p->fit) < 0)
             return fail(err, "invalid_param", "fit",
@@ -226,7 +226,7 @@ static bool is_string_field(const char *field) {
 }
 
 int job_params_set_text(struct job_params *p, const char *field, const char *value,
-                        const struct param_limits *lim, struct param_error *err) {
+                        const struct job_param_limits *lim, struct job_param_error *err) {
     if (is_int_field(field)) {
         long long v;
         if (parse_int_text(value, &v) < 0)
@@ -270,7 +270,7 @@ static int json_depth(const json_t *v) {
 }
 
 int job_params_from_json(struct job_params *p, const char *body, size_t len,
-                         const struct param_limits *lim, struct param_error *err) {
+                         const struct job_param_limits *lim, struct job_param_error *err) {
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
@@ -313,7 +313,7 @@ out:
     return rc;
 }
 
-int job_params_finish(struct job_params *p, bool upload, struct param_error *err) {
+int job_params_finish(struct job_params *p, bool upload, struct job_param_error *err) {
     if (upload && p->url)
         return fail(err, "invalid_param", "url", "give either a url or an uploaded body, not both");
     if (!upload && p->url == NULL)

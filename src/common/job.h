@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum job_fit { FIT_INSIDE, FIT_COVER, FIT_CONTAIN, FIT_FILL };
-enum job_crop { CROP_CENTRE, CROP_ATTENTION, CROP_ENTROPY };
-enum job_format { FMT_ORIGINAL, FMT_JPEG, FMT_PNG, FMT_WEBP, FMT_AVIF, FMT_GIF };
+enum job_fit { JOB_FIT_INSIDE, JOB_FIT_COVER, JOB_FIT_CONTAIN, JOB_FIT_FILL };
+enum job_crop { JOB_CROP_CENTRE, JOB_CROP_ATTENTION, JOB_CROP_ENTROPY };
+enum job_format { JOB_FORMAT_ORIGINAL, JOB_FORMAT_JPEG, JOB_FORMAT_PNG, JOB_FORMAT_WEBP, JOB_FORMAT_AVIF, JOB_FORMAT_GIF };
 
 #define JOB_URL_MAX   2048
 #define JOB_EMAIL_MAX 254
@@ -29,34 +29,34 @@ struct job_params {
 };
 
 /* Bounds from the configuration. */
-struct param_limits {
+struct job_param_limits {
     int max_dimension;
     int default_quality;
 };
 
 /* Why a request was refused: a stable code, the field to blame (or NULL) and a
  * message a person can act on. */
-struct param_error {
+struct job_param_error {
     const char *code; /* "invalid_json" or "invalid_param" */
     char field[64];   /* empty when no single field is to blame */
     char message[256];
 };
 
-void job_params_init(struct job_params *p, const struct param_limits *lim);
+void job_params_init(struct job_params *p, const struct job_param_limits *lim);
 void job_params_free(struct job_params *p);
 
 /* Sets one field from its text form (a query-string parameter). Returns 0, or
  * -1 with err filled. */
 int job_params_set_text(struct job_params *p, const char *field, const char *value,
-                        const struct param_limits *lim, struct param_error *err);
+                        const struct job_param_limits *lim, struct job_param_error *err);
 
 /* Parses a JSON request body into p. Returns 0, or -1 with err filled. */
 int job_params_from_json(struct job_params *p, const char *body, size_t len,
-                         const struct param_limits *lim, struct param_error *err);
+                         const struct job_param_limits *lim, struct job_param_error *err);
 
 /* Applies the defaults that depend on other fields and checks what must be
  * present: a URL unless upload is true, and no URL when it is. Returns 0 or -1. */
-int job_params_finish(struct job_params *p, bool upload, struct param_error *err);
+int job_params_finish(struct job_params *p, bool upload, struct job_param_error *err);
 
 /* Field checks shared with other callers. */
 bool job_url_is_valid(const char *url);

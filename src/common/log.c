@@ -18,7 +18,7 @@ static struct {
     char path[4096];
     int fd;
     bool errors_to_stderr;
-} logger = {"thumbnailed", LOGL_INFO, TARGET_STDERR, "", STDERR_FILENO, false};
+} logger = {"thumbnailed", LOG_LEVEL_INFO, TARGET_STDERR, "", STDERR_FILENO, false};
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -105,7 +105,7 @@ void log_msg(enum log_level level, const char *fmt, ...) {
         /* One write per line keeps lines whole when several processes share the target. */
         w = write(logger.fd, line, (size_t)n);
     }
-    if (logger.errors_to_stderr && level == LOGL_ERROR && logger.target != TARGET_STDERR)
+    if (logger.errors_to_stderr && level == LOG_LEVEL_ERROR && logger.target != TARGET_STDERR)
         w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
     errno = saved_errno;

@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 /* Sets the process name shown in each line, the minimum level and the target
  * ("stderr", "syslog" or "file:PATH"). Returns 0, or -1 when the file cannot be
@@ -26,9 +26,9 @@ int log_reopen(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
-#define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
-#define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 #endif

@@ -15,23 +15,23 @@ extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], 
     queue_lua_release[], queue_lua_delete[], queue_lua_promote[], queue_lua_deliver[],
     queue_lua_deliver_promote[];
 
-static const char *const sources[QS_COUNT] = {
-    [QS_ENQUEUE] = queue_lua_enqueue,
-    [QS_START] = queue_lua_start,
-    [QS_COMPLETE] = queue_lua_complete,
-    [QS_FAIL] = queue_lua_fail,
-    [QS_RELEASE] = queue_lua_release,
-    [QS_DELETE] = queue_lua_delete,
-    [QS_PROMOTE] = queue_lua_promote,
-    [QS_DELIVER] = queue_lua_deliver,
-    [QS_DELIVER_PROMOTE] = queue_lua_deliver_promote,
+static const char *const sources[QUEUE_SCRIPT_COUNT] = {
+    [QUEUE_SCRIPT_ENQUEUE] = queue_lua_enqueue,
+    [QUEUE_SCRIPT_START] = queue_lua_start,
+    [QUEUE_SCRIPT_COMPLETE] = queue_lua_complete,
+    [QUEUE_SCRIPT_FAIL] = queue_lua_fail,
+    [QUEUE_SCRIPT_RELEASE] = queue_lua_release,
+    [QUEUE_SCRIPT_DELETE] = queue_lua_delete,
+    [QUEUE_SCRIPT_PROMOTE] = queue_lua_promote,
+    [QUEUE_SCRIPT_DELIVER] = queue_lua_deliver,
+    [QUEUE_SCRIPT_DELIVER_PROMOTE] = queue_lua_deliver_promote,
 };
 
-static char shas[QS_COUNT][41];
+static char shas[QUEUE_SCRIPT_COUNT][41];
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
 static void compute_shas(void) {
-    for (int s = 0; s < QS_COUNT; s++) {
+    for (int s = 0; s < QUEUE_SCRIPT_COUNT; s++) {
         unsigned char md[SHA_DIGEST_LENGTH];
         SHA1((const unsigned char *)sources[s], strlen(sources[s]), md);
         for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
@@ -65,6 +65,11 @@ void queue_policy_args(const struct config *cfg, struct queue_policy *p) {
     p->argv[4] = p->cap;
     p->argv[5] = p->jitter;
     p->argv[6] = p->deadmax;
+}
+
+char *queue_worker_id(char *buf, size_t n, const char *node, pid_t pid) {
+    snprintf(buf, n, "%s:%d", node, (int)pid);
+    return buf;
 }
 
 char *queue_key(char *buf, size_t n, const char *prefix, const char *kind, const char *id) {

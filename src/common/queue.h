@@ -1,5 +1,5 @@
 /* queue.h — Redis key names and the Lua scripts that make every job state change
- * atomic (DESIGN.md §2). Scripts run by EVALSHA; their SHA1 is computed here,
+ * atomic (docs/ARCHITECTURE.md §3). Scripts run by EVALSHA; their SHA1 is computed here,
  * so a NOSCRIPT reply is answered by sending the source once with EVAL. */
 #ifndef TH_QUEUE_H
 #define TH_QUEUE_H
@@ -8,20 +8,21 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Each script's KEYS and ARGV are documented at the top of its file in
  * src/common/lua/. */
 enum queue_script {
-    QS_ENQUEUE,         /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
-    QS_START,           /* -> the job's fields | nil (skip it: canceled or gone) */
-    QS_COMPLETE,        /* -> 1 stored | 0 stale */
-    QS_FAIL,            /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
-    QS_RELEASE,         /* the jobs of a gone worker -> how many */
-    QS_DELETE,          /* -> 1 | 0 no such job */
-    QS_PROMOTE,         /* due retries back to ready -> how many */
-    QS_DELIVER,         /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
-    QS_DELIVER_PROMOTE, /* due delivery retries back to {p}:wh:ready -> how many */
-    QS_COUNT
+    QUEUE_SCRIPT_ENQUEUE,         /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
+    QUEUE_SCRIPT_START,           /* -> the job's fields | nil (skip it: canceled or gone) */
+    QUEUE_SCRIPT_COMPLETE,        /* -> 1 stored | 0 stale */
+    QUEUE_SCRIPT_FAIL,            /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
+    QUEUE_SCRIPT_RELEASE,         /* the jobs of a gone worker -> how many */
+    QUEUE_SCRIPT_DELETE,          /* -> 1 | 0 no such job */
+    QUEUE_SCRIPT_PROMOTE,         /* due retries back to ready -> how many */
+    QUEUE_SCRIPT_DELIVER,         /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
+    QUEUE_SCRIPT_DELIVER_PROMOTE, /* due delivery retries back to {p}:wh:ready -> how many */
+    QUEUE_SCRIPT_COUNT
 };
 
 /* Jobs kept in the dead set at most (the oldest are trimmed). */
@@ -45,6 +46,14 @@ const char *queue_script_sha(enum queue_script s);
 char *queue_key(char *buf, size_t n, const char *prefix, const char *kind, const char *id);
 
 #define QUEUE_KEY_MAX 256
+
+/* Longest worker id: "<node id>:<pid>". */
+#define QUEUE_WID_MAX 192
+
+/* Writes the id of the worker (or delivery child) pid of node into buf,
+ * "<node>:<pid>": the name of its proc list and its entry in
+ * {p}:workers:<node>. Returns buf. */
+char *queue_worker_id(char *buf, size_t n, const char *node, pid_t pid);
 
 struct job_record;
 

@@ -1,12 +1,25 @@
-/* rconn.h — where Redis is (embedded socket or redis.url) and blocking connects. */
+/* rconn.h — the one Redis client: where Redis is (the embedded server's socket
+ * or redis.url), how a connection is opened (timeouts, AUTH, SELECT), and a
+ * blocking connection with capped reconnect backoff, an outage logged once and
+ * its recovery once, and one policy for what a failed command does to the
+ * connection. The master, the workers and the delivery child use the blocking
+ * form; the http children's asynchronous client (src/http/core/rasync.c)
+ * opens its connections, classifies its errors and backs off through the same
+ * functions. docs/ARCHITECTURE.md §8. */
 #ifndef TH_RCONN_H
 #define TH_RCONN_H
 
 #include "config.h"
+#include "queue.h"
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 
-struct redis_target {
+/* Where Redis is. */
+struct rconn_target {
     char unix_path[512]; /* non-empty for a unix socket */
     char host[256];
     int port;
@@ -14,21 +27,118 @@ struct redis_target {
     char password[256];
 };
 
-/* Resolves the target: the embedded server's socket in daemon.runtime_dir, or
+/* The reconnect schedule of every client: the first retry after
+ * RCONN_BACKOFF_MIN_MS, doubling to RCONN_BACKOFF_MAX_MS. */
+#define RCONN_BACKOFF_MIN_MS 50
+#define RCONN_BACKOFF_MAX_MS 1000
+
+/* The delay after prev (0: the first failure of an outage). */
+long rconn_backoff_next(long prev_ms);
+
+/* Resolves cfg's target: the embedded server's socket in daemon.runtime_dir, or
  * redis.url (redis://[:password@]host[:port][/db] or unix:/path) with
  * redis.password. Returns 0, or -1 when the URL cannot be used. */
-int rconn_target(const struct config *cfg, struct redis_target *t);
+int rconn_resolve(const struct config *cfg, struct rconn_target *t);
 
 /* The embedded server's socket path for cfg into buf. */
 void rconn_embedded_socket(const struct config *cfg, char *buf, size_t n);
 
-/* Connects with a timeout, authenticates and selects the database. Returns a
- * context, or NULL with a reason in err. */
-redisContext *rconn_connect(const struct redis_target *t, long timeout_ms, char *err, size_t n);
+/* Opens a blocking connection to t within timeout_ms, authenticates and
+ * selects the database. Returns the context (the caller frees it with
+ * redisFree), or NULL with a reason in err. */
+redisContext *rconn_open(const struct rconn_target *t, long timeout_ms, char *err, size_t n);
+
+/* Starts an asynchronous connection to t (hiredis async; the caller attaches
+ * it to its loop and sends the handshake with rconn_handshake_args). Returns
+ * the context, or NULL with a reason in err. */
+redisAsyncContext *rconn_open_async(const struct rconn_target *t, char *err, size_t n);
 
 /* Sends AUTH and SELECT when t needs them, on any connection type, through
- * send(cmd, argc, argv, arg). Used by the asynchronous client. */
-void rconn_handshake_args(const struct redis_target *t,
+ * send(argc, argv, arg). */
+void rconn_handshake_args(const struct rconn_target *t,
                           void (*send)(int argc, const char **argv, void *arg), void *arg);
+
+/* What a failed command means, for every client alike. */
+enum rconn_fault {
+    RCONN_OK,      /* a reply that is not an error */
+    RCONN_LOST,    /* no reply: the connection closed, failed or timed out */
+    RCONN_REFUSED, /* Redis is up but refuses for now: OOM, LOADING, BUSY, READONLY,
+                      MASTERDOWN, TRYAGAIN, CLUSTERDOWN, NOREPLICAS, MISCONF */
+    RCONN_ERROR,   /* any other error reply: a script or programming error */
+};
+
+/* The class of reply (NULL: RCONN_LOST). */
+enum rconn_fault rconn_classify(const redisReply *reply);
+
+/* One blocking connection with its reconnect state. After any failure (the
+ * connection lost, a refusal or an error reply) the connection is dropped and
+ * the next connect waits out the backoff; the first failure of an outage is
+ * logged as a warning (an error reply as an error), the rest at debug level,
+ * and the first success after it once. */
+struct rconn {
+    struct rconn_target target;
+    char who[32];              /* the log's name for the user: "master", "worker"... */
+    long connect_timeout_ms;   /* redis.connect_timeout */
+    long command_timeout_ms;   /* a reply waited for at most this long */
+    redisContext *c;           /* NULL while disconnected */
+    bool down;                 /* an outage was logged and has not recovered */
+    int64_t down_since_ms;     /* monotonic */
+    long backoff_ms;           /* the last delay; 0 while healthy */
+    int64_t next_try_ms;       /* no connect attempt before this (monotonic) */
+    void (*on_connect)(struct rconn *r, void *arg); /* after every (re)connect, or NULL */
+    void *on_connect_arg;
+};
+
+/* Prepares r for cfg's Redis without connecting; who names it in the log,
+ * command_timeout_ms bounds each reply (a blocking command's own block must
+ * fit in it). Returns 0, or -1 when cfg's address cannot be used (logged). */
+int rconn_init(struct rconn *r, const struct config *cfg, const char *who,
+               long command_timeout_ms);
+
+/* Sets the hook run after every successful (re)connect (registering, picking
+ * up what was left); it may send commands on r. */
+void rconn_set_on_connect(struct rconn *r, void (*fn)(struct rconn *r, void *arg), void *arg);
+
+/* Connects unless connected or still in backoff. Returns true when r is
+ * connected. Never sleeps beyond one connect attempt. */
+bool rconn_ready(struct rconn *r);
+
+/* Connects, sleeping out the backoff between attempts, until connected (0) or
+ * *stop is set (-1; signals interrupt the sleep). */
+int rconn_wait(struct rconn *r, volatile sig_atomic_t *stop);
+
+/* Whether r holds a connection now (nothing is attempted). */
+bool rconn_connected(const struct rconn *r);
+
+/* Sends one command (argv with lengths; lens NULL means strlen), connecting
+ * first when allowed. Returns a reply that is not an error (the caller frees
+ * it with freeReplyObject), or NULL after applying the policy above; what
+ * names the command in the log. */
+redisReply *rconn_command(struct rconn *r, const char *what, int argc, const char **argv,
+                          const size_t *lens);
+
+/* rconn_command with hiredis' printf-like format. */
+redisReply *rconn_commandf(struct rconn *r, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Runs script s (queue_eval: EVALSHA, EVAL on NOSCRIPT) like rconn_command. */
+redisReply *rconn_script(struct rconn *r, const char *what, enum queue_script s, int nkeys,
+                         int nargs, const char **argv, const size_t *lens);
+
+/* One command of a pipeline. */
+struct rconn_cmd {
+    int argc;
+    const char **argv;
+    const size_t *lens; /* NULL: strlen */
+};
+
+/* Sends n commands pipelined and reads their n replies into replies[] (the
+ * caller frees each). Returns 0, or -1 after applying the policy when a reply
+ * is missing or an error (then replies[] are all NULL). */
+int rconn_pipeline(struct rconn *r, const char *what, int n, const struct rconn_cmd *cmds,
+                   redisReply **replies);
+
+/* Closes the connection (the backoff state stays). */
+void rconn_close(struct rconn *r);
 
 #endif

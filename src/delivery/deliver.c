@@ -32,7 +32,6 @@
 #define PROMOTE_BATCH    "500"    /* at most this many per run */
 #define TAKE_BLOCK       "0.5"    /* seconds BLMOVE waits when nothing is in flight */
 #define POLL_MS          200      /* curl_multi_poll's longest sleep */
-#define BACKOFF_MAX_MS   5000     /* between Redis connect attempts */
 #define RETRY_AFTER_MAX  86400000 /* a Retry-After is honoured up to a day */
 #define DID_MAX          96       /* "mail:" + a job id */
 
@@ -58,17 +57,14 @@ struct deliverer {
     const struct config *cfg;
     struct shm_slot *slot;
     struct shm_cache *cache;
-    struct redis_target target;
-    redisContext *c;
-    int64_t backoff_ms;
-    int64_t next_try_ms; /* no connect attempt before (monotonic) */
+    struct rconn redis;
     CURLM *multi;
     struct delivery *inflight[DELIVER_INFLIGHT];
     int n;
     int64_t delays[DELIVER_SCHEDULE_MAX];
     int ndelays;
     int64_t last_promote_ms;
-    char wid[192];
+    char wid[QUEUE_WID_MAX];
     char k_ready[QUEUE_KEY_MAX], k_proc[QUEUE_KEY_MAX], k_delayed[QUEUE_KEY_MAX],
         k_dead[QUEUE_KEY_MAX], k_workers[QUEUE_KEY_MAX];
 };
@@ -142,37 +138,6 @@ static double jitter(void) {
 
 /* --- Redis ---------------------------------------------------------------------- */
 
-static void disconnect(struct deliverer *d, const char *what) {
-    if (d->c) {
-        log_warn("delivery: Redis %s failed: %s; reconnecting", what,
-                 d->c->errstr[0] ? d->c->errstr : "no reply");
-        redisFree(d->c);
-        d->c = NULL;
-    }
-}
-
-/* r, or NULL after dropping the connection when the command failed. An error
- * reply is logged and freed (NULL) but keeps the connection. */
-static redisReply *checked(struct deliverer *d, redisReply *r, const char *what) {
-    if (r == NULL) {
-        disconnect(d, what);
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        log_error("delivery: Redis %s: %s", what, r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
-
-static redisReply *command(struct deliverer *d, const char *what, int argc, const char **argv,
-                           const size_t *lens) {
-    if (d->c == NULL)
-        return NULL;
-    return checked(d, redisCommandArgv(d->c, argc, argv, lens), what);
-}
-
 static bool in_flight(const struct deliverer *d, const char *did) {
     for (int i = 0; i < d->n; i++)
         if (strcmp(d->inflight[i]->did, did) == 0)
@@ -186,7 +151,7 @@ static bool in_flight(const struct deliverer *d, const char *did) {
  * between leaves a duplicate, never a loss. */
 static void requeue_orphans(struct deliverer *d) {
     const char *lrange[] = {"LRANGE", d->k_proc, "0", "-1"};
-    redisReply *r = command(d, "LRANGE", 4, lrange, NULL);
+    redisReply *r = rconn_command(&d->redis, "LRANGE", 4, lrange, NULL);
     if (r == NULL)
         return;
     for (size_t i = r->type == REDIS_REPLY_ARRAY ? r->elements : 0; i-- > 0;) {
@@ -195,39 +160,20 @@ static void requeue_orphans(struct deliverer *d) {
             continue;
         const char *lpush[] = {"LPUSH", d->k_ready, did};
         const char *lrem[] = {"LREM", d->k_proc, "1", did};
-        freeReplyObject(command(d, "LPUSH", 3, lpush, NULL));
-        freeReplyObject(command(d, "LREM", 4, lrem, NULL));
+        freeReplyObject(rconn_command(&d->redis, "LPUSH", 3, lpush, NULL));
+        freeReplyObject(rconn_command(&d->redis, "LREM", 4, lrem, NULL));
     }
     freeReplyObject(r);
 }
 
-/* Connects when not connected, no more often than the backoff allows.
- * Returns 0 when connected. */
-static int ensure_connected(struct deliverer *d) {
-    if (d->c)
-        return 0;
-    int64_t now = units_mono_ms();
-    if (now < d->next_try_ms)
-        return -1;
-    char err[256];
-    d->c = rconn_connect(&d->target, (long)d->cfg->redis_connect_timeout, err, sizeof(err));
-    if (d->c == NULL) {
-        d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 100;
-        if (d->backoff_ms > BACKOFF_MAX_MS)
-            d->backoff_ms = BACKOFF_MAX_MS;
-        d->next_try_ms = now + d->backoff_ms;
-        log_warn("delivery: cannot connect to Redis: %s (next try in %lld ms)", err,
-                 (long long)d->backoff_ms);
-        return -1;
-    }
-    d->backoff_ms = 0;
-    long ms = (long)d->cfg->redis_connect_timeout + 2000;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    redisSetTimeout(d->c, tv);
+/* After every (re)connect: listed under the node again, and what was left on
+ * our proc list requeued. */
+static void reconnected(struct rconn *r, void *arg) {
+    struct deliverer *d = arg;
     const char *sadd[] = {"SADD", d->k_workers, d->wid};
-    freeReplyObject(command(d, "SADD workers", 3, sadd, NULL));
-    requeue_orphans(d);
-    return d->c ? 0 : -1;
+    freeReplyObject(rconn_command(r, "SADD workers", 3, sadd, NULL));
+    if (rconn_connected(r))
+        requeue_orphans(d);
 }
 
 static void promote(struct deliverer *d) {
@@ -236,9 +182,9 @@ static void promote(struct deliverer *d) {
         return;
     d->last_promote_ms = now;
     const char *argv[] = {d->k_delayed, d->k_ready, PROMOTE_BATCH};
-    if (d->c)
-        freeReplyObject(
-            checked(d, queue_eval(d->c, QS_DELIVER_PROMOTE, 2, 1, argv, NULL), "promote script"));
+    if (rconn_connected(&d->redis))
+        freeReplyObject(rconn_script(&d->redis, "promote script", QUEUE_SCRIPT_DELIVER_PROMOTE, 2, 1,
+                                     argv, NULL));
 }
 
 /* --- recording outcomes ---------------------------------------------------------- */
@@ -276,7 +222,7 @@ static void record(struct deliverer *d, struct delivery *v, enum deliver_outcome
         log_warn("delivery: %s of job %s %s after attempt %d: %s", kind, v->job,
                  o == DELIVER_STOPPED ? "stopped" : "failed", v->attempt, msg);
 
-    if (ensure_connected(d) < 0)
+    if (!rconn_ready(&d->redis))
         return; /* left on our proc list: sent again after the reconnect */
     const char *prefix = d->cfg->redis_key_prefix;
     char k_d[QUEUE_KEY_MAX], k_job[QUEUE_KEY_MAX];
@@ -289,7 +235,8 @@ static void record(struct deliverer *d, struct delivery *v, enum deliver_outcome
     snprintf(deadmax, sizeof(deadmax), "%d", QUEUE_DEAD_MAX);
     const char *argv[] = {k_d, d->k_proc, d->k_delayed, d->k_dead, k_job,  v->did, outcome_name(o),
                           st,  msg,       dl,           ttl,       deadmax};
-    freeReplyObject(checked(d, queue_eval(d->c, QS_DELIVER, 5, 7, argv, NULL), "deliver script"));
+    freeReplyObject(
+        rconn_script(&d->redis, "deliver script", QUEUE_SCRIPT_DELIVER, 5, 7, argv, NULL));
     if (d->cache)
         shm_cache_delete(d->cache, v->job);
 }
@@ -380,7 +327,7 @@ static int prepare_callback(struct deliverer *d, struct delivery *v, const char 
     char k_job[QUEUE_KEY_MAX];
     queue_key(k_job, sizeof(k_job), cfg->redis_key_prefix, "job", v->job);
     const char *hgetall[] = {"HGETALL", k_job};
-    redisReply *r = command(d, "HGETALL", 2, hgetall, NULL);
+    redisReply *r = rconn_command(&d->redis, "HGETALL", 2, hgetall, NULL);
     if (r == NULL)
         return -1; /* stays on our proc list until Redis is back */
     struct job_record rec = {0};
@@ -443,8 +390,8 @@ static int prepare_mail(struct deliverer *d, struct delivery *v, const char *add
     queue_key(k_res, sizeof(k_res), cfg->redis_key_prefix, "res", v->job);
     const char *hget[] = {"HGET", k_job, "res_mime"};
     const char *get[] = {"GET", k_res};
-    redisReply *mime = command(d, "HGET", 3, hget, NULL);
-    redisReply *bytes = mime ? command(d, "GET", 2, get, NULL) : NULL;
+    redisReply *mime = rconn_command(&d->redis, "HGET", 3, hget, NULL);
+    redisReply *bytes = mime ? rconn_command(&d->redis, "GET", 2, get, NULL) : NULL;
     int rc = -1;
     if (mime && bytes) {
         if (mime->type != REDIS_REPLY_STRING || bytes->type != REDIS_REPLY_STRING)
@@ -469,7 +416,7 @@ static void start(struct deliverer *d, const char *did) {
         !id_is_valid(colon + 1)) {
         log_warn("delivery: dropping a malformed entry from %s", d->k_ready);
         const char *lrem[] = {"LREM", d->k_proc, "0", did};
-        freeReplyObject(command(d, "LREM", 4, lrem, NULL));
+        freeReplyObject(rconn_command(&d->redis, "LREM", 4, lrem, NULL));
         return;
     }
     struct delivery *v = calloc(1, sizeof(*v));
@@ -482,13 +429,13 @@ static void start(struct deliverer *d, const char *did) {
     char k_d[QUEUE_KEY_MAX];
     queue_key(k_d, sizeof(k_d), d->cfg->redis_key_prefix, "wh:d", did);
     const char *hmget[] = {"HMGET", k_d, "to", "attempts", "status"};
-    redisReply *r = command(d, "HMGET", 5, hmget, NULL);
+    redisReply *r = rconn_command(&d->redis, "HMGET", 5, hmget, NULL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
         strcmp(r->element[2]->str, "pending") != 0) {
         if (r) { /* gone or already settled: nothing to send */
             const char *lrem[] = {"LREM", d->k_proc, "0", did};
-            freeReplyObject(command(d, "LREM", 4, lrem, NULL));
+            freeReplyObject(rconn_command(&d->redis, "LREM", 4, lrem, NULL));
         }
         freeReplyObject(r);
         free(v);
@@ -520,7 +467,7 @@ static int take(struct deliverer *d) {
     const char *blmove[] = {"BLMOVE", d->k_ready, d->k_proc, "LEFT", "RIGHT", TAKE_BLOCK};
     const char *lmove[] = {"LMOVE", d->k_ready, d->k_proc, "LEFT", "RIGHT"};
     redisReply *r =
-        d->n == 0 ? command(d, "BLMOVE", 6, blmove, NULL) : command(d, "LMOVE", 5, lmove, NULL);
+        d->n == 0 ? rconn_command(&d->redis, "BLMOVE", 6, blmove, NULL) : rconn_command(&d->redis, "LMOVE", 5, lmove, NULL);
     if (r == NULL)
         return 0;
     int got = r->type == REDIS_REPLY_STRING;
@@ -590,14 +537,14 @@ static void reap_done(struct deliverer *d) {
 
 /* --- main ---------------------------------------------------------------------------------- */
 
-int deliver_main(const struct deliver_args *args) {
+int deliver_main(const struct child_args *args) {
     static struct deliverer d;
     memset(&d, 0, sizeof(d));
     d.cfg = args->cfg;
     d.slot = shm_slot(args->shm, args->slot);
     if (args->shm && (d.cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
         log_warn("delivery: the shared cache cannot be used");
-    snprintf(d.wid, sizeof(d.wid), "%s:%d", args->node_id, (int)getpid());
+    queue_worker_id(d.wid, sizeof(d.wid), args->node_id, getpid());
     const char *p = d.cfg->redis_key_prefix;
     queue_key(d.k_ready, sizeof(d.k_ready), p, "wh:ready", NULL);
     queue_key(d.k_proc, sizeof(d.k_proc), p, "wh:proc", d.wid);
@@ -607,10 +554,14 @@ int deliver_main(const struct deliver_args *args) {
     childsig_install();
 
     d.ndelays = deliver_schedule_parse(d.cfg->callback_schedule, d.delays, DELIVER_SCHEDULE_MAX);
-    if (d.ndelays < 0 || rconn_target(d.cfg, &d.target) < 0) {
-        log_error("delivery: callback.schedule or the Redis target cannot be used");
+    if (d.ndelays < 0) {
+        log_error("delivery: callback.schedule cannot be used");
         return 2;
     }
+    long timeout = (long)d.cfg->redis_connect_timeout + 2000; /* beyond BLMOVE's block */
+    if (rconn_init(&d.redis, d.cfg, "delivery", timeout) < 0)
+        return 2;
+    rconn_set_on_connect(&d.redis, reconnected, &d);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         (d.multi = curl_multi_init()) == NULL) {
         log_error("delivery: libcurl does not initialise");
@@ -624,14 +575,15 @@ int deliver_main(const struct deliver_args *args) {
             log_reopen();
         }
         if (d.slot)
-            atomic_store(&d.slot->heartbeat_ms, shm_now_ms());
-        if (!childsig_stop && ensure_connected(&d) == 0) {
+            atomic_store(&d.slot->heartbeat_ms, units_mono_ms());
+        if (!childsig_stop && rconn_ready(&d.redis)) {
             promote(&d);
-            while (d.n < DELIVER_INFLIGHT && !childsig_stop && d.c && take(&d) == 1)
+            while (d.n < DELIVER_INFLIGHT && !childsig_stop && rconn_connected(&d.redis) &&
+                   take(&d) == 1)
                 ;
         }
         if (d.n == 0) {
-            if (d.c == NULL && !childsig_stop)
+            if (!rconn_connected(&d.redis) && !childsig_stop)
                 usleep(100 * 1000); /* waiting out the connect backoff */
             continue;
         }
@@ -644,11 +596,11 @@ int deliver_main(const struct deliver_args *args) {
         reap_done(&d);
     }
 
-    if (d.c) {
+    if (rconn_connected(&d.redis)) {
         const char *srem[] = {"SREM", d.k_workers, d.wid};
-        freeReplyObject(command(&d, "SREM", 3, srem, NULL));
-        redisFree(d.c);
+        freeReplyObject(rconn_command(&d.redis, "SREM", 3, srem, NULL));
     }
+    rconn_close(&d.redis);
     curl_multi_cleanup(d.multi);
     curl_global_cleanup();
     log_info("delivery %s stopped", d.wid);

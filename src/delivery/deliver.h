@@ -8,23 +8,17 @@
 #ifndef TH_DELIVER_H
 #define TH_DELIVER_H
 
+#include "child.h"
 #include "config.h"
 #include "segment.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct deliver_args {
-    const struct config *cfg;
-    const char *node_id;
-    struct shm_segment *shm;
-    int slot;
-};
-
 /* Runs the delivery child until SIGQUIT/SIGTERM, then finishes what is in
  * flight (each transfer is bounded by callback.timeout). Returns the process
  * exit status: 0 on a clean stop, 2 on a fatal environment error. */
-int deliver_main(const struct deliver_args *args);
+int deliver_main(const struct child_args *args);
 
 #define DELIVER_SCHEDULE_MAX 32
 

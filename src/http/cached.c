@@ -5,6 +5,7 @@
 
 #include "jobcache.h"
 #include "segment.h"
+#include "units.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -57,7 +58,7 @@ static bool job_from_cache(struct exchange *h, bool terminal_only) {
     struct copy cp = {.out = evhttp_request_get_output_buffer(h->req),
                       .body = true,
                       .terminal_only = terminal_only};
-    if (!jobcache_get(c->cache, h->match.id, shm_now_ms(), copy_doc, &cp) || !cp.usable)
+    if (!jobcache_get(c->cache, h->match.id, units_mono_ms(), copy_doc, &cp) || !cp.usable)
         return false;
     struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
     evhttp_add_header(out, "Content-Type", "application/json");
@@ -82,7 +83,7 @@ bool cached_image(struct exchange *h) {
         .out = evhttp_request_get_output_buffer(h->req),
         .body = h->method != EVHTTP_REQ_HEAD,
         .inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match")};
-    int64_t now = shm_now_ms();
+    int64_t now = units_mono_ms();
     if (!jobcache_get(c->cache, h->match.id, now, copy_image, &cp) || !cp.usable)
         return false;
     struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
@@ -113,7 +114,7 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
     const char *state = job_record_get(rec, "state");
     if (c->cache == NULL || state == NULL)
         return;
-    int64_t now = shm_now_ms();
+    int64_t now = units_mono_ms();
     int64_t expires;
     if (job_state_is_terminal(state) && !job_deliveries_pending(rec)) {
         expires = ttl_ms > 0 ? now + ttl_ms : 0;

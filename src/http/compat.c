@@ -1,5 +1,5 @@
-/* compat.c — the original service's API, for its clients (API.md,
- * "Compatibility"): GET /api/health; POST /api/thumb {email, image_url}, a
+/* compat.c — the original service's API, for its clients (docs/API.md,
+ * "Compatibility API"): GET /api/health; POST /api/thumb {email, image_url}, a
  * 100x100 centre-cropped square queued like any other job (submit_enqueue);
  * GET /api/thumb/<id>, the status and the image as a data URL, from the
  * shared cache when it holds them, else from Redis (HGETALL and PTTL of the
@@ -11,12 +11,12 @@
 
 #include "id.h"
 #include "jobcache.h"
+#include "units.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RETRY_AFTER_UNAVAILABLE 1
 
 enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
 
@@ -37,6 +37,17 @@ void compat_health_handle(struct exchange *h) {
     json_decref(doc);
 }
 
+/* POST /api/thumb's answer once the job is stored (or found, for a repeat):
+ * 201 {"req_id"} either way, as the original service answered. */
+static void answer_compat(struct exchange *h, const char *id, bool created,
+                          const struct job_record *rec) {
+    (void)created;
+    (void)rec;
+    json_t *doc = json_pack("{s:s}", "req_id", id);
+    respond_json(h, 201, doc);
+    json_decref(doc);
+}
+
 void compat_submit_handle(struct exchange *h) {
     struct http_child *c = h->child;
     struct evbuffer *in = evhttp_request_get_input_buffer(h->req);
@@ -48,32 +59,26 @@ void compat_submit_handle(struct exchange *h) {
     bool email = c->cfg->smtp_url && c->cfg->smtp_url[0];
     if (body == NULL) {
         respond_error(h, "internal", NULL, 0, "out of memory");
-    } else if (compat_thumb_params(&p, body, len, email, &detail) < 0) {
+    } else if (compat_doc_params(&p, body, len, email, &detail) < 0) {
         respond_json(h, 422, detail); /* NULL (out of memory) answers 500 */
         json_decref(detail);
     } else {
-        submit_enqueue(h, &p, NULL, 0, false, NULL);
+        submit_enqueue(h, &p, NULL, 0, false, NULL, answer_compat);
     }
     job_params_free(&p);
     exchange_settle(h);
-}
-
-void compat_submitted(struct exchange *h, const char *id) {
-    json_t *doc = json_pack("{s:s}", "req_id", id);
-    respond_json(h, 201, doc);
-    json_decref(doc);
 }
 
 /* Sends the status document; bytes (the image, len bytes of type mime) only
  * for a finished job. */
 static void send_thumb(struct exchange *h, const char *state, const char *mime, const void *bytes,
                        size_t len) {
-    const char *status = compat_status(state);
+    const char *status = compat_doc_status(state);
     char *url = NULL;
     if (status && strcmp(status, "finished") == 0 &&
-        (url = compat_data_url(mime, bytes, len)) == NULL)
+        (url = compat_doc_data_url(mime, bytes, len)) == NULL)
         status = NULL;
-    json_t *doc = status ? compat_thumb_doc(status, url) : NULL;
+    json_t *doc = status ? compat_doc_thumb(status, url) : NULL;
     respond_json(h, 200, doc); /* NULL: 500 */
     json_decref(doc);
     free(url);
@@ -111,7 +116,7 @@ static bool from_cache(struct exchange *h) {
     if (c->cache == NULL)
         return false;
     struct copy cp = {.usable = false};
-    bool hit = jobcache_get(c->cache, h->match.id, shm_now_ms(), copy_entry, &cp) && cp.usable;
+    bool hit = jobcache_get(c->cache, h->match.id, units_mono_ms(), copy_entry, &cp) && cp.usable;
     json_t *doc = hit ? json_loads(cp.doc, 0, NULL) : NULL;
     const char *state = json_string_value(json_object_get(doc, "status"));
     if (state) {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *compat_status(const char *state) {
+const char *compat_doc_status(const char *state) {
     static const struct {
         const char *ours, *theirs;
     } map[] = {
@@ -21,7 +21,7 @@ const char *compat_status(const char *state) {
     return NULL;
 }
 
-char *compat_data_url(const char *mime, const void *bytes, size_t len) {
+char *compat_doc_data_url(const char *mime, const void *bytes, size_t len) {
     if (mime == NULL || *mime == '\0')
         mime = "application/octet-stream";
     if (len > (size_t)INT32_MAX / 4 * 3 - 3) /* EVP_EncodeBlock takes an int */
@@ -91,7 +91,7 @@ static void check_fields(struct job_params *p, json_t *root, bool with_email, js
     }
 }
 
-int compat_thumb_params(struct job_params *p, const char *body, size_t len, bool with_email,
+int compat_doc_params(struct job_params *p, const char *body, size_t len, bool with_email,
                         json_t **detail) {
     *detail = NULL;
     json_t *list = json_array();
@@ -112,9 +112,9 @@ int compat_thumb_params(struct job_params *p, const char *body, size_t len, bool
     if (json_array_size(list) == 0) {
         json_decref(list);
         p->width = p->height = COMPAT_THUMB_SIDE;
-        p->fit = FIT_COVER;
-        p->crop = CROP_CENTRE;
-        p->format = FMT_ORIGINAL;
+        p->fit = JOB_FIT_COVER;
+        p->crop = JOB_CROP_CENTRE;
+        p->format = JOB_FORMAT_ORIGINAL;
         return 0;
     }
     *detail = json_object();
@@ -128,6 +128,6 @@ int compat_thumb_params(struct job_params *p, const char *body, size_t len, bool
     return -1;
 }
 
-json_t *compat_thumb_doc(const char *status, const char *data_url) {
+json_t *compat_doc_thumb(const char *status, const char *data_url) {
     return json_pack("{s:s, s:s?}", "status", status, "image_base64", data_url);
 }

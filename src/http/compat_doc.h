@@ -16,12 +16,12 @@
 /* The original's name for one of our job states: queued -> "queued",
  * processing -> "started", done -> "finished", failed or canceled ->
  * "failed". NULL for anything else. */
-const char *compat_status(const char *state);
+const char *compat_doc_status(const char *state);
 
 /* "data:<mime>;base64,<the bytes in base64>" (mime NULL or "" ->
  * application/octet-stream). Returns a malloc'd string (free it), or NULL on
  * allocation failure. */
-char *compat_data_url(const char *mime, const void *bytes, size_t len);
+char *compat_doc_data_url(const char *mime, const void *bytes, size_t len);
 
 /* Reads the body of POST /api/thumb, {"email": str, "image_url": str}, into
  * p (already job_params_init'ed): the URL, a COMPAT_THUMB_SIDE square with
@@ -31,11 +31,11 @@ char *compat_data_url(const char *mime, const void *bytes, size_t len);
  * -1 with *detail a new reference to the 422 body FastAPI would have sent,
  * {"detail": [{"loc": ["body", <field>], "msg": ..., "type": "value_error"}, ...]}
  * (NULL when out of memory). */
-int compat_thumb_params(struct job_params *p, const char *body, size_t len, bool with_email,
+int compat_doc_params(struct job_params *p, const char *body, size_t len, bool with_email,
                         json_t **detail);
 
 /* The answer of GET /api/thumb/<id>: {"status": status, "image_base64":
  * data_url or null}. Returns a new reference, or NULL on allocation failure. */
-json_t *compat_thumb_doc(const char *status, const char *data_url);
+json_t *compat_doc_thumb(const char *status, const char *data_url);
 
 #endif

@@ -1,4 +1,4 @@
-/* handlers.h — one function per route of API.md, called by the dispatcher in
+/* handlers.h — one function per route of docs/API.md, called by the dispatcher in
  * routes.c with an exchange whose route and method are already checked. Each
  * answers through respond.h, now or from a Redis callback, and ends with
  * exchange_settle. */
@@ -16,21 +16,18 @@ void routes_dispatch(struct evhttp_request *req, void *arg);
 void submit_handle(struct exchange *h);
 
 /* Stores the job of p with the enqueue script, as every submit route does
- * (submit.c): answers 503 / 500 itself when it cannot send the script; else
- * the script's reply answers (202, 200 for a repeat, 503 queue full; for
- * ROUTE_COMPAT_SUBMIT compat_submitted). body/len are an upload's bytes when
- * upload is true, idem the Idempotency-Key or NULL. The caller settles h. */
+ * (submit.c): answers 503 / 500 itself when it cannot send the script, 503
+ * when the queue is full or Redis fails; once the job is stored (or a repeat
+ * found) answer says what the route answers. body/len are an upload's bytes
+ * when upload is true, idem the Idempotency-Key or NULL. The caller settles h. */
 void submit_enqueue(struct exchange *h, const struct job_params *p, const unsigned char *body,
-                    size_t len, bool upload, const char *idem);
+                    size_t len, bool upload, const char *idem, submit_answer_fn answer);
 
 /* The original service's API (compat.c): GET /api/health, POST /api/thumb,
  * GET /api/thumb/<id>. */
 void compat_health_handle(struct exchange *h);
 void compat_submit_handle(struct exchange *h);
 void compat_thumb_handle(struct exchange *h);
-
-/* Answers POST /api/thumb once job id is stored (or found, for a repeat). */
-void compat_submitted(struct exchange *h, const char *id);
 
 /* GET|HEAD /v1/thumbnails/<id> (job_get.c). */
 void job_get_handle(struct exchange *h);

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define RETRY_AFTER_UNAVAILABLE 1
 
 enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
 
@@ -147,8 +146,7 @@ out:
 int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only) {
     struct http_child *c = h->child;
     if (!rasync_connected(c->redis)) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
+        respond_unavailable(h);
         return -1;
     }
     const char *prefix = c->cfg->redis_key_prefix;
@@ -162,8 +160,7 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool lengt
     for (int i = 0; i < 3; i++) {
         if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0) {
             /* Replies already asked for will still come (or NULL on disconnect). */
-            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                          "the job store is unavailable; try again shortly");
+            respond_unavailable(h);
             return -1;
         }
         exchange_redis_sent(h);

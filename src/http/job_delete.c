@@ -1,5 +1,5 @@
 /* job_delete.c — DELETE /v1/thumbnails/<id>: cancel a queued or running job,
- * or delete a finished one and its result (one script, QS_DELETE). */
+ * or delete a finished one and its result (one script, QUEUE_SCRIPT_DELETE). */
 #include "handlers.h"
 #include "respond.h"
 
@@ -8,7 +8,6 @@
 
 #include <stdio.h>
 
-#define RETRY_AFTER_UNAVAILABLE 1
 
 static void on_deleted(redisReply *reply, void *arg) {
     struct exchange *h = arg;
@@ -40,25 +39,24 @@ void job_delete_handle(struct exchange *h) {
     queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->match.id);
     queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
     queue_key(h->key_src, sizeof(h->key_src), prefix, "src", h->match.id);
-    snprintf(h->ttl, sizeof(h->ttl), "%lld", (long long)c->cfg->redis_failure_ttl);
+    snprintf(h->failure_ttl, sizeof(h->failure_ttl), "%lld", (long long)c->cfg->redis_failure_ttl);
     h->argv[0] = h->key_job;
     h->argv[1] = h->key_res;
     h->argv[2] = h->key_src;
     h->argv[3] = c->key_ready;
     h->argv[4] = c->key_delayed;
     h->argv[5] = h->match.id;
-    h->argv[6] = h->ttl;
+    h->argv[6] = h->failure_ttl;
     h->argv[7] = prefix;
     h->op = (struct rasync_op){.cb = on_deleted,
                                .arg = h,
-                               .script = QS_DELETE,
+                               .script = QUEUE_SCRIPT_DELETE,
                                .nkeys = 5,
                                .nargs = 3,
                                .argv = h->argv,
                                .lens = NULL};
     if (rasync_script(c->redis, &h->op) < 0) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
+        respond_unavailable(h);
         goto out;
     }
     exchange_redis_sent(h);

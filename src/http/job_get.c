@@ -15,7 +15,6 @@
 
 #include <event2/http.h>
 
-#define RETRY_AFTER_UNAVAILABLE 1
 
 enum step { STEP_FIELDS, STEP_TTL };
 
@@ -31,11 +30,10 @@ static void read_job(struct exchange *h) {
     h->step = STEP_FIELDS;
     h->op = (struct rasync_op){.cb = on_reply, .arg = h};
     if (rasync_command(c->redis, &h->op, 2, hgetall, NULL) < 0) {
-        if (h->waiting)
+        if (h->held)
             longpoll_read_failed(h);
         else
-            respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                          "the job store is unavailable; try again shortly");
+            respond_unavailable(h);
         return;
     }
     exchange_redis_sent(h);
@@ -69,7 +67,7 @@ static bool still_pending(struct exchange *h, const redisReply *reply) {
 static void read_finished(struct exchange *h) {
     if (h->req == NULL || h->replied)
         return;
-    if (h->waiting)
+    if (h->held)
         longpoll_read_done(h);
     else if (h->rec.count) /* the wait ended during the read: its state is current */
         answer_record(h);
@@ -90,8 +88,8 @@ static void on_reply(redisReply *reply, void *arg) {
     if (!live)
         goto out;
     bool array = reply && reply->type == REDIS_REPLY_ARRAY;
-    if (h->waiting) {
-        if (!array && (reply == NULL || rasync_error_is_transient(reply))) {
+    if (h->held) {
+        if (!array && rconn_classify(reply) != RCONN_ERROR) {
             longpoll_read_failed(h); /* Redis is away: keep waiting, read again soon */
             goto out;
         }

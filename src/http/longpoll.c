@@ -13,7 +13,7 @@
 #include "units.h"
 
 #include "log.h"
-#include "redis_async.h"
+#include "rasync.h"
 
 #include <errno.h>
 #include <event2/bufferevent.h>
@@ -122,7 +122,7 @@ static void on_state(bool subscribed, void *arg) {
     log_debug("long-poll subscription %s (%zu waiter(s))", subscribed ? "in place" : "lost", n);
 }
 
-int longpoll_init(struct http_child *c, const struct redis_target *t) {
+int longpoll_init(struct http_child *c, const struct rconn_target *t) {
     char channel[QUEUE_KEY_MAX];
     queue_key(channel, sizeof(channel), c->cfg->redis_key_prefix, "done", NULL);
     if (waiters_init(&c->waiters, (size_t)c->cfg->http_max_connections) < 0)
@@ -153,6 +153,14 @@ void longpoll_free(struct http_child *c) {
     waiters_free(&c->waiters);
 }
 
+/* The exchange's on_gone hook: h's connection is gone, stop waiting. */
+static void gone(struct exchange *h) {
+    void (*check)(struct exchange *, bool) = h->wait_check;
+    longpoll_end(h);
+    if (h->req && !h->replied)
+        check(h, true); /* detached: whatever we send, libevent frees it */
+}
+
 int longpoll_begin(struct exchange *h, int seconds, void (*check)(struct exchange *h, bool final)) {
     struct http_child *c = h->child;
     struct bufferevent *bev = h->evcon ? evhttp_connection_get_bufferevent(h->evcon) : NULL;
@@ -170,7 +178,8 @@ int longpoll_begin(struct exchange *h, int seconds, void (*check)(struct exchang
         return -1;
     }
     h->wait_check = check;
-    h->waiting = true;
+    h->held = true;
+    h->on_gone = gone;
     h->wait_recheck = h->wait_retry = false;
     h->wait_until_ms = units_mono_ms() + (long long)seconds * 1000;
     waiters_add(&c->waiters, &h->waiter, h->match.id);
@@ -179,32 +188,26 @@ int longpoll_begin(struct exchange *h, int seconds, void (*check)(struct exchang
 }
 
 void longpoll_end(struct exchange *h) {
-    if (!h->waiting)
+    if (!h->held)
         return;
     waiters_remove(&h->child->waiters, &h->waiter);
     event_free(h->wait_timer);
     event_free(h->wait_watch);
     h->wait_timer = h->wait_watch = NULL;
-    h->waiting = h->wait_recheck = h->wait_retry = false;
+    h->held = h->wait_recheck = h->wait_retry = false;
+    h->on_gone = NULL;
 }
 
 void longpoll_read_failed(struct exchange *h) {
-    if (!h->waiting)
+    if (!h->held)
         return;
     h->wait_retry = true;
     arm(h);
 }
 
 void longpoll_read_done(struct exchange *h) {
-    if (h->waiting && h->wait_recheck && h->redis_pending == 0) {
+    if (h->held && h->wait_recheck && h->redis_pending == 0) {
         h->wait_recheck = false;
         h->wait_check(h, false);
     }
-}
-
-void longpoll_gone(struct exchange *h) {
-    void (*check)(struct exchange *, bool) = h->wait_check;
-    longpoll_end(h);
-    if (h->req && !h->replied)
-        check(h, true); /* detached: whatever we send, libevent frees it */
 }

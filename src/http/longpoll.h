@@ -16,7 +16,7 @@
 
 /* Starts the child's subscriber connection and waiter table. Returns 0, or -1
  * when out of memory. */
-int longpoll_init(struct http_child *c, const struct redis_target *t);
+int longpoll_init(struct http_child *c, const struct rconn_target *t);
 
 /* Ends every wait now (graceful stop): each waiter answers its current state. */
 void longpoll_stop(struct http_child *c);
@@ -45,8 +45,5 @@ void longpoll_read_failed(struct exchange *h);
 /* A read of a waiting h ended without an answer: reads again when a
  * completion came meanwhile. Call when h has no Redis reply to come. */
 void longpoll_read_done(struct exchange *h);
-
-/* h's connection is gone (exchange.c's close callback): stop waiting. */
-void longpoll_gone(struct exchange *h);
 
 #endif

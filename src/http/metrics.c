@@ -67,24 +67,24 @@ static void child_metrics(struct http_child *c, struct evbuffer *b) {
     if (c->shm == NULL)
         return;
     static const char *const kinds[] = {
-        [SLOT_HTTP] = "http", [SLOT_WORKER] = "worker", [SLOT_DELIVERY] = "delivery"};
+        [SHM_SLOT_HTTP] = "http", [SHM_SLOT_WORKER] = "worker", [SHM_SLOT_DELIVERY] = "delivery"};
     uint64_t running[4] = {0}, restarts[4] = {0}, jobs = 0;
     for (int i = 0; i < SHM_MAX_SLOTS; i++) {
         struct shm_slot *s = shm_slot(c->shm, i);
         int kind = atomic_load(&s->kind);
-        if (kind != SLOT_HTTP && kind != SLOT_WORKER && kind != SLOT_DELIVERY)
+        if (kind != SHM_SLOT_HTTP && kind != SHM_SLOT_WORKER && kind != SHM_SLOT_DELIVERY)
             continue;
         running[kind] += atomic_load(&s->pid) > 0;
         restarts[kind] += atomic_load(&s->restarts);
-        if (kind == SLOT_WORKER)
+        if (kind == SHM_SLOT_WORKER)
             jobs += atomic_load(&s->jobs_done);
     }
     counter(b, "children", "Child processes running, by kind.", "gauge");
-    for (int k = SLOT_HTTP; k <= SLOT_DELIVERY; k++)
+    for (int k = SHM_SLOT_HTTP; k <= SHM_SLOT_DELIVERY; k++)
         evbuffer_add_printf(b, "thumbnailed_children{kind=\"%s\"} %llu\n", kinds[k],
                             (unsigned long long)running[k]);
     counter(b, "child_restarts_total", "Children restarted after they died, by kind.", "counter");
-    for (int k = SLOT_HTTP; k <= SLOT_DELIVERY; k++)
+    for (int k = SHM_SLOT_HTTP; k <= SHM_SLOT_DELIVERY; k++)
         evbuffer_add_printf(b, "thumbnailed_child_restarts_total{kind=\"%s\"} %llu\n", kinds[k],
                             (unsigned long long)restarts[k]);
     counter(b, "worker_jobs_total", "Jobs the running workers have finished.", "counter");

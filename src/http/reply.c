@@ -3,14 +3,13 @@
 #include "respond.h"
 
 #include "log.h"
-#include "redis_async.h"
+#include "rasync.h"
 
-#define RETRY_AFTER_UNAVAILABLE 1
 
 void reply_failed(struct exchange *h, const redisReply *reply, const char *what) {
-    if (reply == NULL || rasync_error_is_transient(reply)) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
+    enum rconn_fault f = rconn_classify(reply);
+    if (f == RCONN_LOST || f == RCONN_REFUSED) {
+        respond_unavailable(h);
         return;
     }
     log_error("%s: redis answered: %s", what,

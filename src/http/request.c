@@ -16,9 +16,9 @@ static bool token_is(const char *s, size_t len, const char *word) {
     return strlen(word) == len && strncasecmp(s, word, len) == 0;
 }
 
-enum body_kind request_body_kind(const char *content_type) {
+enum request_body_kind request_body_kind(const char *content_type) {
     if (content_type == NULL)
-        return BODY_JSON;
+        return REQUEST_BODY_JSON;
     const char *s = content_type;
     while (*s == ' ' || *s == '\t')
         s++;
@@ -26,19 +26,19 @@ enum body_kind request_body_kind(const char *content_type) {
     while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
         len--;
     if (len == 0)
-        return BODY_JSON;
+        return REQUEST_BODY_JSON;
     if (token_is(s, len, "application/json"))
-        return BODY_JSON;
+        return REQUEST_BODY_JSON;
     if (token_is(s, len, "application/octet-stream"))
-        return BODY_UPLOAD;
+        return REQUEST_BODY_UPLOAD;
     /* image/<subtype>, with a non-empty subtype */
     if (len > 6 && strncasecmp(s, "image/", 6) == 0 && memchr(s + 6, '/', len - 6) == NULL)
-        return BODY_UPLOAD;
-    return BODY_OTHER;
+        return REQUEST_BODY_UPLOAD;
+    return REQUEST_BODY_OTHER;
 }
 
 int request_params_from_query(struct job_params *p, const char *query,
-                              const struct param_limits *lim, struct param_error *err) {
+                              const struct job_param_limits *lim, struct job_param_error *err) {
     if (query == NULL || *query == '\0')
         return 0;
     struct evkeyvalq kv;

@@ -7,22 +7,22 @@
 
 #include <stdbool.h>
 
-enum body_kind {
-    BODY_JSON,   /* application/json, or no Content-Type at all */
-    BODY_UPLOAD, /* image/<anything> or application/octet-stream: the image itself */
-    BODY_OTHER,  /* anything else: 415 unsupported_media_type */
+enum request_body_kind {
+    REQUEST_BODY_JSON,   /* application/json, or no Content-Type at all */
+    REQUEST_BODY_UPLOAD, /* image/<anything> or application/octet-stream: the image itself */
+    REQUEST_BODY_OTHER,  /* anything else: 415 unsupported_media_type */
 };
 
 /* Classifies a Content-Type header value (NULL when absent). Parameters such
  * as "; charset=utf-8" are ignored; type names compare case-insensitively. */
-enum body_kind request_body_kind(const char *content_type);
+enum request_body_kind request_body_kind(const char *content_type);
 
 /* Sets job parameters from an upload's query string (NULL or "" for none):
  * every key=value goes through job_params_set_text, so every field and range
  * is checked there. A malformed string or a key given twice is refused. Does
  * not call job_params_finish. Returns 0, or -1 with err filled. */
 int request_params_from_query(struct job_params *p, const char *query,
-                              const struct param_limits *lim, struct param_error *err);
+                              const struct job_param_limits *lim, struct job_param_error *err);
 
 /* Reads the wait parameter of a query string (NULL or "" for none) into
  * *seconds: 0 when absent, else a whole number 0..max (digits only). Returns

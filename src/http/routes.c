@@ -3,7 +3,7 @@
 #include "deadline.h"
 #include "guard.h"
 #include "handlers.h"
-#include "redis_async.h"
+#include "rasync.h"
 #include "respond.h"
 #include "segment.h"
 
@@ -24,12 +24,12 @@ static void readyz(struct exchange *h) {
     int workers = 0;
     for (int i = 0; c->shm && i < SHM_MAX_SLOTS; i++) {
         struct shm_slot *s = shm_slot(c->shm, i);
-        if (s && atomic_load(&s->kind) == SLOT_WORKER && atomic_load(&s->pid) > 0)
+        if (s && atomic_load(&s->kind) == SHM_SLOT_WORKER && atomic_load(&s->pid) > 0)
             workers++;
     }
     bool redis = rasync_connected(c->redis);
     if (!redis || workers == 0) {
-        respond_error(h, "unavailable", NULL, 1, "not ready:%s%s",
+        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE, "not ready:%s%s",
                       redis ? "" : " Redis does not answer;",
                       workers ? "" : " no worker is alive;");
         return;

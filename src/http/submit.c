@@ -15,10 +15,9 @@
 #include <string.h>
 
 #define MAGIC_SCAN_MAX          (256 * 1024) /* bytes libmagic looks at: image signatures are early */
-#define RETRY_AFTER_UNAVAILABLE 1
 #define RETRY_AFTER_FULL        5
 
-static void refuse(struct exchange *h, const struct param_error *err) {
+static void refuse(struct exchange *h, const struct job_param_error *err) {
     respond_error(h, err->code, err->field, 0, "%s", err->message);
 }
 
@@ -38,15 +37,15 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
     struct evhttp_request *req = h->req;
     const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    struct param_error err;
+    struct job_param_error err;
     switch (request_body_kind(ctype)) {
-    case BODY_OTHER:
+    case REQUEST_BODY_OTHER:
         respond_error(h, "unsupported_media_type", NULL, 0,
                       "Content-Type '%.100s' is not accepted: send application/json, or the "
                       "image itself as image/* or application/octet-stream",
                       ctype);
         return -1;
-    case BODY_JSON:
+    case REQUEST_BODY_JSON:
         *upload = false;
         if (query && *query) {
             char key[64];
@@ -62,7 +61,7 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
             return -1;
         }
         return 0;
-    case BODY_UPLOAD:
+    case REQUEST_BODY_UPLOAD:
         break;
     }
     *upload = true;
@@ -127,22 +126,13 @@ static void on_enqueued(redisReply *reply, void *arg) {
         goto out;
     }
     const char *verdict = reply->element[0]->str;
-    bool dup = strcmp(verdict, "dup") == 0 && reply->element[1]->type == REDIS_REPLY_STRING;
-    if (h->match.route == ROUTE_COMPAT_SUBMIT && (dup || strcmp(verdict, "ok") == 0)) {
-        compat_submitted(h, dup ? reply->element[1]->str : h->id);
-        goto out;
-    }
-    if (dup) {
+    if (strcmp(verdict, "dup") == 0 && reply->element[1]->type == REDIS_REPLY_STRING) {
         /* The same request (or Idempotency-Key) while its job lives: that job. */
         struct job_record rec = {0};
-        json_t *doc = NULL;
         if (queue_reply_record(&rec, reply, 2) == 0)
-            doc = job_document(reply->element[1]->str, &rec);
-        char location[64];
-        snprintf(location, sizeof(location), "/v1/thumbnails/%.40s", reply->element[1]->str);
-        evhttp_add_header(evhttp_request_get_output_headers(h->req), "Location", location);
-        respond_json(h, 200, doc);
-        json_decref(doc);
+            h->submit_answer(h, reply->element[1]->str, false, &rec);
+        else
+            respond_error(h, "internal", NULL, 0, "out of memory (request id %s)", h->rid);
         job_record_free(&rec);
         goto out;
     }
@@ -158,17 +148,14 @@ static void on_enqueued(redisReply *reply, void *arg) {
     }
     char created[24];
     snprintf(created, sizeof(created), "%lld", n);
-    json_t *doc = NULL;
-    if (job_record_set(&h->rec, "state", "queued") == 0 &&
-        job_record_set(&h->rec, "created", created) == 0 &&
-        job_record_set(&h->rec, "attempts", "0") == 0)
-        doc = job_document(h->id, &h->rec);
-    char location[64];
-    snprintf(location, sizeof(location), "/v1/thumbnails/%s", h->id);
-    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Location", location);
+    if (job_record_set(&h->rec, "state", "queued") < 0 ||
+        job_record_set(&h->rec, "created", created) < 0 ||
+        job_record_set(&h->rec, "attempts", "0") < 0) {
+        respond_error(h, "internal", NULL, 0, "out of memory (request id %s)", h->rid);
+        goto out;
+    }
     log_debug("job %s queued", h->id);
-    respond_json(h, 202, doc);
-    json_decref(doc);
+    h->submit_answer(h, h->id, true, &h->rec);
 out:
     exchange_settle(h);
 }
@@ -206,13 +193,13 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     struct http_child *c = h->child;
     const char *prefix = c->cfg->redis_key_prefix;
     queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->id);
-    queue_key(h->key_res, sizeof(h->key_res), prefix, "src", h->id);
+    queue_key(h->key_src, sizeof(h->key_src), prefix, "src", h->id);
     h->key_idem[0] = '\0';
     if (idem && dedup_key(c, h->key_idem, "key", idem, strlen(idem), NULL, NULL, 0) < 0)
         return -1;
-    if (dedup_key(c, h->key_src, "request", "", 0, &h->rec, body, upload ? len : 0) < 0)
+    if (dedup_key(c, h->key_req, "request", "", 0, &h->rec, body, upload ? len : 0) < 0)
         return -1;
-    snprintf(h->ttl, sizeof(h->ttl), "%lld", (long long)c->cfg->redis_result_ttl);
+    snprintf(h->dedup_ttl, sizeof(h->dedup_ttl), "%lld", (long long)c->cfg->redis_result_ttl);
     size_t max = sizeof(h->argv) / sizeof(h->argv[0]);
     if (12 + 2 * h->rec.count > max)
         return -1;
@@ -220,15 +207,15 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     h->argv[n++] = h->key_job;
     h->argv[n++] = c->key_ready;
     h->argv[n++] = c->key_delayed;
-    h->argv[n++] = h->key_res;
-    h->argv[n++] = h->key_idem;
     h->argv[n++] = h->key_src;
+    h->argv[n++] = h->key_idem;
+    h->argv[n++] = h->key_req;
     h->argv[n++] = h->id;
     h->argv[n++] = c->max_queue;
     int bytes_at = n;
     h->argv[n++] = upload ? (const char *)body : "";
     h->argv[n++] = upload ? "1" : "0";
-    h->argv[n++] = h->ttl;
+    h->argv[n++] = h->dedup_ttl;
     h->argv[n++] = prefix;
     for (size_t i = 0; i < h->rec.count; i++) {
         h->argv[n++] = h->rec.names[i];
@@ -238,7 +225,7 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
         h->lens[i] = i == bytes_at ? (upload ? len : 0) : strlen(h->argv[i]);
     h->op = (struct rasync_op){.cb = on_enqueued,
                                .arg = h,
-                               .script = QS_ENQUEUE,
+                               .script = QUEUE_SCRIPT_ENQUEUE,
                                .nkeys = 6,
                                .nargs = n - 6,
                                .argv = h->argv,
@@ -246,12 +233,24 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     return 0;
 }
 
+/* POST /v1/thumbnails' answer: 202 with the new job's document, or 200 with
+ * the live job a repeat names; Location either way. */
+static void answer_v1(struct exchange *h, const char *id, bool created,
+                      const struct job_record *rec) {
+    char location[64];
+    snprintf(location, sizeof(location), "/v1/thumbnails/%.40s", id);
+    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Location", location);
+    json_t *doc = job_document(id, rec);
+    respond_json(h, created ? 202 : 200, doc);
+    json_decref(doc);
+}
+
 void submit_enqueue(struct exchange *h, const struct job_params *p, const unsigned char *body,
-                    size_t len, bool upload, const char *idem) {
+                    size_t len, bool upload, const char *idem, submit_answer_fn answer) {
     struct http_child *c = h->child;
+    h->submit_answer = answer;
     if (!rasync_connected(c->redis)) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
+        respond_unavailable(h);
         return;
     }
     if (id_generate(h->id) < 0 || job_record_from_params(&h->rec, p) < 0 ||
@@ -260,8 +259,7 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
         return;
     }
     if (rasync_script(c->redis, &h->op) < 0) {
-        respond_error(h, "unavailable", NULL, RETRY_AFTER_UNAVAILABLE,
-                      "the job store is unavailable; try again shortly");
+        respond_unavailable(h);
         return;
     }
     exchange_redis_sent(h);
@@ -288,7 +286,7 @@ void submit_handle(struct exchange *h) {
                       "Idempotency-Key must be 1 to 255 printable ASCII characters");
         goto out;
     }
-    submit_enqueue(h, &p, body, len, upload, idem);
+    submit_enqueue(h, &p, body, len, upload, idem, answer_v1);
 out:
     job_params_free(&p);
     exchange_settle(h);

@@ -1,8 +1,8 @@
 /* jobs.c — the master's Redis work: the jobs of a worker that is gone, the
  * promotion of due retries, the node heartbeat, and the reaper that takes back
- * the jobs of a node whose heartbeat stopped (DESIGN.md §2). One blocking
- * connection with short timeouts: Redis is local or near, and every call here
- * is one small script. */
+ * the jobs of a node whose heartbeat stopped (docs/ARCHITECTURE.md §3, §7). One
+ * blocking connection (rconn.h) with short timeouts: Redis is local or near,
+ * and every call here is one small script. */
 #include "jobs.h"
 #include "log.h"
 #include "queue.h"
@@ -16,54 +16,23 @@
 #define HEARTBEAT_TTL_MS 15000 /* a node silent this long is dead */
 #define REAP_EVERY       5     /* ticks (s) */
 #define PROMOTE_BATCH    "1000"
+/* Commands are tiny scripts: a stalled server must not hold the master long. */
+#define MASTER_COMMAND_TIMEOUT_MS 2000
 
-static redisContext *connection(struct master *m) {
-    if (m->redis && m->redis->err == 0)
-        return m->redis;
-    jobs_close(m);
-    struct redis_target t;
-    char err[256];
-    if (rconn_target(&m->cfg, &t) < 0) {
-        log_error("redis.url cannot be used");
-        return NULL;
+/* The master's connection, set up on first use. */
+static struct rconn *redis(struct master *m) {
+    if (!m->redis_init) {
+        if (rconn_init(&m->redis, &m->cfg, "master", MASTER_COMMAND_TIMEOUT_MS) < 0)
+            return NULL;
+        m->redis_init = true;
     }
-    m->redis = rconn_connect(&t, (long)m->cfg.redis_connect_timeout, err, sizeof(err));
-    if (m->redis == NULL) {
-        if (!m->redis_down)
-            log_error("master: Redis unreachable: %s (retrying every second)", err);
-        m->redis_down = true;
-        return NULL;
-    }
-    if (m->redis_down)
-        log_info("master: Redis reachable again");
-    m->redis_down = false;
-    /* Commands are tiny scripts: a stalled server must not hold the master long. */
-    struct timeval tv = {2, 0};
-    redisSetTimeout(m->redis, tv);
-    return m->redis;
-}
-
-/* Runs a command or script reply check: the reply, or NULL (logged once per
- * outage; the connection is dropped so the next call reconnects). */
-static redisReply *checked(struct master *m, redisReply *r, const char *what) {
-    if (r && r->type != REDIS_REPLY_ERROR)
-        return r;
-    if (r) {
-        log_error("master: %s: %s", what, r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    if (!m->redis_down)
-        log_error("master: %s: %s", what, m->redis ? m->redis->errstr : "not connected");
-    m->redis_down = true;
-    jobs_close(m);
-    return NULL;
+    return &m->redis;
 }
 
 /* Releases the jobs listed in worker wid's proc list (of node). */
 static int release(struct master *m, const char *node, const char *wid, const char *code,
                    const char *message) {
-    redisContext *c = connection(m);
+    struct rconn *c = redis(m);
     if (c == NULL)
         return -1;
     const char *prefix = m->cfg.redis_key_prefix;
@@ -88,7 +57,7 @@ static int release(struct master *m, const char *node, const char *wid, const ch
     int n = 9;
     for (int i = 0; i < 7; i++)
         argv[n++] = pol.argv[i];
-    redisReply *r = checked(m, queue_eval(c, QS_RELEASE, 5, n - 5, argv, NULL), "release script");
+    redisReply *r = rconn_script(c, "release script", QUEUE_SCRIPT_RELEASE, 5, n - 5, argv, NULL);
     if (r == NULL)
         return -1;
     int jobs = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
@@ -100,94 +69,90 @@ static int release(struct master *m, const char *node, const char *wid, const ch
 }
 
 int jobs_release_worker(struct master *m, pid_t pid, const char *code, const char *message) {
-    char wid[400];
-    snprintf(wid, sizeof(wid), "%s:%d", m->node_id, (int)pid);
+    char wid[QUEUE_WID_MAX];
+    queue_worker_id(wid, sizeof(wid), m->node_id, pid);
     return release(m, m->node_id, wid, code, message);
 }
 
-static void promote(struct master *m, redisContext *c) {
+static void promote(struct master *m, struct rconn *c) {
     char delayed[QUEUE_KEY_MAX], ready[QUEUE_KEY_MAX];
     queue_key(delayed, sizeof(delayed), m->cfg.redis_key_prefix, "delayed", NULL);
     queue_key(ready, sizeof(ready), m->cfg.redis_key_prefix, "ready", NULL);
     const char *argv[] = {delayed, ready, m->cfg.redis_key_prefix, PROMOTE_BATCH};
-    freeReplyObject(checked(m, queue_eval(c, QS_PROMOTE, 2, 2, argv, NULL), "promote script"));
+    freeReplyObject(rconn_script(c, "promote script", QUEUE_SCRIPT_PROMOTE, 2, 2, argv, NULL));
 }
 
-static void heartbeat(struct master *m, redisContext *c) {
+static void heartbeat(struct master *m, struct rconn *c) {
     char hb[QUEUE_KEY_MAX], nodes[QUEUE_KEY_MAX];
     queue_key(hb, sizeof(hb), m->cfg.redis_key_prefix, "hb", m->node_id);
     queue_key(nodes, sizeof(nodes), m->cfg.redis_key_prefix, "nodes", NULL);
-    freeReplyObject(
-        checked(m, redisCommand(c, "SET %s 1 PX %d", hb, HEARTBEAT_TTL_MS), "heartbeat"));
-    if (m->redis)
-        freeReplyObject(checked(m, redisCommand(c, "SADD %s %s", nodes, m->node_id), "SADD"));
+    freeReplyObject(rconn_commandf(c, "heartbeat", "SET %s 1 PX %d", hb, HEARTBEAT_TTL_MS));
+    if (rconn_connected(c))
+        freeReplyObject(rconn_commandf(c, "SADD nodes", "SADD %s %s", nodes, m->node_id));
 }
 
 /* Takes back the jobs of every node whose heartbeat is gone: each of its
  * workers' jobs counts as a transient failure (worker_lost). One master at a
  * time does it, under a SET NX PX lock. */
-static void reap_nodes(struct master *m, redisContext *c) {
+static void reap_nodes(struct master *m, struct rconn *c) {
     const char *prefix = m->cfg.redis_key_prefix;
     char lock[QUEUE_KEY_MAX], nodes[QUEUE_KEY_MAX];
     queue_key(lock, sizeof(lock), prefix, "reaper", NULL);
     queue_key(nodes, sizeof(nodes), prefix, "nodes", NULL);
-    redisReply *r =
-        checked(m, redisCommand(c, "SET %s %s NX PX 10000", lock, m->node_id), "reaper lock");
+    redisReply *r = rconn_commandf(c, "reaper lock", "SET %s %s NX PX 10000", lock, m->node_id);
     bool mine = r && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
     if (!mine)
         return;
-    redisReply *all = checked(m, redisCommand(m->redis, "SMEMBERS %s", nodes), "SMEMBERS");
-    for (size_t i = 0; all && i < all->elements && m->redis; i++) {
+    redisReply *all = rconn_commandf(c, "SMEMBERS nodes", "SMEMBERS %s", nodes);
+    for (size_t i = 0; all && i < all->elements && rconn_connected(c); i++) {
         const char *node = all->element[i]->str;
         char hb[QUEUE_KEY_MAX], workers[QUEUE_KEY_MAX];
         queue_key(hb, sizeof(hb), prefix, "hb", node);
-        redisReply *alive = checked(m, redisCommand(m->redis, "EXISTS %s", hb), "EXISTS");
+        redisReply *alive = rconn_commandf(c, "EXISTS hb", "EXISTS %s", hb);
         bool dead = alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 0;
         freeReplyObject(alive);
-        if (!dead || strcmp(node, m->node_id) == 0 || m->redis == NULL)
+        if (!dead || strcmp(node, m->node_id) == 0 || !rconn_connected(c))
             continue;
         log_warn("node %s stopped its heartbeat: taking back its jobs", node);
         queue_key(workers, sizeof(workers), prefix, "workers", node);
-        redisReply *wids = checked(m, redisCommand(m->redis, "SMEMBERS %s", workers), "SMEMBERS");
+        redisReply *wids = rconn_commandf(c, "SMEMBERS workers", "SMEMBERS %s", workers);
         for (size_t k = 0; wids && k < wids->elements; k++)
             release(m, node, wids->element[k]->str, "worker_lost",
                     "the node running the job stopped answering");
         freeReplyObject(wids);
-        if (m->redis) {
-            freeReplyObject(redisCommand(m->redis, "DEL %s", workers));
-            freeReplyObject(redisCommand(m->redis, "SREM %s %s", nodes, node));
+        if (rconn_connected(c)) {
+            freeReplyObject(rconn_commandf(c, "DEL workers", "DEL %s", workers));
+            freeReplyObject(rconn_commandf(c, "SREM nodes", "SREM %s %s", nodes, node));
         }
     }
     freeReplyObject(all);
 }
 
 void jobs_tick(struct master *m) {
-    redisContext *c = connection(m);
-    if (c == NULL)
+    struct rconn *c = redis(m);
+    if (c == NULL || !rconn_ready(c))
         return;
     m->ticks++;
     promote(m, c);
-    if (m->redis && m->ticks % HEARTBEAT_EVERY == 1)
-        heartbeat(m, m->redis);
-    if (m->redis && m->ticks % REAP_EVERY == 3)
-        reap_nodes(m, m->redis);
+    if (rconn_connected(c) && m->ticks % HEARTBEAT_EVERY == 1)
+        heartbeat(m, c);
+    if (rconn_connected(c) && m->ticks % REAP_EVERY == 3)
+        reap_nodes(m, c);
 }
 
 void jobs_leave(struct master *m) {
-    redisContext *c = connection(m);
+    struct rconn *c = redis(m);
     if (c == NULL)
         return;
     char hb[QUEUE_KEY_MAX], nodes[QUEUE_KEY_MAX];
     queue_key(hb, sizeof(hb), m->cfg.redis_key_prefix, "hb", m->node_id);
     queue_key(nodes, sizeof(nodes), m->cfg.redis_key_prefix, "nodes", NULL);
-    freeReplyObject(redisCommand(c, "DEL %s", hb));
-    freeReplyObject(redisCommand(c, "SREM %s %s", nodes, m->node_id));
+    freeReplyObject(rconn_commandf(c, "DEL hb", "DEL %s", hb));
+    freeReplyObject(rconn_commandf(c, "SREM nodes", "SREM %s %s", nodes, m->node_id));
 }
 
 void jobs_close(struct master *m) {
-    if (m->redis) {
-        redisFree(m->redis);
-        m->redis = NULL;
-    }
+    if (m->redis_init)
+        rconn_close(&m->redis);
 }

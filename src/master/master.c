@@ -1,9 +1,11 @@
-/* master.c — start-up in order (DESIGN.md §1), the signal-driven event loop and
- * the stop sequence. The master does no request work. */
+/* master.c — the start-up steps in order (docs/ARCHITECTURE.md §1), the
+ * signal-driven event loop, the stop sequence and the teardown. The master
+ * does no request work. */
 #include "master.h"
 #include "listen.h"
 #include "log.h"
 #include "cache.h"
+#include "units.h"
 #include "jobs.h"
 #include "redis_embedded.h"
 #include "reload.h"
@@ -136,80 +138,82 @@ static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct master *m = arg;
-    int left = supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) +
-               supervise_running(m, CHILD_DELIVERY);
+    int left = supervise_running(m);
     if (left > 0) {
         log_warn("stop: %d children still running after %lld ms: killing them", left,
                  (long long)m->cfg.stop_timeout);
-        supervise_signal(m, CHILD_HTTP, SIGKILL);
-        supervise_signal(m, CHILD_WORKER, SIGKILL);
-        supervise_signal(m, CHILD_DELIVERY, SIGKILL);
-    } else if (supervise_running(m, CHILD_REDIS) > 0) {
+        supervise_signal_all(m, SIGKILL);
+    } else if (supervise_redis_running(m)) {
         log_warn("stop: redis-server still running: killing it");
-        supervise_signal(m, CHILD_REDIS, SIGKILL);
+        supervise_signal_redis(m, SIGKILL);
     }
     struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
     evtimer_add(m->stop_timer, &tv);
 }
 
-void master_stop(struct master *m, const char *why, bool escalate) {
-    if (m->stopping) {
-        if (!escalate)
-            return;
-        log_warn("%s again: stopping now", why);
-        supervise_signal(m, CHILD_HTTP, SIGKILL);
-        supervise_signal(m, CHILD_WORKER, SIGKILL);
-        supervise_signal(m, CHILD_DELIVERY, SIGKILL);
-        return;
-    }
-    log_info("%s: stopping (children finish their work, at most %lld ms)", why,
-             (long long)m->cfg.stop_timeout);
-    notify_systemd("STOPPING=1");
-    m->stopping = true;
-    supervise_signal(m, CHILD_HTTP, SIGQUIT);
-    supervise_signal(m, CHILD_WORKER, SIGQUIT);
-    supervise_signal(m, CHILD_DELIVERY, SIGQUIT);
-    m->stop_timer = evtimer_new(m->base, stop_timeout_cb, m);
-    struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
-    evtimer_add(m->stop_timer, &tv);
-    master_children_gone(m);
-}
-
-void master_children_gone(struct master *m) {
-    if (supervise_running(m, CHILD_HTTP) + supervise_running(m, CHILD_WORKER) +
-            supervise_running(m, CHILD_DELIVERY) >
-        0)
+/* The stop's next step once alive children other than redis-server remain:
+ * none left -> this node leaves the cluster, then redis-server is stopped,
+ * then the loop ends. */
+static void stop_progress(struct master *m, int alive) {
+    if (alive > 0)
         return;
     if (!m->left_cluster) {
         m->left_cluster = true;
         jobs_leave(m);
         jobs_close(m);
     }
-    if (supervise_running(m, CHILD_REDIS) > 0) {
+    if (supervise_redis_running(m)) {
         if (!m->redis_stopping) {
             m->redis_stopping = true;
             log_info("stopping redis-server");
-            supervise_signal(m, CHILD_REDIS, SIGTERM);
+            supervise_signal_redis(m, SIGTERM);
         }
         return;
     }
     event_base_loopbreak(m->base);
 }
 
+/* Starts a graceful stop; a second call with escalate kills the children at once. */
+static void stop(struct master *m, const char *why, bool escalate) {
+    if (m->stopping) {
+        if (!escalate)
+            return;
+        log_warn("%s again: stopping now", why);
+        supervise_signal_all(m, SIGKILL);
+        return;
+    }
+    log_info("%s: stopping (children finish their work, at most %lld ms)", why,
+             (long long)m->cfg.stop_timeout);
+    notify_systemd("STOPPING=1");
+    m->stopping = true;
+    supervise_signal_all(m, SIGQUIT);
+    m->stop_timer = evtimer_new(m->base, stop_timeout_cb, m);
+    struct timeval tv = {m->cfg.stop_timeout / 1000, (m->cfg.stop_timeout % 1000) * 1000};
+    evtimer_add(m->stop_timer, &tv);
+    stop_progress(m, supervise_running(m));
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg) {
     (void)what;
     struct master *m = arg;
     switch (sig) {
-    case SIGCHLD:
-        supervise_reap(m);
+    case SIGCHLD: {
+        struct supervise_reaped r = supervise_reap(m);
+        if (r.fatal) {
+            m->exit_status = 1;
+            stop(m, "fatal child error", false);
+        }
+        if (m->stopping)
+            stop_progress(m, r.alive);
         break;
+    }
     case SIGTERM:
     case SIGINT:
     case SIGQUIT:
-        master_stop(m, strsignal((int)sig), true);
+        stop(m, strsignal((int)sig), true);
         break;
     case SIGHUP:
-        master_reload(m);
+        reload_apply(m);
         break;
     case SIGUSR1:
         log_reopen();
@@ -245,108 +249,143 @@ static void signal_ready(struct master *m, char status) {
     }
 }
 
-int master_run(struct master *m) {
+/* --- the start-up steps ------------------------------------------------------ */
+
+static int make_dirs(struct master *m) {
     struct config *cfg = &m->cfg;
-    int status = 1;
-    struct event *sig_events[8] = {0};
-    int nsig = 0;
-    m->listen_fd = -1;
-    m->pid_fd = -1;
-
-    char host[256] = "localhost";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(m->node_id, sizeof(m->node_id), "%s:%d", host, (int)getpid());
-    signal(SIGPIPE, SIG_IGN);
-
-    if (resolve_user(m) < 0)
-        goto out;
     if (make_dir(m, cfg->runtime_dir, 0750) < 0) {
         log_error("cannot create daemon.runtime_dir %s: %s", cfg->runtime_dir, strerror(errno));
-        goto out;
+        return -1;
     }
-    if (cfg->redis_mode == REDIS_EMBEDDED && make_dir(m, cfg->redis_data_dir, 0750) < 0) {
+    if (cfg->redis_mode == CONFIG_REDIS_EMBEDDED && make_dir(m, cfg->redis_data_dir, 0750) < 0) {
         log_error("cannot create redis.data_dir %s: %s", cfg->redis_data_dir, strerror(errno));
-        goto out;
+        return -1;
     }
-    if (pid_file_open(m) < 0)
-        goto out;
+    return 0;
+}
+
+/* The listen socket, bound before the privileges are dropped (a port below 1024). */
+static int open_listener(struct master *m) {
     char err[512];
-    m->listen_fd = listen_open(cfg->http_listen, err, sizeof(err));
+    m->listen_fd = listen_open(m->cfg.http_listen, err, sizeof(err));
     if (m->listen_fd < 0) {
         log_error("http.listen: %s", err);
-        goto out;
+        return -1;
     }
-    if (drop_privileges(m) < 0)
-        goto out;
+    return 0;
+}
 
+static int make_loop(struct master *m) {
     m->base = event_base_new();
     if (m->base == NULL || supervise_init(m) < 0) {
         log_error("cannot set up the event loop");
-        goto out;
+        return -1;
     }
-    if (cfg->redis_mode == REDIS_EMBEDDED) {
-        struct child *r = supervise_redis(m);
-        if (supervise_spawn(r) < 0 ||
-            redis_embedded_wait(cfg, r->pid, REDIS_START_TIMEOUT_MS) < 0) {
-            if (r->pid > 0 && kill(r->pid, SIGTERM) == 0)
-                waitpid(r->pid, NULL, 0);
-            r->pid = 0;
-            goto out;
-        }
-        log_info("redis-server ready (pid %d)", (int)r->pid);
+    return 0;
+}
+
+/* The embedded redis-server first: every child needs it. */
+static int start_redis(struct master *m) {
+    if (m->cfg.redis_mode != CONFIG_REDIS_EMBEDDED)
+        return 0;
+    struct supervise_child *r = supervise_redis(m);
+    if (supervise_spawn(r) < 0 ||
+        redis_embedded_wait(&m->cfg, r->pid, REDIS_START_TIMEOUT_MS) < 0) {
+        if (r->pid > 0 && kill(r->pid, SIGTERM) == 0)
+            waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+        return -1;
     }
+    log_info("redis-server ready (pid %d)", (int)r->pid);
+    return 0;
+}
+
+/* The shared memory segment (scoreboard and cache), mapped by every child. */
+static int make_cache(struct master *m) {
+    struct config *cfg = &m->cfg;
     if (shm_segment_create(&m->shm, cfg->pid_file, (size_t)cfg->cache_size) < 0) {
         log_error("cannot create the shared memory segment (cache.size %lld): %s",
                   (long long)cfg->cache_size, strerror(errno));
-        goto stop_redis;
+        return -1;
     }
     struct shm_cache_opts copts;
     shm_cache_opts_init(&copts);
     if (shm_cache_init(shm_cache_area(&m->shm), (size_t)cfg->cache_size, &copts) < 0) {
         log_error("cannot lay out the cache in %lld bytes (cache.size): %s",
                   (long long)cfg->cache_size, strerror(errno));
-        goto cleanup;
+        return -1;
     }
+    return 0;
+}
 
+static int watch_signals(struct master *m) {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        sig_events[nsig] = evsignal_new(m->base, sigs[i], signal_cb, m);
-        event_add(sig_events[nsig++], NULL);
+        struct event *ev = evsignal_new(m->base, sigs[i], signal_cb, m);
+        if (ev == NULL || event_add(ev, NULL) < 0) {
+            if (ev)
+                event_free(ev);
+            log_error("cannot watch signal %d", sigs[i]);
+            return -1;
+        }
+        m->sig_events[m->nsig++] = ev;
     }
+    return 0;
+}
+
+static int start_children(struct master *m) {
     if (supervise_scale(m) < 0) {
         log_error("cannot start the children");
-        goto stop_children;
+        return -1;
     }
     m->tick = event_new(m->base, -1, EV_PERSIST, tick_cb, m);
     struct timeval second = {1, 0};
-    event_add(m->tick, &second);
-    log_info("thumbnailed ready on %s: %lld http, %lld workers, node %s", cfg->http_listen,
-             (long long)cfg->http_processes, (long long)cfg->worker_processes, m->node_id);
+    if (m->tick == NULL || event_add(m->tick, &second) < 0) {
+        log_error("cannot start the supervision timer");
+        return -1;
+    }
+    return 0;
+}
+
+/* The start-up, in order; each step logs its own failure. */
+static const struct {
+    const char *name;
+    int (*run)(struct master *m);
+} startup[] = {
+    {"daemon.user", resolve_user},    {"directories", make_dirs},
+    {"pid file", pid_file_open},      {"listen socket", open_listener},
+    {"privileges", drop_privileges},  {"event loop", make_loop},
+    {"redis-server", start_redis},    {"shared memory", make_cache},
+    {"signals", watch_signals},       {"children", start_children},
+};
+
+/* Ready: tells whoever waits, then runs the loop until the stop ends it. */
+static int serve(struct master *m) {
+    log_info("thumbnailed ready on %s: %lld http, %lld workers, node %s", m->cfg.http_listen,
+             (long long)m->cfg.http_processes, (long long)m->cfg.worker_processes, m->node_id);
     signal_ready(m, 0);
     notify_systemd("READY=1");
-
     jobs_tick(m); /* the heartbeat at once: this node is alive */
     event_base_dispatch(m->base);
-    status = m->exit_status;
     log_info("stopped");
-    goto cleanup;
+    return m->exit_status;
+}
 
-stop_children:
-    for (int i = 0; i < m->nchildren; i++) {
-        struct child *c = m->children[i];
-        if (c->pid > 0 && c->kind != CHILD_REDIS && kill(c->pid, SIGKILL) == 0)
-            waitpid(c->pid, NULL, 0);
+/* Undoes whatever the start-up did, after a stop or a failed step: children
+ * that were started are killed (none are left after a stop), redis-server is
+ * stopped, then everything is released. */
+static void teardown(struct master *m) {
+    supervise_kill_all(m);
+    struct supervise_child *r = supervise_redis(m);
+    if (r && r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
     }
-stop_redis:
-    if (supervise_redis(m) && supervise_redis(m)->pid > 0) {
-        kill(supervise_redis(m)->pid, SIGTERM);
-        waitpid(supervise_redis(m)->pid, NULL, 0);
-    }
-cleanup:
     shm_segment_destroy(&m->shm);
-out:
-    for (int i = 0; i < nsig; i++)
-        event_free(sig_events[i]);
+    for (int i = 0; i < m->nsig; i++)
+        event_free(m->sig_events[i]);
+    m->nsig = 0;
     if (m->stop_timer)
         event_free(m->stop_timer);
     if (m->tick)
@@ -357,13 +396,32 @@ out:
         event_base_free(m->base);
     if (m->listen_fd >= 0) {
         close(m->listen_fd);
-        if (strncmp(cfg->http_listen, "unix:", 5) == 0)
-            unlink(cfg->http_listen + 5);
+        if (strncmp(m->cfg.http_listen, "unix:", 5) == 0)
+            unlink(m->cfg.http_listen + 5);
     }
     if (m->pid_fd >= 0) {
-        unlink(cfg->pid_file);
+        unlink(m->cfg.pid_file);
         close(m->pid_fd);
     }
     signal_ready(m, 1);
+}
+
+int master_run(struct master *m) {
+    m->listen_fd = -1;
+    m->pid_fd = -1;
+    char host[256] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(m->node_id, sizeof(m->node_id), "%s:%d", host, (int)getpid());
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    size_t done = 0;
+    while (done < sizeof(startup) / sizeof(startup[0]) && startup[done].run(m) == 0)
+        done++;
+    if (done == sizeof(startup) / sizeof(startup[0]))
+        status = serve(m);
+    else
+        log_debug("start-up stopped at: %s", startup[done].name);
+    teardown(m);
     return status;
 }

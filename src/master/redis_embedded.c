@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-int redis_embedded_exec(const struct config *cfg, bool foreground) {
+int redis_embedded_main(const struct child_args *args) {
+    const struct config *cfg = args->cfg;
+    bool foreground = args->foreground;
     char sock[600];
     rconn_embedded_socket(cfg, sock, sizeof(sock));
     unlink(sock);
@@ -54,12 +56,13 @@ int redis_embedded_exec(const struct config *cfg, bool foreground) {
                           "1",
                           NULL};
     execvp(cfg->redis_server, (char *const *)argv);
-    return -1;
+    log_error("cannot run %s: %s", cfg->redis_server, strerror(errno));
+    return 2;
 }
 
 int redis_embedded_wait(const struct config *cfg, pid_t pid, long timeout_ms) {
-    struct redis_target t;
-    rconn_target(cfg, &t);
+    struct rconn_target t;
+    rconn_resolve(cfg, &t);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     char err[256] = "";
@@ -70,7 +73,7 @@ int redis_embedded_wait(const struct config *cfg, pid_t pid, long timeout_ms) {
                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
             return -1;
         }
-        redisContext *c = rconn_connect(&t, 200, err, sizeof(err));
+        redisContext *c = rconn_open(&t, 200, err, sizeof(err));
         if (c) {
             redisReply *r = redisCommand(c, "PING");
             bool ok = r && r->type == REDIS_REPLY_STATUS;

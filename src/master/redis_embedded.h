@@ -3,14 +3,16 @@
 #ifndef TH_REDIS_EMBEDDED_H
 #define TH_REDIS_EMBEDDED_H
 
+#include "child.h"
 #include "config.h"
 
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Replaces the calling (forked) process with redis-server, logging where the
- * daemon logs (stderr in the foreground). Returns only on failure, with errno set. */
-int redis_embedded_exec(const struct config *cfg, bool foreground);
+/* The redis-server child's entry point: replaces the calling (forked) process
+ * with redis-server, logging where the daemon logs (stderr in the foreground).
+ * Returns only on failure (logged): exit status 2, fatal. */
+int redis_embedded_main(const struct child_args *args);
 
 /* Waits until the server answers PING on its socket. Returns 0, or -1 when
  * pid exits first or timeout_ms passes. */

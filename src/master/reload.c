@@ -50,7 +50,7 @@ static void on_changed(const char *section, const char *key, void *arg) {
     log_info("reload: %s.%s changed", section, key);
 }
 
-void master_reload(struct master *m) {
+void reload_apply(struct master *m) {
     struct config next;
     struct config_errors errs = {0};
     if (config_load(&next, m->conf_path, &errs) < 0) {
@@ -82,15 +82,11 @@ void master_reload(struct master *m) {
     }
     if (ch.children > 0) {
         /* What the children run with changed: replace them all. */
-        supervise_retire_all(m, CHILD_HTTP);
-        supervise_retire_all(m, CHILD_WORKER);
-        supervise_retire_all(m, CHILD_DELIVERY);
+        supervise_retire_all(m);
     } else {
         /* Same configuration for them: they re-read the API keys file and
          * reopen their logs. */
-        supervise_signal(m, CHILD_HTTP, SIGHUP);
-        supervise_signal(m, CHILD_WORKER, SIGUSR1);
-        supervise_signal(m, CHILD_DELIVERY, SIGUSR1);
+        supervise_reopen_all(m);
     }
     supervise_scale(m);
     log_info("reload: %s applied (%d change%s): %lld http, %lld workers%s", m->conf_path, ch.total,

@@ -9,6 +9,6 @@
  * that need a restart (logged and kept): children are scaled to the new
  * counts, and when anything they run with changed they are replaced one by
  * one (the old ones finish their work first). Logs are reopened. */
-void master_reload(struct master *m);
+void reload_apply(struct master *m);
 
 #endif

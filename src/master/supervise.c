@@ -6,12 +6,13 @@
 #include "jobs.h"
 #include "log.h"
 #include "redis_embedded.h"
-#include "server.h"
+#include "http.h"
+#include "master.h"
 #include "worker.h"
+#include "units.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <hiredis/hiredis.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -27,26 +28,50 @@
 #define BACKOFF_MAX_MS 30000
 #define HEALTHY_MS     60000
 
-/* Each kind's name in the log, its process name in ps and top (redis names
- * itself), and its kind on the scoreboard. */
+/* The child-kind table: each kind's name in the log, its process name in ps
+ * and top (redis names itself), its kind on the scoreboard, whether it keeps
+ * the listen socket, the signal that makes it re-read its files and reopen
+ * its log, the signal it gets when the master dies, how many of it the
+ * configuration asks for (redis-server is started on its own), and its entry
+ * point, called in the forked child. */
+static int want_http(const struct config *cfg) {
+    return (int)cfg->http_processes;
+}
+static int want_workers(const struct config *cfg) {
+    return (int)cfg->worker_processes;
+}
+static int want_one(const struct config *cfg) {
+    (void)cfg;
+    return 1; /* one delivery child per node: it runs many deliveries at once itself */
+}
+
 static const struct {
     const char *name, *comm;
-    enum slot_kind slot;
-} kinds[] = {
-    [CHILD_REDIS] = {"redis-server", NULL, SLOT_FREE},
-    [CHILD_HTTP] = {"http", "thumb-http", SLOT_HTTP},
-    [CHILD_WORKER] = {"worker", "thumb-worker", SLOT_WORKER},
-    [CHILD_DELIVERY] = {"delivery", "thumb-delivery", SLOT_DELIVERY},
+    enum shm_slot_kind slot;
+    bool listens;
+    int reopen_sig;
+    int death_sig;
+    int (*want)(const struct config *cfg);
+    int (*main)(const struct child_args *args);
+} kinds[SUPERVISE_KINDS] = {
+    [SUPERVISE_REDIS] = {"redis-server", NULL, SHM_SLOT_FREE, false, 0, SIGTERM, NULL,
+                         redis_embedded_main},
+    [SUPERVISE_HTTP] = {"http", "thumb-http", SHM_SLOT_HTTP, true, SIGHUP, SIGKILL, want_http,
+                        http_main},
+    [SUPERVISE_WORKER] = {"worker", "thumb-worker", SHM_SLOT_WORKER, false, SIGUSR1, SIGKILL,
+                          want_workers, worker_main},
+    [SUPERVISE_DELIVERY] = {"delivery", "thumb-delivery", SHM_SLOT_DELIVERY, false, SIGUSR1,
+                            SIGKILL, want_one, deliver_main},
 };
 
-static const char *kind_name(enum child_kind k) {
+static const char *kind_name(enum supervise_kind k) {
     return kinds[k].name;
 }
 
 static void respawn_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    struct child *c = arg;
+    struct supervise_child *c = arg;
     if (!c->master->stopping && !c->retiring && c->pid == 0)
         supervise_spawn(c);
 }
@@ -63,20 +88,20 @@ static int free_slot(const struct master *m) {
     return -1;
 }
 
-static struct child *add_child(struct master *m, enum child_kind kind) {
-    int slot = kind == CHILD_REDIS ? -1 : free_slot(m);
-    if (kind != CHILD_REDIS && slot < 0) {
+static struct supervise_child *add_child(struct master *m, enum supervise_kind kind) {
+    int slot = kind == SUPERVISE_REDIS ? -1 : free_slot(m);
+    if (kind != SUPERVISE_REDIS && slot < 0) {
         log_error("no free scoreboard slot: at most %d children", SHM_MAX_SLOTS);
         return NULL;
     }
-    struct child **grown = realloc(m->children, (size_t)(m->nchildren + 1) * sizeof(*grown));
+    struct supervise_child **grown = realloc(m->children, (size_t)(m->nchildren + 1) * sizeof(*grown));
     if (grown == NULL)
         return NULL;
     m->children = grown;
-    struct child *c = calloc(1, sizeof(*c));
+    struct supervise_child *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    *c = (struct child){.kind = kind, .slot = slot, .backoff_ms = BACKOFF_MIN_MS, .master = m};
+    *c = (struct supervise_child){.kind = kind, .slot = slot, .backoff_ms = BACKOFF_MIN_MS, .master = m};
     c->respawn_ev = evtimer_new(m->base, respawn_cb, c);
     if (c->respawn_ev == NULL) {
         free(c);
@@ -86,7 +111,7 @@ static struct child *add_child(struct master *m, enum child_kind kind) {
     return c;
 }
 
-static void remove_child(struct master *m, struct child *c) {
+static void remove_child(struct master *m, struct supervise_child *c) {
     for (int i = 0; i < m->nchildren; i++) {
         if (m->children[i] == c) {
             memmove(&m->children[i], &m->children[i + 1],
@@ -97,26 +122,26 @@ static void remove_child(struct master *m, struct child *c) {
     }
     struct shm_slot *s = shm_slot(&m->shm, c->slot);
     if (s)
-        atomic_store(&s->kind, SLOT_FREE);
+        atomic_store(&s->kind, SHM_SLOT_FREE);
     event_free(c->respawn_ev);
     free(c);
 }
 
 int supervise_init(struct master *m) {
-    if (m->cfg.redis_mode == REDIS_EMBEDDED && add_child(m, CHILD_REDIS) == NULL)
+    if (m->cfg.redis_mode == CONFIG_REDIS_EMBEDDED && add_child(m, SUPERVISE_REDIS) == NULL)
         return -1;
     return 0;
 }
 
-struct child *supervise_redis(struct master *m) {
+struct supervise_child *supervise_redis(struct master *m) {
     for (int i = 0; i < m->nchildren; i++)
-        if (m->children[i]->kind == CHILD_REDIS)
+        if (m->children[i]->kind == SUPERVISE_REDIS)
             return m->children[i];
     return NULL;
 }
 
 /* Tells c to finish its work and exit; it is not respawned. */
-static void retire(struct master *m, struct child *c) {
+static void retire(struct master *m, struct supervise_child *c) {
     c->retiring = true;
     if (c->pid > 0) {
         log_info("retiring %s pid %d (slot %d)", kind_name(c->kind), (int)c->pid, c->slot);
@@ -127,15 +152,24 @@ static void retire(struct master *m, struct child *c) {
 }
 
 /* Whether the worker c is between jobs (per its scoreboard line). */
-static bool is_idle(struct master *m, const struct child *c) {
+static bool is_idle(struct master *m, const struct supervise_child *c) {
     struct shm_slot *s = shm_slot(&m->shm, c->slot);
-    return s == NULL || atomic_load(&s->state) != SLOT_BUSY;
+    return s == NULL || atomic_load(&s->state) != SHM_SLOT_BUSY;
 }
 
-static int scale_kind(struct master *m, enum child_kind kind, int want) {
-    int have = supervise_active(m, kind);
+/* Active children of kind (running or waiting to respawn, not retiring). */
+static int active(const struct master *m, enum supervise_kind kind) {
+    int n = 0;
+    for (int i = 0; i < m->nchildren; i++)
+        if (m->children[i]->kind == kind && !m->children[i]->retiring)
+            n++;
+    return n;
+}
+
+static int scale_kind(struct master *m, enum supervise_kind kind, int want) {
+    int have = active(m, kind);
     for (; have < want; have++) {
-        struct child *c = add_child(m, kind);
+        struct supervise_child *c = add_child(m, kind);
         if (c == NULL)
             return -1;
         supervise_spawn(c);
@@ -143,7 +177,7 @@ static int scale_kind(struct master *m, enum child_kind kind, int want) {
     /* Surplus: idle ones first, so that fewer jobs wait for a retiring worker. */
     for (int pass = 0; pass < 2 && have > want; pass++) {
         for (int i = m->nchildren - 1; i >= 0 && have > want; i--) {
-            struct child *c = m->children[i];
+            struct supervise_child *c = m->children[i];
             if (c->kind != kind || c->retiring || (pass == 0 && !is_idle(m, c)))
                 continue;
             retire(m, c);
@@ -154,20 +188,26 @@ static int scale_kind(struct master *m, enum child_kind kind, int want) {
 }
 
 int supervise_scale(struct master *m) {
-    int rc = scale_kind(m, CHILD_HTTP, (int)m->cfg.http_processes);
-    if (scale_kind(m, CHILD_WORKER, (int)m->cfg.worker_processes) < 0)
-        rc = -1;
-    /* One delivery child per node: it runs many deliveries at once itself. */
-    if (scale_kind(m, CHILD_DELIVERY, 1) < 0)
-        rc = -1;
+    int rc = 0;
+    for (int k = 0; k < SUPERVISE_KINDS; k++)
+        if (kinds[k].want && scale_kind(m, (enum supervise_kind)k, kinds[k].want(&m->cfg)) < 0)
+            rc = -1;
     return rc;
 }
 
-void supervise_retire_all(struct master *m, enum child_kind kind) {
+void supervise_retire_all(struct master *m) {
     for (int i = m->nchildren - 1; i >= 0; i--) {
-        struct child *c = m->children[i];
-        if (c->kind == kind && !c->retiring)
+        struct supervise_child *c = m->children[i];
+        if (c->kind != SUPERVISE_REDIS && !c->retiring)
             retire(m, c);
+    }
+}
+
+void supervise_reopen_all(struct master *m) {
+    for (int i = 0; i < m->nchildren; i++) {
+        struct supervise_child *c = m->children[i];
+        if (c->kind != SUPERVISE_REDIS && c->pid > 0)
+            kill(c->pid, kinds[c->kind].reopen_sig);
     }
 }
 
@@ -185,7 +225,7 @@ static void child_reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int child_main(struct child *c) {
+static int child_main(struct supervise_child *c) {
     struct master *m = c->master;
     /* The master's event loop is not ours: give it an epoll set of its own
      * (so nothing we do touches the master's) and free it, which also hands
@@ -195,10 +235,7 @@ static int child_main(struct child *c) {
         event_base_free(m->base);
         m->base = NULL;
     }
-    if (m->redis) {
-        redisFree(m->redis); /* closes our copy of the socket, sends nothing */
-        m->redis = NULL;
-    }
+    jobs_close(m); /* closes our copy of the master's Redis socket, sends nothing */
     if (m->ready_fd >= 0) {
         close(m->ready_fd); /* the readiness pipe is the master's to answer */
         m->ready_fd = -1;
@@ -214,7 +251,7 @@ static int child_main(struct child *c) {
         }
     }
     /* No child outlives a SIGKILLed master. */
-    prctl(PR_SET_PDEATHSIG, c->kind == CHILD_REDIS ? SIGTERM : SIGKILL);
+    prctl(PR_SET_PDEATHSIG, kinds[c->kind].death_sig);
     if (getppid() == 1)
         return 1;
     char name[32];
@@ -225,37 +262,20 @@ static int child_main(struct child *c) {
     log_set_procname(name);
     if (kinds[c->kind].comm)
         prctl(PR_SET_NAME, kinds[c->kind].comm);
-    switch (c->kind) {
-    case CHILD_REDIS:
-        if (m->listen_fd >= 0)
-            close(m->listen_fd);
-        redis_embedded_exec(&m->cfg, m->foreground);
-        log_error("cannot run %s: %s", m->cfg.redis_server, strerror(errno));
-        return 2;
-    case CHILD_HTTP: {
-        struct http_args a = {
-            .cfg = &m->cfg, .listen_fd = m->listen_fd, .shm = &m->shm, .slot = c->slot};
-        return http_main(&a);
+    if (!kinds[c->kind].listens && m->listen_fd >= 0) {
+        close(m->listen_fd);
+        m->listen_fd = -1;
     }
-    case CHILD_WORKER: {
-        if (m->listen_fd >= 0)
-            close(m->listen_fd);
-        struct worker_args a = {
-            .cfg = &m->cfg, .node_id = m->node_id, .shm = &m->shm, .slot = c->slot};
-        return worker_main(&a);
-    }
-    case CHILD_DELIVERY: {
-        if (m->listen_fd >= 0)
-            close(m->listen_fd);
-        struct deliver_args a = {
-            .cfg = &m->cfg, .node_id = m->node_id, .shm = &m->shm, .slot = c->slot};
-        return deliver_main(&a);
-    }
-    }
-    return 1;
+    struct child_args a = {.cfg = &m->cfg,
+                           .node_id = m->node_id,
+                           .listen_fd = m->listen_fd,
+                           .shm = &m->shm,
+                           .slot = c->slot,
+                           .foreground = m->foreground};
+    return kinds[c->kind].main(&a);
 }
 
-int supervise_spawn(struct child *c) {
+int supervise_spawn(struct supervise_child *c) {
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
@@ -280,19 +300,19 @@ int supervise_spawn(struct child *c) {
     }
     c->pid = pid;
     c->timed_out = false;
-    c->started_ms = shm_now_ms();
+    c->started_ms = units_mono_ms();
     struct shm_slot *s = shm_slot(&c->master->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, pid);
         atomic_store(&s->kind, kinds[c->kind].slot);
-        atomic_store(&s->state, SLOT_IDLE);
+        atomic_store(&s->state, SHM_SLOT_IDLE);
         atomic_store(&s->heartbeat_ms, c->started_ms);
     }
     log_info("started %s pid %d (slot %d)", kind_name(c->kind), (int)pid, c->slot);
     return 0;
 }
 
-static struct child *find_child(struct master *m, pid_t pid) {
+static struct supervise_child *find_child(struct master *m, pid_t pid) {
     for (int i = 0; i < m->nchildren; i++)
         if (m->children[i]->pid == pid)
             return m->children[i];
@@ -309,7 +329,7 @@ static void describe_exit(char *buf, size_t n, int status) {
 /* What happens to the jobs of a worker that is gone: a clean exit leaves
  * none (anything left goes back to the queue); a kill for job_timeout or a
  * crash fails the job it was running. */
-static void release_jobs(struct master *m, struct child *c, int status) {
+static void release_jobs(struct master *m, struct supervise_child *c, int status) {
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (c->timed_out)
         jobs_release_worker(m, c->pid, "job_timeout",
@@ -321,8 +341,9 @@ static void release_jobs(struct master *m, struct child *c, int status) {
                             "the worker processing the job died before finishing it");
 }
 
-static void reap_one(struct master *m, struct child *c, int status) {
-    int64_t lived = shm_now_ms() - c->started_ms;
+/* Handles the exit of c. Returns true when it asked the daemon to stop. */
+static bool reap_one(struct master *m, struct supervise_child *c, int status) {
+    int64_t lived = units_mono_ms() - c->started_ms;
     char how[96];
     describe_exit(how, sizeof(how), status);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -332,28 +353,26 @@ static void reap_one(struct master *m, struct child *c, int status) {
         log_warn("%s pid %d (slot %d) %s after %lld ms", kind_name(c->kind), (int)c->pid, c->slot,
                  how, (long long)lived);
 
-    if (c->kind == CHILD_WORKER || c->kind == CHILD_DELIVERY)
+    if (c->kind == SUPERVISE_WORKER || c->kind == SUPERVISE_DELIVERY)
         release_jobs(m, c, status); /* a delivery child's go back to their queue */
     struct shm_slot *s = shm_slot(&m->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, 0);
-        atomic_store(&s->state, SLOT_IDLE);
+        atomic_store(&s->state, SHM_SLOT_IDLE);
         s->job_id[0] = '\0';
     }
     c->pid = 0;
 
     if (c->retiring) {
         remove_child(m, c);
-        return;
+        return false;
     }
     if (m->stopping)
-        return;
+        return false;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
         log_error("%s (slot %d) reported a fatal error (exit status 2): stopping the daemon",
                   kind_name(c->kind), c->slot);
-        m->exit_status = 1;
-        master_stop(m, "fatal child error", false);
-        return;
+        return true;
     }
     if (s)
         atomic_fetch_add(&s->restarts, 1);
@@ -364,27 +383,29 @@ static void reap_one(struct master *m, struct child *c, int status) {
     log_info("restarting %s (slot %d) in %lld ms", kind_name(c->kind), c->slot, (long long)delay);
     struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
     evtimer_add(c->respawn_ev, &tv);
+    return false;
 }
 
-void supervise_reap(struct master *m) {
+struct supervise_reaped supervise_reap(struct master *m) {
+    struct supervise_reaped r = {0};
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        struct child *c = find_child(m, pid);
-        if (c)
-            reap_one(m, c, status);
+        struct supervise_child *c = find_child(m, pid);
+        if (c && reap_one(m, c, status))
+            r.fatal = true;
     }
-    if (m->stopping)
-        master_children_gone(m);
+    r.alive = supervise_running(m);
+    return r;
 }
 
 void supervise_tick(struct master *m) {
-    int64_t now = shm_now_ms();
+    int64_t now = units_mono_ms();
     for (int i = 0; i < m->nchildren; i++) {
-        struct child *c = m->children[i];
+        struct supervise_child *c = m->children[i];
         struct shm_slot *s = shm_slot(&m->shm, c->slot);
-        if (c->kind != CHILD_WORKER || c->pid <= 0 || c->timed_out || s == NULL ||
-            atomic_load(&s->state) != SLOT_BUSY)
+        if (c->kind != SUPERVISE_WORKER || c->pid <= 0 || c->timed_out || s == NULL ||
+            atomic_load(&s->state) != SHM_SLOT_BUSY)
             continue;
         int64_t ran = now - atomic_load(&s->job_started_ms);
         if (ran <= m->cfg.worker_job_timeout)
@@ -402,26 +423,37 @@ void supervise_tick(struct master *m) {
     }
 }
 
-void supervise_signal(struct master *m, enum child_kind kind, int sig) {
+void supervise_signal_all(struct master *m, int sig) {
     for (int i = 0; i < m->nchildren; i++)
-        if (m->children[i]->kind == kind && m->children[i]->pid > 0)
+        if (m->children[i]->kind != SUPERVISE_REDIS && m->children[i]->pid > 0)
             kill(m->children[i]->pid, sig);
 }
 
-int supervise_running(const struct master *m, enum child_kind kind) {
+void supervise_signal_redis(struct master *m, int sig) {
+    struct supervise_child *r = supervise_redis(m);
+    if (r && r->pid > 0)
+        kill(r->pid, sig);
+}
+
+int supervise_running(const struct master *m) {
     int n = 0;
     for (int i = 0; i < m->nchildren; i++)
-        if (m->children[i]->kind == kind && m->children[i]->pid > 0)
+        if (m->children[i]->kind != SUPERVISE_REDIS && m->children[i]->pid > 0)
             n++;
     return n;
 }
 
-int supervise_active(const struct master *m, enum child_kind kind) {
-    int n = 0;
-    for (int i = 0; i < m->nchildren; i++)
-        if (m->children[i]->kind == kind && !m->children[i]->retiring)
-            n++;
-    return n;
+bool supervise_redis_running(struct master *m) {
+    struct supervise_child *r = supervise_redis(m);
+    return r && r->pid > 0;
+}
+
+void supervise_kill_all(struct master *m) {
+    for (int i = 0; i < m->nchildren; i++) {
+        struct supervise_child *c = m->children[i];
+        if (c->pid > 0 && c->kind != SUPERVISE_REDIS && kill(c->pid, SIGKILL) == 0)
+            waitpid(c->pid, NULL, 0);
+    }
 }
 
 void supervise_free(struct master *m) {

@@ -47,6 +47,7 @@
 
 #include "log.h"
 #include "segment.h"
+#include "units.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -610,7 +611,7 @@ int shm_cache_put(struct shm_cache *c, const char *key, const struct iovec *part
     }
     uint32_t n = entry_units(len);
     uint64_t h = siphash13(key, klen, c->seed);
-    int64_t now_ms = shm_now_ms();
+    int64_t now_ms = units_mono_ms();
     struct shard_ctx x;
     shard_ctx_init(&x, c, shard_index(c, h));
     int locked = shard_lock(&x);

@@ -27,7 +27,7 @@ struct jobcache_head {
 
 /* Stores job id: doc (doc_len bytes of JSON) and, when body is not NULL, the
  * image. state is the job's status; mime and etag may be NULL. expires_ms is
- * absolute (CLOCK_REALTIME ms). The cache copies everything. Returns 0, or -1
+ * absolute (CLOCK_MONOTONIC ms, units_mono_ms). The cache copies everything. Returns 0, or -1
  * when the entry does not fit (nothing is stored; callers go on without it). */
 int jobcache_put(struct shm_cache *c, const char *id, const char *state, const char *doc,
                  size_t doc_len, const char *mime, const char *etag, const void *body,

@@ -88,9 +88,3 @@ struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg) {
 void *shm_cache_area(struct shm_segment *seg) {
     return (char *)seg->hdr + seg->hdr->cache_off;
 }
-
-int64_t shm_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -13,19 +13,19 @@
 #define SHM_VERSION   1
 #define SHM_MAX_SLOTS 1024
 
-enum slot_kind { SLOT_FREE, SLOT_HTTP, SLOT_WORKER, SLOT_DELIVERY };
-enum slot_state { SLOT_IDLE, SLOT_BUSY };
+enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
+enum shm_slot_state { SHM_SLOT_IDLE, SHM_SLOT_BUSY };
 
 /* One child's line on the scoreboard. Written by that child (state, job) and by
  * the master (pid, kind, restarts). */
 struct shm_slot {
     _Atomic int32_t pid;
-    _Atomic int32_t kind;  /* enum slot_kind */
-    _Atomic int32_t state; /* enum slot_state */
-    _Atomic int64_t job_started_ms;
+    _Atomic int32_t kind;  /* enum shm_slot_kind */
+    _Atomic int32_t state; /* enum shm_slot_state */
+    _Atomic int64_t job_started_ms; /* CLOCK_MONOTONIC ms (units_mono_ms), 0 between jobs */
     _Atomic uint64_t jobs_done;
     _Atomic uint64_t restarts;
-    _Atomic int64_t heartbeat_ms;
+    _Atomic int64_t heartbeat_ms;   /* CLOCK_MONOTONIC ms of the last sign of life */
     char job_id[32];
 };
 
@@ -65,7 +65,5 @@ struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg);
 /* The cache area of the segment (hdr->cache_size bytes). */
 void *shm_cache_area(struct shm_segment *seg);
 
-/* Milliseconds of CLOCK_REALTIME, the time base of the scoreboard. */
-int64_t shm_now_ms(void);
 
 #endif

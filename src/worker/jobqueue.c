@@ -1,28 +1,34 @@
-/* jobqueue.c — Redis commands of the worker loop; every reply passes through
- * checked(), which turns a failure into "disconnected, back off, log once". */
+/* jobqueue.c — Redis commands of the worker loop, on the one Redis client
+ * (rconn.h), whose policy turns a failure into "disconnected, back off, log once". */
 #include "jobqueue.h"
 #include "id.h"
 #include "log.h"
 #include "segment.h"
+#include "units.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS   5000
 #define BLOCK_SECS       "1"  /* BLMOVE timeout: how often the stop flag is looked at */
 #define COMMAND_SLACK_MS 4000 /* socket timeout beyond the block */
+
+/* After every (re)connect: the worker is listed under its node again. */
+static void registered(struct rconn *r, void *arg) {
+    struct jobqueue *q = arg;
+    const char *av[] = {"SADD", q->k_workers, q->wid};
+    freeReplyObject(rconn_command(r, "SADD workers", 3, av, NULL));
+}
 
 int jobqueue_init(struct jobqueue *q, const struct config *cfg, const char *node_id,
                   const char *wid) {
     memset(q, 0, sizeof(*q));
     q->cfg = cfg;
-    if (rconn_target(cfg, &q->target) < 0) {
-        log_error("worker: cannot use the Redis address in redis.url");
+    long timeout = (long)cfg->redis_connect_timeout + COMMAND_SLACK_MS + 1000;
+    if (rconn_init(&q->redis, cfg, "worker", timeout) < 0)
         return -1;
-    }
+    rconn_set_on_connect(&q->redis, registered, q);
     snprintf(q->wid, sizeof(q->wid), "%s", wid);
     const char *p = cfg->redis_key_prefix;
     queue_key(q->k_ready, sizeof(q->k_ready), p, "ready", NULL);
@@ -32,73 +38,11 @@ int jobqueue_init(struct jobqueue *q, const struct config *cfg, const char *node
 }
 
 void jobqueue_close(struct jobqueue *q) {
-    if (q->c)
-        redisFree(q->c);
-    q->c = NULL;
-}
-
-static void outage(struct jobqueue *q, const char *what, const char *why) {
-    if (!q->down) {
-        log_warn("redis: %s failed: %s; retrying with backoff", what, why);
-        q->down = true;
-        q->down_since_ms = shm_now_ms();
-    } else {
-        log_debug("redis: %s failed again: %s", what, why);
-    }
-    q->backoff_ms = q->backoff_ms ? q->backoff_ms * 2 : BACKOFF_FIRST_MS;
-    if (q->backoff_ms > BACKOFF_MAX_MS)
-        q->backoff_ms = BACKOFF_MAX_MS;
-}
-
-/* Passes a good reply through; on a lost connection or an error reply logs,
- * drops the connection (so the next step reconnects after the backoff) and
- * returns NULL. */
-static redisReply *checked(struct jobqueue *q, redisReply *r, const char *what) {
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        char why[256];
-        snprintf(why, sizeof(why), "%s", r ? r->str : q->c->errstr);
-        freeReplyObject(r);
-        outage(q, what, why);
-        jobqueue_close(q);
-        return NULL;
-    }
-    if (q->down)
-        log_info("redis: reachable again after %lld ms",
-                 (long long)(shm_now_ms() - q->down_since_ms));
-    q->down = false;
-    q->backoff_ms = 0;
-    return r;
-}
-
-/* Sleeps ms unless *stop is set first (signals interrupt nanosleep). */
-static void pause_ms(long ms, volatile sig_atomic_t *stop) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (!*stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    rconn_close(&q->redis);
 }
 
 int jobqueue_connect(struct jobqueue *q, volatile sig_atomic_t *stop) {
-    while (q->c == NULL) {
-        if (*stop)
-            return -1;
-        if (q->backoff_ms > 0) {
-            pause_ms(q->backoff_ms, stop);
-            if (*stop)
-                return -1;
-        }
-        char err[256];
-        q->c = rconn_connect(&q->target, (long)q->cfg->redis_connect_timeout, err, sizeof(err));
-        if (q->c == NULL) {
-            outage(q, "connect", err);
-            continue;
-        }
-        long ms = (long)q->cfg->redis_connect_timeout + COMMAND_SLACK_MS + 1000;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        redisSetTimeout(q->c, tv);
-        const char *av[] = {"SADD", q->k_workers, q->wid};
-        freeReplyObject(checked(q, redisCommandArgv(q->c, 3, av, NULL), "SADD workers"));
-    }
-    return 0;
+    return rconn_wait(&q->redis, stop);
 }
 
 /* Copies a job id reply into id; refuses what cannot be an id. */
@@ -109,7 +53,7 @@ static int copy_id(struct jobqueue *q, const redisReply *r, char id[JOBQUEUE_ID_
         log_warn("worker: dropping a malformed entry of %zu bytes from %s", r->len, q->k_proc);
         const char *av[] = {"LREM", q->k_proc, "0", r->str};
         size_t lens[] = {4, strlen(q->k_proc), 1, r->len};
-        freeReplyObject(checked(q, redisCommandArgv(q->c, 4, av, lens), "LREM"));
+        freeReplyObject(rconn_command(&q->redis, "LREM", 4, av, lens));
         return 0;
     }
     memcpy(id, r->str, r->len);
@@ -119,7 +63,7 @@ static int copy_id(struct jobqueue *q, const redisReply *r, char id[JOBQUEUE_ID_
 
 int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]) {
     const char *lindex[] = {"LINDEX", q->k_proc, "0"};
-    redisReply *r = checked(q, redisCommandArgv(q->c, 3, lindex, NULL), "LINDEX proc");
+    redisReply *r = rconn_command(&q->redis, "LINDEX proc", 3, lindex, NULL);
     if (r == NULL)
         return -1;
     int got = copy_id(q, r, id);
@@ -128,10 +72,10 @@ int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]) {
         log_info("worker: picking up job %s left in %s", id, q->k_proc);
         return 1;
     }
-    if (q->c == NULL)
+    if (!rconn_connected(&q->redis))
         return -1;
     const char *blmove[] = {"BLMOVE", q->k_ready, q->k_proc, "LEFT", "RIGHT", BLOCK_SECS};
-    r = checked(q, redisCommandArgv(q->c, 6, blmove, NULL), "BLMOVE");
+    r = rconn_command(&q->redis, "BLMOVE", 6, blmove, NULL);
     if (r == NULL)
         return -1;
     got = copy_id(q, r, id);
@@ -149,7 +93,7 @@ static int resume(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_
     char k[QUEUE_KEY_MAX];
     job_key(q, k, "job", id);
     const char *av[] = {"HGETALL", k};
-    redisReply *r = checked(q, redisCommandArgv(q->c, 2, av, NULL), "HGETALL");
+    redisReply *r = rconn_command(&q->redis, "HGETALL", 2, av, NULL);
     if (r == NULL)
         return -1;
     struct job_record cur = {0};
@@ -187,7 +131,7 @@ int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN
     char k_job[QUEUE_KEY_MAX];
     job_key(q, k_job, "job", id);
     const char *argv[] = {k_job, q->k_proc, q->k_workers, id, token, q->wid};
-    redisReply *r = checked(q, queue_eval(q->c, QS_START, 3, 3, argv, NULL), "start script");
+    redisReply *r = rconn_script(&q->redis, "start script", QUEUE_SCRIPT_START, 3, 3, argv, NULL);
     if (r == NULL)
         return -1;
     int rc = 0;
@@ -210,7 +154,7 @@ int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes) {
     char k[QUEUE_KEY_MAX];
     job_key(q, k, "src", id);
     const char *av[] = {"GET", k};
-    redisReply *r = checked(q, redisCommandArgv(q->c, 2, av, NULL), "GET source");
+    redisReply *r = rconn_command(&q->redis, "GET source", 2, av, NULL);
     if (r == NULL)
         return -1;
     if (r->type != REDIS_REPLY_STRING) {
@@ -224,7 +168,7 @@ int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes) {
 /* Runs a finishing script whose arguments are ready; 1 / 0 / -1 as documented. */
 static int finish(struct jobqueue *q, enum queue_script s, int nkeys, int nargs, const char **argv,
                   const size_t *lens, const char *what) {
-    redisReply *r = checked(q, queue_eval(q->c, s, nkeys, nargs, argv, lens), what);
+    redisReply *r = rconn_script(&q->redis, what, s, nkeys, nargs, argv, lens);
     if (r == NULL)
         return -1;
     int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
@@ -250,7 +194,7 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
         argv[i] = fields[i - 9];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
-    return finish(q, QS_COMPLETE, 4, (int)n - 4, argv, lens, "complete script");
+    return finish(q, QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens, "complete script");
 }
 
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
@@ -270,26 +214,20 @@ int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const c
         argv[n++] = pol.argv[i];
     for (size_t i = 0; i < 2 * nfields; i++)
         argv[n++] = fields[i];
-    return finish(q, QS_FAIL, 4, (int)n - 4, argv, NULL, "fail script");
+    return finish(q, QUEUE_SCRIPT_FAIL, 4, (int)n - 4, argv, NULL, "fail script");
 }
 
 int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, long long *ttl_ms) {
     memset(rec, 0, sizeof(*rec));
-    if (q->c == NULL)
-        return -1;
     char k_job[QUEUE_KEY_MAX];
     job_key(q, k_job, "job", id);
     const char *hgetall[] = {"HGETALL", k_job};
     const char *pttl[] = {"PTTL", k_job};
-    redisAppendCommandArgv(q->c, 2, hgetall, NULL);
-    redisAppendCommandArgv(q->c, 2, pttl, NULL);
-    redisReply *fields = NULL, *ttl = NULL;
-    if (redisGetReply(q->c, (void **)&fields) != REDIS_OK ||
-        redisGetReply(q->c, (void **)&ttl) != REDIS_OK) {
-        freeReplyObject(fields);
-        checked(q, NULL, "read job");
+    const struct rconn_cmd cmds[] = {{2, hgetall, NULL}, {2, pttl, NULL}};
+    redisReply *replies[2];
+    if (rconn_pipeline(&q->redis, "read job", 2, cmds, replies) < 0)
         return -1;
-    }
+    redisReply *fields = replies[0], *ttl = replies[1];
     int rc = 0;
     if (fields->type == REDIS_REPLY_ARRAY && fields->elements > 0 &&
         ttl->type == REDIS_REPLY_INTEGER) {
@@ -302,9 +240,8 @@ int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, lo
 }
 
 void jobqueue_unregister(struct jobqueue *q) {
-    if (q->c == NULL)
+    if (!rconn_connected(&q->redis))
         return;
     const char *av[] = {"SREM", q->k_workers, q->wid};
-    redisReply *r = redisCommandArgv(q->c, 3, av, NULL);
-    freeReplyObject(r);
+    freeReplyObject(rconn_command(&q->redis, "SREM workers", 3, av, NULL));
 }

@@ -1,5 +1,5 @@
-/* jobqueue.h — the worker's side of the Redis queue (DESIGN.md §2): one blocking
- * connection that reconnects with capped backoff, and the take / start /
+/* jobqueue.h — the worker's side of the Redis queue (docs/ARCHITECTURE.md §3, §5):
+ * one blocking connection (rconn.h), and the take / start /
  * complete / fail steps of a job. */
 #ifndef TH_JOBQUEUE_H
 #define TH_JOBQUEUE_H
@@ -20,15 +20,11 @@
 
 struct jobqueue {
     const struct config *cfg;
-    struct redis_target target;
-    redisContext *c; /* NULL while disconnected */
-    char wid[192];
+    struct rconn redis;
+    char wid[QUEUE_WID_MAX];
     char k_ready[QUEUE_KEY_MAX];
     char k_proc[QUEUE_KEY_MAX];
     char k_workers[QUEUE_KEY_MAX];
-    bool down; /* an outage was logged and has not recovered yet */
-    int64_t down_since_ms;
-    long backoff_ms; /* wait before the next connect attempt; 0 when healthy */
     /* The job last started, so a start whose reply was lost can be picked up. */
     char resume_id[JOBQUEUE_ID_MAX];
     char resume_token[JOBQUEUE_TOKEN_LEN + 1];
@@ -43,9 +39,8 @@ int jobqueue_init(struct jobqueue *q, const struct config *cfg, const char *node
 void jobqueue_close(struct jobqueue *q);
 
 /* Makes sure q is connected and the worker registered in {p}:workers:<node>,
- * waiting out the backoff (100 ms doubling to 5 s) between attempts. The first
- * failure of an outage is logged once. Returns 0 when connected, -1 as soon as
- * *stop is set. */
+ * waiting out rconn's backoff between attempts. Returns 0 when connected, -1
+ * as soon as *stop is set. */
 int jobqueue_connect(struct jobqueue *q, volatile sig_atomic_t *stop);
 
 /* The next job id into id: one left in this worker's proc list by an earlier
@@ -53,7 +48,7 @@ int jobqueue_connect(struct jobqueue *q, volatile sig_atomic_t *stop);
  * when none came, -1 on a Redis error (the connection is dropped). */
 int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]);
 
-/* Starts job id (QS_START with a new fencing token, or picks up the job this
+/* Starts job id (QUEUE_SCRIPT_START with a new fencing token, or picks up the job this
  * worker already started when that reply was lost). Returns 1 with token and
  * rec filled (rec is the job's hash; free it with job_record_free), 0 when the
  * job is to be skipped (canceled or gone), -1 on a Redis error. */
@@ -64,14 +59,14 @@ int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN
  * freeReplyObject). Returns 1, 0 when the key is missing, -1 on a Redis error. */
 int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes);
 
-/* Stores the result (QS_COMPLETE): len bytes, then nfields (at most
+/* Stores the result (QUEUE_SCRIPT_COMPLETE): len bytes, then nfields (at most
  * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash. Returns 1 when
  * stored, 0 when the token no longer matches (the job was reaped), -1 on a
  * Redis error (the job stays in the proc list). */
 int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
                       size_t len, const char *const *fields, size_t nfields);
 
-/* Records a failure (QS_FAIL) with code, message and nfields name/value pairs:
+/* Records a failure (QUEUE_SCRIPT_FAIL) with code, message and nfields name/value pairs:
  * a transient one is retried later while attempts remain (worker.max_attempts,
  * backoff from worker.retry_delay), else the job fails (a transient one into
  * the dead set). Returns 1 failed, 2 retry scheduled, 3 dead, 0 stale (the

@@ -99,33 +99,33 @@ static bool same_type(const char *detected, const char *decoded) {
     return heif_a && heif_b;
 }
 
-/* The format FMT_ORIGINAL stands for, given the source's type. */
+/* The format JOB_FORMAT_ORIGINAL stands for, given the source's type. */
 static enum job_format original_format(const char *src_mime) {
     static const struct {
         const char *mime;
         enum job_format fmt;
     } writable[] = {
-        {"image/jpeg", FMT_JPEG}, {"image/png", FMT_PNG},   {"image/webp", FMT_WEBP},
-        {"image/gif", FMT_GIF},   {"image/avif", FMT_AVIF},
+        {"image/jpeg", JOB_FORMAT_JPEG}, {"image/png", JOB_FORMAT_PNG},   {"image/webp", JOB_FORMAT_WEBP},
+        {"image/gif", JOB_FORMAT_GIF},   {"image/avif", JOB_FORMAT_AVIF},
     };
     for (size_t i = 0; src_mime && i < sizeof(writable) / sizeof(writable[0]); i++)
         if (strcmp(src_mime, writable[i].mime) == 0)
             return writable[i].fmt;
-    return FMT_JPEG;
+    return JOB_FORMAT_JPEG;
 }
 
 static const char *format_mime(enum job_format f) {
     switch (f) {
-    case FMT_PNG:
+    case JOB_FORMAT_PNG:
         return "image/png";
-    case FMT_WEBP:
+    case JOB_FORMAT_WEBP:
         return "image/webp";
-    case FMT_AVIF:
+    case JOB_FORMAT_AVIF:
         return "image/avif";
-    case FMT_GIF:
+    case JOB_FORMAT_GIF:
         return "image/gif";
-    case FMT_JPEG:
-    case FMT_ORIGINAL:
+    case JOB_FORMAT_JPEG:
+    case JOB_FORMAT_ORIGINAL:
         break;
     }
     return "image/jpeg";
@@ -199,7 +199,7 @@ static int check_header(const struct thumb_opts *o, const void *src, size_t len,
     /* cover scales the source until it fills the box, then crops: a source of
      * extreme aspect ratio (1x65000 for a 64x64 box) would first become a huge
      * image (64x4160000). Bound that image like a source (or by the box). */
-    if (o->fit == FIT_COVER) {
+    if (o->fit == JOB_FIT_COVER) {
         double sx = (double)o->width / out->src_width, sy = (double)o->height / out->src_height;
         double scale = sx > sy ? sx : sy;
         double scaled = (double)out->src_width * scale * (double)out->src_height * scale;
@@ -216,11 +216,11 @@ static int check_header(const struct thumb_opts *o, const void *src, size_t len,
 
 static VipsInteresting interesting(enum job_crop c) {
     switch (c) {
-    case CROP_ATTENTION:
+    case JOB_CROP_ATTENTION:
         return VIPS_INTERESTING_ATTENTION;
-    case CROP_ENTROPY:
+    case JOB_CROP_ENTROPY:
         return VIPS_INTERESTING_ENTROPY;
-    case CROP_CENTRE:
+    case JOB_CROP_CENTRE:
         break;
     }
     return VIPS_INTERESTING_CENTRE;
@@ -239,8 +239,8 @@ static int render(const struct thumb_opts *o, const void *src, size_t len, enum 
     VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 6);
     int rc = -1;
 
-    VipsSize size = o->fit == FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
-    VipsInteresting crop = o->fit == FIT_COVER ? interesting(o->crop) : VIPS_INTERESTING_NONE;
+    VipsSize size = o->fit == JOB_FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
+    VipsInteresting crop = o->fit == JOB_FIT_COVER ? interesting(o->crop) : VIPS_INTERESTING_NONE;
     /* A source with an ICC profile other than sRGB is converted to sRGB
      * through it. One without, or tagged sRGB, is sRGB already
      * (vips_colourspace below converts other interpretations, CMYK and B/W):
@@ -271,7 +271,7 @@ static int render(const struct thumb_opts *o, const void *src, size_t len, enum 
         }
         cur = t[2];
     }
-    if (fmt == FMT_JPEG && vips_image_hasalpha(cur)) {
+    if (fmt == JOB_FORMAT_JPEG && vips_image_hasalpha(cur)) {
         VipsArrayDouble *white = background(cur->Bands - 1, 255.0);
         int r = vips_flatten(cur, &t[3], "background", white, NULL);
         vips_area_unref(VIPS_AREA(white));
@@ -281,7 +281,7 @@ static int render(const struct thumb_opts *o, const void *src, size_t len, enum 
         }
         cur = t[3];
     }
-    if (o->fit == FIT_CONTAIN) {
+    if (o->fit == JOB_FIT_CONTAIN) {
         VipsArrayDouble *bg =
             vips_image_hasalpha(cur) ? background(cur->Bands, 0.0) : background(cur->Bands, 255.0);
         int r = vips_gravity(cur, &t[4], VIPS_COMPASS_DIRECTION_CENTRE, o->width, o->height,
@@ -322,18 +322,18 @@ static void strip_metadata(VipsImage *im) {
 
 static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, size_t *len) {
     switch (fmt) {
-    case FMT_PNG:
+    case JOB_FORMAT_PNG:
         return vips_pngsave_buffer(im, buf, len, "strip", TRUE, NULL);
-    case FMT_WEBP:
+    case JOB_FORMAT_WEBP:
         return vips_webpsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, NULL);
-    case FMT_AVIF:
+    case JOB_FORMAT_AVIF:
         return vips_heifsave_buffer(im, buf, len, "Q", quality, "compression",
                                     VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "strip", TRUE,
                                     NULL);
-    case FMT_GIF:
+    case JOB_FORMAT_GIF:
         return vips_gifsave_buffer(im, buf, len, "strip", TRUE, NULL);
-    case FMT_JPEG:
-    case FMT_ORIGINAL:
+    case JOB_FORMAT_JPEG:
+    case JOB_FORMAT_ORIGINAL:
         break;
     }
     return vips_jpegsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, "optimize_coding", TRUE,
@@ -349,7 +349,7 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
         return failure_set(err, "decode_failed", "the source is empty");
     if (check_header(o, src, len, out, err) < 0)
         return -1;
-    enum job_format fmt = o->format == FMT_ORIGINAL ? original_format(out->src_mime) : o->format;
+    enum job_format fmt = o->format == JOB_FORMAT_ORIGINAL ? original_format(out->src_mime) : o->format;
 
     VipsImage *im = NULL;
     if (render(o, src, len, fmt, out->src_icc, &im, err) < 0)

@@ -14,7 +14,7 @@ struct thumb_opts {
     int width; /* the box, 1.. */
     int height;
     enum job_fit fit;
-    enum job_crop crop; /* for FIT_COVER */
+    enum job_crop crop; /* for JOB_FIT_COVER */
     enum job_format format;
     int quality;             /* 1..100, for jpeg, webp and avif */
     int64_t max_pixels;      /* refuse a source of more than width x height x pages */
@@ -52,7 +52,7 @@ void thumb_shutdown(void);
  * inside fits the box keeping aspect (one side equals the box), cover fills
  * width x height and crops, contain fits then pads to width x height
  * (transparent when the output has alpha, else white), fill stretches to
- * width x height. FMT_ORIGINAL keeps the source format when it is jpeg, png,
+ * width x height. JOB_FORMAT_ORIGINAL keeps the source format when it is jpeg, png,
  * webp, gif or avif, else jpeg. Metadata is stripped; output is sRGB.
  * Returns 0, or -1 with err set to too_many_pixels, too_many_frames,
  * unsupported_type (expect_mime mismatch), decode_failed or encode_failed; the

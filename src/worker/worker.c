@@ -11,6 +11,7 @@
 #include "memlimit.h"
 #include "pipeline.h"
 #include "thumb.h"
+#include "units.h"
 
 #include <openssl/evp.h>
 #include <signal.h>
@@ -26,26 +27,26 @@ struct worker {
     struct shm_cache *cache; /* NULL when run without the shared segment */
     struct jobqueue q;
     struct pipeline pl;
-    char wid[192];
+    char wid[QUEUE_WID_MAX];
 };
 
 static void slot_heartbeat(struct shm_slot *s) {
     if (s)
-        atomic_store(&s->heartbeat_ms, shm_now_ms());
+        atomic_store(&s->heartbeat_ms, units_mono_ms());
 }
 
 static void slot_busy(struct shm_slot *s, const char *id) {
     if (s == NULL)
         return;
     snprintf(s->job_id, sizeof(s->job_id), "%.*s", (int)sizeof(s->job_id) - 1, id);
-    atomic_store(&s->job_started_ms, shm_now_ms());
-    atomic_store(&s->state, SLOT_BUSY);
+    atomic_store(&s->job_started_ms, units_mono_ms());
+    atomic_store(&s->state, SHM_SLOT_BUSY);
 }
 
 static void slot_idle(struct shm_slot *s, bool finished) {
     if (s == NULL)
         return;
-    atomic_store(&s->state, SLOT_IDLE);
+    atomic_store(&s->state, SHM_SLOT_IDLE);
     atomic_store(&s->job_started_ms, 0);
     s->job_id[0] = '\0';
     if (finished)
@@ -94,7 +95,7 @@ static void add_source(struct fields *f, const struct pipeline_outcome *out) {
     }
 }
 
-/* Writes the outcome (QS_COMPLETE or QS_FAIL), reconnecting until it is stored.
+/* Writes the outcome (QUEUE_SCRIPT_COMPLETE or QUEUE_SCRIPT_FAIL), reconnecting until it is stored.
  * When asked to stop during an outage it gives up: the job stays in the proc
  * list and the master reaps it. Returns what the script said (1 stored or
  * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
@@ -135,10 +136,10 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
         size_t len;
         char *doc = job_document_text(id, &rec, &len);
         const char *state = job_record_get(&rec, "state");
-        int64_t expires = ttl_ms > 0 ? shm_now_ms() + ttl_ms : 0;
+        int64_t expires = ttl_ms > 0 ? units_mono_ms() + ttl_ms : 0;
         /* A callback or e-mail still to go changes the document: briefly. */
         if (job_deliveries_pending(&rec))
-            expires = w->cfg->cache_pending_ttl > 0 ? shm_now_ms() + w->cfg->cache_pending_ttl : -1;
+            expires = w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
         if (doc && state && expires >= 0)
             jobcache_put(w->cache, id, state, doc, len, job_record_get(&rec, "res_mime"),
                          job_record_get(&rec, "res_etag"), out->ok ? out->thumb.data : NULL,
@@ -174,7 +175,7 @@ static void run_job(struct worker *w, const char *id) {
     if (jobqueue_start(&w->q, id, token, &rec) <= 0)
         return;
     slot_busy(w->slot, id);
-    int64_t t0 = shm_now_ms();
+    int64_t t0 = units_mono_ms();
 
     struct job_params p;
     struct pipeline_outcome out;
@@ -203,7 +204,7 @@ static void run_job(struct worker *w, const char *id) {
 
     if (!interrupted) {
         int stored = store(w, id, token, &out);
-        log_outcome(id, &out, stored, (long long)(shm_now_ms() - t0));
+        log_outcome(id, &out, stored, (long long)(units_mono_ms() - t0));
         publish(w, id, &out, stored);
     }
     slot_idle(w->slot, !interrupted);
@@ -220,7 +221,7 @@ static void worker_cleanup(struct worker *w) {
     thumb_shutdown();
 }
 
-int worker_main(const struct worker_args *args) {
+int worker_main(const struct child_args *args) {
     struct worker w;
     memset(&w, 0, sizeof(w));
     w.cfg = args->cfg;
@@ -228,7 +229,7 @@ int worker_main(const struct worker_args *args) {
     if (args->shm && (w.cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
     w.pl.cfg = args->cfg;
-    snprintf(w.wid, sizeof(w.wid), "%s:%d", args->node_id, (int)getpid());
+    queue_worker_id(w.wid, sizeof(w.wid), args->node_id, getpid());
     childsig_install();
 
     if (thumb_init() < 0)

@@ -3,20 +3,14 @@
 #ifndef TH_WORKER_H
 #define TH_WORKER_H
 
+#include "child.h"
 #include "config.h"
 #include "segment.h"
-
-struct worker_args {
-    const struct config *cfg;
-    const char *node_id; /* "<hostname>:<master-pid>" */
-    struct shm_segment *shm;
-    int slot; /* this child's scoreboard slot */
-};
 
 /* Runs the worker until SIGQUIT/SIGTERM (finishing the current job first).
  * Called after fork; initialises vips, curl, magic itself. Returns the process
  * exit status: 0 on a clean stop, 1 on error, 2 on a fatal environment error
  * that a restart will not fix. */
-int worker_main(const struct worker_args *args);
+int worker_main(const struct child_args *args);
 
 #endif

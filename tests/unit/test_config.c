@@ -75,7 +75,7 @@ static void test_defaults(void **state) {
     assert_false(config_list_contains(cfg.image_allowed_types, "image/svg+xml"));
     assert_int_equal(cfg.cache_size, 256 << 20);
     assert_int_equal(cfg.cache_pending_ttl, 200);
-    assert_int_equal(cfg.redis_mode, REDIS_EMBEDDED);
+    assert_int_equal(cfg.redis_mode, CONFIG_REDIS_EMBEDDED);
     assert_string_equal(cfg.redis_key_prefix, "thumbnailed");
     assert_int_equal(cfg.redis_connect_timeout, 500);
     assert_int_equal(cfg.redis_result_ttl, 86400000);
@@ -110,7 +110,7 @@ static void test_valid_file(void **state) {
     assert_int_equal(cfg.worker_processes, 3);
     assert_true(cfg.fetch_allow_private);
     assert_int_equal(cfg.image_max_pixels, 10000000);
-    assert_int_equal(cfg.redis_mode, REDIS_EXTERNAL);
+    assert_int_equal(cfg.redis_mode, CONFIG_REDIS_EXTERNAL);
     config_free(&cfg);
 }
 

@@ -11,18 +11,18 @@
 
 #include "compat_doc.h"
 
-static const struct param_limits LIMITS = {.max_dimension = 4096, .default_quality = 80};
+static const struct job_param_limits LIMITS = {.max_dimension = 4096, .default_quality = 80};
 
 static void test_status(void **state) {
     (void)state;
-    assert_string_equal(compat_status("queued"), "queued");
-    assert_string_equal(compat_status("processing"), "started");
-    assert_string_equal(compat_status("done"), "finished");
-    assert_string_equal(compat_status("failed"), "failed");
-    assert_string_equal(compat_status("canceled"), "failed");
-    assert_null(compat_status("weird"));
-    assert_null(compat_status(""));
-    assert_null(compat_status(NULL));
+    assert_string_equal(compat_doc_status("queued"), "queued");
+    assert_string_equal(compat_doc_status("processing"), "started");
+    assert_string_equal(compat_doc_status("done"), "finished");
+    assert_string_equal(compat_doc_status("failed"), "failed");
+    assert_string_equal(compat_doc_status("canceled"), "failed");
+    assert_null(compat_doc_status("weird"));
+    assert_null(compat_doc_status(""));
+    assert_null(compat_doc_status(NULL));
 }
 
 static void test_data_url(void **state) {
@@ -41,7 +41,7 @@ static void test_data_url(void **state) {
         {"", "\0", 1, "data:application/octet-stream;base64,AA=="},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *url = compat_data_url(cases[i].mime, cases[i].bytes, cases[i].len);
+        char *url = compat_doc_data_url(cases[i].mime, cases[i].bytes, cases[i].len);
         assert_non_null(url);
         assert_string_equal(url, cases[i].want);
         free(url);
@@ -49,7 +49,7 @@ static void test_data_url(void **state) {
     /* A long buffer: no line breaks (EVP_EncodeBlock, not the streaming encoder). */
     unsigned char big[3000];
     memset(big, 0xab, sizeof(big));
-    char *url = compat_data_url("image/gif", big, sizeof(big));
+    char *url = compat_doc_data_url("image/gif", big, sizeof(big));
     assert_non_null(url);
     assert_int_equal(strlen(url), strlen("data:image/gif;base64,") + 4000);
     assert_null(strchr(url, '\n'));
@@ -60,7 +60,7 @@ static void test_data_url(void **state) {
 static char *parse(const char *body, bool with_email, struct job_params *p) {
     job_params_init(p, &LIMITS);
     json_t *detail = (json_t *)1;
-    int rc = compat_thumb_params(p, body, strlen(body), with_email, &detail);
+    int rc = compat_doc_params(p, body, strlen(body), with_email, &detail);
     if (rc == 0) {
         assert_null(detail);
         return strdup("");
@@ -97,9 +97,9 @@ static void test_good_body(void **state) {
     assert_null(p.email); /* e-mail off: accepted and dropped */
     assert_int_equal(p.width, COMPAT_THUMB_SIDE);
     assert_int_equal(p.height, COMPAT_THUMB_SIDE);
-    assert_int_equal(p.fit, FIT_COVER);
-    assert_int_equal(p.crop, CROP_CENTRE);
-    assert_int_equal(p.format, FMT_ORIGINAL);
+    assert_int_equal(p.fit, JOB_FIT_COVER);
+    assert_int_equal(p.crop, JOB_CROP_CENTRE);
+    assert_int_equal(p.format, JOB_FORMAT_ORIGINAL);
     assert_int_equal(p.quality, 80);
     job_params_free(&p);
 
@@ -153,12 +153,12 @@ static void test_bad_bodies(void **state) {
 
 static void test_thumb_doc(void **state) {
     (void)state;
-    json_t *doc = compat_thumb_doc("queued", NULL);
+    json_t *doc = compat_doc_thumb("queued", NULL);
     char *text = json_dumps(doc, JSON_COMPACT);
     assert_string_equal(text, "{\"status\":\"queued\",\"image_base64\":null}");
     free(text);
     json_decref(doc);
-    doc = compat_thumb_doc("finished", "data:image/png;base64,Zg==");
+    doc = compat_doc_thumb("finished", "data:image/png;base64,Zg==");
     text = json_dumps(doc, JSON_COMPACT);
     assert_string_equal(
         text, "{\"status\":\"finished\",\"image_base64\":\"data:image/png;base64,Zg==\"}");

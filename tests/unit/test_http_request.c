@@ -11,32 +11,32 @@
 
 #include "request.h"
 
-static const struct param_limits lim = {.max_dimension = 4096, .default_quality = 80};
+static const struct job_param_limits lim = {.max_dimension = 4096, .default_quality = 80};
 
 static void test_body_kind(void **state) {
     (void)state;
-    assert_int_equal(request_body_kind(NULL), BODY_JSON);
-    assert_int_equal(request_body_kind(""), BODY_JSON);
-    assert_int_equal(request_body_kind("application/json"), BODY_JSON);
-    assert_int_equal(request_body_kind("Application/JSON; charset=utf-8"), BODY_JSON);
-    assert_int_equal(request_body_kind("  application/json ;charset=UTF-8"), BODY_JSON);
-    assert_int_equal(request_body_kind("image/jpeg"), BODY_UPLOAD);
-    assert_int_equal(request_body_kind("IMAGE/PNG"), BODY_UPLOAD);
-    assert_int_equal(request_body_kind("image/svg+xml"), BODY_UPLOAD);
-    assert_int_equal(request_body_kind("image/webp; q=1"), BODY_UPLOAD);
-    assert_int_equal(request_body_kind("application/octet-stream"), BODY_UPLOAD);
-    assert_int_equal(request_body_kind("image/"), BODY_OTHER);
-    assert_int_equal(request_body_kind("image"), BODY_OTHER);
-    assert_int_equal(request_body_kind("image/a/b"), BODY_OTHER);
-    assert_int_equal(request_body_kind("text/plain"), BODY_OTHER);
-    assert_int_equal(request_body_kind("application/x-www-form-urlencoded"), BODY_OTHER);
-    assert_int_equal(request_body_kind("multipart/form-data; boundary=x"), BODY_OTHER);
-    assert_int_equal(request_body_kind("application/jsonx"), BODY_OTHER);
-    assert_int_equal(request_body_kind("video/mp4"), BODY_OTHER);
+    assert_int_equal(request_body_kind(NULL), REQUEST_BODY_JSON);
+    assert_int_equal(request_body_kind(""), REQUEST_BODY_JSON);
+    assert_int_equal(request_body_kind("application/json"), REQUEST_BODY_JSON);
+    assert_int_equal(request_body_kind("Application/JSON; charset=utf-8"), REQUEST_BODY_JSON);
+    assert_int_equal(request_body_kind("  application/json ;charset=UTF-8"), REQUEST_BODY_JSON);
+    assert_int_equal(request_body_kind("image/jpeg"), REQUEST_BODY_UPLOAD);
+    assert_int_equal(request_body_kind("IMAGE/PNG"), REQUEST_BODY_UPLOAD);
+    assert_int_equal(request_body_kind("image/svg+xml"), REQUEST_BODY_UPLOAD);
+    assert_int_equal(request_body_kind("image/webp; q=1"), REQUEST_BODY_UPLOAD);
+    assert_int_equal(request_body_kind("application/octet-stream"), REQUEST_BODY_UPLOAD);
+    assert_int_equal(request_body_kind("image/"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("image"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("image/a/b"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("text/plain"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("application/x-www-form-urlencoded"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("multipart/form-data; boundary=x"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("application/jsonx"), REQUEST_BODY_OTHER);
+    assert_int_equal(request_body_kind("video/mp4"), REQUEST_BODY_OTHER);
 }
 
 /* Parses query into fresh params; returns the rc and leaves err/p for checks. */
-static int parse(const char *query, struct job_params *p, struct param_error *err) {
+static int parse(const char *query, struct job_params *p, struct job_param_error *err) {
     job_params_init(p, &lim);
     memset(err, 0, sizeof(*err));
     return request_params_from_query(p, query, &lim, err);
@@ -45,16 +45,16 @@ static int parse(const char *query, struct job_params *p, struct param_error *er
 static void test_query_every_field(void **state) {
     (void)state;
     struct job_params p;
-    struct param_error err;
+    struct job_param_error err;
     assert_int_equal(parse("width=640&height=480&fit=cover&crop=attention&format=webp&quality=55"
                            "&callback_url=https%3A%2F%2Fexample.com%2Fcb&email=a%40b.example",
                            &p, &err),
                      0);
     assert_int_equal(p.width, 640);
     assert_int_equal(p.height, 480);
-    assert_int_equal(p.fit, FIT_COVER);
-    assert_int_equal(p.crop, CROP_ATTENTION);
-    assert_int_equal(p.format, FMT_WEBP);
+    assert_int_equal(p.fit, JOB_FIT_COVER);
+    assert_int_equal(p.crop, JOB_CROP_ATTENTION);
+    assert_int_equal(p.format, JOB_FORMAT_WEBP);
     assert_int_equal(p.quality, 55);
     assert_string_equal(p.callback_url, "https://example.com/cb");
     assert_string_equal(p.email, "a@b.example");
@@ -70,7 +70,7 @@ static void test_query_every_field(void **state) {
     assert_int_equal(p.width, 100);
     assert_int_equal(p.height, 100);
     assert_int_equal(p.quality, 80);
-    assert_int_equal(p.fit, FIT_INSIDE);
+    assert_int_equal(p.fit, JOB_FIT_INSIDE);
     job_params_free(&p);
 
     /* Every enum value and alias. */
@@ -88,7 +88,7 @@ static void test_query_every_field(void **state) {
 
 static void expect_refused(const char *query, const char *code, const char *field) {
     struct job_params p;
-    struct param_error err;
+    struct job_param_error err;
     assert_int_equal(parse(query, &p, &err), -1);
     assert_string_equal(err.code, code);
     assert_string_equal(err.field, field);
@@ -128,7 +128,7 @@ static void test_query_ranges_and_names(void **state) {
 static void test_query_url_with_upload(void **state) {
     (void)state;
     struct job_params p;
-    struct param_error err;
+    struct job_param_error err;
     assert_int_equal(parse("url=https%3A%2F%2Fexample.com%2Fa.jpg", &p, &err), 0);
     assert_int_equal(job_params_finish(&p, true, &err), -1);
     assert_string_equal(err.field, "url");

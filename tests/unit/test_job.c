@@ -10,9 +10,9 @@
 
 #include "job.h"
 
-static const struct param_limits lim = {.max_dimension = 4096, .default_quality = 80};
+static const struct job_param_limits lim = {.max_dimension = 4096, .default_quality = 80};
 
-static int from_json(const char *body, struct job_params *p, struct param_error *err) {
+static int from_json(const char *body, struct job_params *p, struct job_param_error *err) {
     job_params_init(p, &lim);
     int rc = job_params_from_json(p, body, strlen(body), &lim, err);
     if (rc == 0)
@@ -22,7 +22,7 @@ static int from_json(const char *body, struct job_params *p, struct param_error 
 
 static void expect_json_error(const char *body, const char *code, const char *field) {
     struct job_params p;
-    struct param_error err = {0};
+    struct job_param_error err = {0};
     int rc = from_json(body, &p, &err);
     job_params_free(&p);
     if (rc != -1 || strcmp(err.code, code) != 0 || strcmp(err.field, field) != 0)
@@ -34,14 +34,14 @@ static void expect_json_error(const char *body, const char *code, const char *fi
 static void test_json_defaults(void **state) {
     (void)state;
     struct job_params p;
-    struct param_error err = {0};
+    struct job_param_error err = {0};
     assert_int_equal(from_json("{\"url\":\"https://example.org/a.jpg\"}", &p, &err), 0);
     assert_string_equal(p.url, "https://example.org/a.jpg");
     assert_int_equal(p.width, 256);
     assert_int_equal(p.height, 256);
-    assert_int_equal(p.fit, FIT_INSIDE);
-    assert_int_equal(p.crop, CROP_CENTRE);
-    assert_int_equal(p.format, FMT_ORIGINAL);
+    assert_int_equal(p.fit, JOB_FIT_INSIDE);
+    assert_int_equal(p.crop, JOB_CROP_CENTRE);
+    assert_int_equal(p.format, JOB_FORMAT_ORIGINAL);
     assert_int_equal(p.quality, 80);
     assert_null(p.callback_url);
     assert_null(p.email);
@@ -51,7 +51,7 @@ static void test_json_defaults(void **state) {
 static void test_json_all_fields(void **state) {
     (void)state;
     struct job_params p;
-    struct param_error err = {0};
+    struct job_param_error err = {0};
     assert_int_equal(from_json("{\"url\":\"http://h/x.png\",\"width\":100,\"height\":50,"
                                "\"fit\":\"cover\",\"crop\":\"attention\",\"format\":\"webp\","
                                "\"quality\":55,\"callback_url\":\"https://cb.example/hook\","
@@ -60,9 +60,9 @@ static void test_json_all_fields(void **state) {
                      0);
     assert_int_equal(p.width, 100);
     assert_int_equal(p.height, 50);
-    assert_int_equal(p.fit, FIT_COVER);
-    assert_int_equal(p.crop, CROP_ATTENTION);
-    assert_int_equal(p.format, FMT_WEBP);
+    assert_int_equal(p.fit, JOB_FIT_COVER);
+    assert_int_equal(p.crop, JOB_CROP_ATTENTION);
+    assert_int_equal(p.format, JOB_FORMAT_WEBP);
     assert_int_equal(p.quality, 55);
     assert_string_equal(p.callback_url, "https://cb.example/hook");
     assert_string_equal(p.email, "a@b.example");
@@ -155,7 +155,7 @@ static void test_url_length(void **state) {
 static void test_text_params(void **state) {
     (void)state;
     struct job_params p;
-    struct param_error err = {0};
+    struct job_param_error err = {0};
     job_params_init(&p, &lim);
     assert_int_equal(job_params_set_text(&p, "width", "120", &lim, &err), 0);
     assert_int_equal(job_params_set_text(&p, "fit", "contain", &lim, &err), 0);
@@ -164,9 +164,9 @@ static void test_text_params(void **state) {
     assert_int_equal(job_params_finish(&p, true, &err), 0);
     assert_int_equal(p.width, 120);
     assert_int_equal(p.height, 120);
-    assert_int_equal(p.fit, FIT_CONTAIN);
-    assert_int_equal(p.format, FMT_JPEG);
-    assert_int_equal(p.crop, CROP_CENTRE);
+    assert_int_equal(p.fit, JOB_FIT_CONTAIN);
+    assert_int_equal(p.format, JOB_FORMAT_JPEG);
+    assert_int_equal(p.crop, JOB_CROP_CENTRE);
 
     assert_int_equal(job_params_set_text(&p, "width", "12x", &lim, &err), -1);
     assert_string_equal(err.field, "width");
@@ -187,7 +187,7 @@ static void test_text_params(void **state) {
 static void test_record_round_trip(void **state) {
     (void)state;
     struct job_params p, back;
-    struct param_error err = {0};
+    struct job_param_error err = {0};
     assert_int_equal(from_json("{\"url\":\"http://h/x.png\",\"width\":100,\"height\":50,"
                                "\"fit\":\"cover\",\"crop\":\"entropy\",\"format\":\"png\","
                                "\"quality\":70}",
@@ -200,9 +200,9 @@ static void test_record_round_trip(void **state) {
     assert_string_equal(back.url, p.url);
     assert_int_equal(back.width, 100);
     assert_int_equal(back.height, 50);
-    assert_int_equal(back.fit, FIT_COVER);
-    assert_int_equal(back.crop, CROP_ENTROPY);
-    assert_int_equal(back.format, FMT_PNG);
+    assert_int_equal(back.fit, JOB_FIT_COVER);
+    assert_int_equal(back.crop, JOB_CROP_ENTROPY);
+    assert_int_equal(back.format, JOB_FORMAT_PNG);
     assert_int_equal(back.quality, 70);
     job_params_free(&back);
     job_params_free(&p);

@@ -79,8 +79,8 @@ static struct report run_child(int64_t limit) {
         struct thumb_opts o = {
             .width = 200,
             .height = 200,
-            .fit = FIT_INSIDE,
-            .format = FMT_JPEG,
+            .fit = JOB_FIT_INSIDE,
+            .format = JOB_FORMAT_JPEG,
             .quality = 80,
             .max_pixels = 50000000,
             .max_frames = 100,

@@ -366,7 +366,7 @@ static redisReply *enqueue_ex(const char *id, const struct enq *o) {
     size_t n = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 8 ? (o->bytes ? o->len : 0) : strlen(argv[i]);
-    return eval(QS_ENQUEUE, 6, (int)n - 6, argv, lens);
+    return eval(QUEUE_SCRIPT_ENQUEUE, 6, (int)n - 6, argv, lens);
 }
 
 static void expect_ok(redisReply *r) {
@@ -409,7 +409,7 @@ static void take(const char *wid, const char *want) {
 /* KEYS job proc; ARGV id token */
 static redisReply *start(const char *wid, const char *id, const char *token) {
     const char *argv[] = {k("job", id), k("proc", wid), id, token};
-    return eval(QS_START, 2, 2, argv, NULL);
+    return eval(QUEUE_SCRIPT_START, 2, 2, argv, NULL);
 }
 
 /* take and start: id becomes processing under token. */
@@ -432,7 +432,7 @@ static long long complete(const char *wid, const char *id, const char *token, co
         argv[n++] = fields[i];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
-    return eval_int(QS_COMPLETE, 4, (int)n - 4, argv, lens);
+    return eval_int(QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens);
 }
 
 /* KEYS job proc delayed dead; ARGV id token code message transient, the policy, fields... */
@@ -448,7 +448,7 @@ static long long fail_job(const char *wid, const char *id, const char *token, co
         argv[n++] = pol[i];
     for (size_t i = 0; fields && fields[i] && n < 24; i++)
         argv[n++] = fields[i];
-    return eval_int(QS_FAIL, 4, (int)n - 4, argv, NULL);
+    return eval_int(QUEUE_SCRIPT_FAIL, 4, (int)n - 4, argv, NULL);
 }
 
 /* KEYS proc ready workers delayed dead; ARGV mode code message wid, the policy */
@@ -465,13 +465,13 @@ static long long release(const char *wid, const char *code, const char *const *p
     size_t n = 9;
     for (int i = 0; i < P_COUNT; i++)
         argv[n++] = pol[i];
-    return eval_int(QS_RELEASE, 5, (int)n - 5, argv, NULL);
+    return eval_int(QUEUE_SCRIPT_RELEASE, 5, (int)n - 5, argv, NULL);
 }
 
 /* KEYS delayed ready; ARGV prefix limit */
 static long long promote(const char *limit) {
     const char *argv[] = {k("delayed", NULL), k("ready", NULL), PREFIX, limit};
-    return eval_int(QS_PROMOTE, 2, 2, argv, NULL);
+    return eval_int(QUEUE_SCRIPT_PROMOTE, 2, 2, argv, NULL);
 }
 
 /* KEYS job res src ready delayed; ARGV id ttl_ms prefix */
@@ -480,7 +480,7 @@ static long long del(const char *id) {
     snprintf(ttl, sizeof(ttl), "%d", FAIL_TTL);
     const char *argv[] = {k("job", id),       k("res", id), k("src", id), k("ready", NULL),
                           k("delayed", NULL), id,           ttl,          PREFIX};
-    return eval_int(QS_DELETE, 5, 3, argv, NULL);
+    return eval_int(QUEUE_SCRIPT_DELETE, 5, 3, argv, NULL);
 }
 
 /* A scheduled retry of id made due now and promoted: id at the back of ready. */
@@ -1137,7 +1137,7 @@ static long long calls(const char *name) {
 static void test_noscript_fallback(void **state) {
     (void)state;
     NEED_REDIS();
-    for (int s = 0; s < QS_COUNT; s++) {
+    for (int s = 0; s < QUEUE_SCRIPT_COUNT; s++) {
         redisReply *r = cmd("SCRIPT LOAD %s", queue_script_source((enum queue_script)s));
         assert_string_equal(r->str, queue_script_sha((enum queue_script)s));
         freeReplyObject(r);
@@ -1213,7 +1213,7 @@ static long long deliver(const char *wid, const char *did, const char *job_id, c
                           delay,
                           "9000",
                           "100"};
-    return eval_int(QS_DELIVER, 5, 7, argv, NULL);
+    return eval_int(QUEUE_SCRIPT_DELIVER, 5, 7, argv, NULL);
 }
 
 static void take_delivery(const char *wid, const char *want) {
@@ -1291,9 +1291,9 @@ static void test_delivery_attempts(void **state) {
     expect_job_field("j1", "cb_last_status", "500");
     /* Not due: nothing promoted. Made due: back on ready. */
     const char *pargv[] = {k("wh:delayed", NULL), k("wh:ready", NULL), "100"};
-    assert_int_equal(eval_int(QS_DELIVER_PROMOTE, 2, 1, pargv, NULL), 0);
+    assert_int_equal(eval_int(QUEUE_SCRIPT_DELIVER_PROMOTE, 2, 1, pargv, NULL), 0);
     cmd_int("ZADD %s XX CH %lld cb:j1", k("wh:delayed", NULL), redis_time_ms() - 1);
-    assert_int_equal(eval_int(QS_DELIVER_PROMOTE, 2, 1, pargv, NULL), 1);
+    assert_int_equal(eval_int(QUEUE_SCRIPT_DELIVER_PROMOTE, 2, 1, pargv, NULL), 1);
     take_delivery(W1, "cb:j1");
     assert_int_equal(deliver(W1, "cb:j1", "j1", "delivered", "200", "0"), 1);
     expect_job_field("j1", "cb_status", "delivered");

@@ -20,6 +20,7 @@
 
 #include "cache.h"
 #include "segment.h"
+#include "units.h"
 
 #define MiB (1024u * 1024u)
 
@@ -94,7 +95,7 @@ static int put_bytes(struct shm_cache *c, const char *key, const void *p, size_t
 /* Gets key as a string into buf (cap bytes); returns get's code. */
 static int get_str(struct shm_cache *c, const char *key, char *buf, size_t cap) {
     struct got g = {.data = buf, .cap = cap - 1};
-    int rc = shm_cache_get(c, key, shm_now_ms(), copy_out, &g);
+    int rc = shm_cache_get(c, key, units_mono_ms(), copy_out, &g);
     if (rc == SHM_CACHE_OK) {
         assert_int_equal(g.calls, 1);
         assert_false(g.overflow);
@@ -203,7 +204,7 @@ static void test_init_and_attach(void **state) {
     for (int i = 0; i < 2; i++) {
         assert_int_equal(put_bytes(c, "big", big, sizes[i]), SHM_CACHE_OK);
         struct got g = {.data = (char *)back, .cap = max + 1};
-        assert_int_equal(shm_cache_get(c, "big", shm_now_ms(), copy_out, &g), SHM_CACHE_OK);
+        assert_int_equal(shm_cache_get(c, "big", units_mono_ms(), copy_out, &g), SHM_CACHE_OK);
         assert_int_equal(g.len, sizes[i]);
         assert_memory_equal(back, big, sizes[i]);
     }
@@ -324,14 +325,14 @@ static void test_iovec_parts(void **state) {
     memcpy(want + sizeof(head) + strlen(doc), img, sizeof(img));
     size_t n = sizeof(head) + strlen(doc) + sizeof(img);
     struct got g = {.data = got, .cap = sizeof(got)};
-    assert_int_equal(shm_cache_get(c, "job", shm_now_ms(), copy_out, &g), SHM_CACHE_OK);
+    assert_int_equal(shm_cache_get(c, "job", units_mono_ms(), copy_out, &g), SHM_CACHE_OK);
     assert_int_equal(g.len, n);
     assert_memory_equal(got, want, n);
 
     /* No parts: an empty value, still a hit. */
     assert_int_equal(shm_cache_put(c, "empty", NULL, 0, 0), SHM_CACHE_OK);
     g = (struct got){.data = got, .cap = sizeof(got)};
-    assert_int_equal(shm_cache_get(c, "empty", shm_now_ms(), copy_out, &g), SHM_CACHE_OK);
+    assert_int_equal(shm_cache_get(c, "empty", units_mono_ms(), copy_out, &g), SHM_CACHE_OK);
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.len, 0);
     fixture_free(f);
@@ -341,7 +342,7 @@ static void test_expiry(void **state) {
     (void)state;
     struct fixture *f = fixture_new(16 * MiB, 0, 0);
     struct shm_cache *c = f->c;
-    int64_t now = shm_now_ms();
+    int64_t now = units_mono_ms();
     char buf[64];
     int shard = shm_cache_shard_of(c, "old");
 
@@ -443,7 +444,7 @@ static void test_bump_interval(void **state) {
     int m = 0;
     while (stats_of(c, 0).evictions == 0)
         assert_int_equal(put_bytes(c, keys[m++], val, sizeof(val)), SHM_CACHE_OK);
-    int64_t now = shm_now_ms();
+    int64_t now = units_mono_ms();
 
     /* A hit within the interval does not relink: keys[1] is evicted next anyway. */
     struct got g = {.data = buf, .cap = 0};
@@ -467,7 +468,7 @@ static void round_trip(struct shm_cache *c, const char *key, unsigned char *src,
     assert_int_equal(put_bytes(c, key, src, n), SHM_CACHE_OK);
     struct got g = {.data = (char *)dst, .cap = n};
     memset(dst, 0, n);
-    assert_int_equal(shm_cache_get(c, key, shm_now_ms(), copy_out, &g), SHM_CACHE_OK);
+    assert_int_equal(shm_cache_get(c, key, units_mono_ms(), copy_out, &g), SHM_CACHE_OK);
     assert_int_equal(g.len, n);
     assert_false(g.overflow);
     assert_memory_equal(dst, src, n);
@@ -625,7 +626,7 @@ static void test_owner_dies_holding_lock(void **state) {
     if (pid == 0) {
         struct shm_cache *cc = shm_cache_attach(f->mem);
         if (cc)
-            shm_cache_get(cc, keys[victim], shm_now_ms(), die_holding_lock, NULL);
+            shm_cache_get(cc, keys[victim], units_mono_ms(), die_holding_lock, NULL);
         _exit(3); /* not reached when the callback ran */
     }
     assert_killed(pid);
@@ -688,7 +689,7 @@ static int put_stamped(struct shm_cache *c, const char *key, unsigned char *buf,
 static int get_stamped(struct shm_cache *c, const char *key, struct got *g) {
     g->calls = 0;
     g->overflow = 0;
-    int rc = shm_cache_get(c, key, shm_now_ms(), copy_out, g);
+    int rc = shm_cache_get(c, key, units_mono_ms(), copy_out, g);
     if (rc != SHM_CACHE_OK)
         return rc;
     struct stamped h;
@@ -803,7 +804,7 @@ static void hammer(void *mem, int id, struct hammer_result *out) {
             size_t len = (x >> 32) % 8192;
             if (op < 55) /* a few large values: several per shard evict each other */
                 len = (x >> 32) % max_payload;
-            int64_t exp = op % 4 == 0 ? shm_now_ms() + (int64_t)((x >> 40) % 5) : 0;
+            int64_t exp = op % 4 == 0 ? units_mono_ms() + (int64_t)((x >> 40) % 5) : 0;
             if (put_stamped(c, key, buf, len, x, exp) != SHM_CACHE_OK)
                 out->bad++;
             out->puts++;

@@ -94,7 +94,7 @@ static struct thumb_opts opts(int w, int h, enum job_fit fit, enum job_format fm
         .width = w,
         .height = h,
         .fit = fit,
-        .crop = CROP_CENTRE,
+        .crop = JOB_CROP_CENTRE,
         .format = fmt,
         .quality = 80,
         .max_pixels = 50000000,
@@ -165,16 +165,16 @@ static void test_fit_modes(void **state) {
     (void)state;
     /* Box 100x80: landscape 400x200 and portrait 200x400 sources. */
     static const struct fit_case cases[] = {
-        {FIT_INSIDE, 400, 200, 100, 50},  {FIT_INSIDE, 200, 400, 40, 80},
-        {FIT_COVER, 400, 200, 100, 80},   {FIT_COVER, 200, 400, 100, 80},
-        {FIT_CONTAIN, 400, 200, 100, 80}, {FIT_CONTAIN, 200, 400, 100, 80},
-        {FIT_FILL, 400, 200, 100, 80},    {FIT_FILL, 200, 400, 100, 80},
-        {FIT_INSIDE, 40, 20, 100, 50}, /* a small source grows to the box */
+        {JOB_FIT_INSIDE, 400, 200, 100, 50},  {JOB_FIT_INSIDE, 200, 400, 40, 80},
+        {JOB_FIT_COVER, 400, 200, 100, 80},   {JOB_FIT_COVER, 200, 400, 100, 80},
+        {JOB_FIT_CONTAIN, 400, 200, 100, 80}, {JOB_FIT_CONTAIN, 200, 400, 100, 80},
+        {JOB_FIT_FILL, 400, 200, 100, 80},    {JOB_FIT_FILL, 200, 400, 100, 80},
+        {JOB_FIT_INSIDE, 40, 20, 100, 50}, /* a small source grows to the box */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct fit_case *c = &cases[i];
         struct blob b = make(c->src_w, c->src_h, 3, SRC_JPEG);
-        struct thumb_opts o = opts(100, 80, c->fit, FMT_PNG);
+        struct thumb_opts o = opts(100, 80, c->fit, JOB_FORMAT_PNG);
         struct thumb_result r = ok(&o, &b);
         if (r.width != c->want_w || r.height != c->want_h)
             fail_msg("fit %s %dx%d: got %dx%d, want %dx%d", job_fit_name(c->fit), c->src_w,
@@ -192,9 +192,9 @@ static void test_fit_modes(void **state) {
 static void test_cover_crops(void **state) {
     (void)state;
     struct blob b = make(300, 120, 3, SRC_PNG);
-    const enum job_crop crops[] = {CROP_CENTRE, CROP_ATTENTION, CROP_ENTROPY};
+    const enum job_crop crops[] = {JOB_CROP_CENTRE, JOB_CROP_ATTENTION, JOB_CROP_ENTROPY};
     for (size_t i = 0; i < 3; i++) {
-        struct thumb_opts o = opts(64, 64, FIT_COVER, FMT_JPEG);
+        struct thumb_opts o = opts(64, 64, JOB_FIT_COVER, JOB_FORMAT_JPEG);
         o.crop = crops[i];
         struct thumb_result r = ok(&o, &b);
         assert_int_equal(r.width, 64);
@@ -213,13 +213,13 @@ static void test_output_formats(void **state) {
         const char *mime;
         const char *loader;
     } cases[] = {
-        {FMT_JPEG, "image/jpeg", "jpegload"}, {FMT_PNG, "image/png", "pngload"},
-        {FMT_WEBP, "image/webp", "webpload"}, {FMT_AVIF, "image/avif", "heifload"},
-        {FMT_GIF, "image/gif", "gifload"},
+        {JOB_FORMAT_JPEG, "image/jpeg", "jpegload"}, {JOB_FORMAT_PNG, "image/png", "pngload"},
+        {JOB_FORMAT_WEBP, "image/webp", "webpload"}, {JOB_FORMAT_AVIF, "image/avif", "heifload"},
+        {JOB_FORMAT_GIF, "image/gif", "gifload"},
     };
     struct blob b = make(320, 240, 3, SRC_JPEG);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct thumb_opts o = opts(64, 64, FIT_INSIDE, cases[i].fmt);
+        struct thumb_opts o = opts(64, 64, JOB_FIT_INSIDE, cases[i].fmt);
         struct thumb_result r = ok(&o, &b);
         assert_string_equal(r.mime, cases[i].mime);
         decodes_as(&r, cases[i].loader, 64, 48);
@@ -242,7 +242,7 @@ static void test_original_format(void **state) {
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct blob b = make(120, 90, 3, cases[i].src);
-        struct thumb_opts o = opts(40, 40, FIT_COVER, FMT_ORIGINAL);
+        struct thumb_opts o = opts(40, 40, JOB_FIT_COVER, JOB_FORMAT_ORIGINAL);
         o.expect_mime = cases[i].src_mime;
         struct thumb_result r = ok(&o, &b);
         assert_string_equal(r.src_mime, cases[i].src_mime);
@@ -257,7 +257,7 @@ static void test_original_format(void **state) {
 static void test_quality_changes_size(void **state) {
     (void)state;
     struct blob b = make(400, 300, 3, SRC_PNG);
-    struct thumb_opts lo = opts(200, 200, FIT_INSIDE, FMT_JPEG);
+    struct thumb_opts lo = opts(200, 200, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
     struct thumb_opts hi = lo;
     lo.quality = 10;
     hi.quality = 95;
@@ -280,7 +280,7 @@ static void test_exif_rotation(void **state) {
     g_object_unref(tagged);
     g_object_unref(im);
 
-    struct thumb_opts o = opts(100, 100, FIT_INSIDE, FMT_JPEG);
+    struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
     struct thumb_result r = ok(&o, &b);
     assert_int_equal(r.width, 50); /* 200x100 turned a quarter: 100x200, inside 100x100 */
     assert_int_equal(r.height, 100);
@@ -315,9 +315,9 @@ static void test_every_format_stripped(void **state) {
     assert_int_not_equal(vips_image_get_typeof(src, "exif-ifd0-Artist"), 0);
     g_object_unref(src);
 
-    const enum job_format formats[] = {FMT_JPEG, FMT_PNG, FMT_WEBP, FMT_AVIF, FMT_GIF};
+    const enum job_format formats[] = {JOB_FORMAT_JPEG, JOB_FORMAT_PNG, JOB_FORMAT_WEBP, JOB_FORMAT_AVIF, JOB_FORMAT_GIF};
     for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
-        struct thumb_opts o = opts(100, 100, FIT_INSIDE, formats[i]);
+        struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, formats[i]);
         struct thumb_result r = ok(&o, &b);
         VipsImage *back = vips_image_new_from_buffer(r.data, r.len, "", NULL);
         assert_non_null(back);
@@ -336,10 +336,10 @@ static void test_every_format_stripped(void **state) {
 static void test_cover_of_extreme_aspect_ratio_is_bounded(void **state) {
     (void)state;
     struct blob b = make(1, 65000, 3, SRC_JPEG);
-    struct thumb_opts o = opts(512, 512, FIT_COVER, FMT_JPEG);
+    struct thumb_opts o = opts(512, 512, JOB_FIT_COVER, JOB_FORMAT_JPEG);
     fails(&o, b.data, b.len, "too_many_pixels");
     /* The same source fits inside a box without growing. */
-    struct thumb_opts in = opts(512, 512, FIT_INSIDE, FMT_JPEG);
+    struct thumb_opts in = opts(512, 512, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
     struct thumb_result r = ok(&in, &b);
     thumb_result_free(&r);
     g_free(b.data);
@@ -351,7 +351,7 @@ static void test_no_error_text_left_behind(void **state) {
     (void)state;
     struct blob b = make(200, 100, 3, SRC_JPEG);
     vips_error("test", "an earlier complaint");
-    struct thumb_opts o = opts(50, 50, FIT_INSIDE, FMT_PNG);
+    struct thumb_opts o = opts(50, 50, JOB_FIT_INSIDE, JOB_FORMAT_PNG);
     struct thumb_result r = ok(&o, &b);
     assert_string_equal(vips_error_buffer(), "");
     thumb_result_free(&r);
@@ -361,7 +361,7 @@ static void test_no_error_text_left_behind(void **state) {
 static void test_grey_becomes_srgb(void **state) {
     (void)state;
     struct blob b = make(64, 64, 1, SRC_PNG);
-    struct thumb_opts o = opts(32, 32, FIT_FILL, FMT_PNG);
+    struct thumb_opts o = opts(32, 32, JOB_FIT_FILL, JOB_FORMAT_PNG);
     struct thumb_result r = ok(&o, &b);
     VipsImage *back = vips_image_new_from_buffer(r.data, r.len, "", NULL);
     assert_non_null(back);
@@ -380,7 +380,7 @@ static void test_cmyk_and_16bit(void **state) {
     struct blob b = encode_as(cmyk, SRC_JPEG);
     g_object_unref(cmyk);
     g_object_unref(im);
-    struct thumb_opts o = opts(32, 32, FIT_INSIDE, FMT_PNG);
+    struct thumb_opts o = opts(32, 32, JOB_FIT_INSIDE, JOB_FORMAT_PNG);
     o.expect_mime = "image/jpeg";
     struct thumb_result r = ok(&o, &b);
     VipsImage *back = vips_image_new_from_buffer(r.data, r.len, "", NULL);
@@ -426,7 +426,7 @@ static void test_contain_padding(void **state) {
     int n;
     /* No alpha: white bars. */
     struct blob b = make(400, 100, 3, SRC_JPEG);
-    struct thumb_opts o = opts(100, 100, FIT_CONTAIN, FMT_PNG);
+    struct thumb_opts o = opts(100, 100, JOB_FIT_CONTAIN, JOB_FORMAT_PNG);
     struct thumb_result r = ok(&o, &b);
     pixel(&r, 0, 0, px, &n);
     assert_int_equal(n, 3);
@@ -436,9 +436,9 @@ static void test_contain_padding(void **state) {
 
     /* Alpha: transparent bars, for png and webp. */
     b = make(400, 100, 4, SRC_PNG);
-    const enum job_format with_alpha[] = {FMT_PNG, FMT_WEBP};
+    const enum job_format with_alpha[] = {JOB_FORMAT_PNG, JOB_FORMAT_WEBP};
     for (int i = 0; i < 2; i++) {
-        o = opts(100, 100, FIT_CONTAIN, with_alpha[i]);
+        o = opts(100, 100, JOB_FIT_CONTAIN, with_alpha[i]);
         r = ok(&o, &b);
         assert_int_equal(r.width, 100);
         assert_int_equal(r.height, 100);
@@ -448,7 +448,7 @@ static void test_contain_padding(void **state) {
         thumb_result_free(&r);
     }
     /* Alpha into jpeg: flattened on white, bars white too. */
-    o = opts(100, 100, FIT_CONTAIN, FMT_JPEG);
+    o = opts(100, 100, JOB_FIT_CONTAIN, JOB_FORMAT_JPEG);
     r = ok(&o, &b);
     pixel(&r, 0, 0, px, &n);
     assert_int_equal(n, 3);
@@ -474,7 +474,7 @@ static void test_p3_converted_to_srgb(void **state) {
     g_object_unref(red);
     g_object_unref(black);
 
-    struct thumb_opts o = opts(16, 16, FIT_FILL, FMT_PNG);
+    struct thumb_opts o = opts(16, 16, JOB_FIT_FILL, JOB_FORMAT_PNG);
     struct thumb_result r = ok(&o, &b);
     assert_true(r.src_icc);
     double px[4];
@@ -505,7 +505,7 @@ static void test_srgb_profile_needs_no_transform(void **state) {
     g_object_unref(red);
     g_object_unref(black);
 
-    struct thumb_opts o = opts(16, 16, FIT_FILL, FMT_PNG);
+    struct thumb_opts o = opts(16, 16, JOB_FIT_FILL, JOB_FORMAT_PNG);
     struct thumb_result r = ok(&o, &b);
     assert_false(r.src_icc);
     double px[4];
@@ -524,7 +524,7 @@ static void test_truncated(void **state) {
     const enum src_fmt fmts[] = {SRC_JPEG, SRC_PNG};
     for (int i = 0; i < 2; i++) {
         struct blob b = make(600, 400, 3, fmts[i]);
-        struct thumb_opts o = opts(100, 100, FIT_INSIDE, FMT_JPEG);
+        struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
         fails(&o, b.data, b.len / 2, "decode_failed");
         g_free(b.data);
     }
@@ -533,7 +533,7 @@ static void test_truncated(void **state) {
 static void test_too_many_pixels(void **state) {
     (void)state;
     struct blob b = make(400, 200, 3, SRC_JPEG);
-    struct thumb_opts o = opts(100, 100, FIT_INSIDE, FMT_JPEG);
+    struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
     o.max_pixels = 400 * 200 - 1;
     fails(&o, b.data, b.len, "too_many_pixels");
     o.max_pixels = 400 * 200;
@@ -568,7 +568,7 @@ static void test_png_bomb_header(void **state) {
     put_be32(p + 16, 50000);
     put_be32(p + 20, 50000);
     put_be32(p + 29, crc32_of(p + 12, 17));
-    struct thumb_opts o = opts(100, 100, FIT_INSIDE, FMT_JPEG);
+    struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
     struct thumb_result r;
     struct failure err = {0};
     assert_int_equal(thumb_make(&o, b.data, b.len, &r, &err), -1);
@@ -588,7 +588,7 @@ static void test_too_many_frames(void **state) {
     g_object_unref(paged);
     g_object_unref(im);
 
-    struct thumb_opts o = opts(16, 16, FIT_INSIDE, FMT_GIF);
+    struct thumb_opts o = opts(16, 16, JOB_FIT_INSIDE, JOB_FORMAT_GIF);
     o.max_frames = 4;
     fails(&o, b.data, b.len, "too_many_frames");
     o.max_frames = 5;
@@ -605,7 +605,7 @@ static void test_too_many_frames(void **state) {
 
 static void test_garbage_and_mismatch(void **state) {
     (void)state;
-    struct thumb_opts o = opts(100, 100, FIT_INSIDE, FMT_JPEG);
+    struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, JOB_FORMAT_JPEG);
     const char *text = "<html><body>not an image</body></html>";
     fails(&o, text, strlen(text), "decode_failed");
     fails(&o, "", 0, "decode_failed");
@@ -622,7 +622,7 @@ static void test_untrusted_loader_blocked(void **state) {
     (void)state;
     const char *svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"40\">"
                       "<rect width=\"40\" height=\"40\" fill=\"red\"/></svg>";
-    struct thumb_opts o = opts(20, 20, FIT_INSIDE, FMT_PNG);
+    struct thumb_opts o = opts(20, 20, JOB_FIT_INSIDE, JOB_FORMAT_PNG);
     fails(&o, svg, strlen(svg), "decode_failed");
 }
 

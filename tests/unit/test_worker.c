@@ -27,6 +27,7 @@
 #include "thumb.h"
 #include "redis_fixture.h"
 #include "worker.h"
+#include "units.h"
 
 #define PREFIX "tw"
 #define NODE   "testnode:1"
@@ -48,13 +49,13 @@ static int setup(void **state) {
     (void)state;
     if (!redis_fixture_available())
         return 0;
-    fx.started_ms = shm_now_ms();
+    fx.started_ms = units_mono_ms();
     if (redis_fixture_start(&fx.redis, "worker") < 0 ||
         (fx.c = redis_fixture_connect(&fx.redis)) == NULL)
         return -1;
 
     config_defaults(&fx.cfg);
-    fx.cfg.redis_mode = REDIS_EXTERNAL;
+    fx.cfg.redis_mode = CONFIG_REDIS_EXTERNAL;
     free(fx.cfg.redis_url);
     fx.cfg.redis_url = malloc(strlen(fx.redis.sock) + 6);
     sprintf(fx.cfg.redis_url, "unix:%s", fx.redis.sock);
@@ -69,7 +70,8 @@ static int setup(void **state) {
     /* Fork the worker before this process touches libvips. */
     fx.worker = fork();
     if (fx.worker == 0) {
-        struct worker_args a = {.cfg = &fx.cfg, .node_id = NODE, .shm = &fx.shm, .slot = SLOT};
+        struct child_args a = {
+            .cfg = &fx.cfg, .node_id = NODE, .listen_fd = -1, .shm = &fx.shm, .slot = SLOT};
         _exit(worker_main(&a));
     }
     return thumb_init();
@@ -117,13 +119,13 @@ static char *key(char *buf, const char *kind, const char *id) {
  * ready list); bytes NULL = no upload stored. */
 static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, int width,
                        const char *format, const void *bytes, size_t len, bool upload) {
-    struct param_limits lim = {.max_dimension = 4096, .default_quality = 80};
+    struct job_param_limits lim = {.max_dimension = 4096, .default_quality = 80};
     struct job_params p;
     job_params_init(&p, &lim);
     p.width = width;
     p.url = url ? strdup(url) : NULL;
     job_format_parse(format, &p.format);
-    struct param_error perr;
+    struct job_param_error perr;
     assert_int_equal(job_params_finish(&p, upload, &perr), 0);
     struct job_record rec = {0};
     assert_int_equal(job_record_from_params(&rec, &p), 0);
@@ -156,7 +158,7 @@ static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, 
         lens[12 + 2 * i] = strlen(rec.names[i]);
         lens[13 + 2 * i] = strlen(rec.values[i]);
     }
-    redisReply *r = queue_eval(fx.c, QS_ENQUEUE, 6, (int)n - 6, argv, lens);
+    redisReply *r = queue_eval(fx.c, QUEUE_SCRIPT_ENQUEUE, 6, (int)n - 6, argv, lens);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);
@@ -311,7 +313,7 @@ static void test_registered_and_scoreboard(void **state) {
     freeReplyObject(r);
     struct shm_slot *s = shm_slot(&fx.shm, SLOT);
     assert_true(atomic_load(&s->jobs_done) >= 3);
-    assert_int_equal(atomic_load(&s->state), SLOT_IDLE);
+    assert_int_equal(atomic_load(&s->state), SHM_SLOT_IDLE);
     assert_true(atomic_load(&s->heartbeat_ms) >= fx.started_ms); /* the worker heartbeats */
 }
 

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "segment.h"
+#include "units.h"
 
 #include <event2/buffer.h>
 #include <event2/listener.h>
@@ -15,7 +16,7 @@
 
 #define MIN_RATE 1024 /* bytes per second a slow request must at least send */
 
-struct conn_clock {
+struct deadline_clock {
     const struct bufferevent *bev; /* identity only, never dereferenced */
     struct sockaddr_storage peer;
     socklen_t peer_len;
@@ -26,14 +27,14 @@ struct conn_clock {
 /* libevent calls the buffer callback without our context: kept here. */
 static struct http_child *deadline_child;
 
-static struct conn_clock *clock_of(struct http_child *c, int fd) {
+static struct deadline_clock *clock_of(struct http_child *c, int fd) {
     if (fd < 0)
         return NULL;
     if ((size_t)fd >= c->nclocks) {
         size_t n = c->nclocks ? c->nclocks : 256;
         while (n <= (size_t)fd)
             n *= 2;
-        struct conn_clock *grown = realloc(c->clocks, n * sizeof(*grown));
+        struct deadline_clock *grown = realloc(c->clocks, n * sizeof(*grown));
         if (grown == NULL)
             return NULL;
         memset(grown + c->nclocks, 0, (n - c->nclocks) * sizeof(*grown));
@@ -50,7 +51,7 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     if (c == NULL || info->n_added == 0)
         return;
     int fd = (int)bufferevent_getfd(bev);
-    struct conn_clock *k = clock_of(c, fd);
+    struct deadline_clock *k = clock_of(c, fd);
     if (k == NULL)
         return;
     if (k->bev != bev) { /* a new connection on this fd */
@@ -61,7 +62,7 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
             k->peer_len = 0;
     }
     if (k->started_ms == 0)
-        k->started_ms = shm_now_ms();
+        k->started_ms = units_mono_ms();
     k->bytes += info->n_added;
 }
 
@@ -73,7 +74,7 @@ void deadline_watch(struct http_child *c, struct bufferevent *bev) {
 void deadline_request_done(struct http_child *c, struct evhttp_request *req) {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    struct conn_clock *k = bev ? clock_of(c, (int)bufferevent_getfd(bev)) : NULL;
+    struct deadline_clock *k = bev ? clock_of(c, (int)bufferevent_getfd(bev)) : NULL;
     if (k && k->bev == bev) {
         k->started_ms = 0;
         k->bytes = 0;
@@ -81,7 +82,7 @@ void deadline_request_done(struct http_child *c, struct evhttp_request *req) {
 }
 
 /* Whether fd is still the connection k was made for. */
-static bool still_there(const struct conn_clock *k, int fd) {
+static bool still_there(const struct deadline_clock *k, int fd) {
     struct sockaddr_storage peer;
     socklen_t len = sizeof(peer);
     return k->peer_len && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
@@ -107,11 +108,11 @@ static void limit_connections(struct http_child *c, size_t open) {
 }
 
 void deadline_sweep(struct http_child *c) {
-    int64_t now = shm_now_ms();
+    int64_t now = units_mono_ms();
     int64_t limit = c->cfg->http_timeout;
     size_t open = 0;
     for (size_t fd = 0; fd < c->nclocks; fd++) {
-        struct conn_clock *k = &c->clocks[fd];
+        struct deadline_clock *k = &c->clocks[fd];
         if (k->bev == NULL)
             continue;
         if (!still_there(k, (int)fd)) {

@@ -6,7 +6,7 @@
 #ifndef TH_HTTP_DEADLINE_H
 #define TH_HTTP_DEADLINE_H
 
-#include "child.h"
+#include "http.h"
 
 #include <event2/bufferevent.h>
 #include <event2/http.h>

@@ -12,7 +12,6 @@
  * attached request -> it is about to be freed, forget it; detached -> we still
  * own it, and evhttp_send_reply will free it. */
 #include "exchange.h"
-#include "longpoll.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -32,7 +31,7 @@ static void release(struct exchange *h) {
 }
 
 void exchange_settle(struct exchange *h) {
-    if (h->in_use && h->redis_pending == 0 && h->done && !h->waiting)
+    if (h->in_use && h->redis_pending == 0 && h->done && !h->held)
         release(h);
 }
 
@@ -52,8 +51,8 @@ static void on_close(struct evhttp_connection *evcon, void *arg) {
     }
     /* else: detached; exchange_send will hand it back to libevent to free. */
     h->evcon = NULL;
-    if (h->waiting)
-        longpoll_gone(h); /* a waiter whose connection is gone: stop waiting */
+    if (h->held && h->on_gone)
+        h->on_gone(h); /* the route holding it (a long-poll) stops holding it */
     exchange_settle(h);
 }
 
@@ -108,9 +107,10 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     h->res_ttl_ms = -2;
     h->id[0] = h->res_mime[0] = h->res_etag[0] = '\0';
     memset(&h->waiter, 0, sizeof(h->waiter));
-    h->waiting = h->wait_recheck = h->wait_retry = false;
+    h->held = h->wait_recheck = h->wait_retry = false;
     h->wait_timer = h->wait_watch = NULL;
     h->wait_check = NULL;
+    h->on_gone = NULL;
     exchange_request_id(c, h->rid);
     c->active++;
     if (h->evcon)

@@ -4,10 +4,10 @@
 #ifndef TH_HTTP_EXCHANGE_H
 #define TH_HTTP_EXCHANGE_H
 
-#include "child.h"
+#include "http.h"
 #include "id.h"
 #include "job.h"
-#include "redis_async.h"
+#include "rasync.h"
 #include "route.h"
 #include "waiters.h"
 
@@ -16,6 +16,13 @@
 #include <stddef.h>
 
 #define EXCHANGE_RID_LEN 16
+
+struct exchange;
+
+/* What a submit route answers once its job is stored (created) or found (a
+ * repeat of a live job): id is the job's, rec its fields (borrowed). */
+typedef void (*submit_answer_fn)(struct exchange *h, const char *id, bool created,
+                                 const struct job_record *rec);
 
 struct exchange {
     struct http_child *child;
@@ -30,27 +37,35 @@ struct exchange {
     bool in_use;                    /* between exchange_begin and its release */
     struct exchange *next_free;
 
-    /* Per-route state, reset on acquire. */
+    /* Per-route state, reset on acquire. A field means the same on every
+     * route that uses it. */
     struct rasync_op op;
-    char id[ID_LEN + 1];
-    char key_job[QUEUE_KEY_MAX];
-    char key_res[QUEUE_KEY_MAX];  /* image: the result; submit: the uploaded source */
-    char key_src[QUEUE_KEY_MAX];  /* delete: the uploaded source; submit: the request's key */
-    char key_idem[QUEUE_KEY_MAX]; /* submit: the Idempotency-Key's key, or "" */
-    char ttl[24];                 /* delete: the failure ttl; submit: the dedup ttl */
-    struct job_record rec;        /* the job's fields: stored (submit) or read */
-    const char *argv[64];         /* submit: the script's arguments */
+    char id[ID_LEN + 1];              /* submit: the new job's id */
+    char key_job[QUEUE_KEY_MAX];      /* {p}:job:<id> */
+    char key_res[QUEUE_KEY_MAX];      /* {p}:res:<id>, the result (image, compat, delete) */
+    char key_src[QUEUE_KEY_MAX];      /* {p}:src:<id>, the uploaded source (submit, delete) */
+    char key_req[QUEUE_KEY_MAX];      /* submit: the request's own dedup key */
+    char key_idem[QUEUE_KEY_MAX];     /* submit: the Idempotency-Key's key, or "" */
+    char dedup_ttl[24];               /* submit: how long a repeat finds the job */
+    char failure_ttl[24];             /* delete: how long a canceled job is kept */
+    struct job_record rec;            /* the job's fields: stored (submit) or read */
+    const char *argv[64];             /* the route's script arguments (submit, delete) */
     size_t lens[64];
-    long long res_ttl_ms; /* image: PTTL of the result */
-    json_t *doc;          /* image: the job document when it is not ready */
-    int step;             /* image: which pipelined reply comes next */
-    bool not_modified;    /* image: If-None-Match matched */
-    char res_mime[128];
-    char res_etag[128];
+    submit_answer_fn submit_answer;   /* submit routes: what to answer once stored */
+    long long res_ttl_ms;             /* image, compat: PTTL of the result (or job) */
+    json_t *doc;                      /* image: the job document when it is not ready */
+    int step;                         /* which pipelined reply comes next */
+    bool not_modified;                /* image: If-None-Match matched */
+    char res_mime[128];               /* image: the result's type */
+    char res_etag[128];               /* image: the result's ETag */
 
-    /* Long-poll (longpoll.c): registered in the child's waiters while waiting. */
+    /* Held by a route beyond its Redis replies (a long-poll wait): not
+     * released while held; on_gone is called when the client goes away. */
+    bool held;
+    void (*on_gone)(struct exchange *h);
+
+    /* Long-poll (longpoll.c): registered in the child's waiters while held. */
     struct waiter waiter;
-    bool waiting;             /* held until the job ends or wait_until_ms */
     bool wait_recheck;        /* a completion came while a read was in flight: read again */
     bool wait_retry;          /* the last read failed: read again within a second */
     long long wait_until_ms;  /* CLOCK_MONOTONIC */

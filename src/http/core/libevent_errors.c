@@ -8,7 +8,7 @@
  * definition below, in the executable, takes its place: the same contract
  * (answer with this status and close the connection) with our JSON error
  * document, X-Request-Id, and a lingering close so the client reads the answer
- * although we did not read its body. http_errors_attach checks at start that
+ * although we did not read its body. libevent_errors_attach checks at start that
  * the override is really the one libevent will call. */
 #include "libevent_errors.h"
 
@@ -27,7 +27,7 @@
 /* libevent calls us without a context argument: the process context is kept here. */
 static struct http_child *errors_child;
 
-bool http_errors_attach(struct http_child *c) {
+bool libevent_errors_attach(struct http_child *c) {
     errors_child = c;
     void *global = dlsym(RTLD_DEFAULT, "evhttp_send_error");
     return global == (void *)evhttp_send_error;

@@ -3,7 +3,7 @@
 #ifndef TH_HTTP_LIBEVENT_ERRORS_H
 #define TH_HTTP_LIBEVENT_ERRORS_H
 
-#include "child.h"
+#include "http.h"
 
 #include <stdbool.h>
 
@@ -11,6 +11,6 @@
  * lingering close). Returns whether the override is in effect: false means
  * libevent still calls its own evhttp_send_error (HTML pages), e.g. when it
  * was linked statically or with -Bsymbolic. */
-bool http_errors_attach(struct http_child *c);
+bool libevent_errors_attach(struct http_child *c);
 
 #endif

@@ -5,7 +5,7 @@
 #ifndef TH_HTTP_LINGER_H
 #define TH_HTTP_LINGER_H
 
-#include "child.h"
+#include "http.h"
 
 #include <event2/http.h>
 

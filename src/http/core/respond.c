@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The one mapping from error code to HTTP status (API.md). */
+/* The one mapping from error code to HTTP status (docs/API.md §6). */
 static const struct {
     const char *code;
     int status;
@@ -110,6 +110,11 @@ void respond_error(struct exchange *h, const char *code, const char *field, int 
     add_retry_after(h, retry_after);
     send_doc(h, respond_status_of(code), doc);
     json_decref(doc);
+}
+
+void respond_unavailable(struct exchange *h) {
+    respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                  "the job store is unavailable; try again shortly");
 }
 
 void respond_error_with_job(struct exchange *h, const char *code, const json_t *job_doc,

@@ -8,7 +8,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
-/* The HTTP status for an error code of API.md ("invalid_param" -> 400, ...);
+/* The HTTP status for an error code of docs/API.md ("invalid_param" -> 400, ...);
  * 500 for a code not in the table. */
 int respond_status_of(const char *code);
 
@@ -27,6 +27,14 @@ void respond_json(struct exchange *h, int status, const json_t *doc);
  * retry_after > 0 adds Retry-After (seconds). */
 void respond_error(struct exchange *h, const char *code, const char *field, int retry_after,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Seconds a client is asked to wait (Retry-After) when the job store cannot
+ * be reached or refuses for now. */
+#define RESPOND_RETRY_AFTER_UNAVAILABLE 1
+
+/* 503 unavailable with Retry-After RESPOND_RETRY_AFTER_UNAVAILABLE: the job
+ * store (Redis) cannot be reached or refuses for now. */
+void respond_unavailable(struct exchange *h);
 
 /* Like respond_error, with "job": job_doc (borrowed) beside "error". */
 void respond_error_with_job(struct exchange *h, const char *code, const json_t *job_doc,

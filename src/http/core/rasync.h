@@ -1,10 +1,10 @@
-/* redis_async.h — the http child's Redis connections: hiredis async on the
+/* rasync.h — the http child's Redis connections: hiredis async on the
  * child's event loop, reconnecting with capped backoff, scripts by EVALSHA
  * with one EVAL retry on NOSCRIPT, and a watchdog that drops a connection
  * that stops answering. A second kind of client only subscribes to one
  * channel (the long-poll completions), and says when it is subscribed. */
-#ifndef TH_HTTP_REDIS_ASYNC_H
-#define TH_HTTP_REDIS_ASYNC_H
+#ifndef TH_HTTP_RASYNC_H
+#define TH_HTTP_RASYNC_H
 
 #include "config.h"
 #include "queue.h"
@@ -41,7 +41,7 @@ struct rasync_op {
 /* Creates the client and starts connecting (to t, with cfg's connect timeout).
  * Returns NULL on allocation failure. */
 struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
-                          const struct redis_target *t);
+                          const struct rconn_target *t);
 
 /* Fails every pending command (callbacks get NULL), then frees the client. */
 void rasync_free(struct rasync *r);
@@ -75,15 +75,11 @@ typedef void (*rasync_state_cb)(bool subscribed, void *arg);
  * rasync_free). Commands cannot be sent on it. Returns NULL on allocation
  * failure. */
 struct rasync *rasync_new_subscriber(struct event_base *base, const struct config *cfg,
-                                     const struct redis_target *t, const char *channel,
+                                     const struct rconn_target *t, const char *channel,
                                      rasync_message_cb on_message, rasync_state_cb on_state,
                                      void *arg);
 
 /* Whether a subscriber's subscription is in place. */
 bool rasync_subscribed(const struct rasync *r);
-
-/* Whether an error reply means "try again later" (OOM, LOADING, BUSY,
- * READONLY, MASTERDOWN, TRYAGAIN...) rather than a bug. */
-bool rasync_error_is_transient(const redisReply *reply);
 
 #endif

@@ -1,21 +1,21 @@
-/* server.c — the http child's life: event loop, evhttp on the inherited listen
- * socket, Redis, libmagic, signals, heartbeat, and a graceful stop. */
-#include "server.h"
+/* http.c — an http child: evhttp on the inherited listen socket, the Redis
+ * connections, libmagic, signals, heartbeat, and a graceful stop (http.h). */
+#include "http.h"
 #include "deadline.h"
 #include "guard.h"
 #include "cache.h"
 
-#include "child.h"
 #include "exchange.h"
 #include "handlers.h"
 #include "libevent_errors.h"
 #include "linger.h"
 #include "longpoll.h"
-#include "redis_async.h"
+#include "rasync.h"
 
 #include "id.h"
 #include "log.h"
 #include "rconn.h"
+#include "units.h"
 
 #include <errno.h>
 #include <event2/bufferevent.h>
@@ -42,7 +42,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     struct http_child *c = arg;
     if (c->slot)
-        atomic_store(&c->slot->heartbeat_ms, shm_now_ms());
+        atomic_store(&c->slot->heartbeat_ms, units_mono_ms());
     deadline_sweep(c);
 }
 
@@ -199,7 +199,7 @@ static int open_magic(struct http_child *c) {
     return 0;
 }
 
-int http_main(const struct http_args *args) {
+int http_main(const struct child_args *args) {
     struct http_child child;
     struct http_child *c = &child;
     memset(c, 0, sizeof(*c));
@@ -215,14 +215,14 @@ int http_main(const struct http_args *args) {
     queue_key(c->key_delayed, sizeof(c->key_delayed), prefix, "delayed", NULL);
     snprintf(c->max_queue, sizeof(c->max_queue), "%lld", (long long)c->cfg->redis_max_queue);
     if (getrandom(&c->rid_state, sizeof(c->rid_state), 0) != sizeof(c->rid_state))
-        c->rid_state = (uint64_t)shm_now_ms() ^ ((uint64_t)getpid() << 32);
+        c->rid_state = (uint64_t)units_mono_ms() ^ ((uint64_t)getpid() << 32);
 
     /* A write to a client that went away must be an error, not a signal. */
     signal(SIGPIPE, SIG_IGN);
 
     int status = 1;
-    struct redis_target target;
-    if (rconn_target(c->cfg, &target) < 0) {
+    struct rconn_target target;
+    if (rconn_resolve(c->cfg, &target) < 0) {
         log_error("redis.url cannot be used: %s", c->cfg->redis_url);
         status = 2;
         goto out;
@@ -248,7 +248,7 @@ int http_main(const struct http_args *args) {
         status = 2;
         goto out;
     }
-    if (!http_errors_attach(c))
+    if (!libevent_errors_attach(c))
         log_warn("libevent's own error pages (413, 400) stay HTML: evhttp_send_error is not "
                  "overridable in this build");
     if (setup_events(c) < 0) {
@@ -274,7 +274,7 @@ int http_main(const struct http_args *args) {
     }
     status = 0;
 out:
-    http_errors_attach(NULL);
+    libevent_errors_attach(NULL);
     teardown(c);
     return status;
 }

@@ -1,7 +1,7 @@
-/* redis_async.c — hiredis async on the child's libevent loop: connect, AUTH and
- * SELECT, reconnect with capped backoff, EVALSHA with an EVAL retry, watchdog;
+/* rasync.c — hiredis async on the child's libevent loop: connect, AUTH and
+ * SELECT, reconnect with capped backoff (all three from rconn.c), EVALSHA with an EVAL retry, watchdog;
  * or, for a subscriber, SUBSCRIBE after every (re)connection. */
-#include "redis_async.h"
+#include "rasync.h"
 #include "units.h"
 
 #include "log.h"
@@ -12,12 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 1000
-
 struct rasync {
     struct event_base *base;
-    struct redis_target target;
+    struct rconn_target target;
     long connect_timeout_ms;
     long reply_timeout_ms;
     redisAsyncContext *ac; /* NULL while disconnected */
@@ -66,11 +63,9 @@ static void drop(struct rasync *r);
 static void schedule_reconnect(struct rasync *r) {
     if (r->freeing || evtimer_pending(r->reconnect_timer, NULL))
         return;
+    r->backoff_ms = rconn_backoff_next(r->backoff_ms);
     struct timeval tv = tv_ms(r->backoff_ms);
     evtimer_add(r->reconnect_timer, &tv);
-    r->backoff_ms *= 2;
-    if (r->backoff_ms > BACKOFF_MAX_MS)
-        r->backoff_ms = BACKOFF_MAX_MS;
 }
 
 /* The subscription is gone (or never came): say so once. */
@@ -107,7 +102,7 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *arg) {
 
 static void set_ready(struct rasync *r) {
     r->ready = true;
-    r->backoff_ms = BACKOFF_MIN_MS;
+    r->backoff_ms = 0;
     evtimer_del(r->connect_timer);
     if (r->down_logged) {
         log_info("redis %s restored after %lld ms", r->channel ? "subscription" : "connection",
@@ -184,17 +179,10 @@ static void send_handshake(int argc, const char **argv, void *arg) {
 }
 
 static void start_connect(struct rasync *r) {
-    const struct redis_target *t = &r->target;
-    redisAsyncContext *ac =
-        t->unix_path[0] ? redisAsyncConnectUnix(t->unix_path) : redisAsyncConnect(t->host, t->port);
+    char err[256];
+    redisAsyncContext *ac = rconn_open_async(&r->target, err, sizeof(err));
     if (ac == NULL) {
-        note_down(r, "connect", "out of memory");
-        schedule_reconnect(r);
-        return;
-    }
-    if (ac->err) {
-        note_down(r, "connect", ac->errstr);
-        redisAsyncFree(ac);
+        note_down(r, "connect", err);
         schedule_reconnect(r);
         return;
     }
@@ -309,7 +297,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
 /* A client, not yet connecting; channel (NULL for a command client) is owned
  * by it from here on. */
 static struct rasync *client_new(struct event_base *base, const struct config *cfg,
-                                 const struct redis_target *t, char *channel) {
+                                 const struct rconn_target *t, char *channel) {
     struct rasync *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         free(channel);
@@ -323,7 +311,7 @@ static struct rasync *client_new(struct event_base *base, const struct config *c
      * A submit that Redis stored but could not confirm in time is safe to send
      * again: the identical request finds its job (dedup). */
     r->reply_timeout_ms = (long)cfg->redis_connect_timeout;
-    r->backoff_ms = BACKOFF_MIN_MS;
+    r->backoff_ms = 0;
     r->reconnect_timer = evtimer_new(base, on_reconnect_timer, r);
     r->connect_timer = evtimer_new(base, on_connect_timeout, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);
@@ -335,7 +323,7 @@ static struct rasync *client_new(struct event_base *base, const struct config *c
 }
 
 struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
-                          const struct redis_target *t) {
+                          const struct rconn_target *t) {
     struct rasync *r = client_new(base, cfg, t, NULL);
     if (r)
         start_connect(r);
@@ -363,7 +351,7 @@ void rasync_free(struct rasync *r) {
 }
 
 struct rasync *rasync_new_subscriber(struct event_base *base, const struct config *cfg,
-                                     const struct redis_target *t, const char *channel,
+                                     const struct rconn_target *t, const char *channel,
                                      rasync_message_cb on_message, rasync_state_cb on_state,
                                      void *arg) {
     char *copy = strdup(channel);
@@ -395,16 +383,4 @@ int rasync_script(struct rasync *r, struct rasync_op *op) {
     op->is_script = true;
     op->retried = false;
     return send_script(r, op, false);
-}
-
-bool rasync_error_is_transient(const redisReply *reply) {
-    static const char *const prefixes[] = {"OOM",         "LOADING",    "BUSY",
-                                           "READONLY",    "MASTERDOWN", "TRYAGAIN",
-                                           "CLUSTERDOWN", "NOREPLICAS", NULL};
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || reply->str == NULL)
-        return false;
-    for (int i = 0; prefixes[i]; i++)
-        if (strncmp(reply->str, prefixes[i], strlen(prefixes[i])) == 0)
-            return true;
-    return false;
 }

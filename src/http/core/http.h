@@ -1,8 +1,10 @@
-/* child.h — the context of one http child process (the only state it has),
- * passed explicitly to every part of src/http. */
-#ifndef TH_HTTP_CHILD_H
-#define TH_HTTP_CHILD_H
+/* http.h — an http child: evhttp on the inherited listen socket, with an
+ * asynchronous Redis connection on the same event loop; its context (the only
+ * state it has) is passed explicitly to every part of src/http. */
+#ifndef TH_HTTP_H
+#define TH_HTTP_H
 
+#include "child.h"
 #include "config.h"
 #include "job.h"
 #include "queue.h"
@@ -15,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct conn_clock;
+struct deadline_clock;
 struct exchange;
 struct linger_conn;
 struct rasync;
@@ -29,10 +31,10 @@ struct http_child {
     struct rasync *redis_sub; /* subscribed to {prefix}:done for long-polls (longpoll.c) */
     struct waiters waiters;   /* long-poll waiters by job id */
     magic_t magic;
-    struct param_limits limits;
+    struct job_param_limits limits;
     struct shm_segment *shm;   /* the scoreboard, or NULL */
     struct shm_cache *cache;   /* the shared job cache, or NULL */
-    struct conn_clock *clocks; /* request deadlines by fd (deadline.c) */
+    struct deadline_clock *clocks; /* request deadlines by fd (deadline.c) */
     size_t nclocks;
     bool accept_paused; /* at http.max_connections */
     char **api_keys;    /* NULL: no authentication */
@@ -55,5 +57,9 @@ struct http_child {
     struct event *stop_poll;
     struct event *stop_deadline;
 };
+
+/* Serves until SIGQUIT/SIGTERM (finishing in-flight requests). Called after
+ * fork. Returns the process exit status (0 clean, 1 error, 2 fatal). */
+int http_main(const struct child_args *args);
 
 #endif
