@@ -28,7 +28,7 @@
     } while (0)
 
 static struct job_param_limits limits; /* from the configuration's defaults */
-static int conf_fd = -1;           /* a memfd the config parser reads through conf_path */
+static int conf_fd = -1;               /* a memfd the config parser reads through conf_path */
 static char conf_path[64];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -108,7 +108,8 @@ static void fuzz_compat(const uint8_t *data, size_t size) {
         if (compat_doc_params(&p, (const char *)data, size, with_email, &detail) == 0) {
             CHECK(detail == NULL);
             CHECK(p.width == COMPAT_THUMB_SIDE && p.height == COMPAT_THUMB_SIDE);
-            CHECK(p.fit == JOB_FIT_COVER && p.crop == JOB_CROP_CENTRE && p.format == JOB_FORMAT_ORIGINAL);
+            CHECK(p.fit == JOB_FIT_COVER && p.crop == JOB_CROP_CENTRE &&
+                  p.format == JOB_FORMAT_ORIGINAL);
             CHECK(with_email ? p.email != NULL : p.email == NULL);
             check_accepted(&p, false);
         } else {

@@ -62,8 +62,8 @@ int job_format_parse(const char *s, enum job_format *out) {
     return 0;
 }
 
-static int fail(struct job_param_error *err, const char *code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int fail(struct job_param_error *err, const char *code, const char *field, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
 
 static int fail(struct job_param_error *err, const char *code, const char *field, const char *fmt,
                 ...) {

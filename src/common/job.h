@@ -1,5 +1,5 @@
 /* job.h — the job model: request parameters and their validation, the Redis
- * hash fields of a job, and the job document clients see (API.md). */
+ * hash fields of a job, and the job document clients see (docs/API.md §4). */
 #ifndef TH_JOB_H
 #define TH_JOB_H
 
@@ -10,7 +10,14 @@
 
 enum job_fit { JOB_FIT_INSIDE, JOB_FIT_COVER, JOB_FIT_CONTAIN, JOB_FIT_FILL };
 enum job_crop { JOB_CROP_CENTRE, JOB_CROP_ATTENTION, JOB_CROP_ENTROPY };
-enum job_format { JOB_FORMAT_ORIGINAL, JOB_FORMAT_JPEG, JOB_FORMAT_PNG, JOB_FORMAT_WEBP, JOB_FORMAT_AVIF, JOB_FORMAT_GIF };
+enum job_format {
+    JOB_FORMAT_ORIGINAL,
+    JOB_FORMAT_JPEG,
+    JOB_FORMAT_PNG,
+    JOB_FORMAT_WEBP,
+    JOB_FORMAT_AVIF,
+    JOB_FORMAT_GIF
+};
 
 #define JOB_URL_MAX   2048
 #define JOB_EMAIL_MAX 254
@@ -93,7 +100,7 @@ int job_params_from_record(struct job_params *p, const struct job_record *rec);
 
 void job_record_free(struct job_record *rec);
 
-/* The job document of API.md for the record of job id. Returns a new reference,
+/* The job document of docs/API.md §4 for the record of job id. Returns a new reference,
  * or NULL on allocation failure. */
 json_t *job_document(const char *id, const struct job_record *rec);
 

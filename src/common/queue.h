@@ -13,14 +13,14 @@
 /* Each script's KEYS and ARGV are documented at the top of its file in
  * src/common/lua/. */
 enum queue_script {
-    QUEUE_SCRIPT_ENQUEUE,         /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
-    QUEUE_SCRIPT_START,           /* -> the job's fields | nil (skip it: canceled or gone) */
-    QUEUE_SCRIPT_COMPLETE,        /* -> 1 stored | 0 stale */
-    QUEUE_SCRIPT_FAIL,            /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
-    QUEUE_SCRIPT_RELEASE,         /* the jobs of a gone worker -> how many */
-    QUEUE_SCRIPT_DELETE,          /* -> 1 | 0 no such job */
-    QUEUE_SCRIPT_PROMOTE,         /* due retries back to ready -> how many */
-    QUEUE_SCRIPT_DELIVER,         /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
+    QUEUE_SCRIPT_ENQUEUE,  /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
+    QUEUE_SCRIPT_START,    /* -> the job's fields | nil (skip it: canceled or gone) */
+    QUEUE_SCRIPT_COMPLETE, /* -> 1 stored | 0 stale */
+    QUEUE_SCRIPT_FAIL,     /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
+    QUEUE_SCRIPT_RELEASE,  /* the jobs of a gone worker -> how many */
+    QUEUE_SCRIPT_DELETE,   /* -> 1 | 0 no such job */
+    QUEUE_SCRIPT_PROMOTE,  /* due retries back to ready -> how many */
+    QUEUE_SCRIPT_DELIVER,  /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
     QUEUE_SCRIPT_DELIVER_PROMOTE, /* due delivery retries back to {p}:wh:ready -> how many */
     QUEUE_SCRIPT_COUNT
 };

@@ -122,9 +122,9 @@ long rconn_backoff_next(long prev_ms) {
 }
 
 enum rconn_fault rconn_classify(const redisReply *reply) {
-    static const char *const refusals[] = {"OOM",         "LOADING",    "BUSY",    "READONLY",
-                                           "MASTERDOWN",  "TRYAGAIN",   "MISCONF", "CLUSTERDOWN",
-                                           "NOREPLICAS",  NULL};
+    static const char *const refusals[] = {"OOM",        "LOADING",  "BUSY",    "READONLY",
+                                           "MASTERDOWN", "TRYAGAIN", "MISCONF", "CLUSTERDOWN",
+                                           "NOREPLICAS", NULL};
     if (reply == NULL)
         return RCONN_LOST;
     if (reply->type != REDIS_REPLY_ERROR)
@@ -165,8 +165,8 @@ bool rconn_connected(const struct rconn *r) {
     return r->c != NULL;
 }
 
-/* The policy for a failure of class f: log (once per outage, unless it is an
- * error reply, which is a bug worth every line), drop the connection and
+/* The policy for a failure of class f: log (once per outage; an error reply
+ * is a bug, not an outage, and worth every line), drop the connection and
  * schedule the next attempt. */
 static void failed(struct rconn *r, enum rconn_fault f, const char *what, const char *why) {
     if (f == RCONN_ERROR) {
@@ -176,7 +176,7 @@ static void failed(struct rconn *r, enum rconn_fault f, const char *what, const 
     } else {
         log_debug("%s: redis %s failed again: %s", r->who, what, why);
     }
-    if (!r->down) {
+    if (f != RCONN_ERROR && !r->down) {
         r->down = true;
         r->down_since_ms = units_mono_ms();
     }

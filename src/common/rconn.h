@@ -77,14 +77,14 @@ enum rconn_fault rconn_classify(const redisReply *reply);
  * and the first success after it once. */
 struct rconn {
     struct rconn_target target;
-    char who[32];              /* the log's name for the user: "master", "worker"... */
-    long connect_timeout_ms;   /* redis.connect_timeout */
-    long command_timeout_ms;   /* a reply waited for at most this long */
-    redisContext *c;           /* NULL while disconnected */
-    bool down;                 /* an outage was logged and has not recovered */
-    int64_t down_since_ms;     /* monotonic */
-    long backoff_ms;           /* the last delay; 0 while healthy */
-    int64_t next_try_ms;       /* no connect attempt before this (monotonic) */
+    char who[32];            /* the log's name for the user: "master", "worker"... */
+    long connect_timeout_ms; /* redis.connect_timeout */
+    long command_timeout_ms; /* a reply waited for at most this long */
+    redisContext *c;         /* NULL while disconnected */
+    bool down;               /* an outage was logged and has not recovered */
+    int64_t down_since_ms;   /* monotonic */
+    long backoff_ms;         /* the last delay; 0 while healthy */
+    int64_t next_try_ms;     /* no connect attempt before this (monotonic) */
     void (*on_connect)(struct rconn *r, void *arg); /* after every (re)connect, or NULL */
     void *on_connect_arg;
 };
@@ -92,8 +92,7 @@ struct rconn {
 /* Prepares r for cfg's Redis without connecting; who names it in the log,
  * command_timeout_ms bounds each reply (a blocking command's own block must
  * fit in it). Returns 0, or -1 when cfg's address cannot be used (logged). */
-int rconn_init(struct rconn *r, const struct config *cfg, const char *who,
-               long command_timeout_ms);
+int rconn_init(struct rconn *r, const struct config *cfg, const char *who, long command_timeout_ms);
 
 /* Sets the hook run after every successful (re)connect (registering, picking
  * up what was left); it may send commands on r. */

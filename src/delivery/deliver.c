@@ -183,8 +183,8 @@ static void promote(struct deliverer *d) {
     d->last_promote_ms = now;
     const char *argv[] = {d->k_delayed, d->k_ready, PROMOTE_BATCH};
     if (rconn_connected(&d->redis))
-        freeReplyObject(rconn_script(&d->redis, "promote script", QUEUE_SCRIPT_DELIVER_PROMOTE, 2, 1,
-                                     argv, NULL));
+        freeReplyObject(rconn_script(&d->redis, "promote script", QUEUE_SCRIPT_DELIVER_PROMOTE, 2,
+                                     1, argv, NULL));
 }
 
 /* --- recording outcomes ---------------------------------------------------------- */
@@ -466,8 +466,8 @@ static void start(struct deliverer *d, const char *did) {
 static int take(struct deliverer *d) {
     const char *blmove[] = {"BLMOVE", d->k_ready, d->k_proc, "LEFT", "RIGHT", TAKE_BLOCK};
     const char *lmove[] = {"LMOVE", d->k_ready, d->k_proc, "LEFT", "RIGHT"};
-    redisReply *r =
-        d->n == 0 ? rconn_command(&d->redis, "BLMOVE", 6, blmove, NULL) : rconn_command(&d->redis, "LMOVE", 5, lmove, NULL);
+    redisReply *r = d->n == 0 ? rconn_command(&d->redis, "BLMOVE", 6, blmove, NULL)
+                              : rconn_command(&d->redis, "LMOVE", 5, lmove, NULL);
     if (r == NULL)
         return 0;
     int got = r->type == REDIS_REPLY_STRING;

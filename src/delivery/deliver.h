@@ -2,7 +2,7 @@
  * POST of its job document, Standard Webhooks) and e-mail (the thumbnail
  * attached, libcurl SMTP) from their own reliable queue in Redis
  * ({p}:wh:ready -> {p}:wh:proc:<wid>, retries on {p}:wh:delayed, the exhausted
- * on {p}:wh:dead; DESIGN.md §5). Many deliveries are in flight at once (curl
+ * on {p}:wh:dead; docs/ARCHITECTURE.md §6). Many deliveries are in flight at once (curl
  * multi), so a slow receiver holds neither a thumbnail worker nor the other
  * deliveries; a failed delivery never re-runs the thumbnail. */
 #ifndef TH_DELIVER_H

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
 
 /* Sends {"detail": detail} with status, as FastAPI words its errors. */

@@ -92,7 +92,7 @@ static void check_fields(struct job_params *p, json_t *root, bool with_email, js
 }
 
 int compat_doc_params(struct job_params *p, const char *body, size_t len, bool with_email,
-                        json_t **detail) {
+                      json_t **detail) {
     *detail = NULL;
     json_t *list = json_array();
     if (list == NULL)

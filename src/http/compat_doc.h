@@ -1,4 +1,4 @@
-/* compat_doc.h — the documents of the original service's API (API.md,
+/* compat_doc.h — the documents of the original service's API (docs/API.md §12,
  * "Compatibility"): its request body, its FastAPI-shaped 422 errors, its job
  * statuses and its data-URL images. Pure: no I/O. */
 #ifndef TH_HTTP_COMPAT_DOC_H
@@ -32,7 +32,7 @@ char *compat_doc_data_url(const char *mime, const void *bytes, size_t len);
  * {"detail": [{"loc": ["body", <field>], "msg": ..., "type": "value_error"}, ...]}
  * (NULL when out of memory). */
 int compat_doc_params(struct job_params *p, const char *body, size_t len, bool with_email,
-                        json_t **detail);
+                      json_t **detail);
 
 /* The answer of GET /api/thumb/<id>: {"status": status, "image_base64":
  * data_url or null}. Returns a new reference, or NULL on allocation failure. */

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
 
 static void not_found(struct exchange *h) {

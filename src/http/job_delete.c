@@ -8,7 +8,6 @@
 
 #include <stdio.h>
 
-
 static void on_deleted(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     bool live = exchange_redis_received(h);

@@ -15,7 +15,6 @@
 
 #include <event2/http.h>
 
-
 enum step { STEP_FIELDS, STEP_TTL };
 
 static void on_reply(redisReply *reply, void *arg);

@@ -5,7 +5,6 @@
 #include "log.h"
 #include "rasync.h"
 
-
 void reply_failed(struct exchange *h, const redisReply *reply, const char *what) {
     enum rconn_fault f = rconn_classify(reply);
     if (f == RCONN_LOST || f == RCONN_REFUSED) {

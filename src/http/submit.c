@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAGIC_SCAN_MAX          (256 * 1024) /* bytes libmagic looks at: image signatures are early */
-#define RETRY_AFTER_FULL        5
+#define MAGIC_SCAN_MAX   (256 * 1024) /* bytes libmagic looks at: image signatures are early */
+#define RETRY_AFTER_FULL 5
 
 static void refuse(struct exchange *h, const struct job_param_error *err) {
     respond_error(h, err->code, err->field, 0, "%s", err->message);

@@ -352,11 +352,10 @@ static const struct {
     const char *name;
     int (*run)(struct master *m);
 } startup[] = {
-    {"daemon.user", resolve_user},    {"directories", make_dirs},
-    {"pid file", pid_file_open},      {"listen socket", open_listener},
-    {"privileges", drop_privileges},  {"event loop", make_loop},
-    {"redis-server", start_redis},    {"shared memory", make_cache},
-    {"signals", watch_signals},       {"children", start_children},
+    {"daemon.user", resolve_user},    {"directories", make_dirs},      {"pid file", pid_file_open},
+    {"listen socket", open_listener}, {"privileges", drop_privileges}, {"event loop", make_loop},
+    {"redis-server", start_redis},    {"shared memory", make_cache},   {"signals", watch_signals},
+    {"children", start_children},
 };
 
 /* Ready: tells whoever waits, then runs the loop until the stop ends it. */

@@ -25,13 +25,13 @@ struct master {
     char node_id[300];
     struct supervise_child **children; /* each allocated on its own: timers point at them */
     int nchildren;
-    struct event *tick;         /* 1 s supervision timer */
+    struct event *tick;          /* 1 s supervision timer */
     struct event *sig_events[8]; /* the signals the loop watches */
     int nsig;
-    struct rconn redis;         /* the master's own connection (jobs.c) */
-    bool redis_init;            /* redis is set up */
-    uint64_t job_timeouts;      /* workers killed for worker.job_timeout */
-    bool left_cluster;          /* the stop removed this node's heartbeat */
+    struct rconn redis;    /* the master's own connection (jobs.c) */
+    bool redis_init;       /* redis is set up */
+    uint64_t job_timeouts; /* workers killed for worker.job_timeout */
+    bool left_cluster;     /* the stop removed this node's heartbeat */
     uint64_t ticks;
     bool stopping;
     int exit_status;

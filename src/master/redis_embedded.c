@@ -1,7 +1,8 @@
-/* redis_embedded.c — start the embedded redis-server and wait for it. */
+/* redis_embedded.c — the embedded redis-server child, and the master's wait for it. */
 #include "redis_embedded.h"
 #include "log.h"
 #include "rconn.h"
+#include "units.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -63,8 +64,7 @@ int redis_embedded_main(const struct child_args *args) {
 int redis_embedded_wait(const struct config *cfg, pid_t pid, long timeout_ms) {
     struct rconn_target t;
     rconn_resolve(cfg, &t);
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start = units_mono_ms();
     char err[256] = "";
     for (;;) {
         int status;
@@ -83,9 +83,7 @@ int redis_embedded_wait(const struct config *cfg, pid_t pid, long timeout_ms) {
             if (ok)
                 return 0;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed > timeout_ms) {
+        if (units_mono_ms() - start > timeout_ms) {
             log_error("redis-server did not answer PING on %s within %ld ms (%s)", t.unix_path,
                       timeout_ms, err);
             return -1;

@@ -94,14 +94,16 @@ static struct supervise_child *add_child(struct master *m, enum supervise_kind k
         log_error("no free scoreboard slot: at most %d children", SHM_MAX_SLOTS);
         return NULL;
     }
-    struct supervise_child **grown = realloc(m->children, (size_t)(m->nchildren + 1) * sizeof(*grown));
+    struct supervise_child **grown =
+        realloc(m->children, (size_t)(m->nchildren + 1) * sizeof(*grown));
     if (grown == NULL)
         return NULL;
     m->children = grown;
     struct supervise_child *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    *c = (struct supervise_child){.kind = kind, .slot = slot, .backoff_ms = BACKOFF_MIN_MS, .master = m};
+    *c = (struct supervise_child){
+        .kind = kind, .slot = slot, .backoff_ms = BACKOFF_MIN_MS, .master = m};
     c->respawn_ev = evtimer_new(m->base, respawn_cb, c);
     if (c->respawn_ev == NULL) {
         free(c);

@@ -52,8 +52,8 @@ struct shm_cache_stats {
 struct shm_cache;
 
 /* Called by shm_cache_get on a hit, under the shard lock, with the value (len bytes, valid only
- * during the call) and its expiry (absolute CLOCK_MONOTONIC ms, units_mono_ms, 0 = never). It must only copy
- * what it needs out: no I/O, no locks, no logging, no keeping the pointer. */
+ * during the call) and its expiry (absolute CLOCK_MONOTONIC ms, units_mono_ms, 0 = never). It must
+ * only copy what it needs out: no I/O, no locks, no logging, no keeping the pointer. */
 typedef void (*shm_cache_copy_fn)(const void *value, size_t len, int64_t expires_ms, void *arg);
 
 /* Fills opts with the defaults. */
@@ -74,15 +74,15 @@ void shm_cache_detach(struct shm_cache *c);
 
 /* Stores key -> the concatenation of the nparts buffers of parts (copied; the caller keeps
  * ownership of its buffers), replacing any value the key had, expiring at expires_ms (absolute
- * CLOCK_MONOTONIC ms, units_mono_ms; 0 = never). Evicts least recently used entries of the key's shard until the
- * value fits. Returns SHM_CACHE_OK, SHM_CACHE_ERR_ARG, SHM_CACHE_ERR_TOO_BIG (the cache is left
- * as it was) or SHM_CACHE_ERR_LOCK. */
+ * CLOCK_MONOTONIC ms, units_mono_ms; 0 = never). Evicts least recently used entries of the key's
+ * shard until the value fits. Returns SHM_CACHE_OK, SHM_CACHE_ERR_ARG, SHM_CACHE_ERR_TOO_BIG (the
+ * cache is left as it was) or SHM_CACHE_ERR_LOCK. */
 int shm_cache_put(struct shm_cache *c, const char *key, const struct iovec *parts, int nparts,
                   int64_t expires_ms);
 
-/* Looks key up at time now_ms (CLOCK_MONOTONIC ms, units_mono_ms). On a hit calls fn(value, len, expires_ms,
- * arg) under the shard lock (see shm_cache_copy_fn) and returns SHM_CACHE_OK; an expired entry
- * is freed and, like an absent one, gives SHM_CACHE_MISS without calling fn. Also
+/* Looks key up at time now_ms (CLOCK_MONOTONIC ms, units_mono_ms). On a hit calls fn(value, len,
+ * expires_ms, arg) under the shard lock (see shm_cache_copy_fn) and returns SHM_CACHE_OK; an
+ * expired entry is freed and, like an absent one, gives SHM_CACHE_MISS without calling fn. Also
  * SHM_CACHE_ERR_ARG or SHM_CACHE_ERR_LOCK. No allocation, no system call. */
 int shm_cache_get(struct shm_cache *c, const char *key, int64_t now_ms, shm_cache_copy_fn fn,
                   void *arg);

@@ -20,12 +20,12 @@ enum shm_slot_state { SHM_SLOT_IDLE, SHM_SLOT_BUSY };
  * the master (pid, kind, restarts). */
 struct shm_slot {
     _Atomic int32_t pid;
-    _Atomic int32_t kind;  /* enum shm_slot_kind */
-    _Atomic int32_t state; /* enum shm_slot_state */
+    _Atomic int32_t kind;           /* enum shm_slot_kind */
+    _Atomic int32_t state;          /* enum shm_slot_state */
     _Atomic int64_t job_started_ms; /* CLOCK_MONOTONIC ms (units_mono_ms), 0 between jobs */
     _Atomic uint64_t jobs_done;
     _Atomic uint64_t restarts;
-    _Atomic int64_t heartbeat_ms;   /* CLOCK_MONOTONIC ms of the last sign of life */
+    _Atomic int64_t heartbeat_ms; /* CLOCK_MONOTONIC ms of the last sign of life */
     char job_id[32];
 };
 
@@ -64,6 +64,5 @@ struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg);
 
 /* The cache area of the segment (hdr->cache_size bytes). */
 void *shm_cache_area(struct shm_segment *seg);
-
 
 #endif

@@ -1,5 +1,5 @@
-/* failure.h — why a job failed: a stable error code (DESIGN.md §4) with a human
- * message, and the one table that says which codes are worth a retry. */
+/* failure.h — why a job failed: a stable error code (docs/API.md §10.2, docs/ARCHITECTURE.md §5)
+ * with a human message, and the one table that says which codes are worth a retry. */
 #ifndef TH_FAILURE_H
 #define TH_FAILURE_H
 

@@ -105,8 +105,9 @@ static enum job_format original_format(const char *src_mime) {
         const char *mime;
         enum job_format fmt;
     } writable[] = {
-        {"image/jpeg", JOB_FORMAT_JPEG}, {"image/png", JOB_FORMAT_PNG},   {"image/webp", JOB_FORMAT_WEBP},
-        {"image/gif", JOB_FORMAT_GIF},   {"image/avif", JOB_FORMAT_AVIF},
+        {"image/jpeg", JOB_FORMAT_JPEG}, {"image/png", JOB_FORMAT_PNG},
+        {"image/webp", JOB_FORMAT_WEBP}, {"image/gif", JOB_FORMAT_GIF},
+        {"image/avif", JOB_FORMAT_AVIF},
     };
     for (size_t i = 0; src_mime && i < sizeof(writable) / sizeof(writable[0]); i++)
         if (strcmp(src_mime, writable[i].mime) == 0)
@@ -349,7 +350,8 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
         return failure_set(err, "decode_failed", "the source is empty");
     if (check_header(o, src, len, out, err) < 0)
         return -1;
-    enum job_format fmt = o->format == JOB_FORMAT_ORIGINAL ? original_format(out->src_mime) : o->format;
+    enum job_format fmt =
+        o->format == JOB_FORMAT_ORIGINAL ? original_format(out->src_mime) : o->format;
 
     VipsImage *im = NULL;
     if (render(o, src, len, fmt, out->src_icc, &im, err) < 0)

@@ -139,7 +139,8 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
         int64_t expires = ttl_ms > 0 ? units_mono_ms() + ttl_ms : 0;
         /* A callback or e-mail still to go changes the document: briefly. */
         if (job_deliveries_pending(&rec))
-            expires = w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
+            expires =
+                w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
         if (doc && state && expires >= 0)
             jobcache_put(w->cache, id, state, doc, len, job_record_get(&rec, "res_mime"),
                          job_record_get(&rec, "res_etag"), out->ok ? out->thumb.data : NULL,

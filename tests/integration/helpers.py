@@ -792,7 +792,7 @@ class Daemon:
 
 
 def error_of(response, status, code=None, field=None):
-    """Asserts response is the error document of API.md with that status (and
+    """Asserts response is the error document of docs/API.md §10.1 with that status (and
     code, field when given); returns the error object."""
     assert response.status_code == status, \
         f"expected {status}, got {response.status_code}: {response.text[:500]}"

@@ -1,4 +1,4 @@
-"""The HTTP surface of API.md: request validation and its error documents,
+"""The HTTP surface of docs/API.md: request validation and its error documents,
 routes, methods, size and type limits, and the operational endpoints."""
 
 import json

@@ -1,4 +1,4 @@
-"""The original service's API (API.md, "Compatibility"): a client written for
+"""The original service's API (docs/API.md §12): a client written for
 the FastAPI + python-rq service it replaces works unchanged against
 /api/health, POST /api/thumb and GET /api/thumb/<id>."""
 

@@ -1196,7 +1196,7 @@ static void test_keys_and_policy(void **state) {
     config_free(&cfg);
 }
 
-/* --- deliveries (DESIGN.md §5) ------------------------------------------------ */
+/* --- deliveries (docs/ARCHITECTURE.md §6) ------------------------------------------------ */
 
 /* KEYS d proc delayed dead job; ARGV did outcome last_status last_error delay ttl deadmax */
 static long long deliver(const char *wid, const char *did, const char *job_id, const char *outcome,

@@ -315,7 +315,8 @@ static void test_every_format_stripped(void **state) {
     assert_int_not_equal(vips_image_get_typeof(src, "exif-ifd0-Artist"), 0);
     g_object_unref(src);
 
-    const enum job_format formats[] = {JOB_FORMAT_JPEG, JOB_FORMAT_PNG, JOB_FORMAT_WEBP, JOB_FORMAT_AVIF, JOB_FORMAT_GIF};
+    const enum job_format formats[] = {JOB_FORMAT_JPEG, JOB_FORMAT_PNG, JOB_FORMAT_WEBP,
+                                       JOB_FORMAT_AVIF, JOB_FORMAT_GIF};
     for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
         struct thumb_opts o = opts(100, 100, JOB_FIT_INSIDE, formats[i]);
         struct thumb_result r = ok(&o, &b);

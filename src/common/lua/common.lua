@@ -9,7 +9,7 @@ end
 -- or failed, an e-mail when done) and tell long-polling readers. A delivery is
 -- created once per job (HSETNX on the job), so a job run twice is delivered
 -- once. Delivery ids are "<kind>:<job id>" with kind cb or mail; their records
--- are {p}:wh:d:<delivery id>, queued on {p}:wh:ready (DESIGN.md §5).
+-- are {p}:wh:d:<delivery id>, queued on {p}:wh:ready (docs/ARCHITECTURE.md §6).
 local function on_terminal(job, id, prefix, state)
   local p = '{' .. prefix .. '}:'
   local function deliver(kind, field)

@@ -40,24 +40,24 @@ struct exchange {
     /* Per-route state, reset on acquire. A field means the same on every
      * route that uses it. */
     struct rasync_op op;
-    char id[ID_LEN + 1];              /* submit: the new job's id */
-    char key_job[QUEUE_KEY_MAX];      /* {p}:job:<id> */
-    char key_res[QUEUE_KEY_MAX];      /* {p}:res:<id>, the result (image, compat, delete) */
-    char key_src[QUEUE_KEY_MAX];      /* {p}:src:<id>, the uploaded source (submit, delete) */
-    char key_req[QUEUE_KEY_MAX];      /* submit: the request's own dedup key */
-    char key_idem[QUEUE_KEY_MAX];     /* submit: the Idempotency-Key's key, or "" */
-    char dedup_ttl[24];               /* submit: how long a repeat finds the job */
-    char failure_ttl[24];             /* delete: how long a canceled job is kept */
-    struct job_record rec;            /* the job's fields: stored (submit) or read */
-    const char *argv[64];             /* the route's script arguments (submit, delete) */
+    char id[ID_LEN + 1];          /* submit: the new job's id */
+    char key_job[QUEUE_KEY_MAX];  /* {p}:job:<id> */
+    char key_res[QUEUE_KEY_MAX];  /* {p}:res:<id>, the result (image, compat, delete) */
+    char key_src[QUEUE_KEY_MAX];  /* {p}:src:<id>, the uploaded source (submit, delete) */
+    char key_req[QUEUE_KEY_MAX];  /* submit: the request's own dedup key */
+    char key_idem[QUEUE_KEY_MAX]; /* submit: the Idempotency-Key's key, or "" */
+    char dedup_ttl[24];           /* submit: how long a repeat finds the job */
+    char failure_ttl[24];         /* delete: how long a canceled job is kept */
+    struct job_record rec;        /* the job's fields: stored (submit) or read */
+    const char *argv[64];         /* the route's script arguments (submit, delete) */
     size_t lens[64];
-    submit_answer_fn submit_answer;   /* submit routes: what to answer once stored */
-    long long res_ttl_ms;             /* image, compat: PTTL of the result (or job) */
-    json_t *doc;                      /* image: the job document when it is not ready */
-    int step;                         /* which pipelined reply comes next */
-    bool not_modified;                /* image: If-None-Match matched */
-    char res_mime[128];               /* image: the result's type */
-    char res_etag[128];               /* image: the result's ETag */
+    submit_answer_fn submit_answer; /* submit routes: what to answer once stored */
+    long long res_ttl_ms;           /* image, compat: PTTL of the result (or job) */
+    json_t *doc;                    /* image: the job document when it is not ready */
+    int step;                       /* which pipelined reply comes next */
+    bool not_modified;              /* image: If-None-Match matched */
+    char res_mime[128];             /* image: the result's type */
+    char res_etag[128];             /* image: the result's ETag */
 
     /* Held by a route beyond its Redis replies (a long-poll wait): not
      * released while held; on_gone is called when the client goes away. */

@@ -32,8 +32,8 @@ struct http_child {
     struct waiters waiters;   /* long-poll waiters by job id */
     magic_t magic;
     struct job_param_limits limits;
-    struct shm_segment *shm;   /* the scoreboard, or NULL */
-    struct shm_cache *cache;   /* the shared job cache, or NULL */
+    struct shm_segment *shm;       /* the scoreboard, or NULL */
+    struct shm_cache *cache;       /* the shared job cache, or NULL */
     struct deadline_clock *clocks; /* request deadlines by fd (deadline.c) */
     size_t nclocks;
     bool accept_paused; /* at http.max_connections */

@@ -1,6 +1,6 @@
 /* rasync.c — hiredis async on the child's libevent loop: connect, AUTH and
- * SELECT, reconnect with capped backoff (all three from rconn.c), EVALSHA with an EVAL retry, watchdog;
- * or, for a subscriber, SUBSCRIBE after every (re)connection. */
+ * SELECT, reconnect with capped backoff (all three from rconn.c), EVALSHA with an EVAL retry,
+ * watchdog; or, for a subscriber, SUBSCRIBE after every (re)connection. */
 #include "rasync.h"
 #include "units.h"
 

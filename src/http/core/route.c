@@ -1,4 +1,4 @@
-/* route.c — the route table of API.md: paths to resources, resources to methods. */
+/* route.c — the route table of docs/API.md §2: paths to resources, resources to methods. */
 #include "route.h"
 
 #include <stdio.h>

@@ -1,0 +1,270 @@
+/* test_rconn.c — the one Redis client: addressing, the error classes, the
+ * backoff schedule, and the blocking connection's policy against a real
+ * redis-server (connect on demand, an error reply drops the connection and
+ * waits out the backoff, an outage and its recovery, the on_connect hook). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "rconn.h"
+#include "redis_fixture.h"
+#include "units.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct config *config_for(const char *url) {
+    static struct config cfg;
+    config_defaults(&cfg);
+    free(cfg.runtime_dir);
+    cfg.runtime_dir = strdup("/run/th-test");
+    if (url) {
+        cfg.redis_mode = CONFIG_REDIS_EXTERNAL;
+        free(cfg.redis_url);
+        cfg.redis_url = strdup(url);
+    }
+    return &cfg;
+}
+
+static void test_resolve(void **state) {
+    (void)state;
+    struct rconn_target t;
+    assert_int_equal(rconn_resolve(config_for(NULL), &t), 0);
+    assert_string_equal(t.unix_path, "/run/th-test/redis.sock");
+
+    assert_int_equal(rconn_resolve(config_for("redis://:s3cret@db.example:6380/4"), &t), 0);
+    assert_string_equal(t.unix_path, "");
+    assert_string_equal(t.host, "db.example");
+    assert_int_equal(t.port, 6380);
+    assert_int_equal(t.db, 4);
+    assert_string_equal(t.password, "s3cret");
+
+    assert_int_equal(rconn_resolve(config_for("redis://10.0.0.7"), &t), 0);
+    assert_string_equal(t.host, "10.0.0.7");
+    assert_int_equal(t.port, 6379);
+    assert_int_equal(t.db, 0);
+
+    assert_int_equal(rconn_resolve(config_for("unix:/var/run/redis.sock"), &t), 0);
+    assert_string_equal(t.unix_path, "/var/run/redis.sock");
+
+    const char *bad[] = {"http://host",     "redis://",    "redis://h:0",
+                         "redis://h:70000", "redis://h/x", "redis://h/-1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (rconn_resolve(config_for(bad[i]), &t) != -1)
+            fail_msg("%s was accepted", bad[i]);
+    }
+}
+
+static void test_classify(void **state) {
+    (void)state;
+    assert_int_equal(rconn_classify(NULL), RCONN_LOST);
+    static const struct {
+        int type;
+        const char *str;
+        enum rconn_fault want;
+    } cases[] = {
+        {REDIS_REPLY_STATUS, "OK", RCONN_OK},
+        {REDIS_REPLY_STRING, "OOM", RCONN_OK}, /* a value, not an error */
+        {REDIS_REPLY_ERROR, "OOM command not allowed when used memory > 'maxmemory'.",
+         RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "MISCONF Errors writing to the AOF file: No space left on device",
+         RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "READONLY You can't write against a read only replica.", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "NOREPLICAS Not enough good replicas to write.", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "BUSY Redis is busy running a script.", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "LOADING Redis is loading the dataset in memory", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "MASTERDOWN Link with MASTER is down", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "TRYAGAIN Multiple keys request during rehashing", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "CLUSTERDOWN The cluster is down", RCONN_REFUSED},
+        {REDIS_REPLY_ERROR, "ERR unknown command 'FOO'", RCONN_ERROR},
+        {REDIS_REPLY_ERROR, "NOSCRIPT No matching script.", RCONN_ERROR},
+        {REDIS_REPLY_ERROR, "WRONGTYPE Operation against a key holding the wrong kind of value",
+         RCONN_ERROR},
+        {REDIS_REPLY_ERROR, "ERR Error running script: user_script:3: bad", RCONN_ERROR},
+        {REDIS_REPLY_ERROR, "", RCONN_ERROR},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        redisReply r = {
+            .type = cases[i].type, .str = (char *)cases[i].str, .len = strlen(cases[i].str)};
+        if (rconn_classify(&r) != cases[i].want)
+            fail_msg("\"%s\" (type %d): class %d, want %d", cases[i].str, cases[i].type,
+                     rconn_classify(&r), cases[i].want);
+    }
+}
+
+static void test_backoff(void **state) {
+    (void)state;
+    long d = 0;
+    long seen[12];
+    for (int i = 0; i < 12; i++)
+        seen[i] = d = rconn_backoff_next(d);
+    assert_int_equal(seen[0], RCONN_BACKOFF_MIN_MS);
+    assert_int_equal(seen[1], 2 * RCONN_BACKOFF_MIN_MS);
+    for (int i = 1; i < 12; i++)
+        assert_true(seen[i] >= seen[i - 1] && seen[i] <= RCONN_BACKOFF_MAX_MS);
+    assert_int_equal(seen[11], RCONN_BACKOFF_MAX_MS);
+}
+
+/* --- the blocking connection against a real server ---------------------------- */
+
+static struct redis_fixture fx;
+
+static int setup_server(void **state) {
+    (void)state;
+    if (!redis_fixture_available()) {
+        fprintf(stderr, "redis-server not found on PATH: install redis-server; these tests "
+                        "need a real one\n");
+        return -1; /* cmocka fails the group: never a silent skip */
+    }
+    return redis_fixture_start(&fx, "rconn");
+}
+
+static int teardown_server(void **state) {
+    (void)state;
+    return redis_fixture_remove(&fx);
+}
+
+static int connects;
+static void count_connects(struct rconn *r, void *arg) {
+    (void)arg;
+    connects++;
+    redisReply *rep = rconn_commandf(r, "hook", "INCR rconn:connects");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+}
+
+static struct rconn *client(void) {
+    static struct rconn r;
+    char url[400];
+    snprintf(url, sizeof(url), "unix:%s", fx.sock);
+    assert_int_equal(rconn_init(&r, config_for(url), "test", 2000), 0);
+    connects = 0;
+    rconn_set_on_connect(&r, count_connects, NULL);
+    return &r;
+}
+
+static void wait_until_ready(struct rconn *r) {
+    long long until = redis_fixture_now_ms() + 5000;
+    while (!rconn_ready(r) && redis_fixture_now_ms() < until)
+        redis_fixture_sleep_ms(10);
+    assert_true(rconn_connected(r));
+}
+
+static void test_connects_on_demand(void **state) {
+    (void)state;
+    redisContext *admin = redis_fixture_connect(&fx);
+    assert_non_null(admin);
+    freeReplyObject(redisCommand(admin, "FLUSHALL"));
+    struct rconn *r = client();
+    assert_false(rconn_connected(r));
+    const char *av[] = {"SET", "k", "v"};
+    redisReply *rep = rconn_command(r, "SET", 3, av, NULL);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    assert_true(rconn_connected(r));
+    assert_int_equal(connects, 1);
+
+    const char *get[] = {"GET", "k"}, *strlen_[] = {"STRLEN", "k"};
+    struct rconn_cmd cmds[] = {{2, get, NULL}, {2, strlen_, NULL}};
+    redisReply *replies[2];
+    assert_int_equal(rconn_pipeline(r, "read", 2, cmds, replies), 0);
+    assert_string_equal(replies[0]->str, "v");
+    assert_int_equal(replies[1]->integer, 1);
+    freeReplyObject(replies[0]);
+    freeReplyObject(replies[1]);
+    rconn_close(r);
+    redisFree(admin);
+}
+
+/* An error reply (a bug, not an outage) still drops the connection and waits
+ * out the backoff: a loop that retries it cannot spin. */
+static void test_error_reply_backs_off(void **state) {
+    (void)state;
+    struct rconn *r = client();
+    const char *bogus[] = {"NOSUCHCOMMAND"};
+    assert_null(rconn_command(r, "bogus", 1, bogus, NULL));
+    assert_false(rconn_connected(r));
+    assert_true(r->backoff_ms >= RCONN_BACKOFF_MIN_MS);
+    /* Within the backoff nothing is attempted. */
+    assert_true(units_mono_ms() < r->next_try_ms);
+    const char *ping[] = {"PING"};
+    assert_null(rconn_command(r, "PING", 1, ping, NULL));
+    assert_int_equal(connects, 1);
+
+    /* A pipeline with one bad command: nothing is returned, the same policy. */
+    wait_until_ready(r);
+    assert_int_equal(connects, 2);
+    const char *incr[] = {"INCR", "rconn:connects"};
+    struct rconn_cmd cmds[] = {{1, ping, NULL}, {1, bogus, NULL}, {2, incr, NULL}};
+    redisReply *replies[3];
+    assert_int_equal(rconn_pipeline(r, "mixed", 3, cmds, replies), -1);
+    assert_null(replies[0]);
+    assert_null(replies[1]);
+    assert_null(replies[2]);
+    assert_false(rconn_connected(r));
+    rconn_close(r);
+}
+
+/* The server goes away and comes back: commands fail while it is gone, the
+ * outage is one (down stays set), and the next connect after it runs the
+ * hook again. */
+static void test_outage_and_recovery(void **state) {
+    (void)state;
+    struct rconn *r = client();
+    wait_until_ready(r);
+    assert_int_equal(connects, 1);
+    redis_fixture_stop(&fx);
+    const char *ping[] = {"PING"};
+    assert_null(rconn_command(r, "PING", 1, ping, NULL));
+    assert_true(r->down);
+    long first = r->backoff_ms;
+    redis_fixture_sleep_ms(first + 5);
+    assert_false(rconn_ready(r)); /* still gone: the next delay is longer */
+    assert_true(r->down);
+    assert_true(r->backoff_ms > first);
+
+    assert_int_equal(redis_fixture_spawn(&fx), 0);
+    redisContext *admin = redis_fixture_connect(&fx);
+    assert_non_null(admin);
+    volatile sig_atomic_t stop = 0;
+    assert_int_equal(rconn_wait(r, &stop), 0);
+    assert_int_equal(connects, 2);
+    redisReply *rep = rconn_command(r, "PING", 1, ping, NULL);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    assert_false(r->down);
+    assert_int_equal(r->backoff_ms, 0);
+    redisFree(admin);
+    rconn_close(r);
+}
+
+static void test_wait_returns_on_stop(void **state) {
+    (void)state;
+    struct rconn *r = client();
+    volatile sig_atomic_t stop = 1;
+    assert_int_equal(rconn_wait(r, &stop), -1);
+    assert_false(rconn_connected(r));
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* as in the daemon: a write to a stopped server fails, not kills */
+    const struct CMUnitTest pure[] = {
+        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_backoff),
+    };
+    const struct CMUnitTest server[] = {
+        cmocka_unit_test(test_connects_on_demand),
+        cmocka_unit_test(test_error_reply_backs_off),
+        cmocka_unit_test(test_outage_and_recovery),
+        cmocka_unit_test(test_wait_returns_on_stop),
+    };
+    int failed = cmocka_run_group_tests_name("rconn", pure, NULL, NULL);
+    failed += cmocka_run_group_tests_name("rconn_server", server, setup_server, teardown_server);
+    return failed;
+}
