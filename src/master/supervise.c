@@ -28,12 +28,6 @@
 #define BACKOFF_MAX_MS 30000
 #define HEALTHY_MS     60000
 
-/* The child-kind table: each kind's name in the log, its process name in ps
- * and top (redis names itself), its kind on the scoreboard, whether it keeps
- * the listen socket, the signal that makes it re-read its files and reopen
- * its log, the signal it gets when the master dies, how many of it the
- * configuration asks for (redis-server is started on its own), and its entry
- * point, called in the forked child. */
 static int want_http(const struct config *cfg) {
     return (int)cfg->http_processes;
 }
@@ -45,23 +39,49 @@ static int want_one(const struct config *cfg) {
     return 1; /* one delivery child per node: it runs many deliveries at once itself */
 }
 
+/* The child-kind table (OpenBSD httpd's procs[]): everything the master
+ * knows about a kind of child. */
 static const struct {
-    const char *name, *comm;
-    enum shm_slot_kind slot;
-    bool listens;
-    int reopen_sig;
-    int death_sig;
-    int (*want)(const struct config *cfg);
-    int (*main)(const struct child_args *args);
+    const char *name;                      /* in the log */
+    const char *comm;                      /* the process name in ps and top (redis names itself) */
+    enum shm_slot_kind slot;               /* its kind on the scoreboard */
+    bool listens;                          /* keeps the listen socket */
+    bool holds_jobs;                       /* has a proc list the master releases when it dies */
+    bool job_timeout;                      /* killed when its job runs past worker.job_timeout */
+    int reopen_sig;                        /* re-read its files and reopen its log */
+    int death_sig;                         /* what it gets when the master dies */
+    int (*want)(const struct config *cfg); /* how many; NULL: started on its own */
+    int (*main)(const struct child_args *args); /* its entry point, after fork */
 } kinds[SUPERVISE_KINDS] = {
-    [SUPERVISE_REDIS] = {"redis-server", NULL, SHM_SLOT_FREE, false, 0, SIGTERM, NULL,
-                         redis_embedded_main},
-    [SUPERVISE_HTTP] = {"http", "thumb-http", SHM_SLOT_HTTP, true, SIGHUP, SIGKILL, want_http,
-                        http_main},
-    [SUPERVISE_WORKER] = {"worker", "thumb-worker", SHM_SLOT_WORKER, false, SIGUSR1, SIGKILL,
-                          want_workers, worker_main},
-    [SUPERVISE_DELIVERY] = {"delivery", "thumb-delivery", SHM_SLOT_DELIVERY, false, SIGUSR1,
-                            SIGKILL, want_one, deliver_main},
+    [SUPERVISE_REDIS] = {.name = "redis-server",
+                         .slot = SHM_SLOT_FREE,
+                         .death_sig = SIGTERM,
+                         .main = redis_embedded_main},
+    [SUPERVISE_HTTP] = {.name = "http",
+                        .comm = "thumb-http",
+                        .slot = SHM_SLOT_HTTP,
+                        .listens = true,
+                        .reopen_sig = SIGHUP,
+                        .death_sig = SIGKILL,
+                        .want = want_http,
+                        .main = http_main},
+    [SUPERVISE_WORKER] = {.name = "worker",
+                          .comm = "thumb-worker",
+                          .slot = SHM_SLOT_WORKER,
+                          .holds_jobs = true,
+                          .job_timeout = true,
+                          .reopen_sig = SIGUSR1,
+                          .death_sig = SIGKILL,
+                          .want = want_workers,
+                          .main = worker_main},
+    [SUPERVISE_DELIVERY] = {.name = "delivery",
+                            .comm = "thumb-delivery",
+                            .slot = SHM_SLOT_DELIVERY,
+                            .holds_jobs = true, /* its deliveries go back to their queue */
+                            .reopen_sig = SIGUSR1,
+                            .death_sig = SIGKILL,
+                            .want = want_one,
+                            .main = deliver_main},
 };
 
 static const char *kind_name(enum supervise_kind k) {
@@ -355,8 +375,8 @@ static bool reap_one(struct master *m, struct supervise_child *c, int status) {
         log_warn("%s pid %d (slot %d) %s after %lld ms", kind_name(c->kind), (int)c->pid, c->slot,
                  how, (long long)lived);
 
-    if (c->kind == SUPERVISE_WORKER || c->kind == SUPERVISE_DELIVERY)
-        release_jobs(m, c, status); /* a delivery child's go back to their queue */
+    if (kinds[c->kind].holds_jobs)
+        release_jobs(m, c, status);
     struct shm_slot *s = shm_slot(&m->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, 0);
@@ -406,7 +426,7 @@ void supervise_tick(struct master *m) {
     for (int i = 0; i < m->nchildren; i++) {
         struct supervise_child *c = m->children[i];
         struct shm_slot *s = shm_slot(&m->shm, c->slot);
-        if (c->kind != SUPERVISE_WORKER || c->pid <= 0 || c->timed_out || s == NULL ||
+        if (!kinds[c->kind].job_timeout || c->pid <= 0 || c->timed_out || s == NULL ||
             atomic_load(&s->state) != SHM_SLOT_BUSY)
             continue;
         int64_t ran = now - atomic_load(&s->job_started_ms);

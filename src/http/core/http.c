@@ -123,8 +123,41 @@ static int setup_http(struct http_child *c, int listen_fd) {
     evhttp_set_default_content_type(c->http, "application/json");
     evhttp_set_gencb(c->http, routes_dispatch, c);
     evhttp_set_bevcb(c->http, make_bufferevent, c);
-    c->bound = evhttp_accept_socket_with_handle(c->http, listen_fd);
-    return c->bound ? 0 : -1;
+    c->listen_fd = listen_fd;
+    return 0;
+}
+
+/* Starts accepting on the listen socket (once; never while stopping). A new
+ * child waits for its Redis connection first, so that it does not answer 503
+ * just because it has only started (after a reload, say): meanwhile the other
+ * children accept, or the kernel's backlog holds the connections. */
+static void start_accepting(struct http_child *c) {
+    if (c->bound || c->stopping || c->http == NULL)
+        return;
+    if (c->accept_anyway)
+        evtimer_del(c->accept_anyway);
+    c->bound = evhttp_accept_socket_with_handle(c->http, c->listen_fd);
+    if (c->bound == NULL) {
+        log_error("cannot serve HTTP on the listen socket: %s", strerror(errno));
+        c->accept_failed = true;
+        event_base_loopbreak(c->base);
+    }
+}
+
+static void on_redis_ready(void *arg) {
+    start_accepting(arg);
+}
+
+/* Redis has not answered within redis.connect_timeout: serve anyway (reads the
+ * cache holds work; the rest answers 503 until Redis is back). */
+static void on_accept_anyway(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct http_child *c = arg;
+    log_warn("Redis has not answered within redis.connect_timeout (%lld ms): accepting "
+             "anyway; requests that need it answer 503 until it does",
+             (long long)c->cfg->redis_connect_timeout);
+    start_accepting(c);
 }
 
 static int setup_events(struct http_child *c) {
@@ -136,8 +169,9 @@ static int setup_events(struct http_child *c) {
     c->heartbeat = event_new(c->base, -1, EV_PERSIST, on_heartbeat, c);
     c->stop_poll = event_new(c->base, -1, EV_PERSIST, on_stop_poll, c);
     c->stop_deadline = evtimer_new(c->base, on_stop_deadline, c);
+    c->accept_anyway = evtimer_new(c->base, on_accept_anyway, c);
     if (!c->sig_term || !c->sig_quit || !c->sig_int || !c->sig_usr1 || !c->sig_hup ||
-        !c->heartbeat || !c->stop_poll || !c->stop_deadline)
+        !c->heartbeat || !c->stop_poll || !c->stop_deadline || !c->accept_anyway)
         return -1;
     struct timeval second = tv_ms(1000);
     if (event_add(c->sig_term, NULL) < 0 || event_add(c->sig_quit, NULL) < 0 ||
@@ -180,6 +214,7 @@ static void teardown(struct http_child *c) {
     free_event(&c->heartbeat);
     free_event(&c->stop_poll);
     free_event(&c->stop_deadline);
+    free_event(&c->accept_anyway);
     exchange_pool_free(c);
     if (c->magic)
         magic_close(c->magic);
@@ -256,13 +291,16 @@ int http_main(const struct child_args *args) {
         goto out;
     }
     if (setup_http(c, args->listen_fd) < 0) {
-        log_error("cannot serve HTTP on the listen socket: %s", strerror(errno));
+        log_error("cannot set up evhttp");
         goto out;
     }
     if ((c->redis = rasync_new(c->base, c->cfg, &target)) == NULL) {
         log_error("cannot create the redis client");
         goto out;
     }
+    rasync_set_on_ready(c->redis, on_redis_ready, c);
+    struct timeval wait = tv_ms(c->cfg->redis_connect_timeout);
+    evtimer_add(c->accept_anyway, &wait);
     if (longpoll_init(c, &target) < 0) {
         log_error("cannot create the long-poll subscriber");
         goto out;
@@ -272,7 +310,7 @@ int http_main(const struct child_args *args) {
         log_error("event loop failed");
         goto out;
     }
-    status = 0;
+    status = c->accept_failed ? 1 : 0;
 out:
     libevent_errors_attach(NULL);
     teardown(c);

@@ -26,7 +26,10 @@ struct http_child {
     const struct config *cfg;
     struct event_base *base;
     struct evhttp *http;
-    struct evhttp_bound_socket *bound; /* NULL once we stopped accepting */
+    struct evhttp_bound_socket *bound; /* NULL until we accept, and once we stopped */
+    int listen_fd;                     /* inherited from the master */
+    struct event *accept_anyway;       /* accept even though Redis has not answered yet */
+    bool accept_failed;                /* the listen socket could not be served: exit 1 */
     struct rasync *redis;
     struct rasync *redis_sub; /* subscribed to {prefix}:done for long-polls (longpoll.c) */
     struct waiters waiters;   /* long-poll waiters by job id */

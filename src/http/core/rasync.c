@@ -34,6 +34,9 @@ struct rasync {
     rasync_message_cb on_message;
     rasync_state_cb on_state;
     void *sub_arg;
+    /* command client: told each time the connection becomes ready */
+    void (*on_ready)(void *arg);
+    void *ready_arg;
     bool subscribed;
 };
 
@@ -109,6 +112,8 @@ static void set_ready(struct rasync *r) {
                  units_mono_ms() - r->down_since_ms);
         r->down_logged = false;
     }
+    if (r->on_ready)
+        r->on_ready(r->ready_arg);
     if (r->channel && r->ac) {
         const char *argv[] = {"SUBSCRIBE", r->channel};
         if (redisAsyncCommandArgv(r->ac, on_sub, r, 2, argv, NULL) != REDIS_OK) {
@@ -367,6 +372,11 @@ struct rasync *rasync_new_subscriber(struct event_base *base, const struct confi
 
 bool rasync_subscribed(const struct rasync *r) {
     return r && r->subscribed;
+}
+
+void rasync_set_on_ready(struct rasync *r, void (*fn)(void *arg), void *arg) {
+    r->on_ready = fn;
+    r->ready_arg = arg;
 }
 
 bool rasync_connected(const struct rasync *r) {

@@ -46,6 +46,10 @@ struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
 /* Fails every pending command (callbacks get NULL), then frees the client. */
 void rasync_free(struct rasync *r);
 
+/* Calls fn(arg) each time the client becomes ready (connected and past its
+ * handshake), from the event loop. */
+void rasync_set_on_ready(struct rasync *r, void (*fn)(void *arg), void *arg);
+
 /* Whether commands can be sent now. */
 bool rasync_connected(const struct rasync *r);
 
