@@ -2,7 +2,9 @@
 #ifndef TH_LOG_H
 #define TH_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
@@ -11,7 +13,8 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERRO
  * opened (logging then goes to stderr). */
 int log_init(const char *procname, enum log_level level, const char *target);
 
-/* Changes the process name shown in each line (after fork). */
+/* Changes the process name shown in each line (after fork: it also forgets
+ * the parent's repeats and lost-line counter). */
 void log_set_procname(const char *procname);
 
 /* Changes the minimum level. */
@@ -24,7 +27,21 @@ void log_errors_to_stderr(bool on);
 /* Reopens a file target (after rotation). Returns 0 or -1. */
 int log_reopen(void);
 
+/* Writes one line at level. A warning or error whose text repeats within
+ * LOG_REPEAT_WINDOW_MS of its first time is not written again: when the
+ * window ends (at the next line or log_tick) one line says how often it
+ * repeated ("... repeated N times in the last 10 s"). */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define LOG_REPEAT_WINDOW_MS 10000
+
+/* Writes the summaries of repeats whose window has ended; call about once a
+ * second from the process's loop. */
+void log_tick(void);
+
+/* Where a line the target would not take (a full disk under file:, a closed
+ * stderr) is counted, or NULL. The process goes on either way. */
+void log_count_lost(_Atomic uint64_t *counter);
 
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -5,6 +5,8 @@
 #include "units.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -116,23 +118,118 @@ redisAsyncContext *rconn_open_async(const struct rconn_target *t, char *err, siz
 }
 
 long rconn_backoff_next(long prev_ms) {
-    if (prev_ms <= 0)
-        return RCONN_BACKOFF_MIN_MS;
-    return prev_ms * 2 > RCONN_BACKOFF_MAX_MS ? RCONN_BACKOFF_MAX_MS : prev_ms * 2;
+    long base = prev_ms <= 0 ? RCONN_BACKOFF_MIN_MS : prev_ms * 2;
+    if (base > RCONN_BACKOFF_MAX_MS)
+        base = RCONN_BACKOFF_MAX_MS;
+    unsigned int r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = (unsigned int)units_mono_ms();
+    long d = base * (800 + (long)(r % 401)) / 1000; /* 0.8 .. 1.2 */
+    return d > RCONN_BACKOFF_MAX_MS ? RCONN_BACKOFF_MAX_MS : d;
+}
+
+static const struct {
+    const char *prefix; /* of the error reply */
+    enum rconn_reason reason;
+} refusals[] = {
+    {"OOM", RCONN_REASON_OOM},
+    {"MISCONF", RCONN_REASON_MISCONF},
+    {"READONLY", RCONN_REASON_READONLY},
+    {"NOREPLICAS", RCONN_REASON_NOREPLICAS},
+    {"BUSY", RCONN_REASON_BUSY},
+    {"LOADING", RCONN_REASON_LOADING},
+    {"MASTERDOWN", RCONN_REASON_MASTERDOWN},
+    {"TRYAGAIN", RCONN_REASON_TRYAGAIN},
+    {"CLUSTERDOWN", RCONN_REASON_TRYAGAIN},
+};
+
+static const char *const reason_names[RCONN_REASONS] = {
+    [RCONN_REASON_NONE] = "none",
+    [RCONN_REASON_LOST] = "lost",
+    [RCONN_REASON_OOM] = "oom",
+    [RCONN_REASON_MISCONF] = "misconf",
+    [RCONN_REASON_READONLY] = "readonly",
+    [RCONN_REASON_NOREPLICAS] = "noreplicas",
+    [RCONN_REASON_BUSY] = "busy",
+    [RCONN_REASON_LOADING] = "loading",
+    [RCONN_REASON_MASTERDOWN] = "masterdown",
+    [RCONN_REASON_TRYAGAIN] = "tryagain",
+    [RCONN_REASON_ERROR] = "error",
+};
+
+enum rconn_reason rconn_reason_of(const redisReply *reply) {
+    if (reply == NULL)
+        return RCONN_REASON_LOST;
+    if (reply->type != REDIS_REPLY_ERROR)
+        return RCONN_REASON_NONE;
+    for (size_t i = 0; reply->str && i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        size_t n = strlen(refusals[i].prefix);
+        /* The word itself, not a longer one that starts the same. */
+        if (strncmp(reply->str, refusals[i].prefix, n) == 0 &&
+            (reply->str[n] == ' ' || reply->str[n] == '\0'))
+            return refusals[i].reason;
+    }
+    return RCONN_REASON_ERROR;
+}
+
+enum rconn_fault rconn_fault_of(enum rconn_reason reason) {
+    switch (reason) {
+    case RCONN_REASON_NONE:
+        return RCONN_OK;
+    case RCONN_REASON_LOST:
+        return RCONN_LOST;
+    case RCONN_REASON_ERROR:
+    case RCONN_REASONS:
+        return RCONN_ERROR;
+    default:
+        return RCONN_REFUSED;
+    }
 }
 
 enum rconn_fault rconn_classify(const redisReply *reply) {
-    static const char *const refusals[] = {"OOM",        "LOADING",  "BUSY",    "READONLY",
-                                           "MASTERDOWN", "TRYAGAIN", "MISCONF", "CLUSTERDOWN",
-                                           "NOREPLICAS", NULL};
-    if (reply == NULL)
-        return RCONN_LOST;
-    if (reply->type != REDIS_REPLY_ERROR)
-        return RCONN_OK;
-    for (int i = 0; reply->str && refusals[i]; i++)
-        if (strncmp(reply->str, refusals[i], strlen(refusals[i])) == 0)
-            return RCONN_REFUSED;
-    return RCONN_ERROR;
+    return rconn_fault_of(rconn_reason_of(reply));
+}
+
+const char *rconn_reason_name(enum rconn_reason reason) {
+    return reason >= 0 && reason < RCONN_REASONS ? reason_names[reason] : "error";
+}
+
+bool rconn_reason_refuses_writes(enum rconn_reason reason) {
+    return reason == RCONN_REASON_OOM || reason == RCONN_REASON_MISCONF ||
+           reason == RCONN_REASON_READONLY || reason == RCONN_REASON_NOREPLICAS;
+}
+
+/* --- what the process's clients have seen ------------------------------------- */
+
+static struct rconn_health *health; /* the process's record, in the shared segment */
+
+void rconn_health_attach(struct rconn_health *h) {
+    health = h;
+}
+
+void rconn_health_note(const redisReply *reply, bool script) {
+    if (health == NULL)
+        return;
+    enum rconn_reason reason = rconn_reason_of(reply);
+    if (reason != RCONN_REASON_NONE)
+        atomic_fetch_add(&health->faults[reason], 1);
+    if (reason == RCONN_REASON_NONE && script) {
+        atomic_store(&health->write_ok_ms, units_mono_ms());
+    } else if (rconn_fault_of(reason) == RCONN_REFUSED) {
+        atomic_store(&health->write_refused_reason, (int32_t)reason);
+        atomic_store(&health->write_refused_ms, units_mono_ms());
+    }
+}
+
+bool rconn_health_refusing(const struct rconn_health *h, enum rconn_reason *reason) {
+    if (h == NULL)
+        return false;
+    int64_t refused = atomic_load(&h->write_refused_ms);
+    if (refused == 0 || refused < atomic_load(&h->write_ok_ms))
+        return false;
+    if (reason)
+        *reason = (enum rconn_reason)atomic_load(&h->write_refused_reason);
+    return true;
 }
 
 /* --- the blocking connection ---------------------------------------------------- */
@@ -165,38 +262,48 @@ bool rconn_connected(const struct rconn *r) {
     return r->c != NULL;
 }
 
-/* The policy for a failure of class f: log (once per outage; an error reply
- * is a bug, not an outage, and worth every line), drop the connection and
- * schedule the next attempt. */
-static void failed(struct rconn *r, enum rconn_fault f, const char *what, const char *why) {
+/* The policy for a failure: log (the first of an outage as a warning, the
+ * rest at debug level; an error reply is a bug, not an outage, and worth every
+ * line), drop the connection, and schedule the next attempt (rconn.h). */
+static void failed(struct rconn *r, enum rconn_reason reason, const char *what, const char *why) {
+    enum rconn_fault f = rconn_fault_of(reason);
     if (f == RCONN_ERROR) {
         log_error("%s: redis %s: %s", r->who, what, why);
     } else if (!r->down) {
-        log_warn("%s: redis %s failed: %s; retrying with backoff", r->who, what, why);
+        log_warn("%s: redis %s %s: %s; retrying with backoff", r->who, what,
+                 f == RCONN_REFUSED ? "refused" : "failed", why);
+        r->down = true;
+        r->down_since_ms = units_mono_ms();
+        r->down_reason = reason;
+        r->down_failures = 0;
     } else {
         log_debug("%s: redis %s failed again: %s", r->who, what, why);
     }
-    if (f != RCONN_ERROR && !r->down) {
-        r->down = true;
-        r->down_since_ms = units_mono_ms();
-    }
+    if (r->down)
+        r->down_failures++;
     rconn_close(r);
     r->backoff_ms = rconn_backoff_next(r->backoff_ms);
     r->next_try_ms = units_mono_ms() + r->backoff_ms;
 }
 
 static void succeeded(struct rconn *r) {
-    if (r->down)
-        log_info("%s: redis reachable again after %lld ms", r->who,
-                 (long long)(units_mono_ms() - r->down_since_ms));
+    if (r->down) {
+        long long ms = (long long)(units_mono_ms() - r->down_since_ms);
+        if (rconn_fault_of(r->down_reason) == RCONN_REFUSED)
+            log_info("%s: redis accepts commands again after %lld ms (%s, %llu refusals)", r->who,
+                     ms, rconn_reason_name(r->down_reason), (unsigned long long)r->down_failures);
+        else
+            log_info("%s: redis reachable again after %lld ms", r->who, ms);
+    }
     r->down = false;
     r->backoff_ms = 0;
 }
 
 /* reply when it is good; otherwise NULL after the policy (reply freed). */
-static redisReply *settle(struct rconn *r, redisReply *reply, const char *what) {
-    enum rconn_fault f = rconn_classify(reply);
-    if (f == RCONN_OK) {
+static redisReply *settle(struct rconn *r, redisReply *reply, const char *what, bool script) {
+    rconn_health_note(reply, script);
+    enum rconn_reason reason = rconn_reason_of(reply);
+    if (reason == RCONN_REASON_NONE) {
         succeeded(r);
         return reply;
     }
@@ -204,7 +311,7 @@ static redisReply *settle(struct rconn *r, redisReply *reply, const char *what) 
     snprintf(why, sizeof(why), "%s",
              reply ? reply->str : (r->c && r->c->errstr[0] ? r->c->errstr : "no reply"));
     freeReplyObject(reply);
-    failed(r, f, what, why);
+    failed(r, reason, what, why);
     return NULL;
 }
 
@@ -216,7 +323,8 @@ bool rconn_ready(struct rconn *r) {
     char err[256];
     r->c = rconn_open(&r->target, r->connect_timeout_ms, err, sizeof(err));
     if (r->c == NULL) {
-        failed(r, RCONN_LOST, "connect", err);
+        rconn_health_note(NULL, false);
+        failed(r, RCONN_REASON_LOST, "connect", err);
         return false;
     }
     long ms = r->command_timeout_ms;
@@ -245,7 +353,7 @@ redisReply *rconn_command(struct rconn *r, const char *what, int argc, const cha
                           const size_t *lens) {
     if (!rconn_ready(r))
         return NULL;
-    return settle(r, redisCommandArgv(r->c, argc, argv, lens), what);
+    return settle(r, redisCommandArgv(r->c, argc, argv, lens), what, false);
 }
 
 redisReply *rconn_commandf(struct rconn *r, const char *what, const char *fmt, ...) {
@@ -255,14 +363,14 @@ redisReply *rconn_commandf(struct rconn *r, const char *what, const char *fmt, .
     va_start(ap, fmt);
     redisReply *reply = redisvCommand(r->c, fmt, ap);
     va_end(ap);
-    return settle(r, reply, what);
+    return settle(r, reply, what, false);
 }
 
 redisReply *rconn_script(struct rconn *r, const char *what, enum queue_script s, int nkeys,
                          int nargs, const char **argv, const size_t *lens) {
     if (!rconn_ready(r))
         return NULL;
-    return settle(r, queue_eval(r->c, s, nkeys, nargs, argv, lens), what);
+    return settle(r, queue_eval(r->c, s, nkeys, nargs, argv, lens), what, true);
 }
 
 int rconn_pipeline(struct rconn *r, const char *what, int n, const struct rconn_cmd *cmds,
@@ -282,6 +390,8 @@ int rconn_pipeline(struct rconn *r, const char *what, int n, const struct rconn_
         }
         if (bad < 0 && rconn_classify(replies[i]) != RCONN_OK)
             bad = i;
+        else
+            rconn_health_note(replies[i], false);
     }
     if (bad < 0) {
         succeeded(r);
@@ -293,7 +403,7 @@ int rconn_pipeline(struct rconn *r, const char *what, int n, const struct rconn_
         freeReplyObject(replies[i]);
         replies[i] = NULL;
     }
-    settle(r, culprit, what);
+    settle(r, culprit, what, false);
     return -1;
 }
 

@@ -27,8 +27,10 @@ struct rconn_target {
     char password[256];
 };
 
-/* The reconnect schedule of every client: the first retry after
- * RCONN_BACKOFF_MIN_MS, doubling to RCONN_BACKOFF_MAX_MS. */
+/* The retry schedule of every client, after a lost connection and a refusal
+ * alike: the first retry after about RCONN_BACKOFF_MIN_MS, doubling to
+ * RCONN_BACKOFF_MAX_MS, each delay jittered by +-20 % (never above the cap) so
+ * that many processes do not retry in step. */
 #define RCONN_BACKOFF_MIN_MS 50
 #define RCONN_BACKOFF_MAX_MS 1000
 
@@ -62,13 +64,61 @@ void rconn_handshake_args(const struct rconn_target *t,
 enum rconn_fault {
     RCONN_OK,      /* a reply that is not an error */
     RCONN_LOST,    /* no reply: the connection closed, failed or timed out */
-    RCONN_REFUSED, /* Redis is up but refuses for now: OOM, LOADING, BUSY, READONLY,
-                      MASTERDOWN, TRYAGAIN, CLUSTERDOWN, NOREPLICAS, MISCONF */
+    RCONN_REFUSED, /* Redis is up but refuses for now (the reasons below) */
     RCONN_ERROR,   /* any other error reply: a script or programming error */
 };
 
-/* The class of reply (NULL: RCONN_LOST). */
+/* Why, one step finer: the reason counted in /metrics and told to clients. */
+enum rconn_reason {
+    RCONN_REASON_NONE,       /* RCONN_OK */
+    RCONN_REASON_LOST,       /* RCONN_LOST */
+    RCONN_REASON_OOM,        /* maxmemory reached (noeviction) */
+    RCONN_REASON_MISCONF,    /* its disk: the AOF or a snapshot cannot be written */
+    RCONN_REASON_READONLY,   /* a replica (after a failover, the old primary) */
+    RCONN_REASON_NOREPLICAS, /* min-replicas-to-write not met */
+    RCONN_REASON_BUSY,       /* a long script runs */
+    RCONN_REASON_LOADING,    /* loading its data at start-up */
+    RCONN_REASON_MASTERDOWN, /* a replica that lost its primary */
+    RCONN_REASON_TRYAGAIN,   /* TRYAGAIN, CLUSTERDOWN */
+    RCONN_REASON_ERROR,      /* RCONN_ERROR */
+    RCONN_REASONS
+};
+
+/* The reason of reply (NULL: RCONN_REASON_LOST). */
+enum rconn_reason rconn_reason_of(const redisReply *reply);
+
+/* The class of a reason, and of reply (NULL: RCONN_LOST). */
+enum rconn_fault rconn_fault_of(enum rconn_reason reason);
 enum rconn_fault rconn_classify(const redisReply *reply);
+
+/* A reason's name in /metrics and logs: "lost", "oom", "misconf", ... */
+const char *rconn_reason_name(enum rconn_reason reason);
+
+/* Whether reason refuses writes only (the store is full or read-only), as
+ * opposed to refusing everything for a while. */
+bool rconn_reason_refuses_writes(enum rconn_reason reason);
+
+/* What a process's Redis clients have seen, kept where every process of the
+ * node sees it (the shared segment's header): refusals by reason, and when
+ * Redis last accepted or refused a write (a script: every script writes). */
+struct rconn_health {
+    _Atomic uint64_t faults[RCONN_REASONS]; /* failed commands by reason */
+    _Atomic int64_t write_ok_ms;            /* monotonic; 0 = never */
+    _Atomic int64_t write_refused_ms;       /* monotonic; 0 = never */
+    _Atomic int32_t write_refused_reason;   /* enum rconn_reason of the last refusal */
+};
+
+/* Sets where this process counts (NULL: nowhere). Every client of the process
+ * reports there, blocking and asynchronous alike. */
+void rconn_health_attach(struct rconn_health *h);
+
+/* Reports the outcome of one command (reply NULL: lost; script: it was a
+ * script call). Called by the clients themselves. */
+void rconn_health_note(const redisReply *reply, bool script);
+
+/* Whether Redis refuses writes now: its last answer to a write was a refusal
+ * (reason set), not an acceptance. False without a health record. */
+bool rconn_health_refusing(const struct rconn_health *h, enum rconn_reason *reason);
 
 /* One blocking connection with its reconnect state. After any failure (the
  * connection lost, a refusal or an error reply) the connection is dropped and
@@ -77,14 +127,16 @@ enum rconn_fault rconn_classify(const redisReply *reply);
  * and the first success after it once. */
 struct rconn {
     struct rconn_target target;
-    char who[32];            /* the log's name for the user: "master", "worker"... */
-    long connect_timeout_ms; /* redis.connect_timeout */
-    long command_timeout_ms; /* a reply waited for at most this long */
-    redisContext *c;         /* NULL while disconnected */
-    bool down;               /* an outage was logged and has not recovered */
-    int64_t down_since_ms;   /* monotonic */
-    long backoff_ms;         /* the last delay; 0 while healthy */
-    int64_t next_try_ms;     /* no connect attempt before this (monotonic) */
+    char who[32];                  /* the log's name for the user: "master", "worker"... */
+    long connect_timeout_ms;       /* redis.connect_timeout */
+    long command_timeout_ms;       /* a reply waited for at most this long */
+    redisContext *c;               /* NULL while disconnected */
+    bool down;                     /* an outage was logged and has not recovered */
+    int64_t down_since_ms;         /* monotonic */
+    long backoff_ms;               /* the last delay; 0 while healthy */
+    int64_t next_try_ms;           /* no connect attempt before this (monotonic) */
+    enum rconn_reason down_reason; /* what the outage started with */
+    uint64_t down_failures;        /* failures during the outage */
     void (*on_connect)(struct rconn *r, void *arg); /* after every (re)connect, or NULL */
     void *on_connect_arg;
 };

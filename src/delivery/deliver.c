@@ -576,6 +576,7 @@ int deliver_main(const struct child_args *args) {
         }
         if (d.slot)
             atomic_store(&d.slot->heartbeat_ms, units_mono_ms());
+        log_tick();
         if (!childsig_stop && rconn_ready(&d.redis)) {
             promote(&d);
             while (d.n < DELIVER_INFLIGHT && !childsig_stop && rconn_connected(&d.redis) &&

@@ -47,9 +47,10 @@ void image_handle(struct exchange *h);
  * after answering 503 (replies already asked for still come). */
 int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only);
 
-/* Answers a Redis failure: no reply (connection lost) or a transient error ->
- * 503 unavailable with Retry-After; any other error -> 500 internal (logged).
- * what names the operation for the log (reply.c). */
+/* Answers a Redis failure by its class (rconn.h): no reply -> 503
+ * unavailable; a refusal -> 503 with its own code (respond_refused); any other
+ * error -> 500 internal (logged). what names the operation for the log
+ * (reply.c). */
 void reply_failed(struct exchange *h, const redisReply *reply, const char *what);
 
 #endif

@@ -5,7 +5,9 @@
 #include "respond.h"
 
 #include "cache.h"
+#include "rconn.h"
 #include "segment.h"
+#include "units.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -94,10 +96,44 @@ static void child_metrics(struct http_child *c, struct evbuffer *b) {
                         (unsigned long long)atomic_load(&c->shm->hdr->job_timeouts));
 }
 
+/* What every process's Redis clients saw (rconn.h), and the log lines lost. */
+static void health_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->shm == NULL)
+        return;
+    const struct rconn_health *rh = &c->shm->hdr->redis;
+    counter(b, "redis_failures_total",
+            "Redis commands that failed, by reason: lost (no reply), a refusal (oom, misconf, "
+            "readonly, noreplicas, busy, loading, masterdown, tryagain) or error.",
+            "counter");
+    for (int r = RCONN_REASON_LOST; r < RCONN_REASONS; r++)
+        evbuffer_add_printf(b, "thumbnailed_redis_failures_total{reason=\"%s\"} %llu\n",
+                            rconn_reason_name((enum rconn_reason)r),
+                            (unsigned long long)atomic_load(&rh->faults[r]));
+    int64_t ok = atomic_load(&rh->write_ok_ms);
+    counter(b, "redis_last_write_age_seconds",
+            "Seconds since Redis last accepted a write (-1: none yet).", "gauge");
+    evbuffer_add_printf(b, "thumbnailed_redis_last_write_age_seconds %.3f\n",
+                        ok ? (double)(units_mono_ms() - ok) / 1000.0 : -1.0);
+    counter(b, "redis_refusing_writes", "1 while Redis refuses writes (/readyz says why).",
+            "gauge");
+    evbuffer_add_printf(b, "thumbnailed_redis_refusing_writes %d\n",
+                        rconn_health_refusing(rh, NULL) ? 1 : 0);
+    uint64_t lost = atomic_load(&c->shm->hdr->log_lost);
+    for (int i = 0; i < SHM_MAX_SLOTS; i++) {
+        struct shm_slot *s = shm_slot(c->shm, i);
+        if (s && atomic_load(&s->kind) != SHM_SLOT_FREE)
+            lost += atomic_load(&s->log_lost);
+    }
+    counter(b, "log_lines_lost_total",
+            "Log lines the log target did not take (a full disk, say), all processes.", "counter");
+    evbuffer_add_printf(b, "thumbnailed_log_lines_lost_total %llu\n", (unsigned long long)lost);
+}
+
 static void send_metrics(struct exchange *h) {
     struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
     cache_metrics(h->child, b);
     child_metrics(h->child, b);
+    health_metrics(h->child, b);
     evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
                       "text/plain; version=0.0.4");
     exchange_send(h, 200);

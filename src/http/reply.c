@@ -6,12 +6,18 @@
 #include "rasync.h"
 
 void reply_failed(struct exchange *h, const redisReply *reply, const char *what) {
-    enum rconn_fault f = rconn_classify(reply);
-    if (f == RCONN_LOST || f == RCONN_REFUSED) {
+    enum rconn_reason reason = rconn_reason_of(reply);
+    switch (rconn_fault_of(reason)) {
+    case RCONN_LOST:
         respond_unavailable(h);
         return;
+    case RCONN_REFUSED:
+        respond_refused(h, reason);
+        return;
+    default:
+        break;
     }
     log_error("%s: redis answered: %s", what,
-              reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected reply type");
+              reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected reply type");
     respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
 }

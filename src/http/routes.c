@@ -8,6 +8,7 @@
 #include "segment.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <string.h>
 
 static void healthz(struct exchange *h) {
@@ -18,7 +19,8 @@ static void healthz(struct exchange *h) {
     exchange_send(h, 200);
 }
 
-/* Ready: Redis answers and at least one worker is alive (on the scoreboard). */
+/* Ready: Redis answers and accepts writes, and at least one worker is alive
+ * (on the scoreboard). */
 static void readyz(struct exchange *h) {
     struct http_child *c = h->child;
     int workers = 0;
@@ -28,9 +30,14 @@ static void readyz(struct exchange *h) {
             workers++;
     }
     bool redis = rasync_connected(c->redis);
-    if (!redis || workers == 0) {
-        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE, "not ready:%s%s",
-                      redis ? "" : " Redis does not answer;",
+    enum rconn_reason reason = RCONN_REASON_NONE;
+    bool refusing = c->shm && rconn_health_refusing(&c->shm->hdr->redis, &reason);
+    if (!redis || refusing || workers == 0) {
+        char why[96] = "";
+        if (refusing)
+            snprintf(why, sizeof(why), " Redis refuses writes (%s);", rconn_reason_name(reason));
+        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE, "not ready:%s%s%s",
+                      redis ? "" : " Redis does not answer;", why,
                       workers ? "" : " no worker is alive;");
         return;
     }

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #define MAGIC_SCAN_MAX   (256 * 1024) /* bytes libmagic looks at: image signatures are early */
-#define RETRY_AFTER_FULL 5
 
 static void refuse(struct exchange *h, const struct job_param_error *err) {
     respond_error(h, err->code, err->field, 0, "%s", err->message);
@@ -138,7 +137,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
     }
     long long n = reply_number(reply->element[1]);
     if (strcmp(verdict, "full") == 0) {
-        respond_error(h, "queue_full", NULL, RETRY_AFTER_FULL,
+        respond_error(h, "queue_full", NULL, RESPOND_RETRY_AFTER_FULL,
                       "the queue is full (%lld jobs waiting); try again later", n);
         goto out;
     }

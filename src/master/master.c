@@ -225,6 +225,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct master *m = arg;
+    log_tick();
     if (!m->stopping) {
         supervise_tick(m);
         jobs_tick(m);
@@ -315,6 +316,8 @@ static int make_cache(struct master *m) {
                   (long long)cfg->cache_size, strerror(errno));
         return -1;
     }
+    rconn_health_attach(&m->shm.hdr->redis);
+    log_count_lost(&m->shm.hdr->log_lost);
     return 0;
 }
 
@@ -381,6 +384,8 @@ static void teardown(struct master *m) {
         waitpid(r->pid, NULL, 0);
         r->pid = 0;
     }
+    rconn_health_attach(NULL);
+    log_count_lost(NULL);
     shm_segment_destroy(&m->shm);
     for (int i = 0; i < m->nsig; i++)
         event_free(m->sig_events[i]);

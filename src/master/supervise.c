@@ -282,6 +282,13 @@ static int child_main(struct supervise_child *c) {
     else
         snprintf(name, sizeof(name), "%s", kind_name(c->kind));
     log_set_procname(name);
+    /* What this child's Redis clients see, and the log lines it loses, are
+     * counted in the segment for /readyz and /metrics. */
+    if (m->shm.hdr) {
+        rconn_health_attach(&m->shm.hdr->redis);
+        struct shm_slot *s = shm_slot(&m->shm, c->slot);
+        log_count_lost(s ? &s->log_lost : &m->shm.hdr->log_lost);
+    }
     if (kinds[c->kind].comm)
         prctl(PR_SET_NAME, kinds[c->kind].comm);
     if (!kinds[c->kind].listens && m->listen_fd >= 0) {

@@ -4,13 +4,15 @@
 #ifndef TH_SHM_SEGMENT_H
 #define TH_SHM_SEGMENT_H
 
+#include "rconn.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #define SHM_MAGIC     0x74686d62u /* "thmb" */
-#define SHM_VERSION   1
+#define SHM_VERSION   2
 #define SHM_MAX_SLOTS 1024
 
 enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
@@ -26,6 +28,7 @@ struct shm_slot {
     _Atomic uint64_t jobs_done;
     _Atomic uint64_t restarts;
     _Atomic int64_t heartbeat_ms; /* CLOCK_MONOTONIC ms of the last sign of life */
+    _Atomic uint64_t log_lost;    /* log lines this child could not write */
     char job_id[32];
 };
 
@@ -39,6 +42,8 @@ struct shm_header {
     uint64_t cache_off;     /* offset of the cache area */
     uint64_t cache_size;
     _Atomic uint64_t job_timeouts; /* workers the master killed for worker.job_timeout */
+    struct rconn_health redis;     /* what every process's Redis clients saw (rconn.h) */
+    _Atomic uint64_t log_lost;     /* log lines the master could not write */
 };
 
 struct shm_ratelimit;

@@ -256,6 +256,7 @@ int worker_main(const struct child_args *args) {
             log_reopen();
         }
         slot_heartbeat(w.slot);
+        log_tick();
         if (jobqueue_connect(&w.q, &childsig_stop) < 0)
             break;
         char id[JOBQUEUE_ID_MAX];

@@ -14,12 +14,19 @@
 #include "units.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static struct config cfg;
+static bool cfg_set;
+
+/* The defaults, with redis.url set when url is not NULL. */
 static struct config *config_for(const char *url) {
-    static struct config cfg;
+    if (cfg_set)
+        config_free(&cfg);
+    cfg_set = true;
     config_defaults(&cfg);
     free(cfg.runtime_dir);
     cfg.runtime_dir = strdup("/run/th-test");
@@ -86,6 +93,8 @@ static void test_classify(void **state) {
         {REDIS_REPLY_ERROR, "WRONGTYPE Operation against a key holding the wrong kind of value",
          RCONN_ERROR},
         {REDIS_REPLY_ERROR, "ERR Error running script: user_script:3: bad", RCONN_ERROR},
+        {REDIS_REPLY_ERROR, "BUSYKEY Target key name already exists.", RCONN_ERROR},
+        {REDIS_REPLY_ERROR, "OOMX not a refusal", RCONN_ERROR},
         {REDIS_REPLY_ERROR, "", RCONN_ERROR},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -97,17 +106,76 @@ static void test_classify(void **state) {
     }
 }
 
+/* Each refusal has its reason (counted in /metrics, told to clients), and the
+ * health record says "refusing" from a refused write until an accepted one. */
+static void test_reasons_and_health(void **state) {
+    (void)state;
+    static const struct {
+        const char *str;
+        enum rconn_reason want;
+        const char *name;
+        bool writes_only;
+    } cases[] = {
+        {"OOM command not allowed", RCONN_REASON_OOM, "oom", true},
+        {"MISCONF Errors writing to the AOF file", RCONN_REASON_MISCONF, "misconf", true},
+        {"READONLY You can't write against a read only replica.", RCONN_REASON_READONLY, "readonly",
+         true},
+        {"NOREPLICAS Not enough good replicas to write.", RCONN_REASON_NOREPLICAS, "noreplicas",
+         true},
+        {"BUSY Redis is busy", RCONN_REASON_BUSY, "busy", false},
+        {"LOADING Redis is loading the dataset in memory", RCONN_REASON_LOADING, "loading", false},
+        {"MASTERDOWN Link with MASTER is down", RCONN_REASON_MASTERDOWN, "masterdown", false},
+        {"TRYAGAIN", RCONN_REASON_TRYAGAIN, "tryagain", false},
+        {"ERR syntax error", RCONN_REASON_ERROR, "error", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        redisReply r = {
+            .type = REDIS_REPLY_ERROR, .str = (char *)cases[i].str, .len = strlen(cases[i].str)};
+        assert_int_equal(rconn_reason_of(&r), cases[i].want);
+        assert_string_equal(rconn_reason_name(cases[i].want), cases[i].name);
+        assert_int_equal(rconn_reason_refuses_writes(cases[i].want), cases[i].writes_only);
+    }
+    assert_int_equal(rconn_reason_of(NULL), RCONN_REASON_LOST);
+    assert_string_equal(rconn_reason_name(RCONN_REASON_LOST), "lost");
+
+    static struct rconn_health h;
+    memset(&h, 0, sizeof(h));
+    enum rconn_reason why = RCONN_REASON_NONE;
+    assert_false(rconn_health_refusing(&h, &why));
+    rconn_health_attach(&h);
+    redisReply ok = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+    redisReply oom = {.type = REDIS_REPLY_ERROR, .str = "OOM command not allowed", .len = 23};
+    rconn_health_note(&ok, true);
+    assert_false(rconn_health_refusing(&h, &why));
+    rconn_health_note(&oom, true);
+    assert_true(rconn_health_refusing(&h, &why));
+    assert_int_equal(why, RCONN_REASON_OOM);
+    rconn_health_note(&ok, false); /* a read succeeding says nothing about writes */
+    assert_true(rconn_health_refusing(&h, NULL));
+    rconn_health_note(NULL, false);
+    assert_int_equal(atomic_load(&h.faults[RCONN_REASON_OOM]), 1);
+    assert_int_equal(atomic_load(&h.faults[RCONN_REASON_LOST]), 1);
+    redis_fixture_sleep_ms(2); /* the acceptance comes later on the clock */
+    rconn_health_note(&ok, true);
+    assert_false(rconn_health_refusing(&h, NULL));
+    rconn_health_attach(NULL);
+}
+
+/* 50 ms doubling to 1 s, each step jittered by +-20 %, never above the cap. */
 static void test_backoff(void **state) {
     (void)state;
-    long d = 0;
-    long seen[12];
-    for (int i = 0; i < 12; i++)
-        seen[i] = d = rconn_backoff_next(d);
-    assert_int_equal(seen[0], RCONN_BACKOFF_MIN_MS);
-    assert_int_equal(seen[1], 2 * RCONN_BACKOFF_MIN_MS);
-    for (int i = 1; i < 12; i++)
-        assert_true(seen[i] >= seen[i - 1] && seen[i] <= RCONN_BACKOFF_MAX_MS);
-    assert_int_equal(seen[11], RCONN_BACKOFF_MAX_MS);
+    for (int run = 0; run < 200; run++) {
+        long d = rconn_backoff_next(0);
+        assert_in_range(d, RCONN_BACKOFF_MIN_MS * 8 / 10, RCONN_BACKOFF_MIN_MS * 12 / 10);
+        for (int i = 0; i < 12; i++) {
+            long next = rconn_backoff_next(d);
+            long base = 2 * d > RCONN_BACKOFF_MAX_MS ? RCONN_BACKOFF_MAX_MS : 2 * d;
+            assert_in_range(next, base * 8 / 10, RCONN_BACKOFF_MAX_MS);
+            assert_true(next <= base * 12 / 10);
+            d = next;
+        }
+        assert_in_range(d, RCONN_BACKOFF_MAX_MS * 8 / 10, RCONN_BACKOFF_MAX_MS);
+    }
 }
 
 /* --- the blocking connection against a real server ---------------------------- */
@@ -189,7 +257,7 @@ static void test_error_reply_backs_off(void **state) {
     const char *bogus[] = {"NOSUCHCOMMAND"};
     assert_null(rconn_command(r, "bogus", 1, bogus, NULL));
     assert_false(rconn_connected(r));
-    assert_true(r->backoff_ms >= RCONN_BACKOFF_MIN_MS);
+    assert_true(r->backoff_ms >= RCONN_BACKOFF_MIN_MS * 8 / 10);
     /* Within the backoff nothing is attempted. */
     assert_true(units_mono_ms() < r->next_try_ms);
     const char *ping[] = {"PING"};
@@ -257,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_reasons_and_health),
     };
     const struct CMUnitTest server[] = {
         cmocka_unit_test(test_connects_on_demand),
@@ -266,5 +335,7 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests_name("rconn", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("rconn_server", server, setup_server, teardown_server);
+    if (cfg_set)
+        config_free(&cfg);
     return failed;
 }

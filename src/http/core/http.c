@@ -43,6 +43,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg) {
     struct http_child *c = arg;
     if (c->slot)
         atomic_store(&c->slot->heartbeat_ms, units_mono_ms());
+    log_tick();
     deadline_sweep(c);
 }
 

@@ -167,6 +167,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *arg) {
     if (rep == NULL)
         return;
     if (rep->type == REDIS_REPLY_ERROR) {
+        rconn_health_note(rep, false);
         if (!r->handshake_failed)
             note_down(r, "handshake (AUTH/SELECT/PING)", rep->str);
         r->handshake_failed = true;
@@ -296,6 +297,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
         if (send_script(r, op, true) == 0)
             return;
     }
+    rconn_health_note(rep, op->is_script);
     op->cb(rep, op->arg);
 }
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The one mapping from error code to HTTP status (docs/API.md §6). */
+/* The one mapping from error code to HTTP status (docs/API.md §10.1). */
 static const struct {
     const char *code;
     int status;
@@ -26,6 +26,8 @@ static const struct {
     {"internal", 500},
     {"not_implemented", 501},
     {"queue_full", 503},
+    {"store_full", 503},
+    {"store_read_only", 503},
     {"unavailable", 503},
 };
 
@@ -115,6 +117,35 @@ void respond_error(struct exchange *h, const char *code, const char *field, int 
 void respond_unavailable(struct exchange *h) {
     respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
                   "the job store is unavailable; try again shortly");
+}
+
+void respond_refused(struct exchange *h, enum rconn_reason reason) {
+    switch (reason) {
+    case RCONN_REASON_OOM:
+        respond_error(h, "store_full", NULL, RESPOND_RETRY_AFTER_FULL,
+                      "the job store is full (Redis reached its maxmemory); try again later");
+        return;
+    case RCONN_REASON_MISCONF:
+        respond_error(h, "store_full", NULL, RESPOND_RETRY_AFTER_FULL,
+                      "the job store cannot write to its disk (full or failing); try again later");
+        return;
+    case RCONN_REASON_READONLY:
+        respond_error(h, "store_read_only", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                      "the job store is read-only (a replica, or a failover under way); try "
+                      "again shortly");
+        return;
+    case RCONN_REASON_NOREPLICAS:
+        respond_error(h, "store_read_only", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                      "the job store has too few replicas to accept writes; try again shortly");
+        return;
+    case RCONN_REASON_LOADING:
+        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                      "the job store is loading its data; try again shortly");
+        return;
+    default:
+        respond_unavailable(h);
+        return;
+    }
 }
 
 void respond_error_with_job(struct exchange *h, const char *code, const json_t *job_doc,

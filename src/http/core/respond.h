@@ -4,6 +4,7 @@
 #define TH_HTTP_RESPOND_H
 
 #include "exchange.h"
+#include "rconn.h"
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -29,12 +30,19 @@ void respond_error(struct exchange *h, const char *code, const char *field, int 
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Seconds a client is asked to wait (Retry-After) when the job store cannot
- * be reached or refuses for now. */
+ * be reached or refuses for a moment, and when it is full (the queue, its
+ * memory or its disk: that takes longer to change). */
 #define RESPOND_RETRY_AFTER_UNAVAILABLE 1
+#define RESPOND_RETRY_AFTER_FULL        5
 
 /* 503 unavailable with Retry-After RESPOND_RETRY_AFTER_UNAVAILABLE: the job
  * store (Redis) cannot be reached or refuses for now. */
 void respond_unavailable(struct exchange *h);
+
+/* 503 for a refusal of Redis, with a code that says why: store_full (out of
+ * memory, or its disk), store_read_only (a replica, too few replicas), else
+ * unavailable; Retry-After either way. */
+void respond_refused(struct exchange *h, enum rconn_reason reason);
 
 /* Like respond_error, with "job": job_doc (borrowed) beside "error". */
 void respond_error_with_job(struct exchange *h, const char *code, const json_t *job_doc,
