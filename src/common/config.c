@@ -101,6 +101,7 @@ static const struct key keys[] = {
     {"redis", "server", K_STR, OFF(redis_server), 0, 0, "redis-server", NULL, NULL},
     {"redis", "data_dir", K_STR, OFF(redis_data_dir), 0, 0, "/var/lib/thumbnailed", NULL,
      check_absolute},
+    {"redis", "max_memory", K_SIZE, OFF(redis_max_memory), 0, 1LL << 42, "0", NULL, NULL},
     {"redis", "key_prefix", K_STR, OFF(redis_key_prefix), 0, 0, "thumbnailed", NULL, check_prefix},
     {"redis", "connect_timeout", K_DURATION, OFF(redis_connect_timeout), 10, 60000, "500ms", NULL,
      NULL},

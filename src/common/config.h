@@ -70,6 +70,7 @@ struct config {
     int64_t redis_result_ttl;
     int64_t redis_failure_ttl;
     int64_t redis_max_queue;
+    int64_t redis_max_memory; /* embedded: its maxmemory (noeviction); 0 = none */
 
     /* [callback] */
     char *callback_secret;

@@ -10,6 +10,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HEARTBEAT_EVERY  5     /* ticks (s) */
@@ -68,10 +69,60 @@ static int release(struct master *m, const char *node, const char *wid, const ch
     return jobs;
 }
 
+/* A release Redis has not taken yet. */
+struct jobs_release {
+    char wid[QUEUE_WID_MAX];
+    const char *code, *message; /* static */
+};
+
 int jobs_release_worker(struct master *m, pid_t pid, const char *code, const char *message) {
     char wid[QUEUE_WID_MAX];
     queue_worker_id(wid, sizeof(wid), m->node_id, pid);
-    return release(m, m->node_id, wid, code, message);
+    int n = release(m, m->node_id, wid, code, message);
+    if (n >= 0)
+        return n;
+    struct jobs_release *grown =
+        realloc(m->releases, (size_t)(m->nreleases + 1) * sizeof(*m->releases));
+    if (grown == NULL) {
+        log_error("worker %s: its jobs cannot be kept for a later release (out of memory); the "
+                  "reaper takes them back if this node stops",
+                  wid);
+        return -1;
+    }
+    m->releases = grown;
+    struct jobs_release *r = &m->releases[m->nreleases++];
+    snprintf(r->wid, sizeof(r->wid), "%s", wid);
+    r->code = code;
+    r->message = message;
+    log_warn("worker %s: its jobs will be released once Redis takes it", wid);
+    return -1;
+}
+
+int jobs_pending_releases(const struct master *m) {
+    return m->nreleases;
+}
+
+/* Tries the pending releases in order; stops at the first Redis refuses. */
+static void retry_releases(struct master *m) {
+    int done = 0;
+    while (done < m->nreleases) {
+        struct jobs_release *r = &m->releases[done];
+        if (release(m, m->node_id, r->wid, r->code, r->message) < 0)
+            break;
+        log_info("worker %s: its jobs were released after Redis came back", r->wid);
+        done++;
+    }
+    if (done > 0) {
+        memmove(m->releases, m->releases + done,
+                (size_t)(m->nreleases - done) * sizeof(*m->releases));
+        m->nreleases -= done;
+    }
+}
+
+void jobs_free(struct master *m) {
+    free(m->releases);
+    m->releases = NULL;
+    m->nreleases = 0;
 }
 
 static void promote(struct master *m, struct rconn *c) {
@@ -134,6 +185,8 @@ void jobs_tick(struct master *m) {
     if (c == NULL || !rconn_ready(c))
         return;
     m->ticks++;
+    if (m->nreleases > 0)
+        retry_releases(m);
     promote(m, c);
     if (rconn_connected(c) && m->ticks % HEARTBEAT_EVERY == 1)
         heartbeat(m, c);
@@ -145,6 +198,14 @@ void jobs_leave(struct master *m) {
     struct rconn *c = redis(m);
     if (c == NULL)
         return;
+    if (m->nreleases > 0)
+        retry_releases(m);
+    if (m->nreleases > 0) {
+        log_warn("stop: %d worker(s)' jobs could not be released (Redis refuses): this node stays "
+                 "listed, so the reaper of a live node takes them back once its heartbeat expires",
+                 m->nreleases);
+        return;
+    }
     char hb[QUEUE_KEY_MAX], nodes[QUEUE_KEY_MAX];
     queue_key(hb, sizeof(hb), m->cfg.redis_key_prefix, "hb", m->node_id);
     queue_key(nodes, sizeof(nodes), m->cfg.redis_key_prefix, "nodes", NULL);

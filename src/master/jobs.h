@@ -10,20 +10,30 @@
 
 /* Releases what worker pid of this node held: with code NULL its jobs go back
  * to the front of the queue; otherwise a started job counts as a transient
- * failure with code and message (retried while attempts remain). Uses the
- * master's own blocking connection (short timeouts), connecting on demand.
- * Returns the number of jobs released, or -1 when Redis cannot be reached
- * (logged once per outage). */
+ * failure with code and message (static strings: they are kept; retried while
+ * attempts remain). Uses the master's own blocking connection (short
+ * timeouts), connecting on demand. Returns the number of jobs released, or -1
+ * when Redis cannot be reached or refuses: the release is then kept and tried
+ * again every tick until Redis takes it. */
 int jobs_release_worker(struct master *m, pid_t pid, const char *code, const char *message);
+
+/* How many releases are still waiting for Redis. */
+int jobs_pending_releases(const struct master *m);
 
 /* Every second: promotes due retries; every 5 s the node heartbeat
  * ({p}:hb:<node>, PX 15 s) and, under a lock, the reaper of dead nodes. */
 void jobs_tick(struct master *m);
 
-/* At a clean stop: removes this node's heartbeat and membership. */
+/* At a clean stop: tries the pending releases once more, then removes this
+ * node's heartbeat and membership; with releases still pending it stays a
+ * member, so that when its heartbeat expires the reaper of a live node (or of
+ * this node's next start) takes those jobs back. */
 void jobs_leave(struct master *m);
 
 /* Closes the master's connection. */
 void jobs_close(struct master *m);
+
+/* Frees the pending releases (at exit). */
+void jobs_free(struct master *m);
 
 #endif

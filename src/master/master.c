@@ -395,6 +395,7 @@ static void teardown(struct master *m) {
     if (m->tick)
         event_free(m->tick);
     jobs_close(m);
+    jobs_free(m);
     supervise_free(m);
     if (m->base)
         event_base_free(m->base);

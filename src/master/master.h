@@ -13,6 +13,7 @@
 
 struct event_base;
 struct event;
+struct jobs_release;
 
 /* The master's whole state, passed explicitly. */
 struct master {
@@ -28,7 +29,9 @@ struct master {
     struct event *tick;          /* 1 s supervision timer */
     struct event *sig_events[8]; /* the signals the loop watches */
     int nsig;
-    struct rconn redis;    /* the master's own connection (jobs.c) */
+    struct rconn redis;            /* the master's own connection (jobs.c) */
+    struct jobs_release *releases; /* releases Redis did not take yet, retried (jobs.c) */
+    int nreleases;
     bool redis_init;       /* redis is set up */
     uint64_t job_timeouts; /* workers killed for worker.job_timeout */
     bool left_cluster;     /* the stop removed this node's heartbeat */

@@ -26,6 +26,9 @@ int redis_embedded_main(const struct child_args *args) {
     else if (strcmp(cfg->log_target, "syslog") == 0 || !foreground)
         use_syslog = "yes";
     dup2(STDERR_FILENO, STDOUT_FILENO);
+    /* Full, Redis refuses writes (noeviction: nothing is dropped); 0 = no limit. */
+    char maxmemory[24];
+    snprintf(maxmemory, sizeof(maxmemory), "%lld", (long long)cfg->redis_max_memory);
     const char *argv[] = {cfg->redis_server,
                           "--port",
                           "0",
@@ -55,6 +58,8 @@ int redis_embedded_main(const struct child_args *args) {
                           "thumbnailed-redis",
                           "--databases",
                           "1",
+                          "--maxmemory",
+                          maxmemory,
                           NULL};
     execvp(cfg->redis_server, (char *const *)argv);
     log_error("cannot run %s: %s", cfg->redis_server, strerror(errno));

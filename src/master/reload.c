@@ -12,7 +12,7 @@
 static const char *const fixed_keys[][2] = {
     {"daemon", "user"},  {"daemon", "pid_file"}, {"daemon", "runtime_dir"}, {"http", "listen"},
     {"cache", "size"},   {"redis", "mode"},      {"redis", "url"},          {"redis", "password"},
-    {"redis", "server"}, {"redis", "data_dir"},  {"redis", "key_prefix"},
+    {"redis", "server"}, {"redis", "data_dir"},  {"redis", "key_prefix"},   {"redis", "max_memory"},
 };
 
 /* Keys only the master reads, or that scale rather than replace children. */
