@@ -33,6 +33,11 @@ static struct repeat {
 } repeats[REPEATS];
 
 static _Atomic uint64_t *lost_counter;
+static int repeat_window_ms = LOG_REPEAT_WINDOW_MS;
+
+void log_set_repeat_window(int ms) {
+    repeat_window_ms = ms;
+}
 
 void log_count_lost(_Atomic uint64_t *counter) {
     lost_counter = counter;
@@ -142,7 +147,7 @@ static void close_window(struct repeat *r) {
     if (r->suppressed > 0) {
         char msg[300];
         snprintf(msg, sizeof(msg), "%s ... repeated %llu times in the last %d s", r->text,
-                 (unsigned long long)r->suppressed, LOG_REPEAT_WINDOW_MS / 1000);
+                 (unsigned long long)r->suppressed, (repeat_window_ms + 999) / 1000);
         emit(r->level, msg);
     }
     r->hash = 0;
@@ -152,7 +157,7 @@ static void close_window(struct repeat *r) {
 void log_tick(void) {
     int64_t now = mono_ms();
     for (int i = 0; i < REPEATS; i++)
-        if (repeats[i].hash && now - repeats[i].since_ms >= LOG_REPEAT_WINDOW_MS)
+        if (repeats[i].hash && now - repeats[i].since_ms >= repeat_window_ms)
             close_window(&repeats[i]);
 }
 

@@ -35,6 +35,10 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 
 #define LOG_REPEAT_WINDOW_MS 10000
 
+/* Changes the repeat window (LOG_REPEAT_WINDOW_MS by default); tests use a
+ * short one. */
+void log_set_repeat_window(int ms);
+
 /* Writes the summaries of repeats whose window has ended; call about once a
  * second from the process's loop. */
 void log_tick(void);
