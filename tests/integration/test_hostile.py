@@ -157,10 +157,10 @@ def test_url_job_fails(hd, hsource, name, make, code):
                     "and this case would then leave loopback")
     port = hsource.httpd.server_address[1]
     url, must_reach, must_not_reach = make(hsource, port)
-    started = time.monotonic()
     job = hd.submit(url=url, width=100)
+    # A bounded wait, not a timing assertion: a job that never ends fails here;
+    # which limit ended it is the error code asserted below.
     doc = hd.wait(job["id"], timeout=JOB_WAIT)
-    took = time.monotonic() - started
     context = f"{url} -> {doc}\n{log_lines(hd, job['id'])}"
     if name in SENTINELS and doc.get("error", {}).get("code") != code:
         guard_breaches.append(name)
@@ -176,7 +176,6 @@ def test_url_job_fails(hd, hsource, name, make, code):
     if must_not_reach:
         assert not any(p.endswith(must_not_reach) for p in asked), \
             f"the refused address was connected to: {context}"
-    assert took < JOB_WAIT, context
 
 
 # ---------------------------------------------------------------------------
