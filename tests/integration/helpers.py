@@ -766,6 +766,17 @@ class Daemon:
         kw.setdefault("timeout", HTTP_TIMEOUT)
         return requests.get(self.base + path, **kw)
 
+    def metric(self, sample):
+        """The value of one sample of GET /metrics, named as it is printed
+        (e.g. 'thumbnailed_children{kind="http"}'), or None when it is not there."""
+        r = self.get("/metrics")
+        assert r.status_code == 200, f"GET /metrics: {r.status_code} {r.text[:500]}"
+        for line in r.text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return int(float(value))
+        return None
+
     def post(self, path, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)
         return requests.post(self.base + path, **kw)
