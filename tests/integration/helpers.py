@@ -543,6 +543,28 @@ def shm_path(pid_file):
     return Path(f"/dev/shm/thumbnailed.{h:016x}")
 
 
+def _resp_reply(f):
+    """One RESP reply read from the file f (see RedisServer.query)."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError(f"short reply from redis-server: {line!r}")
+    kind, rest = line[:1], line[1:-2].decode(errors="replace")
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RuntimeError(f"redis-server: {rest}")
+    if kind == b":":
+        return int(rest)
+    if kind in (b"$", b"*") and int(rest) < 0:
+        return None
+    if kind == b"$":
+        data = f.read(int(rest) + 2)
+        return data[:-2].decode(errors="replace")
+    if kind == b"*":
+        return [_resp_reply(f) for _ in range(int(rest))]
+    raise ConnectionError(f"unexpected reply from redis-server: {line!r}")
+
+
 class RedisServer:
     """A redis-server of the test's own on a unix socket in directory, with its
     append-only file there: stop it (any signal) and start it again on the
@@ -592,6 +614,18 @@ class RedisServer:
             return None
         finally:
             s.close()
+
+    def query(self, *args):
+        """One command over the socket, its whole reply parsed: a str (simple or
+        bulk string), an int, None (nil), or a list (array). An error reply raises."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(str(self.socket))
+            payload = f"*{len(args)}\r\n" + "".join(
+                f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+            s.sendall(payload.encode())
+            with s.makefile("rb") as f:
+                return _resp_reply(f)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
@@ -731,6 +765,17 @@ class Daemon:
     def get(self, path, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)
         return requests.get(self.base + path, **kw)
+
+    def metric(self, sample):
+        """The value of one sample of GET /metrics, named as it is printed
+        (e.g. 'thumbnailed_children{kind="http"}'), or None when it is not there."""
+        r = self.get("/metrics")
+        assert r.status_code == 200, f"GET /metrics: {r.status_code} {r.text[:500]}"
+        for line in r.text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return int(float(value))
+        return None
 
     def post(self, path, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)

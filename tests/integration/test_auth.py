@@ -68,27 +68,30 @@ def test_max_connections(start_daemon):
     # One http child that may hold 5 connections: with 8 open (each has sent
     # part of a request), it stops accepting; once they close, it accepts again.
     d = start_daemon({"http": {"processes": "1", "max_connections": "5"}})
+    child = wait_for("the http child", lambda: d.children()["http"], 5)
     held = []
     try:
         for _ in range(8):
             s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
             s.sendall(b"GET /healthz HTTP/1.1\r\n")
             held.append(s)
-        wait_for("accepting paused",
-                 lambda: "not accepting more for now" in d.log_path.read_text(), 10)
-        try:
-            requests.get(d.base + "/healthz", timeout=1.5)
-            raise AssertionError("a connection over http.max_connections was served")
-        except requests.RequestException:
-            pass
+        # It counts them at its next check (every second), then stops accepting:
+        # a connection over the limit goes unserved, and stays so while they are held.
+        wait_for("a connection over http.max_connections left unserved",
+                 lambda: not _healthy(d, timeout=1.5), 10)
+        assert not _healthy(d, timeout=1.5), \
+            "a connection over http.max_connections was served while they were held"
     finally:
         for s in held:
             s.close()
     wait_for("served again", lambda: _healthy(d), 15)
+    # By the same child, which paused accepting: it did not die and come back.
+    assert d.children()["http"] == child
+    assert d.metric('thumbnailed_child_restarts_total{kind="http"}') == 0
 
 
-def _healthy(d):
+def _healthy(d, timeout=1):
     try:
-        return requests.get(d.base + "/healthz", timeout=1).status_code == 200
+        return requests.get(d.base + "/healthz", timeout=timeout).status_code == 200
     except requests.RequestException:
         return False

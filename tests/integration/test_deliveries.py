@@ -23,16 +23,21 @@ from helpers import decode_image, error_of, free_port, wait_for
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 OLD_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 FAST = {"secret": SECRET, "schedule": "200ms 200ms 200ms", "timeout": "1s"}
+HANG_MAX = 60  # seconds a "hang" holds its answer at most, should nothing release it
 
 
 class Receiver:
     """An HTTP server on loopback that answers each POST to /hook/NAME with the
-    next behaviour of NAME's script (a status, or "hang": no answer for 3 s;
-    the last one repeats) and records every request."""
+    next behaviour of NAME's script (a status, or "hang": no answer until the
+    receiver is stopped; the last one repeats) and records every request, with
+    its wall-clock time of arrival ("at", comparable with Redis's TIME), and
+    the order in which requests came and were answered (events)."""
 
     def __init__(self):
         self.scripts = {}
         self.calls = {}
+        self.events = {}  # name -> [("received" | "answered", attempt number)]
+        self.release = threading.Event()
         self.lock = threading.Lock()
         receiver = self
 
@@ -46,15 +51,19 @@ class Receiver:
                 with receiver.lock:
                     calls = receiver.calls.setdefault(name, [])
                     calls.append({"headers": dict(self.headers), "body": body,
-                                  "at": time.monotonic()})
+                                  "at": time.time()})
+                    n = len(calls)
+                    receiver.events.setdefault(name, []).append(("received", n))
                     script = receiver.scripts.get(name, [200])
-                    what = script[min(len(calls), len(script)) - 1]
+                    what = script[min(n, len(script)) - 1]
                 if what == "hang":
-                    time.sleep(3)
+                    receiver.release.wait(HANG_MAX)
                     what = 200
                 extra = {}
                 if isinstance(what, tuple):
                     what, extra = what
+                with receiver.lock:  # before the answer leaves: the daemon may act on it at once
+                    receiver.events[name].append(("answered", n))
                 try:
                     self.send_response(what)
                     for k, v in extra.items():
@@ -78,7 +87,13 @@ class Receiver:
         with self.lock:
             return list(self.calls.get(name, []))
 
+    def order(self, name):
+        """What happened to NAME's requests, in order: [("received", 1), ...]."""
+        with self.lock:
+            return list(self.events.get(name, []))
+
     def stop(self):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -169,6 +184,10 @@ def test_410_stops_the_deliveries(start_daemon, source, receiver):
     assert cb["status"] == "stopped" and cb["attempts"] == 1 and cb["last_status"] == 410
     time.sleep(1.0)  # well past the whole 200 ms schedule
     assert len(receiver.received("gone")) == 1
+    # And nothing is left that could send it again.
+    metrics = d.get("/metrics").text
+    assert 'thumbnailed_queue_deliveries{list="ready"} 0' in metrics, metrics
+    assert 'thumbnailed_queue_deliveries{list="delayed"} 0' in metrics, metrics
 
 
 def test_redirect_is_not_followed(start_daemon, source, receiver):
@@ -185,22 +204,48 @@ def test_a_hanging_receiver_is_retried_after_the_timeout(start_daemon, source, r
     url = receiver.hook("slow", ["hang", 200])
     job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
     cb = delivery_of(d, job["id"])
-    assert cb["status"] == "delivered" and cb["attempts"] == 2
+    assert cb == {"status": "delivered", "attempts": 2, "last_status": 200}
     calls = receiver.received("slow")
     assert len(calls) == 2
-    # The second came after the first attempt timed out (callback.timeout = 1s),
-    # not after the receiver finally answered (3 s).
-    assert calls[1]["at"] - calls[0]["at"] < 3.0
+    # The first attempt is never answered while the test runs: the daemon gave
+    # up on it (callback.timeout = 1s) and sent the second while the receiver
+    # still held the first, rather than waiting for an answer.
+    assert receiver.order("slow") == [("received", 1), ("received", 2), ("answered", 2)], \
+        receiver.order("slow")
 
 
-def test_429_retry_after_is_honoured(start_daemon, source, receiver):
-    d = start_daemon({"callback": FAST})
+def delayed_retry(redis_server):
+    """(delivery id, due ms, ms its last attempt was recorded at) of the one
+    delivery waiting on the delayed set, or None."""
+    entries = redis_server.query("ZRANGE", "{thumbnailed}:wh:delayed", 0, -1, "WITHSCORES")
+    if not entries:
+        return None
+    assert len(entries) == 2, entries
+    did, due = entries[0], int(float(entries[1]))
+    recorded = redis_server.query("HGET", f"{{thumbnailed}}:wh:d:{did}", "last_at")
+    return did, due, int(recorded)
+
+
+def test_429_retry_after_is_honoured(redis_server, start_daemon, source, receiver):
+    # External Redis, for the test to read the retry's due time.
+    d = start_daemon({"callback": FAST, "redis": {"mode": "external", "url": redis_server.url}})
     url = receiver.hook("busy", [(429, {"Retry-After": "2"}), 200])
     job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
-    assert delivery_of(d, job["id"])["status"] == "delivered"
+    # The 429 puts the retry on the delayed set due Retry-After (2 s) after the
+    # attempt was recorded, not at the schedule's 200 ms.
+    did, due, recorded = wait_for("the retry on the delayed set",
+                                  lambda: delayed_retry(redis_server), 10, step=0.02)
+    assert due >= recorded + 2000, f"Retry-After: 2 not honoured: {did} due {due}, " \
+        f"its 429 recorded at {recorded}"
+    assert delivery_of(d, job["id"]) == {"status": "delivered", "attempts": 2, "last_status": 200}
     calls = receiver.received("busy")
     assert len(calls) == 2
-    assert calls[1]["at"] - calls[0]["at"] >= 1.9, "Retry-After: 2 was not waited for"
+    assert receiver.order("busy") == [("received", 1), ("answered", 1), ("received", 2),
+                                      ("answered", 2)], receiver.order("busy")
+    # The same clock (the machine's) orders the 429, its recording, the time
+    # the retry was due, and the retry: it was not sent before it was due.
+    assert calls[0]["at"] * 1000 <= recorded + 1, (calls[0]["at"], recorded)
+    assert calls[1]["at"] * 1000 >= due, (calls[1]["at"], due)
 
 
 def test_exhausted_deliveries_fail_and_the_result_stays(start_daemon, source, receiver):

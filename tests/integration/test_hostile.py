@@ -10,7 +10,6 @@ addresses before connecting)."""
 import io
 import json
 import os
-import re
 import socket
 import threading
 import time
@@ -22,7 +21,7 @@ from PIL import Image
 
 from conftest import SANITIZER_MARKERS, DaemonFactory
 from helpers import (HTTP_TIMEOUT, POLYGLOT_TAIL, SourceServer, decode_image, error_of,
-                     make_hostile_images, unique_jpeg)
+                     make_hostile_images, unique_jpeg, wait_for)
 
 HOSTILE_CONFIG = {
     "fetch": {"allow_private": "no", "allow_hosts": "127.0.0.1", "timeout": "4s",
@@ -51,7 +50,16 @@ def hsource(images, tmp_path_factory):
 def hd(thumbnailed_bin, tmp_path_factory):
     """The one daemon every case of this module runs against."""
     factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
-    yield factory(HOSTILE_CONFIG)
+    d = factory(HOSTILE_CONFIG)
+
+    def all_started():
+        kids = d.children()
+        counts = [len(kids[kind]) for kind in ("http", "worker", "delivery", "redis")]
+        return kids if counts == [2, 2, 1, 1] else None
+
+    # Its children once all are up, for test_zz: none may die and be replaced.
+    d.first_children = wait_for("2 http, 2 workers, 1 delivery, 1 redis", all_started, 10)
+    yield d
     factory.stop_all()
 
 
@@ -157,10 +165,10 @@ def test_url_job_fails(hd, hsource, name, make, code):
                     "and this case would then leave loopback")
     port = hsource.httpd.server_address[1]
     url, must_reach, must_not_reach = make(hsource, port)
-    started = time.monotonic()
     job = hd.submit(url=url, width=100)
+    # A bounded wait, not a timing assertion: a job that never ends fails here;
+    # which limit ended it is the error code asserted below.
     doc = hd.wait(job["id"], timeout=JOB_WAIT)
-    took = time.monotonic() - started
     context = f"{url} -> {doc}\n{log_lines(hd, job['id'])}"
     if name in SENTINELS and doc.get("error", {}).get("code") != code:
         guard_breaches.append(name)
@@ -176,7 +184,6 @@ def test_url_job_fails(hd, hsource, name, make, code):
     if must_not_reach:
         assert not any(p.endswith(must_not_reach) for p in asked), \
             f"the refused address was connected to: {context}"
-    assert took < JOB_WAIT, context
 
 
 # ---------------------------------------------------------------------------
@@ -435,9 +442,15 @@ def test_zz_daemon_still_serves_and_nothing_crashed(hd, hsource):
     assert hd.wait(up.json()["id"])["status"] == "done"
     assert hd.get("/healthz").status_code == 200
     assert hd.get("/readyz").status_code == 200
+    # No child died on the way: the same processes as when the daemon started
+    # (a child that died is replaced by a new pid; Redis has no restart
+    # counter), and the master counted no restart.
+    now = hd.children()
+    for kind in ("http", "worker", "delivery", "redis"):
+        assert sorted(now[kind]) == sorted(hd.first_children[kind]), (kind, hd.first_children, now)
+        if kind != "redis":
+            assert hd.metric(f'thumbnailed_child_restarts_total{{kind="{kind}"}}') == 0, kind
+    # A sanitizer report (the -DSANITIZE=ON build) is only ever in the log.
     log = hd.log_path.read_text(errors="replace")
-    bad = [line for line in log.splitlines()
-           if "killed by signal" in line or "worker_crashed" in line
-           or re.search(r"exited with status \d+ after", line)
-           or any(marker in line for marker in SANITIZER_MARKERS)]
+    bad = [line for line in log.splitlines() if any(marker in line for marker in SANITIZER_MARKERS)]
     assert not bad, "\n".join(bad)

@@ -78,26 +78,38 @@ def test_canceled_job_is_never_processed(start_daemon, source):
     assert doc["status"] == "canceled" and doc["attempts"] == 0, doc
 
 
+def job_hash(redis_server, job_id):
+    """The job's record in Redis, as a dict."""
+    flat = redis_server.query("HGETALL", f"{{thumbnailed}}:job:{job_id}")
+    return dict(zip(flat[::2], flat[1::2]))
+
+
 def test_dead_node_is_reaped_and_its_late_finish_fenced(start_daemon, source, redis_server):
     conf = external(redis_server, worker={"processes": "1", "retry_delay": "100ms"})
     a = start_daemon(conf, new_session=True)
     job = a.submit(url=source.url("slow/4000/land.jpg"), width=50)
     a.wait_until(job["id"], ("processing",), timeout=10)
+    assert a.metric("thumbnailed_worker_jobs_total") == 0  # A's worker is still on it
     b = start_daemon(conf)
     os.killpg(a.proc.pid, signal.SIGSTOP)  # the whole node stops, its worker holds the job
     try:
         doc = b.wait(job["id"], timeout=45)
         assert doc["status"] == "done", doc
         assert doc["attempts"] == 2, doc
+        image = b.get(f"/v1/thumbnails/{job['id']}/image")
+        assert image.status_code == 200, image.text
+        record = job_hash(redis_server, job["id"])
+        assert record.get("state") == "done" and record.get("attempts") == "2", record
     finally:
         os.killpg(a.proc.pid, signal.SIGCONT)
-    image = b.get(f"/v1/thumbnails/{job['id']}/image")
-    # A finishes its stale attempt now: fenced off, nothing changes.
-    time.sleep(5)
+    # A finishes its stale attempt now (its worker counts it as finished) and
+    # is fenced off: the record in Redis, the document and the image stay B's.
+    wait_for("A's worker done with its stale attempt",
+             lambda: a.metric("thumbnailed_worker_jobs_total") == 1, 30)
+    assert job_hash(redis_server, job["id"]) == record
     again = b.job(job["id"])
     assert again == doc, (again, doc)
     assert b.get(f"/v1/thumbnails/{job['id']}/image").content == image.content
-    assert "fencing token changed" in a.log_path.read_text()
 
 
 def test_redis_stopped_during_a_burst(start_daemon, source, redis_server):

@@ -50,6 +50,9 @@ def test_crash_loop_backs_off(start_daemon):
         os.kill(victim, signal.SIGKILL)
         victim = wait_for("the next worker",
                           lambda: [p for p in d.children()["worker"] if p != victim], 10)[0]
+    assert d.metric('thumbnailed_child_restarts_total{kind="worker"}') == 4
+    # The delay each restart waited is only in the log ("restarting worker
+    # (slot N) in D ms"): without it the backoff could only be timed.
     delays = [int(m) for m in re.findall(r"restarting worker \(slot \d+\) in (\d+) ms",
                                          d.log_path.read_text())]
     assert len(delays) == 4, delays

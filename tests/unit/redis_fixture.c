@@ -4,12 +4,44 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+const char *redis_fixture_server(void) {
+    const char *s = getenv("TH_TEST_REDIS_SERVER");
+    return s && *s ? s : "redis-server";
+}
+
 bool redis_fixture_available(void) {
-    return system("command -v redis-server >/dev/null 2>&1") == 0;
+    const char *name = redis_fixture_server();
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        return false;
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char file[4096];
+        /* An empty entry is the current directory, as for execlp. */
+        int len = n ? snprintf(file, sizeof(file), "%.*s/%s", (int)n, p, name)
+                    : snprintf(file, sizeof(file), "./%s", name);
+        if (len > 0 && len < (int)sizeof(file) && access(file, X_OK) == 0)
+            return true;
+        if (end == NULL)
+            return false;
+        p = end;
+    }
+}
+
+const char *redis_fixture_missing(void) {
+    static char msg[512];
+    snprintf(msg, sizeof(msg),
+             "%s not found on PATH: install redis-server; these tests need a real one",
+             redis_fixture_server());
+    return msg;
 }
 
 long long redis_fixture_now_ms(void) {
@@ -26,8 +58,9 @@ void redis_fixture_sleep_ms(long ms) {
 int redis_fixture_spawn(struct redis_fixture *f) {
     f->pid = fork();
     if (f->pid == 0) {
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", f->sock, "--save", "",
-               "--appendonly", "no", "--dir", f->dir, "--logfile", "redis.log", (char *)NULL);
+        execlp(redis_fixture_server(), "redis-server", "--port", "0", "--unixsocket", f->sock,
+               "--save", "", "--appendonly", "no", "--dir", f->dir, "--logfile", "redis.log",
+               (char *)NULL);
         _exit(127);
     }
     return f->pid > 0 ? 0 : -1;

@@ -1,5 +1,11 @@
 /* redis_fixture.h — a private redis-server for unit tests that need a real one:
- * a unix socket in a temporary directory, no persistence, killed by pid. */
+ * a unix socket in a temporary directory, no persistence, killed by pid.
+ *
+ * A test that needs the server FAILS without it (REDIS_FIXTURE_REQUIRE), never
+ * skips: cmocka counts a skip as a pass, so a machine without redis-server would
+ * go green without running the Lua scripts. TH_TEST_REDIS_SERVER names another
+ * program (or a path) to run instead of redis-server; pointing it at a name that
+ * does not exist is how to check that these tests fail without a server. */
 #ifndef TH_TEST_REDIS_FIXTURE_H
 #define TH_TEST_REDIS_FIXTURE_H
 
@@ -13,8 +19,25 @@ struct redis_fixture {
     pid_t pid; /* 0 while not running */
 };
 
-/* Whether redis-server is on PATH (tests skip without it). */
+/* The program the fixture runs: $TH_TEST_REDIS_SERVER, or "redis-server". */
+const char *redis_fixture_server(void);
+
+/* Whether that program is on PATH (or, when it names a path, executable). */
 bool redis_fixture_available(void);
+
+/* Why the fixture has no server, for a failure message: "redis-server not found
+ * on PATH: install redis-server; these tests need a real one". */
+const char *redis_fixture_missing(void);
+
+/* In a cmocka test: fails it, saying why, unless running is true (the group
+ * setup started the server). */
+#define REDIS_FIXTURE_REQUIRE(running)                                                             \
+    do {                                                                                           \
+        if (!(running))                                                                            \
+            fail_msg("%s", redis_fixture_available()                                               \
+                               ? "the private redis-server did not start (see its redis.log)"      \
+                               : redis_fixture_missing());                                         \
+    } while (0)
 
 /* Makes a temporary directory named after name and starts the server in it.
  * Returns 0, or -1. */

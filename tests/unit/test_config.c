@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,13 +115,22 @@ static void test_valid_file(void **state) {
     config_free(&cfg);
 }
 
+/* etc/thumbnailed.conf of the source tree: under $TH_SOURCE_DIR (ctest sets it),
+ * else the tree this test was built from. Never a skip: without the file the
+ * test fails, since a skip would pass without checking the shipped file. */
+static void shipped_path(char *path, size_t size) {
+    const char *src = getenv("TH_SOURCE_DIR");
+    if (src == NULL || *src == '\0')
+        src = TH_TEST_SOURCE_DIR;
+    snprintf(path, size, "%s/etc/thumbnailed.conf", src);
+    if (access(path, R_OK) != 0)
+        fail_msg("%s: %s (set TH_SOURCE_DIR to the source tree)", path, strerror(errno));
+}
+
 static void test_shipped_file(void **state) {
     (void)state;
-    const char *src = getenv("TH_SOURCE_DIR");
-    if (src == NULL)
-        skip();
     char path[1024];
-    snprintf(path, sizeof(path), "%s/etc/thumbnailed.conf", src);
+    shipped_path(path, sizeof(path));
     struct config cfg, def;
     struct config_errors errs = {0};
     int rc = config_load(&cfg, path, &errs);
@@ -161,11 +171,8 @@ static void check_key_in_file(const char *section, const char *key, const char *
 
 static void test_shipped_file_lists_every_key(void **state) {
     (void)state;
-    const char *src = getenv("TH_SOURCE_DIR");
-    if (src == NULL)
-        skip();
     char path[1024];
-    snprintf(path, sizeof(path), "%s/etc/thumbnailed.conf", src);
+    shipped_path(path, sizeof(path));
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     struct key_check kc = {calloc(1, 65536), 0};

@@ -185,8 +185,7 @@ static struct redis_fixture fx;
 static int setup_server(void **state) {
     (void)state;
     if (!redis_fixture_available()) {
-        fprintf(stderr, "redis-server not found on PATH: install redis-server; these tests "
-                        "need a real one\n");
+        fprintf(stderr, "test_rconn: %s\n", redis_fixture_missing());
         return -1; /* cmocka fails the group: never a silent skip */
     }
     return redis_fixture_start(&fx, "rconn");
