@@ -541,8 +541,8 @@ int deliver_main(const struct child_args *args) {
     static struct deliverer d;
     memset(&d, 0, sizeof(d));
     d.cfg = args->cfg;
-    d.slot = shm_slot(args->shm, args->slot);
-    if (args->shm && (d.cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
+    d.slot = shm_segment_slot(args->shm, args->slot);
+    if (args->shm && (d.cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("delivery: the shared cache cannot be used");
     queue_worker_id(d.wid, sizeof(d.wid), args->node_id, getpid());
     const char *p = d.cfg->redis_key_prefix;

@@ -121,7 +121,7 @@ bool guard_check(struct exchange *h) {
     }
     if (c->cfg->http_rate_limit > 0 && c->shm) {
         double rate = (double)c->cfg->http_rate_limit;
-        int wait = ratelimit_take(shm_ratelimit_of(c->shm), who, rate, rate, units_mono_ms());
+        int wait = ratelimit_take(shm_segment_ratelimit(c->shm), who, rate, rate, units_mono_ms());
         if (wait > 0) {
             respond_error(h, "rate_limited", NULL, wait,
                           "too many requests: at most %lld per second; try again in %d s",

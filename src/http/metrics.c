@@ -72,7 +72,7 @@ static void child_metrics(struct http_child *c, struct evbuffer *b) {
         [SHM_SLOT_HTTP] = "http", [SHM_SLOT_WORKER] = "worker", [SHM_SLOT_DELIVERY] = "delivery"};
     uint64_t running[4] = {0}, restarts[4] = {0}, jobs = 0;
     for (int i = 0; i < SHM_MAX_SLOTS; i++) {
-        struct shm_slot *s = shm_slot(c->shm, i);
+        struct shm_slot *s = shm_segment_slot(c->shm, i);
         int kind = atomic_load(&s->kind);
         if (kind != SHM_SLOT_HTTP && kind != SHM_SLOT_WORKER && kind != SHM_SLOT_DELIVERY)
             continue;
@@ -120,7 +120,7 @@ static void health_metrics(struct http_child *c, struct evbuffer *b) {
                         rconn_health_refusing(rh, NULL) ? 1 : 0);
     uint64_t lost = atomic_load(&c->shm->hdr->log_lost);
     for (int i = 0; i < SHM_MAX_SLOTS; i++) {
-        struct shm_slot *s = shm_slot(c->shm, i);
+        struct shm_slot *s = shm_segment_slot(c->shm, i);
         if (s && atomic_load(&s->kind) != SHM_SLOT_FREE)
             lost += atomic_load(&s->log_lost);
     }

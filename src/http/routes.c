@@ -25,7 +25,7 @@ static void readyz(struct exchange *h) {
     struct http_child *c = h->child;
     int workers = 0;
     for (int i = 0; c->shm && i < SHM_MAX_SLOTS; i++) {
-        struct shm_slot *s = shm_slot(c->shm, i);
+        struct shm_slot *s = shm_segment_slot(c->shm, i);
         if (s && atomic_load(&s->kind) == SHM_SLOT_WORKER && atomic_load(&s->pid) > 0)
             workers++;
     }

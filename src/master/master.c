@@ -311,7 +311,7 @@ static int make_cache(struct master *m) {
     }
     struct shm_cache_opts copts;
     shm_cache_opts_init(&copts);
-    if (shm_cache_init(shm_cache_area(&m->shm), (size_t)cfg->cache_size, &copts) < 0) {
+    if (shm_cache_init(shm_segment_cache_area(&m->shm), (size_t)cfg->cache_size, &copts) < 0) {
         log_error("cannot lay out the cache in %lld bytes (cache.size): %s",
                   (long long)cfg->cache_size, strerror(errno));
         return -1;

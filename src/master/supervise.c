@@ -142,7 +142,7 @@ static void remove_child(struct master *m, struct supervise_child *c) {
             break;
         }
     }
-    struct shm_slot *s = shm_slot(&m->shm, c->slot);
+    struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
     if (s)
         atomic_store(&s->kind, SHM_SLOT_FREE);
     event_free(c->respawn_ev);
@@ -175,7 +175,7 @@ static void retire(struct master *m, struct supervise_child *c) {
 
 /* Whether the worker c is between jobs (per its scoreboard line). */
 static bool is_idle(struct master *m, const struct supervise_child *c) {
-    struct shm_slot *s = shm_slot(&m->shm, c->slot);
+    struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
     return s == NULL || atomic_load(&s->state) != SHM_SLOT_BUSY;
 }
 
@@ -286,7 +286,7 @@ static int child_main(struct supervise_child *c) {
      * counted in the segment for /readyz and /metrics. */
     if (m->shm.hdr) {
         rconn_health_attach(&m->shm.hdr->redis);
-        struct shm_slot *s = shm_slot(&m->shm, c->slot);
+        struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
         log_count_lost(s ? &s->log_lost : &m->shm.hdr->log_lost);
     }
     if (kinds[c->kind].comm)
@@ -330,7 +330,7 @@ int supervise_spawn(struct supervise_child *c) {
     c->pid = pid;
     c->timed_out = false;
     c->started_ms = units_mono_ms();
-    struct shm_slot *s = shm_slot(&c->master->shm, c->slot);
+    struct shm_slot *s = shm_segment_slot(&c->master->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, pid);
         atomic_store(&s->kind, kinds[c->kind].slot);
@@ -384,7 +384,7 @@ static bool reap_one(struct master *m, struct supervise_child *c, int status) {
 
     if (kinds[c->kind].holds_jobs)
         release_jobs(m, c, status);
-    struct shm_slot *s = shm_slot(&m->shm, c->slot);
+    struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
     if (s) {
         atomic_store(&s->pid, 0);
         atomic_store(&s->state, SHM_SLOT_IDLE);
@@ -432,7 +432,7 @@ void supervise_tick(struct master *m) {
     int64_t now = units_mono_ms();
     for (int i = 0; i < m->nchildren; i++) {
         struct supervise_child *c = m->children[i];
-        struct shm_slot *s = shm_slot(&m->shm, c->slot);
+        struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
         if (!kinds[c->kind].job_timeout || c->pid <= 0 || c->timed_out || s == NULL ||
             atomic_load(&s->state) != SHM_SLOT_BUSY)
             continue;

@@ -58,7 +58,7 @@ int shm_segment_create(struct shm_segment *seg, const char *pid_file, size_t cac
     seg->hdr->slot_count = SHM_MAX_SLOTS;
     seg->hdr->ratelimit_off = rl_off;
     seg->hdr->cache_off = cache_off;
-    if (ratelimit_init(shm_ratelimit_of(seg)) < 0) {
+    if (ratelimit_init(shm_segment_ratelimit(seg)) < 0) {
         shm_segment_destroy(seg);
         errno = EINVAL;
         return -1;
@@ -75,16 +75,16 @@ void shm_segment_destroy(struct shm_segment *seg) {
     }
 }
 
-struct shm_slot *shm_slot(struct shm_segment *seg, int i) {
+struct shm_slot *shm_segment_slot(struct shm_segment *seg, int i) {
     if (seg == NULL || seg->hdr == NULL || i < 0 || (uint32_t)i >= seg->hdr->slot_count)
         return NULL;
     return (struct shm_slot *)((char *)seg->hdr + seg->hdr->slots_off) + i;
 }
 
-struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg) {
+struct shm_ratelimit *shm_segment_ratelimit(struct shm_segment *seg) {
     return (struct shm_ratelimit *)((char *)seg->hdr + seg->hdr->ratelimit_off);
 }
 
-void *shm_cache_area(struct shm_segment *seg) {
+void *shm_segment_cache_area(struct shm_segment *seg) {
     return (char *)seg->hdr + seg->hdr->cache_off;
 }

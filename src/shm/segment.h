@@ -62,12 +62,12 @@ int shm_segment_create(struct shm_segment *seg, const char *pid_file, size_t cac
 void shm_segment_destroy(struct shm_segment *seg);
 
 /* Slot i of the scoreboard, or NULL when out of range. */
-struct shm_slot *shm_slot(struct shm_segment *seg, int i);
+struct shm_slot *shm_segment_slot(struct shm_segment *seg, int i);
 
 /* The rate-limit table of the segment. */
-struct shm_ratelimit *shm_ratelimit_of(struct shm_segment *seg);
+struct shm_ratelimit *shm_segment_ratelimit(struct shm_segment *seg);
 
 /* The cache area of the segment (hdr->cache_size bytes). */
-void *shm_cache_area(struct shm_segment *seg);
+void *shm_segment_cache_area(struct shm_segment *seg);
 
 #endif

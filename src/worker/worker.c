@@ -226,8 +226,8 @@ int worker_main(const struct child_args *args) {
     struct worker w;
     memset(&w, 0, sizeof(w));
     w.cfg = args->cfg;
-    w.slot = shm_slot(args->shm, args->slot);
-    if (args->shm && (w.cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
+    w.slot = shm_segment_slot(args->shm, args->slot);
+    if (args->shm && (w.cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
     w.pl.cfg = args->cfg;
     queue_worker_id(w.wid, sizeof(w.wid), args->node_id, getpid());

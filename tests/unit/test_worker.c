@@ -311,7 +311,7 @@ static void test_registered_and_scoreboard(void **state) {
     redisReply *r = cmd("SISMEMBER %s %s", key(kw, "workers", NODE), wid);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    struct shm_slot *s = shm_slot(&fx.shm, SLOT);
+    struct shm_slot *s = shm_segment_slot(&fx.shm, SLOT);
     assert_true(atomic_load(&s->jobs_done) >= 3);
     assert_int_equal(atomic_load(&s->state), SHM_SLOT_IDLE);
     assert_true(atomic_load(&s->heartbeat_ms) >= fx.started_ms); /* the worker heartbeats */

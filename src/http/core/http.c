@@ -241,8 +241,8 @@ int http_main(const struct child_args *args) {
     memset(c, 0, sizeof(*c));
     c->cfg = args->cfg;
     c->shm = args->shm;
-    c->slot = args->shm ? shm_slot(args->shm, args->slot) : NULL;
-    if (args->shm && (c->cache = shm_cache_attach(shm_cache_area(args->shm))) == NULL)
+    c->slot = args->shm ? shm_segment_slot(args->shm, args->slot) : NULL;
+    if (args->shm && (c->cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("the shared cache cannot be used; every read goes to Redis");
     c->limits.max_dimension = (int)c->cfg->image_max_dimension;
     c->limits.default_quality = (int)c->cfg->image_default_quality;
