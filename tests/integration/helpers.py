@@ -803,13 +803,23 @@ class Daemon:
         assert r.status_code == 200, f"GET job {job_id}: {r.status_code} {r.text}"
         return r.json()
 
+    def polled(self, job_id):
+        """The job's document, or None for a 503 with Retry-After (Redis away
+        for a moment: an http child that has not reconnected yet), which a
+        polling client retries; anything else but 200 fails."""
+        r = self.get(f"/v1/thumbnails/{job_id}")
+        if r.status_code == 503 and "Retry-After" in r.headers:
+            return None
+        assert r.status_code == 200, f"GET job {job_id}: {r.status_code} {r.text}"
+        return r.json()
+
     def wait(self, job_id, timeout=JOB_TIMEOUT):
         """Polls the job until it is terminal; returns its document."""
         deadline = time.monotonic() + timeout
         doc = None
         while time.monotonic() < deadline:
-            doc = self.job(job_id)
-            if doc["status"] in TERMINAL:
+            doc = self.polled(job_id) or doc
+            if doc and doc["status"] in TERMINAL:
                 return doc
             time.sleep(0.05)
         raise AssertionError(f"job {job_id} not terminal after {timeout}s: {doc}")
@@ -818,8 +828,8 @@ class Daemon:
         deadline = time.monotonic() + timeout
         doc = None
         while time.monotonic() < deadline:
-            doc = self.job(job_id)
-            if doc["status"] in statuses:
+            doc = self.polled(job_id) or doc
+            if doc and doc["status"] in statuses:
                 return doc
             time.sleep(0.02)
         raise AssertionError(f"job {job_id} never reached {statuses} in {timeout}s: {doc}")
