@@ -65,6 +65,8 @@ static const struct key keys[] = {
     {"http", "max_connections", K_INT, OFF(http_max_connections), 1, 1000000, "1024", NULL, NULL},
     {"http", "api_keys_file", K_STR, OFF(http_api_keys_file), 0, 0, "", NULL, check_absolute},
     {"http", "rate_limit", K_INT, OFF(http_rate_limit), 0, 1000000, "0", NULL, NULL},
+    {"http", "max_queued_per_client", K_INT, OFF(http_max_queued_per_client), 0, 100000000, "1000",
+     NULL, NULL},
 
     {"worker", "processes", K_INT, OFF(worker_processes), 0, 1024, "auto", NULL, NULL},
     {"worker", "job_timeout", K_DURATION, OFF(worker_job_timeout), 1000, DAY, "60s", NULL, NULL},

@@ -30,6 +30,7 @@ struct config {
     int64_t http_max_connections;
     char *http_api_keys_file;
     int64_t http_rate_limit;
+    int64_t http_max_queued_per_client; /* jobs waiting per API key (or address); 0 = no bound */
 
     /* [worker] */
     int64_t worker_processes; /* "auto" resolves to the number of online cores */

@@ -58,7 +58,8 @@ static bool job_from_cache(struct exchange *h, bool terminal_only) {
     struct copy cp = {.out = evhttp_request_get_output_buffer(h->req),
                       .body = true,
                       .terminal_only = terminal_only};
-    if (!jobcache_get(c->cache, h->match.id, units_mono_ms(), copy_doc, &cp) || !cp.usable)
+    if (!jobcache_get(c->cache, h->match.id, h->owner, units_mono_ms(), copy_doc, &cp) ||
+        !cp.usable)
         return false;
     struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
     evhttp_add_header(out, "Content-Type", "application/json");
@@ -84,7 +85,7 @@ bool cached_image(struct exchange *h) {
         .body = h->method != EVHTTP_REQ_HEAD,
         .inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match")};
     int64_t now = units_mono_ms();
-    if (!jobcache_get(c->cache, h->match.id, now, copy_image, &cp) || !cp.usable)
+    if (!jobcache_get(c->cache, h->match.id, h->owner, now, copy_image, &cp) || !cp.usable)
         return false;
     struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
     char buf[96];
@@ -132,8 +133,9 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
     size_t doc_len;
     char *doc = job_document_text(id, rec, &doc_len);
     if (doc)
-        jobcache_put(c->cache, id, state, doc, doc_len, job_record_get(rec, "res_mime"),
-                     job_record_get(rec, "res_etag"), body, len, expires);
+        jobcache_put(c->cache, id, job_record_get(rec, "owner"), state, doc, doc_len,
+                     job_record_get(rec, "res_mime"), job_record_get(rec, "res_etag"), body, len,
+                     expires);
     free(doc);
 }
 

@@ -6,6 +6,7 @@
  * job, GET of the result, pipelined), which is then cached. */
 #include "cached.h"
 #include "compat_doc.h"
+#include "guard.h"
 #include "handlers.h"
 #include "respond.h"
 
@@ -115,7 +116,8 @@ static bool from_cache(struct exchange *h) {
     if (c->cache == NULL)
         return false;
     struct copy cp = {.usable = false};
-    bool hit = jobcache_get(c->cache, h->match.id, units_mono_ms(), copy_entry, &cp) && cp.usable;
+    bool hit = jobcache_get(c->cache, h->match.id, h->owner, units_mono_ms(), copy_entry, &cp) &&
+               cp.usable;
     json_t *doc = hit ? json_loads(cp.doc, 0, NULL) : NULL;
     const char *state = json_string_value(json_object_get(doc, "status"));
     if (state) {
@@ -134,7 +136,7 @@ static void on_job(struct exchange *h, const redisReply *reply) {
         reply_failed(h, reply, "compat job");
         return;
     }
-    if (reply->elements == 0) {
+    if (reply->elements == 0 || !guard_allows_reply(h, reply)) {
         not_found(h);
         return;
     }

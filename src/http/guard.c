@@ -7,14 +7,83 @@
 #include "segment.h"
 #include "units.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/http.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_MAX 256
+#define KEY_MAX      256
+#define KEY_NAME_MAX 64
+
+/* One API key of http.api_keys_file. */
+struct guard_key {
+    char *key;
+    char name[KEY_NAME_MAX + 1];        /* shown in logs instead of the key */
+    char owner[EXCHANGE_OWNER_LEN + 1]; /* what its jobs are stored under */
+};
+
+/* The owner of key: hex of the first 128 bits of its SHA-256 (the key itself
+ * is never stored with a job). */
+static int owner_of(const char *key, char out[EXCHANGE_OWNER_LEN + 1]) {
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    if (SHA256((const unsigned char *)key, strlen(key), md) == NULL)
+        return -1;
+    for (int i = 0; i < EXCHANGE_OWNER_LEN / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+static bool name_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > KEY_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+            return false;
+    return true;
+}
+
+static void free_keys(struct guard_key *keys, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        OPENSSL_cleanse(keys[i].key, strlen(keys[i].key));
+        free(keys[i].key);
+    }
+    free(keys);
+}
+
+/* Parses one line ("key" or "name key") into k. Returns 1 with a key, 0 for a
+ * line without one, -1 for a bad line (logged). */
+static int parse_line(const char *path, int lineno, char *line, struct guard_key *k) {
+    char *fields[3] = {NULL, NULL, NULL};
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(line, " \t", &save); t && n < 3;
+         t = strtok_r(NULL, " \t", &save))
+        fields[n++] = t;
+    if (n == 0 || fields[0][0] == '#')
+        return 0;
+    if (n == 3) {
+        log_warn("%s:%d: a line is \"key\" or \"name key\", skipped", path, lineno);
+        return -1;
+    }
+    const char *key = n == 2 ? fields[1] : fields[0];
+    if (n == 2 && !name_ok(fields[0])) {
+        log_warn("%s:%d: a key's name is 1 to %d of [A-Za-z0-9._-], skipped", path, lineno,
+                 KEY_NAME_MAX);
+        return -1;
+    }
+    memset(k, 0, sizeof(*k));
+    if (owner_of(key, k->owner) < 0 || (k->key = strdup(key)) == NULL)
+        return -1;
+    if (n == 2)
+        snprintf(k->name, sizeof(k->name), "%s", fields[0]);
+    else
+        snprintf(k->name, sizeof(k->name), "key-%.8s", k->owner);
+    return 1;
+}
 
 int guard_load_keys(struct http_child *c) {
     const char *path = c->cfg->http_api_keys_file;
@@ -27,39 +96,42 @@ int guard_load_keys(struct http_child *c) {
         log_error("http.api_keys_file %s: %s", path, strerror(errno));
         return -1;
     }
-    char **keys = NULL;
+    struct guard_key *keys = NULL;
     size_t n = 0;
-    char line[KEY_MAX + 4];
+    char line[KEY_MAX + KEY_NAME_MAX + 8];
     int lineno = 0;
     while (fgets(line, sizeof(line), f)) {
         lineno++;
         size_t len = strlen(line);
         if (len && line[len - 1] != '\n' && !feof(f)) {
-            log_warn("%s:%d: key longer than %d characters, skipped", path, lineno, KEY_MAX);
+            log_warn("%s:%d: line longer than %zu characters, skipped", path, lineno,
+                     sizeof(line) - 2);
             int ch;
             while ((ch = fgetc(f)) != EOF && ch != '\n')
                 ;
             continue;
         }
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
-                       line[len - 1] == '\t'))
-            line[--len] = '\0';
-        char *k = line + strspn(line, " \t");
-        if (*k == '\0' || *k == '#')
+        line[strcspn(line, "\r\n")] = '\0';
+        struct guard_key k;
+        if (parse_line(path, lineno, line, &k) <= 0)
             continue;
-        if (strpbrk(k, " \t")) {
-            log_warn("%s:%d: a key may not contain blanks, skipped", path, lineno);
+        if (strlen(k.key) > KEY_MAX) {
+            log_warn("%s:%d: key longer than %d characters, skipped", path, lineno, KEY_MAX);
+            OPENSSL_cleanse(k.key, strlen(k.key));
+            free(k.key);
             continue;
         }
-        char **grown = realloc(keys, (n + 1) * sizeof(*keys));
-        if (grown == NULL || (grown[n] = strdup(k)) == NULL) {
-            keys = grown ? grown : keys;
+        struct guard_key *grown = realloc(keys, (n + 1) * sizeof(*keys));
+        if (grown == NULL) {
+            OPENSSL_cleanse(k.key, strlen(k.key));
+            free(k.key);
             break;
         }
         keys = grown;
-        n++;
+        keys[n++] = k;
     }
     fclose(f);
+    OPENSSL_cleanse(line, sizeof(line));
     if (n == 0) {
         log_error("http.api_keys_file %s holds no key: every request would be refused", path);
         free(keys);
@@ -73,24 +145,37 @@ int guard_load_keys(struct http_child *c) {
 }
 
 void guard_free(struct http_child *c) {
-    for (size_t i = 0; i < c->napi_keys; i++) {
-        OPENSSL_cleanse(c->api_keys[i], strlen(c->api_keys[i]));
-        free(c->api_keys[i]);
-    }
-    free(c->api_keys);
+    free_keys(c->api_keys, c->napi_keys);
     c->api_keys = NULL;
     c->napi_keys = 0;
 }
 
-/* Whether key is one of ours, comparing every key fully (constant time per key). */
-static bool known_key(const struct http_child *c, const char *key, size_t len) {
-    bool found = false;
+/* The key that matches, comparing every key fully (constant time per key). */
+static const struct guard_key *known_key(const struct http_child *c, const char *key, size_t len) {
+    const struct guard_key *found = NULL;
     for (size_t i = 0; i < c->napi_keys; i++) {
-        size_t klen = strlen(c->api_keys[i]);
-        if (klen == len && CRYPTO_memcmp(c->api_keys[i], key, len) == 0)
-            found = true;
+        size_t klen = strlen(c->api_keys[i].key);
+        if (klen == len && CRYPTO_memcmp(c->api_keys[i].key, key, len) == 0)
+            found = &c->api_keys[i];
     }
     return found;
+}
+
+bool guard_allows(const struct exchange *h, const struct job_record *rec) {
+    const char *owner = job_record_get(rec, "owner");
+    return h->owner[0] == '\0' || owner == NULL || strcmp(owner, h->owner) == 0;
+}
+
+bool guard_allows_reply(const struct exchange *h, const redisReply *reply) {
+    if (h->owner[0] == '\0' || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return true;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && k->len == 5 && memcmp(k->str, "owner", 5) == 0)
+            return v->type == REDIS_REPLY_STRING && v->len == EXCHANGE_OWNER_LEN &&
+                   memcmp(v->str, h->owner, EXCHANGE_OWNER_LEN) == 0;
+    }
+    return true; /* a job stored before jobs had owners */
 }
 
 bool guard_check(struct exchange *h) {
@@ -108,16 +193,20 @@ bool guard_check(struct exchange *h) {
         }
         const char *key = auth + 7;
         size_t len = strlen(key);
-        if (len > KEY_MAX || !known_key(c, key, len)) {
+        const struct guard_key *k = len > KEY_MAX ? NULL : known_key(c, key, len);
+        if (k == NULL) {
             respond_error(h, "forbidden", NULL, 0, "this API key is not valid");
             return false;
         }
-        snprintf(who, sizeof(who), "k:%s", key);
+        memcpy(h->owner, k->owner, sizeof(h->owner));
+        snprintf(h->client, sizeof(h->client), "%s", k->name);
+        snprintf(who, sizeof(who), "k:%s", k->owner);
     } else {
         char *addr = NULL;
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(h->evcon, &addr, &port);
         snprintf(who, sizeof(who), "a:%s", addr ? addr : "?");
+        snprintf(h->client, sizeof(h->client), "%s", addr ? addr : "?");
     }
     if (c->cfg->http_rate_limit > 0 && c->shm) {
         double rate = (double)c->cfg->http_rate_limit;

@@ -5,6 +5,7 @@
  * goes out as soon as one reply decides it, and a GET's job and bytes are
  * then cached. */
 #include "cached.h"
+#include "guard.h"
 #include "handlers.h"
 #include "request.h"
 #include "respond.h"
@@ -23,7 +24,7 @@ static void not_found(struct exchange *h) {
 
 /* The job hash: 404, 409 with the job document, or remember what the image needs. */
 static void on_job(struct exchange *h, const redisReply *reply) {
-    if (reply->elements == 0) {
+    if (reply->elements == 0 || !guard_allows_reply(h, reply)) {
         not_found(h);
         return;
     }

@@ -11,7 +11,7 @@
 static void on_deleted(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     bool live = exchange_redis_received(h);
-    if (reply && reply->type == REDIS_REPLY_INTEGER && h->child->cache)
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 && h->child->cache)
         shm_cache_delete(h->child->cache, h->match.id); /* whatever this node kept of it */
     if (!live)
         goto out;
@@ -47,11 +47,12 @@ void job_delete_handle(struct exchange *h) {
     h->argv[5] = h->match.id;
     h->argv[6] = h->failure_ttl;
     h->argv[7] = prefix;
+    h->argv[8] = h->owner; /* another key's job is not ours to delete: 404 */
     h->op = (struct rasync_op){.cb = on_deleted,
                                .arg = h,
                                .script = QUEUE_SCRIPT_DELETE,
                                .nkeys = 5,
-                               .nargs = 3,
+                               .nargs = 4,
                                .argv = h->argv,
                                .lens = NULL};
     if (rasync_script(c->redis, &h->op) < 0) {

@@ -6,6 +6,7 @@
  * each completion of the job (never a pending cache entry, which may be
  * stale), until the job has ended or the time is up. */
 #include "cached.h"
+#include "guard.h"
 #include "handlers.h"
 #include "longpoll.h"
 #include "request.h"
@@ -92,7 +93,7 @@ static void on_reply(redisReply *reply, void *arg) {
             longpoll_read_failed(h); /* Redis is away: keep waiting, read again soon */
             goto out;
         }
-        if (array && still_pending(h, reply))
+        if (array && guard_allows_reply(h, reply) && still_pending(h, reply))
             goto out;
         longpoll_end(h); /* ended, unknown, or a real error: answer now */
     }
@@ -100,7 +101,7 @@ static void on_reply(redisReply *reply, void *arg) {
         reply_failed(h, reply, "job read");
         goto out;
     }
-    if (reply->elements == 0) {
+    if (reply->elements == 0 || !guard_allows_reply(h, reply)) {
         respond_error(h, "not_found", NULL, 0, "no job with this id (unknown or expired)");
         goto out;
     }

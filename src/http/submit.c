@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAGIC_SCAN_MAX   (256 * 1024) /* bytes libmagic looks at: image signatures are early */
+#define MAGIC_SCAN_MAX (256 * 1024) /* bytes libmagic looks at: image signatures are early */
 
 static void refuse(struct exchange *h, const struct job_param_error *err) {
     respond_error(h, err->code, err->field, 0, "%s", err->message);
@@ -136,6 +136,13 @@ static void on_enqueued(redisReply *reply, void *arg) {
         goto out;
     }
     long long n = reply_number(reply->element[1]);
+    if (strcmp(verdict, "client_full") == 0) {
+        respond_error(h, "too_many_queued", NULL, RESPOND_RETRY_AFTER_FULL,
+                      "this client already has %lld jobs waiting to start "
+                      "(http.max_queued_per_client); try again once some have started",
+                      n);
+        goto out;
+    }
     if (strcmp(verdict, "full") == 0) {
         respond_error(h, "queue_full", NULL, RESPOND_RETRY_AFTER_FULL,
                       "the queue is full (%lld jobs waiting); try again later", n);
@@ -153,7 +160,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
         respond_error(h, "internal", NULL, 0, "out of memory (request id %s)", h->rid);
         goto out;
     }
-    log_debug("job %s queued", h->id);
+    log_debug("job %s queued for %s", h->id, h->client[0] ? h->client : "-");
     h->submit_answer(h, h->id, true, &h->rec);
 out:
     exchange_settle(h);
@@ -184,9 +191,11 @@ static int dedup_key(struct http_child *c, char key[QUEUE_KEY_MAX], const char *
     return 0;
 }
 
-/* Builds the script's arguments in h: KEYS job ready delayed src idem req;
- * ARGV id max_queue bytes has_bytes dedup_ttl prefix fields... The request's
- * own key covers its parameters and, for an upload, its bytes. */
+/* Builds the script's arguments in h: KEYS job ready delayed src idem req
+ * client; ARGV id max_queue bytes has_bytes dedup_ttl prefix max_client
+ * fields... The request's own key covers its parameters and, for an upload,
+ * its bytes; the client's key is its owner (with API keys) or a hash of its
+ * address. */
 static int build_enqueue(struct exchange *h, const unsigned char *body, size_t len, bool upload,
                          const char *idem) {
     struct http_child *c = h->child;
@@ -194,13 +203,28 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     queue_key(h->key_job, sizeof(h->key_job), prefix, "job", h->id);
     queue_key(h->key_src, sizeof(h->key_src), prefix, "src", h->id);
     h->key_idem[0] = '\0';
-    if (idem && dedup_key(c, h->key_idem, "key", idem, strlen(idem), NULL, NULL, 0) < 0)
+    /* The key's owner is part of both keys: a client never finds another's job. */
+    char scoped[EXCHANGE_OWNER_LEN + 256 + 2];
+    int sn = !idem         ? 0
+             : h->owner[0] ? snprintf(scoped, sizeof(scoped), "%s:%s", h->owner, idem)
+                           : snprintf(scoped, sizeof(scoped), "%s", idem);
+    if (idem && dedup_key(c, h->key_idem, "key", scoped, (size_t)sn, NULL, NULL, 0) < 0)
         return -1;
     if (dedup_key(c, h->key_req, "request", "", 0, &h->rec, body, upload ? len : 0) < 0)
         return -1;
     snprintf(h->dedup_ttl, sizeof(h->dedup_ttl), "%lld", (long long)c->cfg->redis_result_ttl);
+    h->key_client[0] = '\0';
+    if (c->cfg->http_max_queued_per_client > 0 && h->owner[0]) {
+        queue_key(h->key_client, sizeof(h->key_client), prefix, "client", h->owner);
+    } else if (c->cfg->http_max_queued_per_client > 0) {
+        char who[QUEUE_KEY_MAX];
+        if (dedup_key(c, who, "client", h->client, strlen(h->client), NULL, NULL, 0) < 0)
+            return -1;
+        /* {p}:idem:<hash> -> {p}:client:<hash> */
+        queue_key(h->key_client, sizeof(h->key_client), prefix, "client", strrchr(who, ':') + 1);
+    }
     size_t max = sizeof(h->argv) / sizeof(h->argv[0]);
-    if (12 + 2 * h->rec.count > max)
+    if (14 + 2 * h->rec.count > max)
         return -1;
     int n = 0;
     h->argv[n++] = h->key_job;
@@ -209,6 +233,7 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     h->argv[n++] = h->key_src;
     h->argv[n++] = h->key_idem;
     h->argv[n++] = h->key_req;
+    h->argv[n++] = h->key_client;
     h->argv[n++] = h->id;
     h->argv[n++] = c->max_queue;
     int bytes_at = n;
@@ -216,6 +241,7 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     h->argv[n++] = upload ? "1" : "0";
     h->argv[n++] = h->dedup_ttl;
     h->argv[n++] = prefix;
+    h->argv[n++] = c->max_client;
     for (size_t i = 0; i < h->rec.count; i++) {
         h->argv[n++] = h->rec.names[i];
         h->argv[n++] = h->rec.values[i];
@@ -225,8 +251,8 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     h->op = (struct rasync_op){.cb = on_enqueued,
                                .arg = h,
                                .script = QUEUE_SCRIPT_ENQUEUE,
-                               .nkeys = 6,
-                               .nargs = n - 6,
+                               .nkeys = 7,
+                               .nargs = n - 7,
                                .argv = h->argv,
                                .lens = h->lens};
     return 0;
@@ -253,6 +279,7 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
         return;
     }
     if (id_generate(h->id) < 0 || job_record_from_params(&h->rec, p) < 0 ||
+        (h->owner[0] && job_record_set(&h->rec, "owner", h->owner) < 0) ||
         build_enqueue(h, body, len, upload, idem) < 0) {
         respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
         return;

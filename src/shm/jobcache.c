@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/uio.h>
 
-int jobcache_put(struct shm_cache *c, const char *id, const char *state, const char *doc,
-                 size_t doc_len, const char *mime, const char *etag, const void *body,
-                 size_t body_len, int64_t expires_ms) {
+int jobcache_put(struct shm_cache *c, const char *id, const char *owner, const char *state,
+                 const char *doc, size_t doc_len, const char *mime, const char *etag,
+                 const void *body, size_t body_len, int64_t expires_ms) {
     if (c == NULL || doc_len > UINT32_MAX || body_len > UINT32_MAX)
         return -1;
     struct jobcache_head head = {.magic = JOBCACHE_MAGIC,
@@ -18,6 +18,7 @@ int jobcache_put(struct shm_cache *c, const char *id, const char *state, const c
     head.terminal = head.done || !strcmp(state, "failed") || !strcmp(state, "canceled");
     snprintf(head.mime, sizeof(head.mime), "%s", mime ? mime : "");
     snprintf(head.etag, sizeof(head.etag), "%s", etag ? etag : "");
+    snprintf(head.owner, sizeof(head.owner), "%s", owner ? owner : "");
     struct iovec parts[3] = {
         {&head, sizeof(head)}, {(void *)doc, doc_len}, {(void *)body, body ? body_len : 0}};
     return shm_cache_put(c, id, parts, 3, expires_ms) == SHM_CACHE_OK ? 0 : -1;
@@ -26,6 +27,7 @@ int jobcache_put(struct shm_cache *c, const char *id, const char *state, const c
 struct lookup {
     jobcache_copy_fn fn;
     void *arg;
+    const char *owner;
     bool hit;
 };
 
@@ -37,16 +39,19 @@ static void unpack(const void *value, size_t len, int64_t expires_ms, void *arg)
     memcpy(&head, value, sizeof(head));
     if (head.magic != JOBCACHE_MAGIC || sizeof(head) + (size_t)head.doc_len + head.body_len != len)
         return;
+    head.owner[sizeof(head.owner) - 1] = '\0';
+    if (head.owner[0] && l->owner && l->owner[0] && strcmp(head.owner, l->owner) != 0)
+        return; /* another client's job: as if it were not there */
     const char *doc = (const char *)value + sizeof(head);
     l->fn(&head, doc, head.has_body ? doc + head.doc_len : NULL, expires_ms, l->arg);
     l->hit = true;
 }
 
-bool jobcache_get(struct shm_cache *c, const char *id, int64_t now_ms, jobcache_copy_fn fn,
-                  void *arg) {
+bool jobcache_get(struct shm_cache *c, const char *id, const char *owner, int64_t now_ms,
+                  jobcache_copy_fn fn, void *arg) {
     if (c == NULL)
         return false;
-    struct lookup l = {fn, arg, false};
+    struct lookup l = {fn, arg, owner, false};
     if (shm_cache_get(c, id, now_ms, unpack, &l) != SHM_CACHE_OK)
         return false;
     return l.hit;

@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOBCACHE_MAGIC 0x6a636831u /* "jch1" */
+#define JOBCACHE_MAGIC 0x6a636832u /* "jch2" */
+
+/* The owner of a job: hex of 128 bits of an API key's SHA-256, "" for none. */
+#define JOBCACHE_OWNER_LEN 32
 
 struct jobcache_head {
     uint32_t magic;
@@ -23,15 +26,17 @@ struct jobcache_head {
     uint8_t pad;
     char mime[48];
     char etag[48];
+    char owner[JOBCACHE_OWNER_LEN + 1]; /* the job's owner, "" for none */
 };
 
-/* Stores job id: doc (doc_len bytes of JSON) and, when body is not NULL, the
- * image. state is the job's status; mime and etag may be NULL. expires_ms is
+/* Stores job id of owner ("" or NULL for none): doc (doc_len bytes of JSON)
+ * and, when body is not NULL, the image. state is the job's status; mime and
+ * etag may be NULL. expires_ms is
  * absolute (CLOCK_MONOTONIC ms, units_mono_ms). The cache copies everything. Returns 0, or -1
  * when the entry does not fit (nothing is stored; callers go on without it). */
-int jobcache_put(struct shm_cache *c, const char *id, const char *state, const char *doc,
-                 size_t doc_len, const char *mime, const char *etag, const void *body,
-                 size_t body_len, int64_t expires_ms);
+int jobcache_put(struct shm_cache *c, const char *id, const char *owner, const char *state,
+                 const char *doc, size_t doc_len, const char *mime, const char *etag,
+                 const void *body, size_t body_len, int64_t expires_ms);
 
 /* Called under the shard lock with the entry's parts: it may only copy
  * (no I/O, no locks, no logging). doc and body point into the entry and are
@@ -39,9 +44,10 @@ int jobcache_put(struct shm_cache *c, const char *id, const char *state, const c
 typedef void (*jobcache_copy_fn)(const struct jobcache_head *head, const char *doc,
                                  const void *body, int64_t expires_ms, void *arg);
 
-/* Looks up job id. On a hit calls fn and returns true; a miss, an expired
- * entry or one that is not a job entry returns false. */
-bool jobcache_get(struct shm_cache *c, const char *id, int64_t now_ms, jobcache_copy_fn fn,
-                  void *arg);
+/* Looks up job id for a client of owner ("" or NULL: the entry's owner is not
+ * checked). On a hit calls fn and returns true; a miss, an expired entry, one
+ * that is not a job entry or a job of another owner returns false. */
+bool jobcache_get(struct shm_cache *c, const char *id, const char *owner, int64_t now_ms,
+                  jobcache_copy_fn fn, void *arg);
 
 #endif

@@ -142,9 +142,9 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
             expires =
                 w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
         if (doc && state && expires >= 0)
-            jobcache_put(w->cache, id, state, doc, len, job_record_get(&rec, "res_mime"),
-                         job_record_get(&rec, "res_etag"), out->ok ? out->thumb.data : NULL,
-                         out->ok ? out->thumb.len : 0, expires);
+            jobcache_put(w->cache, id, job_record_get(&rec, "owner"), state, doc, len,
+                         job_record_get(&rec, "res_mime"), job_record_get(&rec, "res_etag"),
+                         out->ok ? out->thumb.data : NULL, out->ok ? out->thumb.len : 0, expires);
         free(doc);
     }
     job_record_free(&rec);

@@ -31,7 +31,10 @@ def test_api_keys(start_daemon, source, tmp_path):
     # An unknown id answers the same as any other to a client without a key.
     error_of(d.get("/v1/thumbnails/AAAAAAAAAAAAAAAAAAAAAA"), 401, "unauthorized")
     assert d.get(f"/v1/thumbnails/{job}",
-                 headers={"Authorization": "Bearer k-one-1234567890"}).status_code == 200
+                 headers={"Authorization": "Bearer k-two-0987654321"}).status_code == 200
+    # Another key's job is not there for it (test_tenants.py has the rest).
+    error_of(d.get(f"/v1/thumbnails/{job}",
+                   headers={"Authorization": "Bearer k-one-1234567890"}), 404, "not_found")
     assert d.get("/healthz").status_code == 200
     assert d.get("/readyz").status_code == 200
 
@@ -40,8 +43,8 @@ def test_api_keys(start_daemon, source, tmp_path):
     d.proc.send_signal(signal.SIGHUP)
     new = {"Authorization": "Bearer k-three-5555555555"}
     wait_for("the new key accepted",
-             lambda: d.get(f"/v1/thumbnails/{job}", headers=new).status_code == 200, 10)
-    old = {"Authorization": "Bearer k-one-1234567890"}
+             lambda: d.post("/v1/thumbnails", json=body, headers=new).status_code == 202, 10)
+    old = {"Authorization": "Bearer k-two-0987654321"}
     wait_for("the old key refused",
              lambda: d.get(f"/v1/thumbnails/{job}", headers=old).status_code == 403, 10)
 

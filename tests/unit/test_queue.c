@@ -329,6 +329,8 @@ static long long eval_int(enum queue_script s, int nkeys, int nargs, const char 
 struct enq {
     const char *idem, *req; /* dedup key names under "idem", NULL: unused */
     const char *max_queue;  /* NULL: 100 */
+    const char *client;     /* the submitter's waiting set under "client", NULL: no bound */
+    const char *max_client; /* NULL: 0 */
     const void *bytes;      /* the upload, stored when has_bytes */
     size_t len;
     bool has_bytes;
@@ -336,8 +338,8 @@ struct enq {
 
 #define REQ_URL "http://img.example/a.png"
 
-/* KEYS job ready delayed src idem req; ARGV id max_queue bytes has_bytes
- * dedup_ttl prefix fields... */
+/* KEYS job ready delayed src idem req client; ARGV id max_queue bytes
+ * has_bytes dedup_ttl prefix max_client fields... */
 static redisReply *enqueue_ex(const char *id, const struct enq *o) {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", DEDUP_TTL);
@@ -347,12 +349,14 @@ static redisReply *enqueue_ex(const char *id, const struct enq *o) {
                           k("src", id),
                           o->idem ? k("idem", o->idem) : "",
                           o->req ? k("idem", o->req) : "",
+                          o->client ? k("client", o->client) : "",
                           id,
                           o->max_queue ? o->max_queue : "100",
                           o->bytes ? o->bytes : "",
                           o->has_bytes ? "1" : "0",
                           ttl,
                           PREFIX,
+                          o->max_client ? o->max_client : "0",
                           "src",
                           "url",
                           "url",
@@ -363,8 +367,8 @@ static redisReply *enqueue_ex(const char *id, const struct enq *o) {
                           "jpeg"};
     size_t n = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 0; i < n; i++)
-        lens[i] = i == 8 ? (o->bytes ? o->len : 0) : strlen(argv[i]);
-    return eval(QUEUE_SCRIPT_ENQUEUE, 6, (int)n - 6, argv, lens);
+        lens[i] = i == 9 ? (o->bytes ? o->len : 0) : strlen(argv[i]);
+    return eval(QUEUE_SCRIPT_ENQUEUE, 7, (int)n - 7, argv, lens);
 }
 
 static void expect_ok(redisReply *r) {
@@ -546,6 +550,34 @@ static void test_enqueue_ok(void **state) {
     EXPECT_LIST(k("ready", NULL), "j1", "j2");
     /* job:j1 src:j1 idem:key-1 idem:req-1 ready job:j2 */
     assert_int_equal(cmd_int("DBSIZE"), 6);
+}
+
+/* http.max_queued_per_client: a client's jobs waiting to start are bounded;
+ * starting or canceling one makes room; another client is not affected. */
+static void test_enqueue_client_bound(void **state) {
+    (void)state;
+    NEED_REDIS();
+    struct enq a = {.client = "alice", .max_client = "2"};
+    expect_ok(enqueue_ex("j1", &a));
+    expect_ok(enqueue_ex("j2", &a));
+    char *before = db_dump();
+    redisReply *r = enqueue_ex("j3", &a);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[0]->str, "client_full");
+    assert_int_equal(r->element[1]->integer, 2);
+    freeReplyObject(r);
+    expect_dump(before); /* nothing written for a refused submit */
+    expect_ok(enqueue_ex("b1", &(struct enq){.client = "bob", .max_client = "2"}));
+    run(W1, "j1", "t1"); /* started: no longer waiting */
+    expect_ok(enqueue_ex("j3", &a));
+    assert_int_equal(del("j2"), 1); /* canceled: no longer waiting */
+    expect_ok(enqueue_ex("j4", &a));
+    r = enqueue_ex("j5", &a);
+    assert_string_equal(r->element[0]->str, "client_full");
+    freeReplyObject(r);
+    redisReply *z = cmd("ZCARD %s", k("client", "alice"));
+    assert_int_equal(z->integer, 2);
+    freeReplyObject(z);
 }
 
 static void test_enqueue_full(void **state) {
@@ -1331,6 +1363,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_enqueue_ok, flush),
         cmocka_unit_test_setup(test_enqueue_full, flush),
+        cmocka_unit_test_setup(test_enqueue_client_bound, flush),
         cmocka_unit_test_setup(test_enqueue_dedup_live, flush),
         cmocka_unit_test_setup(test_enqueue_dedup_after_end, flush),
         cmocka_unit_test_setup(test_start, flush),

@@ -132,8 +132,9 @@ static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, 
     assert_int_equal(id_generate(id), 0);
 
     char kj[QUEUE_KEY_MAX], kr[QUEUE_KEY_MAX], kd[QUEUE_KEY_MAX], ks[QUEUE_KEY_MAX];
-    /* KEYS job ready delayed src idem req; ARGV id max bytes has_bytes ttl prefix fields */
-    size_t n = 12 + 2 * rec.count;
+    /* KEYS job ready delayed src idem req client; ARGV id max bytes has_bytes ttl prefix
+     * max_client fields */
+    size_t n = 14 + 2 * rec.count;
     const char **argv = calloc(n, sizeof(*argv));
     size_t *lens = calloc(n, sizeof(*lens));
     const char *fixed[] = {key(kj, "job", id),
@@ -142,23 +143,25 @@ static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, 
                            key(ks, "src", id),
                            "",
                            "",
+                           "",
                            id,
                            "1000",
                            bytes ? bytes : "",
                            bytes ? "1" : "0",
                            "60000",
-                           PREFIX};
-    for (size_t i = 0; i < 12; i++) {
+                           PREFIX,
+                           "0"};
+    for (size_t i = 0; i < 14; i++) {
         argv[i] = fixed[i];
-        lens[i] = i == 8 ? (bytes ? len : 0) : strlen(fixed[i]);
+        lens[i] = i == 9 ? (bytes ? len : 0) : strlen(fixed[i]);
     }
     for (size_t i = 0; i < rec.count; i++) {
-        argv[12 + 2 * i] = rec.names[i];
-        argv[13 + 2 * i] = rec.values[i];
-        lens[12 + 2 * i] = strlen(rec.names[i]);
-        lens[13 + 2 * i] = strlen(rec.values[i]);
+        argv[14 + 2 * i] = rec.names[i];
+        argv[15 + 2 * i] = rec.values[i];
+        lens[14 + 2 * i] = strlen(rec.names[i]);
+        lens[15 + 2 * i] = strlen(rec.values[i]);
     }
-    redisReply *r = queue_eval(fx.c, QUEUE_SCRIPT_ENQUEUE, 6, (int)n - 6, argv, lens);
+    redisReply *r = queue_eval(fx.c, QUEUE_SCRIPT_ENQUEUE, 7, (int)n - 7, argv, lens);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);

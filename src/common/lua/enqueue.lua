@@ -1,7 +1,12 @@
--- enqueue: KEYS job ready delayed src idem req
--- ARGV id max_queue bytes has_bytes dedup_ttl_ms prefix fields...
+-- enqueue: KEYS job ready delayed src idem req client
+-- ARGV id max_queue bytes has_bytes dedup_ttl_ms prefix max_client fields...
 -- -> {'ok', created_ms} | {'dup', id, field, value, ...} | {'full', depth}
+--    | {'client_full', waiting}
 -- idem (Idempotency-Key) and req (the request's own hash) are '' when unused.
+-- client is the submitter's set of jobs waiting to start (a ZSET by creation
+-- time, entries older than dedup_ttl_ms dropped), '' without a bound; at
+-- max_client of them the submit is refused. start.lua and delete.lua take a
+-- job out of it.
 for _, k in ipairs({KEYS[5], KEYS[6]}) do
   local id = live_job(k, ARGV[6])
   if id then
@@ -13,9 +18,20 @@ for _, k in ipairs({KEYS[5], KEYS[6]}) do
 end
 local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
 if depth >= tonumber(ARGV[2]) then return {'full', depth} end
-local now = string.format('%d', now_ms())
+local t = now_ms()
+if KEYS[7] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', string.format('%d', t - tonumber(ARGV[5])))
+  local waiting = redis.call('ZCARD', KEYS[7])
+  if waiting >= tonumber(ARGV[7]) then return {'client_full', waiting} end
+end
+local now = string.format('%d', t)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'created', now, 'attempts', 0,
-           'idem_key', KEYS[5], 'req_key', KEYS[6], unpack(ARGV, 7))
+           'idem_key', KEYS[5], 'req_key', KEYS[6], unpack(ARGV, 8))
+if KEYS[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'client_key', KEYS[7])
+  redis.call('ZADD', KEYS[7], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[7], ARGV[5])
+end
 if ARGV[4] == '1' then redis.call('SET', KEYS[4], ARGV[3]) end
 if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[5]) end
 if KEYS[6] ~= '' then redis.call('SET', KEYS[6], ARGV[1], 'PX', ARGV[5]) end

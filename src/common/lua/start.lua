@@ -10,5 +10,7 @@ end
 redis.call('HSET', KEYS[1], 'state', 'processing', 'started', string.format('%d', now_ms()),
            'token', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local client = redis.call('HGET', KEYS[1], 'client_key')
+if client then redis.call('ZREM', client, ARGV[1]) end
 if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[3]) end
 return redis.call('HGETALL', KEYS[1])

@@ -112,6 +112,8 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     h->wait_check = NULL;
     h->on_gone = NULL;
     exchange_request_id(c, h->rid);
+    h->owner[0] = '\0';
+    h->client[0] = '\0';
     c->active++;
     if (h->evcon)
         evhttp_connection_set_closecb(h->evcon, on_close, h);

@@ -15,7 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define EXCHANGE_RID_LEN 16
+#define EXCHANGE_RID_LEN   16
+#define EXCHANGE_OWNER_LEN 32
 
 struct exchange;
 
@@ -31,25 +32,31 @@ struct exchange {
     enum evhttp_cmd_type method;
     struct route_match match;
     char rid[EXCHANGE_RID_LEN + 1]; /* X-Request-Id */
-    int redis_pending;              /* Redis replies still to come */
-    bool replied;                   /* a response was handed to libevent */
-    bool done;                      /* libevent is finished with req */
-    bool in_use;                    /* between exchange_begin and its release */
+    /* Who asks (guard.c): the owner of the jobs it makes and may see (hex of
+     * 128 bits of its API key's SHA-256; "" without API keys), and its name
+     * in logs (the key's name, or the client's address). */
+    char owner[EXCHANGE_OWNER_LEN + 1];
+    char client[80];
+    int redis_pending; /* Redis replies still to come */
+    bool replied;      /* a response was handed to libevent */
+    bool done;         /* libevent is finished with req */
+    bool in_use;       /* between exchange_begin and its release */
     struct exchange *next_free;
 
     /* Per-route state, reset on acquire. A field means the same on every
      * route that uses it. */
     struct rasync_op op;
-    char id[ID_LEN + 1];          /* submit: the new job's id */
-    char key_job[QUEUE_KEY_MAX];  /* {p}:job:<id> */
-    char key_res[QUEUE_KEY_MAX];  /* {p}:res:<id>, the result (image, compat, delete) */
-    char key_src[QUEUE_KEY_MAX];  /* {p}:src:<id>, the uploaded source (submit, delete) */
-    char key_req[QUEUE_KEY_MAX];  /* submit: the request's own dedup key */
-    char key_idem[QUEUE_KEY_MAX]; /* submit: the Idempotency-Key's key, or "" */
-    char dedup_ttl[24];           /* submit: how long a repeat finds the job */
-    char failure_ttl[24];         /* delete: how long a canceled job is kept */
-    struct job_record rec;        /* the job's fields: stored (submit) or read */
-    const char *argv[64];         /* the route's script arguments (submit, delete) */
+    char id[ID_LEN + 1];            /* submit: the new job's id */
+    char key_job[QUEUE_KEY_MAX];    /* {p}:job:<id> */
+    char key_res[QUEUE_KEY_MAX];    /* {p}:res:<id>, the result (image, compat, delete) */
+    char key_src[QUEUE_KEY_MAX];    /* {p}:src:<id>, the uploaded source (submit, delete) */
+    char key_req[QUEUE_KEY_MAX];    /* submit: the request's own dedup key */
+    char key_idem[QUEUE_KEY_MAX];   /* submit: the Idempotency-Key's key, or "" */
+    char key_client[QUEUE_KEY_MAX]; /* submit: the submitter's waiting jobs, or "" */
+    char dedup_ttl[24];             /* submit: how long a repeat finds the job */
+    char failure_ttl[24];           /* delete: how long a canceled job is kept */
+    struct job_record rec;          /* the job's fields: stored (submit) or read */
+    const char *argv[64];           /* the route's script arguments (submit, delete) */
     size_t lens[64];
     submit_answer_fn submit_answer; /* submit routes: what to answer once stored */
     long long res_ttl_ms;           /* image, compat: PTTL of the result (or job) */

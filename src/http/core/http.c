@@ -250,6 +250,8 @@ int http_main(const struct child_args *args) {
     queue_key(c->key_ready, sizeof(c->key_ready), prefix, "ready", NULL);
     queue_key(c->key_delayed, sizeof(c->key_delayed), prefix, "delayed", NULL);
     snprintf(c->max_queue, sizeof(c->max_queue), "%lld", (long long)c->cfg->redis_max_queue);
+    snprintf(c->max_client, sizeof(c->max_client), "%lld",
+             (long long)c->cfg->http_max_queued_per_client);
     if (getrandom(&c->rid_state, sizeof(c->rid_state), 0) != sizeof(c->rid_state))
         c->rid_state = (uint64_t)units_mono_ms() ^ ((uint64_t)getpid() << 32);
 

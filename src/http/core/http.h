@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct deadline_clock;
+struct guard_key;
 struct exchange;
 struct linger_conn;
 struct rasync;
@@ -39,8 +40,8 @@ struct http_child {
     struct shm_cache *cache;       /* the shared job cache, or NULL */
     struct deadline_clock *clocks; /* request deadlines by fd (deadline.c) */
     size_t nclocks;
-    bool accept_paused; /* at http.max_connections */
-    char **api_keys;    /* NULL: no authentication */
+    bool accept_paused;         /* at http.max_connections */
+    struct guard_key *api_keys; /* NULL: no authentication (guard.c) */
     size_t napi_keys;
     struct shm_slot *slot; /* our scoreboard line, or NULL */
 
@@ -48,6 +49,7 @@ struct http_child {
     char key_ready[QUEUE_KEY_MAX];
     char key_delayed[QUEUE_KEY_MAX];
     char max_queue[24];
+    char max_client[24]; /* http.max_queued_per_client */
 
     struct exchange *free_exchanges; /* released exchanges, reused */
     unsigned active;                 /* exchanges handed out and not yet released */

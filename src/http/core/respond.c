@@ -23,6 +23,7 @@ static const struct {
     {"unsupported_media_type", 415},
     {"expectation_failed", 417},
     {"rate_limited", 429},
+    {"too_many_queued", 429},
     {"internal", 500},
     {"not_implemented", 501},
     {"queue_full", 503},
