@@ -145,7 +145,9 @@ out:
 
 int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only) {
     struct http_child *c = h->child;
-    if (!rasync_connected(c->redis)) {
+    /* A result's bytes go on the bulk connection, apart from the small requests. */
+    struct rasync *redis = length_only ? c->redis : http_redis_bulk(c);
+    if (!rasync_connected(redis)) {
         respond_unavailable(h);
         return -1;
     }
@@ -158,7 +160,7 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool lengt
     const char *bytes[] = {length_only ? "STRLEN" : "GET", h->key_res};
     const char **cmds[] = {job, ttl, bytes};
     for (int i = 0; i < 3; i++) {
-        if (rasync_command(c->redis, &h->op, 2, cmds[i], NULL) < 0) {
+        if (rasync_command(redis, &h->op, 2, cmds[i], NULL) < 0) {
             /* Replies already asked for will still come (or NULL on disconnect). */
             respond_unavailable(h);
             return -1;

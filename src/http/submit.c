@@ -274,7 +274,9 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
                     size_t len, bool upload, const char *idem, submit_answer_fn answer) {
     struct http_child *c = h->child;
     h->submit_answer = answer;
-    if (!rasync_connected(c->redis)) {
+    /* An upload's bytes go on the bulk connection, apart from the small requests. */
+    struct rasync *redis = upload && len > HTTP_BULK_BYTES ? http_redis_bulk(c) : c->redis;
+    if (!rasync_connected(redis)) {
         respond_unavailable(h);
         return;
     }
@@ -284,7 +286,7 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
         respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
         return;
     }
-    if (rasync_script(c->redis, &h->op) < 0) {
+    if (rasync_script(redis, &h->op) < 0) {
         respond_unavailable(h);
         return;
     }

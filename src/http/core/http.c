@@ -199,6 +199,8 @@ static void teardown(struct http_child *c) {
     c->cache = NULL;
     rasync_free(c->redis);
     c->redis = NULL;
+    rasync_free(c->redis_bulk);
+    c->redis_bulk = NULL;
     longpoll_close(c);
     if (c->http)
         evhttp_free(c->http); /* long-polls still held are dropped (exchange.c) */
@@ -233,6 +235,10 @@ static int open_magic(struct http_child *c) {
         return -1;
     }
     return 0;
+}
+
+struct rasync *http_redis_bulk(struct http_child *c) {
+    return rasync_connected(c->redis_bulk) ? c->redis_bulk : c->redis;
 }
 
 int http_main(const struct child_args *args) {
@@ -302,6 +308,10 @@ int http_main(const struct child_args *args) {
         goto out;
     }
     rasync_set_on_ready(c->redis, on_redis_ready, c);
+    if ((c->redis_bulk = rasync_new(c->base, c->cfg, &target)) == NULL) {
+        log_error("cannot create the redis client for bulk transfers");
+        goto out;
+    }
     struct timeval wait = tv_ms(c->cfg->redis_connect_timeout);
     evtimer_add(c->accept_anyway, &wait);
     if (longpoll_init(c, &target) < 0) {

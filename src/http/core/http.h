@@ -32,8 +32,9 @@ struct http_child {
     struct event *accept_anyway;       /* accept even though Redis has not answered yet */
     bool accept_failed;                /* the listen socket could not be served: exit 1 */
     struct rasync *redis;
-    struct rasync *redis_sub; /* subscribed to {prefix}:done for long-polls (longpoll.c) */
-    struct waiters waiters;   /* long-poll waiters by job id */
+    struct rasync *redis_bulk; /* uploads and results going in and out (http_redis_bulk) */
+    struct rasync *redis_sub;  /* subscribed to {prefix}:done for long-polls (longpoll.c) */
+    struct waiters waiters;    /* long-poll waiters by job id */
     magic_t magic;
     struct job_param_limits limits;
     struct shm_segment *shm;       /* the scoreboard, or NULL */
@@ -62,6 +63,15 @@ struct http_child {
     struct event *stop_poll;
     struct event *stop_deadline;
 };
+
+/* A request moving more than this many bytes through Redis (an upload, a
+ * result) uses the bulk connection. */
+#define HTTP_BULK_BYTES (64 * 1024)
+
+/* The connection for bulk transfers: c->redis_bulk while it is connected, else
+ * c->redis. A big transfer on it never holds up the small requests of the
+ * child, which use c->redis. */
+struct rasync *http_redis_bulk(struct http_child *c);
 
 /* Serves until SIGQUIT/SIGTERM (finishing in-flight requests). Called after
  * fork. Returns the process exit status (0 clean, 1 error, 2 fatal). */

@@ -8,6 +8,7 @@
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,12 @@ struct rasync {
     long backoff_ms;
     long long down_since_ms;
     int outstanding; /* commands sent whose reply has not come */
+    /* The size of each of those commands, oldest first (a ring), and their sum:
+     * the reply timeout grows with the bytes Redis has to take in. */
+    size_t *sizes;
+    int sizes_cap, sizes_head;
+    uint64_t pending_bytes;
+    uint64_t progress; /* progress_mark at the last watchdog check */
     struct event *reconnect_timer;
     struct event *connect_timer;
     struct event *watchdog;
@@ -229,12 +236,36 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
     drop(r);
 }
 
+/* How long the oldest reply may take: the reply timeout, plus the time the
+ * bytes still on their way would take at a pessimistic RASYNC_BULK_BYTES_PER_MS. */
+static long reply_budget_ms(const struct rasync *r) {
+    return r->reply_timeout_ms + (long)(r->pending_bytes / RASYNC_BULK_BYTES_PER_MS);
+}
+
+/* What the connection has moved: bytes left to write, bytes read and parsed. */
+static uint64_t progress_mark(const struct rasync *r) {
+    const redisContext *c = &r->ac->c;
+    uint64_t mark = c->obuf ? (uint64_t)sdslen(c->obuf) : 0;
+    if (c->reader)
+        mark = mark * 1000003u ^ ((uint64_t)c->reader->len << 20 ^ (uint64_t)c->reader->pos);
+    return mark;
+}
+
 static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct rasync *r = arg;
     if (r->outstanding <= 0 || r->ac == NULL)
         return;
+    /* Bytes moving, in either direction, are progress: a big upload or result
+     * takes longer than a reply timeout without being a stall. */
+    uint64_t mark = progress_mark(r);
+    if (mark != r->progress) {
+        r->progress = mark;
+        struct timeval tv = tv_ms(reply_budget_ms(r));
+        evtimer_add(r->watchdog, &tv);
+        return;
+    }
     char why[64];
     snprintf(why, sizeof(why), "no reply for %ld ms", r->reply_timeout_ms);
     note_down(r, "connection stalled", why);
@@ -244,7 +275,9 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
 /* Re-arms the watchdog after progress, or stops it when nothing is pending. */
 static void watchdog_progress(struct rasync *r) {
     if (r->outstanding > 0) {
-        struct timeval tv = tv_ms(r->reply_timeout_ms);
+        if (r->ac)
+            r->progress = progress_mark(r);
+        struct timeval tv = tv_ms(reply_budget_ms(r));
         evtimer_add(r->watchdog, &tv);
     } else {
         evtimer_del(r->watchdog);
@@ -253,12 +286,46 @@ static void watchdog_progress(struct rasync *r) {
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *arg);
 
+/* Remembers the size of a command sent (its reply comes in order). */
+static int size_push(struct rasync *r, size_t bytes) {
+    if (r->outstanding >= r->sizes_cap) {
+        int cap = r->sizes_cap ? 2 * r->sizes_cap : 64;
+        size_t *grown = malloc((size_t)cap * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        for (int i = 0; i < r->outstanding; i++)
+            grown[i] = r->sizes[(r->sizes_head + i) % r->sizes_cap];
+        free(r->sizes);
+        r->sizes = grown;
+        r->sizes_cap = cap;
+        r->sizes_head = 0;
+    }
+    r->sizes[(r->sizes_head + r->outstanding) % r->sizes_cap] = bytes;
+    r->pending_bytes += bytes;
+    return 0;
+}
+
+/* Forgets the oldest command's size: its reply came (or the connection went). */
+static void size_pop(struct rasync *r) {
+    if (r->outstanding <= 0 || r->sizes_cap == 0)
+        return;
+    r->pending_bytes -= r->sizes[r->sizes_head];
+    r->sizes_head = (r->sizes_head + 1) % r->sizes_cap;
+}
+
 static int send_argv(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
                      const size_t *lens) {
     if (r == NULL || !r->ready || r->ac == NULL || r->channel)
         return -1;
-    if (redisAsyncCommandArgv(r->ac, on_reply, op, argc, argv, lens) != REDIS_OK)
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += (lens ? lens[i] : strlen(argv[i])) + 16;
+    if (size_push(r, bytes) < 0)
         return -1;
+    if (redisAsyncCommandArgv(r->ac, on_reply, op, argc, argv, lens) != REDIS_OK) {
+        r->pending_bytes -= bytes;
+        return -1;
+    }
     if (r->outstanding++ == 0)
         watchdog_progress(r);
     return 0;
@@ -289,6 +356,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
     struct rasync *r = ac->data;
     struct rasync_op *op = arg;
     redisReply *rep = reply;
+    size_pop(r);
     r->outstanding--;
     watchdog_progress(r);
     if (rep && op->is_script && rep->type == REDIS_REPLY_ERROR && !op->retried && !op->cancelled &&
@@ -354,6 +422,7 @@ void rasync_free(struct rasync *r) {
     if (r->watchdog)
         event_free(r->watchdog);
     free(r->channel);
+    free(r->sizes);
     free(r);
 }
 

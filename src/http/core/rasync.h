@@ -17,6 +17,12 @@
 
 struct rasync;
 
+/* The rate at which a big command is assumed to reach Redis and be taken in
+ * at the worst (20 MB/s): a reply's timeout is redis.connect_timeout plus the
+ * bytes still on their way at this rate, and bytes moving in either
+ * direction also count as progress. */
+#define RASYNC_BULK_BYTES_PER_MS 20000
+
 /* Called once per command with its reply, or with NULL when the connection
  * went away (or stopped answering) before the reply came. The reply is freed
  * by hiredis when the callback returns. */
