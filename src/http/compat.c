@@ -196,7 +196,7 @@ void compat_thumb_handle(struct exchange *h) {
     }
     if (from_cache(h))
         goto out;
-    image_read_job(h, on_reply, true, false);
+    image_read_job(h, on_reply, true, IMAGE_READ_WHOLE);
 out:
     exchange_settle(h);
 }

@@ -41,11 +41,18 @@ void job_delete_handle(struct exchange *h);
 /* GET|HEAD /v1/thumbnails/<id>/image (image.c). */
 void image_handle(struct exchange *h);
 
+/* What image_read_job asks for of the result. */
+enum image_read {
+    IMAGE_READ_WHOLE,  /* GET: all of it (compat: it goes into a document) */
+    IMAGE_READ_LENGTH, /* STRLEN (HEAD) */
+    IMAGE_READ_FIRST,  /* GETRANGE of the first chunk (GET, streamed beyond) */
+};
+
 /* Asks Redis, pipelined, for job h->match.id's hash, a PTTL (of the job when
- * ttl_of_job, else of its result) and its result (GET, or STRLEN when
- * length_only); the three replies go to cb in that order. Returns 0, or -1
- * after answering 503 (replies already asked for still come). */
-int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only);
+ * ttl_of_job, else of its result) and its result as what says; the three
+ * replies go to cb in that order. Returns 0, or -1 after answering 503
+ * (replies already asked for still come). */
+int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image_read what);
 
 /* Answers a Redis failure by its class (rconn.h): no reply -> 503
  * unavailable; a refusal -> 503 with its own code (respond_refused); any other

@@ -1,9 +1,11 @@
 /* image.c — GET|HEAD /v1/thumbnails/<id>/image: the thumbnail bytes with their
  * type, strong ETag and remaining lifetime; 304, 409 not_ready, 404. From the
  * shared cache when it holds the image; else one round trip: HGETALL of the
- * job, PTTL and GET (STRLEN for HEAD) of the result, pipelined; the answer
- * goes out as soon as one reply decides it, and a GET's job and bytes are
- * then cached. */
+ * job, PTTL and the first IMAGE_CHUNK bytes (GETRANGE; STRLEN for HEAD) of the
+ * result, pipelined; the answer goes out as soon as one reply decides it, and
+ * a GET's job and bytes are then cached. A result longer than one chunk is
+ * streamed: each further chunk is asked for once the one before has been
+ * written to the client, so a big result is never held whole, let alone twice. */
 #include "cached.h"
 #include "guard.h"
 #include "handlers.h"
@@ -11,12 +13,15 @@
 #include "respond.h"
 
 #include "id.h"
+#include "log.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
 
 enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
+
+#define IMAGE_CHUNK (1024 * 1024)
 
 static void not_found(struct exchange *h) {
     respond_error(h, "not_found", NULL, 0, "no image for this id (unknown or expired job)");
@@ -80,6 +85,60 @@ static void on_ttl(struct exchange *h, const redisReply *reply) {
     }
 }
 
+static void stream_next(struct exchange *h);
+
+/* A further chunk of a streamed result. */
+static void on_piece(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    exchange_redis_received(h);
+    if (h->req == NULL)
+        goto out; /* the client went away */
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len == 0) {
+        log_warn("image %s: the result went away at byte %lld of %lld: closing the response",
+                 h->match.id, h->stream_off, h->stream_total);
+        exchange_stream_abort(h);
+        goto out;
+    }
+    h->stream_off += (long long)reply->len;
+    exchange_stream_chunk(h, reply->str, reply->len, stream_next);
+out:
+    exchange_settle(h);
+}
+
+/* Once what was sent is written: the next chunk, or the end. */
+static void stream_next(struct exchange *h) {
+    if (h->stream_off >= h->stream_total) {
+        exchange_stream_end(h);
+        return;
+    }
+    char from[24], to[24];
+    snprintf(from, sizeof(from), "%lld", h->stream_off);
+    snprintf(to, sizeof(to), "%lld", h->stream_off + IMAGE_CHUNK - 1);
+    const char *argv[] = {"GETRANGE", h->key_res, from, to};
+    h->op = (struct rasync_op){.cb = on_piece, .arg = h};
+    if (rasync_command(http_redis_bulk(h->child), &h->op, 4, argv, NULL) < 0) {
+        exchange_stream_abort(h);
+        return;
+    }
+    exchange_redis_sent(h);
+}
+
+/* The result is longer than the first chunk: headers now, then chunk by chunk. */
+static void stream_start(struct exchange *h, const redisReply *first, long long total) {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
+    char num[24];
+    snprintf(num, sizeof(num), "%lld", total);
+    evhttp_add_header(out, "Content-Length", num);
+    evhttp_add_header(out, "Content-Type",
+                      h->res_mime[0] ? h->res_mime : "application/octet-stream");
+    add_cache_headers(h);
+    cached_mark_miss(h);
+    h->stream_total = total;
+    h->stream_off = (long long)first->len;
+    exchange_stream_start(h, 200);
+    exchange_stream_chunk(h, first->str, first->len, stream_next);
+}
+
 static void on_bytes(struct exchange *h, const redisReply *reply) {
     struct evhttp_request *req = h->req;
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -95,12 +154,17 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
         snprintf(num, sizeof(num), "%lld", reply->integer);
         evhttp_add_header(out, "Content-Length", num);
     } else {
-        if (reply->type == REDIS_REPLY_NIL) {
-            not_found(h);
+        if (reply->type == REDIS_REPLY_NIL || (reply->type == REDIS_REPLY_STRING && !reply->len)) {
+            not_found(h); /* GETRANGE of a result that is gone is "" */
             return;
         }
         if (reply->type != REDIS_REPLY_STRING) {
             reply_failed(h, reply, "image read");
+            return;
+        }
+        long long total = job_record_get_int(&h->rec, "res_bytes", 0);
+        if (total > (long long)reply->len) {
+            stream_start(h, reply, total);
             return;
         }
         evbuffer_add(evhttp_request_get_output_buffer(req), reply->str, reply->len);
@@ -117,7 +181,7 @@ static void on_reply(redisReply *reply, void *arg) {
     enum step step = (enum step)h->step++;
     bool live = exchange_redis_received(h);
     if (step == STEP_BYTES && reply && reply->type == REDIS_REPLY_STRING && h->rec.count &&
-        h->res_ttl_ms != 0)
+        h->res_ttl_ms != 0 && (long long)reply->len >= job_record_get_int(&h->rec, "res_bytes", 0))
         cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len);
     if (!live)
         goto out;
@@ -143,8 +207,9 @@ out:
     exchange_settle(h);
 }
 
-int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool length_only) {
+int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image_read what) {
     struct http_child *c = h->child;
+    bool length_only = what == IMAGE_READ_LENGTH;
     /* A result's bytes go on the bulk connection, apart from the small requests. */
     struct rasync *redis = length_only ? c->redis : http_redis_bulk(c);
     if (!rasync_connected(redis)) {
@@ -157,10 +222,16 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, bool lengt
     h->op = (struct rasync_op){.cb = cb, .arg = h};
     const char *job[] = {"HGETALL", h->key_job};
     const char *ttl[] = {"PTTL", ttl_of_job ? h->key_job : h->key_res};
-    const char *bytes[] = {length_only ? "STRLEN" : "GET", h->key_res};
+    char last[24];
+    snprintf(last, sizeof(last), "%d", IMAGE_CHUNK - 1);
+    const char *whole[] = {"GET", h->key_res};
+    const char *len[] = {"STRLEN", h->key_res};
+    const char *first[] = {"GETRANGE", h->key_res, "0", last};
+    const char **bytes = what == IMAGE_READ_LENGTH ? len : what == IMAGE_READ_FIRST ? first : whole;
+    int nbytes = what == IMAGE_READ_FIRST ? 4 : 2;
     const char **cmds[] = {job, ttl, bytes};
     for (int i = 0; i < 3; i++) {
-        if (rasync_command(redis, &h->op, 2, cmds[i], NULL) < 0) {
+        if (rasync_command(redis, &h->op, i == 2 ? nbytes : 2, cmds[i], NULL) < 0) {
             /* Replies already asked for will still come (or NULL on disconnect). */
             respond_unavailable(h);
             return -1;
@@ -177,7 +248,8 @@ void image_handle(struct exchange *h) {
     }
     if (cached_image(h))
         goto out;
-    image_read_job(h, on_reply, false, h->method == EVHTTP_REQ_HEAD);
+    image_read_job(h, on_reply, false,
+                   h->method == EVHTTP_REQ_HEAD ? IMAGE_READ_LENGTH : IMAGE_READ_FIRST);
 out:
     exchange_settle(h);
 }

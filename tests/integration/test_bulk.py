@@ -58,3 +58,76 @@ def test_big_uploads_do_not_stall_small_submits(start_daemon, source):
     # The child's Redis connection was never dropped for a stall.
     assert d.metric('thumbnailed_redis_failures_total{reason="lost"}') == 0
     wait_for("/readyz", lambda: d.get("/readyz").status_code == 200, 10)
+
+
+def http_child_peak_rss_kb(d):
+    """VmHWM (peak resident set) of the daemon's one http child, in kB."""
+    (pid,) = d.children()["http"]
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_big_result_is_streamed_not_held(start_daemon, source, tmp_path):
+    """A result bigger than the cache holds is read from Redis a chunk at a
+    time as the client takes it: four clients reading it at once get every
+    byte (its ETag is the SHA-256 of the bytes), the child's memory does not
+    grow by copies of it, and small submits meanwhile get no 503."""
+    import hashlib
+    import io
+    import random
+
+    from PIL import Image
+    rnd = random.Random(7)
+    noise = Image.frombytes("RGB", (512, 512), rnd.randbytes(512 * 512 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    d = start_daemon({"http": {"processes": "1"}, "cache": {"size": "8M"},
+                      "image": {"max_output_pixels": "16777216", "max_result_bytes": "128M"},
+                      "worker": {"processes": "1", "job_timeout": "120s"}})
+    job = d.upload(buf.getvalue(), content_type="image/png", width=4096, height=4096,
+                   fit="fill", format="png")
+    doc = d.wait(job["id"], timeout=120)
+    assert doc["status"] == "done", doc
+    size = doc["result"]["bytes"]
+    assert size > 8 * 1024 * 1024, size  # more than the cache could hold
+    before = http_child_peak_rss_kb(d)
+    results, small = [], []
+    done = threading.Event()
+
+    def read():
+        r = d.get(doc["result"]["image_url"], timeout=120, stream=True)
+        h = hashlib.sha256()
+        n = 0
+        for piece in r.iter_content(256 * 1024):
+            h.update(piece)
+            n += len(piece)
+        results.append((r.status_code, n, h.hexdigest()[:32], r.headers.get("ETag")))
+
+    def small_stream():
+        i = 0
+        while not done.is_set():
+            i += 1
+            r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"),
+                                               "width": 1 + i % 500}, timeout=30)
+            small.append(r.status_code)
+
+    stream = threading.Thread(target=small_stream)
+    stream.start()
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(180)
+    done.set()
+    stream.join(60)
+    assert len(results) == 4, results
+    for status, n, digest, etag in results:
+        assert status == 200 and n == size, (status, n, size)
+        assert etag == f'"{digest}"', (etag, digest)
+    assert small and all(s in (200, 202) for s in small), small
+    grown_mb = (http_child_peak_rss_kb(d) - before) / 1024
+    assert grown_mb < size / (1024 * 1024), \
+        f"the http child grew by {grown_mb:.0f} MB serving a {size / 1e6:.0f} MB result 4 times"

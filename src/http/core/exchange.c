@@ -105,6 +105,8 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     h->step = 0;
     h->not_modified = false;
     h->res_ttl_ms = -2;
+    h->stream_off = h->stream_total = 0;
+    h->stream_flushed = NULL;
     h->id[0] = h->res_mime[0] = h->res_etag[0] = '\0';
     memset(&h->waiter, 0, sizeof(h->waiter));
     h->held = h->wait_recheck = h->wait_retry = false;
@@ -148,6 +150,62 @@ void exchange_send(struct exchange *h, int status) {
     }
     evhttp_request_set_on_complete_cb(req, on_complete, h);
     evhttp_send_reply(req, status, NULL, NULL);
+}
+
+void exchange_stream_start(struct exchange *h, int status) {
+    struct evhttp_request *req = h->req;
+    if (req == NULL || h->replied)
+        return;
+    h->replied = true;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "X-Request-Id", h->rid);
+    if (h->child->stopping)
+        evhttp_add_header(out, "Connection", "close");
+    if (h->evcon == NULL || evhttp_request_get_connection(req) == NULL) {
+        h->req = NULL;
+        h->done = true;
+        evhttp_send_reply(req, 503, NULL, NULL); /* frees req: nobody to stream to */
+        return;
+    }
+    evhttp_request_set_on_complete_cb(req, on_complete, h);
+    evhttp_send_reply_start(req, status, NULL);
+}
+
+static void stream_written(struct evhttp_connection *evcon, void *arg) {
+    (void)evcon;
+    struct exchange *h = arg;
+    if (h->req && h->stream_flushed)
+        h->stream_flushed(h);
+}
+
+int exchange_stream_chunk(struct exchange *h, const void *data, size_t len,
+                          void (*flushed)(struct exchange *h)) {
+    if (h->req == NULL || evhttp_request_get_connection(h->req) == NULL)
+        return -1;
+    struct evbuffer *piece = evbuffer_new();
+    if (piece == NULL || evbuffer_add(piece, data, len) < 0) {
+        if (piece)
+            evbuffer_free(piece);
+        exchange_stream_abort(h);
+        return -1;
+    }
+    h->stream_flushed = flushed;
+    evhttp_send_reply_chunk_with_cb(h->req, piece, stream_written, h);
+    evbuffer_free(piece);
+    return 0;
+}
+
+void exchange_stream_end(struct exchange *h) {
+    h->stream_flushed = NULL;
+    if (h->req)
+        evhttp_send_reply_end(h->req); /* on_complete follows once it is written */
+}
+
+void exchange_stream_abort(struct exchange *h) {
+    h->stream_flushed = NULL;
+    struct evhttp_connection *evcon = h->req ? evhttp_request_get_connection(h->req) : NULL;
+    if (evcon)
+        evhttp_connection_free(evcon); /* on_close: the request goes with it */
 }
 
 void exchange_redis_sent(struct exchange *h) {

@@ -58,13 +58,15 @@ struct exchange {
     struct job_record rec;          /* the job's fields: stored (submit) or read */
     const char *argv[64];           /* the route's script arguments (submit, delete) */
     size_t lens[64];
-    submit_answer_fn submit_answer; /* submit routes: what to answer once stored */
-    long long res_ttl_ms;           /* image, compat: PTTL of the result (or job) */
-    json_t *doc;                    /* image: the job document when it is not ready */
-    int step;                       /* which pipelined reply comes next */
-    bool not_modified;              /* image: If-None-Match matched */
-    char res_mime[128];             /* image: the result's type */
-    char res_etag[128];             /* image: the result's ETag */
+    submit_answer_fn submit_answer;             /* submit routes: what to answer once stored */
+    long long res_ttl_ms;                       /* image, compat: PTTL of the result (or job) */
+    json_t *doc;                                /* image: the job document when it is not ready */
+    int step;                                   /* which pipelined reply comes next */
+    bool not_modified;                          /* image: If-None-Match matched */
+    char res_mime[128];                         /* image: the result's type */
+    char res_etag[128];                         /* image: the result's ETag */
+    long long stream_off, stream_total;         /* image: body bytes sent, and all of them */
+    void (*stream_flushed)(struct exchange *h); /* exchange_stream_chunk's callback */
 
     /* Held by a route beyond its Redis replies (a long-poll wait): not
      * released while held; on_gone is called when the client goes away. */
@@ -91,6 +93,25 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
  * one. After this call the exchange belongs to libevent's callbacks; if the
  * client is already gone the request is freed instead. */
 void exchange_send(struct exchange *h, int status);
+
+/* Starts a response whose body comes in pieces (a result too big to hold
+ * whole): status and the headers set so far, Content-Length among them, go
+ * out now; h is then replied, and the body follows with exchange_stream_chunk
+ * and exchange_stream_end. HEAD is never streamed. */
+void exchange_stream_start(struct exchange *h, int status);
+
+/* Appends len bytes (copied) to a streamed body; flushed(h) is called once
+ * everything given so far has been written to the client, and never once the
+ * client is gone. Returns 0, or -1 when the client is gone. */
+int exchange_stream_chunk(struct exchange *h, const void *data, size_t len,
+                          void (*flushed)(struct exchange *h));
+
+/* Ends a streamed body (the request completes once it is written). */
+void exchange_stream_end(struct exchange *h);
+
+/* Gives up a streamed body half-way (its source failed): the connection is
+ * closed, so the client sees a short body, never a wrong one. */
+void exchange_stream_abort(struct exchange *h);
 
 /* Counts a Redis command sent on behalf of h (its reply will come). */
 void exchange_redis_sent(struct exchange *h);
