@@ -19,16 +19,19 @@ end
 local depth = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
 if depth >= tonumber(ARGV[2]) then return {'full', depth} end
 local t = now_ms()
+local stale = string.format('%d', t - tonumber(ARGV[5]))
 if KEYS[7] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', string.format('%d', t - tonumber(ARGV[5])))
-  local waiting = redis.call('ZCARD', KEYS[7])
+  local waiting = redis.call('ZCOUNT', KEYS[7], '(' .. stale, '+inf')
   if waiting >= tonumber(ARGV[7]) then return {'client_full', waiting} end
 end
+-- The first write must be one Redis refuses when it is out of memory (HSET):
+-- once a script has written anything, Redis lets its later writes through.
 local now = string.format('%d', t)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'created', now, 'attempts', 0,
            'idem_key', KEYS[5], 'req_key', KEYS[6], unpack(ARGV, 8))
 if KEYS[7] ~= '' then
   redis.call('HSET', KEYS[1], 'client_key', KEYS[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', stale)
   redis.call('ZADD', KEYS[7], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[7], ARGV[5])
 end
