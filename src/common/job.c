@@ -313,7 +313,8 @@ out:
     return rc;
 }
 
-int job_params_finish(struct job_params *p, bool upload, struct job_param_error *err) {
+int job_params_finish(struct job_params *p, bool upload, const struct job_param_limits *lim,
+                      struct job_param_error *err) {
     if (upload && p->url)
         return fail(err, "invalid_param", "url", "give either a url or an uploaded body, not both");
     if (!upload && p->url == NULL)
@@ -321,6 +322,13 @@ int job_params_finish(struct job_params *p, bool upload, struct job_param_error 
                     "url is required (or upload the image as the body)");
     if (p->height == 0)
         p->height = p->width;
+    long long box = (long long)p->width * p->height;
+    if (p->fit != JOB_FIT_INSIDE && lim->max_output_pixels > 0 && box > lim->max_output_pixels)
+        return fail(err, "invalid_param", "width",
+                    "%dx%d with fit=%s is a thumbnail of %lld pixels, more than the limit of %lld "
+                    "(image.max_output_pixels): ask for a smaller box",
+                    p->width, p->height, job_fit_name(p->fit), box,
+                    (long long)lim->max_output_pixels);
     return 0;
 }
 

@@ -39,6 +39,7 @@ struct job_params {
 struct job_param_limits {
     int max_dimension;
     int default_quality;
+    int64_t max_output_pixels; /* image.max_output_pixels; 0: no bound */
 };
 
 /* Why a request was refused: a stable code, the field to blame (or NULL) and a
@@ -62,8 +63,13 @@ int job_params_from_json(struct job_params *p, const char *body, size_t len,
                          const struct job_param_limits *lim, struct job_param_error *err);
 
 /* Applies the defaults that depend on other fields and checks what must be
- * present: a URL unless upload is true, and no URL when it is. Returns 0 or -1. */
-int job_params_finish(struct job_params *p, bool upload, struct job_param_error *err);
+ * present: a URL unless upload is true, and no URL when it is. Then the checks
+ * across fields: with fit cover, contain or fill the thumbnail is the box
+ * itself, so width x height over lim->max_output_pixels is refused (field
+ * width); with inside the box only bounds it and the worker checks the size
+ * the source's aspect gives. Returns 0, or -1 with err filled. */
+int job_params_finish(struct job_params *p, bool upload, const struct job_param_limits *lim,
+                      struct job_param_error *err);
 
 /* Field checks shared with other callers. */
 bool job_url_is_valid(const char *url);

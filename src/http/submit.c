@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAGIC_SCAN_MAX   (256 * 1024) /* bytes libmagic looks at: image signatures are early */
+#define MAGIC_SCAN_MAX (256 * 1024) /* bytes libmagic looks at: image signatures are early */
 
 static void refuse(struct exchange *h, const struct job_param_error *err) {
     respond_error(h, err->code, err->field, 0, "%s", err->message);
@@ -55,7 +55,7 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
             return -1;
         }
         if (job_params_from_json(p, (const char *)body, len, &c->limits, &err) < 0 ||
-            job_params_finish(p, false, &err) < 0) {
+            job_params_finish(p, false, &c->limits, &err) < 0) {
             refuse(h, &err);
             return -1;
         }
@@ -78,7 +78,7 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
         return -1;
     }
     if (request_params_from_query(p, query, &c->limits, &err) < 0 ||
-        job_params_finish(p, true, &err) < 0) {
+        job_params_finish(p, true, &c->limits, &err) < 0) {
         refuse(h, &err);
         return -1;
     }

@@ -59,14 +59,14 @@ static void test_query_every_field(void **state) {
     assert_string_equal(p.callback_url, "https://example.com/cb");
     assert_string_equal(p.email, "a@b.example");
     assert_null(p.url);
-    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     job_params_free(&p);
 
     /* Defaults when nothing is given; height follows width after finish. */
     assert_int_equal(parse(NULL, &p, &err), 0);
     assert_int_equal(parse("", &p, &err), 0);
     assert_int_equal(parse("width=100", &p, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     assert_int_equal(p.width, 100);
     assert_int_equal(p.height, 100);
     assert_int_equal(p.quality, 80);
@@ -130,7 +130,7 @@ static void test_query_url_with_upload(void **state) {
     struct job_params p;
     struct job_param_error err;
     assert_int_equal(parse("url=https%3A%2F%2Fexample.com%2Fa.jpg", &p, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), -1);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), -1);
     assert_string_equal(err.field, "url");
     job_params_free(&p);
 }

@@ -16,7 +16,7 @@ static int from_json(const char *body, struct job_params *p, struct job_param_er
     job_params_init(p, &lim);
     int rc = job_params_from_json(p, body, strlen(body), &lim, err);
     if (rc == 0)
-        rc = job_params_finish(p, false, err);
+        rc = job_params_finish(p, false, &lim, err);
     return rc;
 }
 
@@ -161,7 +161,7 @@ static void test_text_params(void **state) {
     assert_int_equal(job_params_set_text(&p, "fit", "contain", &lim, &err), 0);
     assert_int_equal(job_params_set_text(&p, "format", "jpg", &lim, &err), 0);
     assert_int_equal(job_params_set_text(&p, "crop", "center", &lim, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     assert_int_equal(p.width, 120);
     assert_int_equal(p.height, 120);
     assert_int_equal(p.fit, JOB_FIT_CONTAIN);
@@ -179,8 +179,62 @@ static void test_text_params(void **state) {
     assert_string_equal(err.code, "invalid_param");
     /* An upload must not also name a URL. */
     assert_int_equal(job_params_set_text(&p, "url", "http://h/x", &lim, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), -1);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), -1);
     assert_string_equal(err.field, "url");
+    job_params_free(&p);
+}
+
+/* fit cover, contain and fill make the box itself: over max_output_pixels it
+ * is refused at submit, naming width. inside only fits within the box: the
+ * worker checks the size the source's aspect gives. */
+static void test_output_bounds(void **state) {
+    (void)state;
+    const struct job_param_limits bounded = {
+        .max_dimension = 4096, .default_quality = 80, .max_output_pixels = 2048 * 2048};
+    static const struct {
+        const char *query[4]; /* name, value pairs */
+        int ok;
+    } cases[] = {
+        {{"width", "4096", "fit", "fill"}, 0},    {{"width", "4096", "fit", "cover"}, 0},
+        {{"width", "4096", "fit", "contain"}, 0}, {{"width", "4096", "fit", "inside"}, 1},
+        {{"width", "2048", "fit", "fill"}, 1},    {{"width", "2049", "fit", "cover"}, 0},
+        {{"width", "4096", "height", "1024"}, 1}, /* inside: the default fit */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct job_params p;
+        struct job_param_error err = {0};
+        job_params_init(&p, &bounded);
+        for (int f = 0; f < 4; f += 2)
+            assert_int_equal(
+                job_params_set_text(&p, cases[i].query[f], cases[i].query[f + 1], &bounded, &err),
+                0);
+        int rc = job_params_finish(&p, true, &bounded, &err);
+        if (cases[i].ok ? rc != 0 : rc != -1)
+            fail_msg("%s=%s %s=%s: rc %d (%s)", cases[i].query[0], cases[i].query[1],
+                     cases[i].query[2], cases[i].query[3], rc, err.message);
+        if (!cases[i].ok) {
+            assert_string_equal(err.code, "invalid_param");
+            assert_string_equal(err.field, "width");
+            assert_non_null(strstr(err.message, "image.max_output_pixels"));
+        }
+        job_params_free(&p);
+    }
+    /* Both sides given: 2048x2048 is at the bound, 2048x2049 over it. */
+    struct job_params p;
+    struct job_param_error err = {0};
+    const char *body = "{\"url\":\"http://h/x\",\"width\":2048,\"height\":2048,\"fit\":\"fill\"}";
+    job_params_init(&p, &bounded);
+    assert_int_equal(job_params_from_json(&p, body, strlen(body), &bounded, &err), 0);
+    assert_int_equal(job_params_finish(&p, false, &bounded, &err), 0);
+    p.height = 2049;
+    assert_int_equal(job_params_finish(&p, false, &bounded, &err), -1);
+    assert_string_equal(err.field, "width");
+    job_params_free(&p);
+    /* Without a bound (0) the box is not checked here. */
+    job_params_init(&p, &lim);
+    p.width = p.height = 4096;
+    p.fit = JOB_FIT_FILL;
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     job_params_free(&p);
 }
 
@@ -356,7 +410,7 @@ int main(void) {
         cmocka_unit_test(test_json_errors),     cmocka_unit_test(test_url_length),
         cmocka_unit_test(test_text_params),     cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_document),        cmocka_unit_test(test_document_deliveries),
-        cmocka_unit_test(test_queued_document),
+        cmocka_unit_test(test_queued_document), cmocka_unit_test(test_output_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
