@@ -42,7 +42,7 @@ static const struct {
     {"decode_failed", false, false},
     {"encode_failed", false, true},  /* not the input's fault: memory, encoder */
     {"internal_error", false, true}, /* out of memory and the like */
-    {"job_timeout", false, true},    /* set by the master; the attempt limit ends poison */
+    {"job_timeout", false, true},    /* set by the master; release.lua fails the second for good */
     {"worker_crashed", false, true},
 };
 

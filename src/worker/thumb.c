@@ -345,7 +345,8 @@ static void strip_metadata(VipsImage *im) {
     g_strfreev(names);
 }
 
-static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, size_t *len) {
+static int encode(VipsImage *im, enum job_format fmt, int quality, int avif_effort, void **buf,
+                  size_t *len) {
     switch (fmt) {
     case JOB_FORMAT_PNG:
         return vips_pngsave_buffer(im, buf, len, "strip", TRUE, NULL);
@@ -353,8 +354,8 @@ static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, s
         return vips_webpsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, NULL);
     case JOB_FORMAT_AVIF:
         return vips_heifsave_buffer(im, buf, len, "Q", quality, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "strip", TRUE,
-                                    NULL);
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "effort",
+                                    avif_effort, "strip", TRUE, NULL);
     case JOB_FORMAT_GIF:
         return vips_gifsave_buffer(im, buf, len, "strip", TRUE, NULL);
     case JOB_FORMAT_JPEG:
@@ -383,7 +384,7 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
     void *buf = NULL;
     size_t n = 0;
     strip_metadata(im);
-    if (encode(im, fmt, o->quality, &buf, &n)) {
+    if (encode(im, fmt, o->quality, o->avif_effort, &buf, &n)) {
         vips_failure(err, "encode_failed", "cannot encode the thumbnail");
         g_object_unref(im);
         return -1;

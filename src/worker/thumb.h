@@ -17,6 +17,7 @@ struct thumb_opts {
     enum job_crop crop; /* for JOB_FIT_COVER */
     enum job_format format;
     int quality;               /* 1..100, for jpeg, webp and avif */
+    int avif_effort;           /* 0 (fastest)..9, libvips heifsave's effort for AV1 */
     int64_t max_pixels;        /* refuse a source of more than width x height x pages */
     int64_t max_frames;        /* refuse a source of more pages/frames */
     int64_t max_output_pixels; /* refuse, before resizing, a thumbnail of more pixels than

@@ -97,6 +97,7 @@ static struct thumb_opts opts(int w, int h, enum job_fit fit, enum job_format fm
         .crop = JOB_CROP_CENTRE,
         .format = fmt,
         .quality = 80,
+        .avif_effort = 2,
         .max_pixels = 50000000,
         .max_frames = 100,
         .max_output_pixels = 4194304, /* the configuration's defaults */
@@ -227,6 +228,24 @@ static void test_output_formats(void **state) {
         decodes_as(&r, cases[i].loader, 64, 48);
         thumb_result_free(&r);
     }
+    g_free(b.data);
+}
+
+/* image.avif_effort reaches the AV1 encoder: another effort, another bitstream
+ * of the same pixels. */
+static void test_avif_effort(void **state) {
+    (void)state;
+    struct blob b = make(160, 120, 3, SRC_PNG);
+    struct thumb_opts o = opts(64, 64, JOB_FIT_INSIDE, JOB_FORMAT_AVIF);
+    o.avif_effort = 0;
+    struct thumb_result fast = ok(&o, &b);
+    o.avif_effort = 8;
+    struct thumb_result slow = ok(&o, &b);
+    decodes_as(&fast, "heifload", 64, 48);
+    decodes_as(&slow, "heifload", 64, 48);
+    assert_true(fast.len != slow.len || memcmp(fast.data, slow.data, fast.len) != 0);
+    thumb_result_free(&fast);
+    thumb_result_free(&slow);
     g_free(b.data);
 }
 
@@ -770,6 +789,7 @@ int main(void) {
         cmocka_unit_test(test_fit_modes),
         cmocka_unit_test(test_cover_crops),
         cmocka_unit_test(test_output_formats),
+        cmocka_unit_test(test_avif_effort),
         cmocka_unit_test(test_original_format),
         cmocka_unit_test(test_quality_changes_size),
         cmocka_unit_test(test_exif_rotation),
