@@ -41,6 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     CHECK(config_defaults(&cfg) == 0);
     limits.max_dimension = (int)cfg.image_max_dimension;
     limits.default_quality = (int)cfg.image_default_quality;
+    limits.max_output_pixels = cfg.image_max_output_pixels;
     config_free(&cfg);
 
     conf_fd = memfd_create("fuzz_request.conf", MFD_CLOEXEC);
@@ -62,6 +63,7 @@ static void check_accepted(const struct job_params *p, bool upload) {
     CHECK(p->fit >= JOB_FIT_INSIDE && p->fit <= JOB_FIT_FILL);
     CHECK(p->crop >= JOB_CROP_CENTRE && p->crop <= JOB_CROP_ENTROPY);
     CHECK(p->format >= JOB_FORMAT_ORIGINAL && p->format <= JOB_FORMAT_GIF);
+    CHECK(p->fit == JOB_FIT_INSIDE || (long long)p->width * p->height <= limits.max_output_pixels);
     CHECK(upload ? p->url == NULL : p->url != NULL);
     CHECK(p->url == NULL || job_url_is_valid(p->url));
     CHECK(p->callback_url == NULL || job_url_is_valid(p->callback_url));
@@ -91,7 +93,7 @@ static void fuzz_json(const uint8_t *data, size_t size) {
     struct job_param_error err;
     job_params_init(&p, &limits);
     if (job_params_from_json(&p, (const char *)data, size, &limits, &err) == 0 &&
-        job_params_finish(&p, false, &err) == 0)
+        job_params_finish(&p, false, &limits, &err) == 0)
         check_accepted(&p, false);
     else
         CHECK(err.code != NULL && err.message[0] != '\0');
@@ -127,7 +129,7 @@ static void fuzz_query(const char *s) {
     struct job_param_error err;
     job_params_init(&p, &limits);
     if (request_params_from_query(&p, s, &limits, &err) == 0 &&
-        job_params_finish(&p, true, &err) == 0)
+        job_params_finish(&p, true, &limits, &err) == 0)
         check_accepted(&p, true);
     else
         CHECK(err.code != NULL && err.message[0] != '\0');

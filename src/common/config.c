@@ -93,6 +93,11 @@ static const struct key keys[] = {
      "image/jpeg image/png image/webp image/gif image/avif image/heif image/tiff", NULL,
      check_types},
     {"image", "default_quality", K_INT, OFF(image_default_quality), 1, 100, "80", NULL, NULL},
+    {"image", "max_output_pixels", K_COUNT, OFF(image_max_output_pixels), 1, 1LL << 32, "4194304",
+     NULL, NULL},
+    {"image", "avif_effort", K_INT, OFF(image_avif_effort), 0, 9, "2", NULL, NULL},
+    {"image", "max_result_bytes", K_SIZE, OFF(image_max_result_bytes), 1024, 512LL << 20, "8M",
+     NULL, NULL},
 
     {"cache", "size", K_SIZE, OFF(cache_size), 1LL << 20, 1LL << 40, "256M", NULL, NULL},
     {"cache", "pending_ttl", K_DURATION, OFF(cache_pending_ttl), 0, 60000, "200ms", NULL, NULL},

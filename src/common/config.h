@@ -55,6 +55,9 @@ struct config {
     int64_t image_max_dimension;
     char *image_allowed_types;
     int64_t image_default_quality;
+    int64_t image_max_output_pixels; /* width x height of one thumbnail */
+    int64_t image_max_result_bytes;  /* an encoded thumbnail's size */
+    int64_t image_avif_effort;       /* libvips heifsave effort 0 (fastest)..9 */
 
     /* [cache] */
     int64_t cache_size;

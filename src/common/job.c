@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,35 @@ bool job_email_is_valid(const char *email) {
            domain[0] != '.';
 }
 
+/* What a value must be whatever its field, in a query string as in JSON: no
+ * NUL byte (C strings would keep only what precedes it, and the stored value
+ * would not be the one checked) and no white space at either end (no valid
+ * value has any, and " 100" must not pass for 100). */
+static int check_text(const char *field, const char *value, size_t len,
+                      struct job_param_error *err) {
+    if (memchr(value, '\0', len) != NULL)
+        return fail(err, "invalid_param", field, "%s must not contain a NUL byte", field);
+    if (len > 0 && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1])))
+        return fail(err, "invalid_param", field, "%s must not begin or end with white space",
+                    field);
+    return 0;
+}
+
+/* An integer written as JSON writes one, -?(0|[1-9][0-9]*), and nothing else,
+ * into *out. Returns 0, -1 when it is not one, or -2 when it is one too large
+ * for a long long. */
+static int parse_json_int(const char *value, size_t len, long long *out) {
+    size_t i = len > 0 && value[0] == '-' ? 1 : 0;
+    if (i >= len || !isdigit((unsigned char)value[i]) || (value[i] == '0' && i + 1 < len))
+        return -1;
+    for (size_t j = i; j < len; j++)
+        if (!isdigit((unsigned char)value[j]))
+            return -1;
+    errno = 0;
+    *out = strtoll(value, NULL, 10);
+    return errno == ERANGE ? -2 : 0;
+}
+
 static int parse_int_text(const char *value, long long *out) {
     char *end;
     errno = 0;
@@ -225,16 +255,24 @@ static bool is_string_field(const char *field) {
            !strcmp(field, "url") || !strcmp(field, "callback_url") || !strcmp(field, "email");
 }
 
-int job_params_set_text(struct job_params *p, const char *field, const char *value,
+int job_params_set_text(struct job_params *p, const char *field, const char *value, size_t len,
                         const struct job_param_limits *lim, struct job_param_error *err) {
     if (is_int_field(field)) {
+        if (check_text(field, value, len, err) < 0)
+            return -1;
         long long v;
-        if (parse_int_text(value, &v) < 0)
+        int r = parse_json_int(value, len, &v);
+        if (r == -1)
             return fail(err, "invalid_param", field, "%s must be an integer", field);
+        if (r == -2) /* out of range whatever the range */
+            v = LLONG_MAX;
         return set_int(p, field, v, lim, err);
     }
-    if (is_string_field(field))
+    if (is_string_field(field)) {
+        if (check_text(field, value, len, err) < 0)
+            return -1;
         return set_string(p, field, value, err);
+    }
     return fail(err, "invalid_param", field, "unknown parameter '%s'", field);
 }
 
@@ -272,7 +310,9 @@ static int json_depth(const json_t *v) {
 int job_params_from_json(struct job_params *p, const char *body, size_t len,
                          const struct job_param_limits *lim, struct job_param_error *err) {
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* NUL is let through in string values so that it is refused naming the
+     * field (jansson still refuses it in names). */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (root == NULL)
         return fail(err, "invalid_json", NULL, "request body is not valid JSON: %s (line %d)",
                     jerr.text, jerr.line);
@@ -301,7 +341,9 @@ int job_params_from_json(struct job_params *p, const char *body, size_t len,
                 rc = fail(err, "invalid_param", field, "%s must be a string", field);
                 goto out;
             }
-            if ((rc = set_string(p, field, json_string_value(val), err)) < 0)
+            const char *s = json_string_value(val);
+            if ((rc = check_text(field, s, json_string_length(val), err)) < 0 ||
+                (rc = set_string(p, field, s, err)) < 0)
                 goto out;
         } else {
             rc = fail(err, "invalid_param", key, "unknown field '%.64s'", key);
@@ -313,7 +355,8 @@ out:
     return rc;
 }
 
-int job_params_finish(struct job_params *p, bool upload, struct job_param_error *err) {
+int job_params_finish(struct job_params *p, bool upload, const struct job_param_limits *lim,
+                      struct job_param_error *err) {
     if (upload && p->url)
         return fail(err, "invalid_param", "url", "give either a url or an uploaded body, not both");
     if (!upload && p->url == NULL)
@@ -321,6 +364,13 @@ int job_params_finish(struct job_params *p, bool upload, struct job_param_error 
                     "url is required (or upload the image as the body)");
     if (p->height == 0)
         p->height = p->width;
+    long long box = (long long)p->width * p->height;
+    if (p->fit != JOB_FIT_INSIDE && lim->max_output_pixels > 0 && box > lim->max_output_pixels)
+        return fail(err, "invalid_param", "width",
+                    "%dx%d with fit=%s is a thumbnail of %lld pixels, more than the limit of %lld "
+                    "(image.max_output_pixels): ask for a smaller box",
+                    p->width, p->height, job_fit_name(p->fit), box,
+                    (long long)lim->max_output_pixels);
     return 0;
 }
 

@@ -39,6 +39,7 @@ struct job_params {
 struct job_param_limits {
     int max_dimension;
     int default_quality;
+    int64_t max_output_pixels; /* image.max_output_pixels; 0: no bound */
 };
 
 /* Why a request was refused: a stable code, the field to blame (or NULL) and a
@@ -52,18 +53,29 @@ struct job_param_error {
 void job_params_init(struct job_params *p, const struct job_param_limits *lim);
 void job_params_free(struct job_params *p);
 
-/* Sets one field from its text form (a query-string parameter). Returns 0, or
- * -1 with err filled. */
-int job_params_set_text(struct job_params *p, const char *field, const char *value,
+/* Sets one field from its text form (a query-string parameter, percent-decoded):
+ * value is len bytes, followed by a NUL. It is checked exactly as the field's
+ * JSON form would be: no NUL byte among the len, no white space at either end,
+ * and for width, height and quality the whole value an integer as JSON writes
+ * one (-?(0|[1-9][0-9]*): no "+5", no "0100", no "100abc"); what is stored is
+ * what was checked. Returns 0, or -1 with err filled (invalid_param, field). */
+int job_params_set_text(struct job_params *p, const char *field, const char *value, size_t len,
                         const struct job_param_limits *lim, struct job_param_error *err);
 
-/* Parses a JSON request body into p. Returns 0, or -1 with err filled. */
+/* Parses a JSON request body into p. A string with an embedded NUL (\u0000)
+ * or white space at either end is refused (invalid_param, field) as in
+ * job_params_set_text. Returns 0, or -1 with err filled. */
 int job_params_from_json(struct job_params *p, const char *body, size_t len,
                          const struct job_param_limits *lim, struct job_param_error *err);
 
 /* Applies the defaults that depend on other fields and checks what must be
- * present: a URL unless upload is true, and no URL when it is. Returns 0 or -1. */
-int job_params_finish(struct job_params *p, bool upload, struct job_param_error *err);
+ * present: a URL unless upload is true, and no URL when it is. Then the checks
+ * across fields: with fit cover, contain or fill the thumbnail is the box
+ * itself, so width x height over lim->max_output_pixels is refused (field
+ * width); with inside the box only bounds it and the worker checks the size
+ * the source's aspect gives. Returns 0, or -1 with err filled. */
+int job_params_finish(struct job_params *p, bool upload, const struct job_param_limits *lim,
+                      struct job_param_error *err);
 
 /* Field checks shared with other callers. */
 bool job_url_is_valid(const char *url);

@@ -2,10 +2,7 @@
  * parameter, If-None-Match. */
 #include "request.h"
 
-#include <sys/queue.h>
-
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,38 +34,73 @@ enum request_body_kind request_body_kind(const char *content_type) {
     return REQUEST_BODY_OTHER;
 }
 
+/* The fields a query string may set: each may be given once, so the names
+ * seen are at most this many before a repeat or an unknown name ends it. */
+#define QUERY_FIELDS_MAX 16
+
+/* Fills err as invalid_param for field (NULL: none) with message. Returns -1. */
+static int refuse(struct job_param_error *err, const char *field, const char *message) {
+    err->code = "invalid_param";
+    snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+    snprintf(err->message, sizeof(err->message), "%s", message);
+    return -1;
+}
+
+/* Whether every &-separated pair has a non-empty name and an '=' (a trailing &
+ * allowed), as evhttp_parse_query_str requires. */
+static bool query_well_formed(const char *s) {
+    while (*s != '\0') {
+        size_t len = strcspn(s, "&");
+        const char *eq = memchr(s, '=', len);
+        if (eq == NULL || eq == s)
+            return false;
+        s += len;
+        if (*s == '&')
+            s++;
+    }
+    return true;
+}
+
 int request_params_from_query(struct job_params *p, const char *query,
                               const struct job_param_limits *lim, struct job_param_error *err) {
     if (query == NULL || *query == '\0')
         return 0;
-    struct evkeyvalq kv;
-    TAILQ_INIT(&kv);
-    int rc = 0;
-    if (evhttp_parse_query_str(query, &kv) < 0) {
-        err->code = "invalid_param";
-        err->field[0] = '\0';
-        snprintf(err->message, sizeof(err->message),
-                 "the query string is malformed: expected name=value pairs joined by &");
-        rc = -1;
-        goto out;
-    }
-    struct evkeyval *e;
-    TAILQ_FOREACH(e, &kv, next) {
-        for (struct evkeyval *prev = TAILQ_FIRST(&kv); prev != e; prev = TAILQ_NEXT(prev, next)) {
-            if (strcmp(prev->key, e->key) == 0) {
-                err->code = "invalid_param";
-                snprintf(err->field, sizeof(err->field), "%s", e->key);
-                snprintf(err->message, sizeof(err->message), "parameter '%.64s' is given twice",
-                         e->key);
-                rc = -1;
-                goto out;
+    if (!query_well_formed(query))
+        return refuse(err, NULL,
+                      "the query string is malformed: expected name=value pairs joined by &");
+    char *copy = strdup(query);
+    if (copy == NULL)
+        return refuse(err, NULL, "out of memory");
+    const char *seen[QUERY_FIELDS_MAX];
+    int nseen = 0, rc = 0;
+    /* Split as evhttp_parse_query_str splits it, but each value decoded with its
+     * length, so that a %00 in it is seen rather than ending it. */
+    for (char *rest = copy; rest != NULL && *rest != '\0';) {
+        char *value = strsep(&rest, "&");
+        char *key = strsep(&value, "="); /* value != NULL: query_well_formed */
+        for (int i = 0; rc == 0 && i < nseen; i++) {
+            if (strcmp(seen[i], key) == 0) {
+                char msg[96];
+                snprintf(msg, sizeof(msg), "parameter '%.64s' is given twice", key);
+                rc = refuse(err, key, msg);
             }
         }
-        if ((rc = job_params_set_text(p, e->key, e->value, lim, err)) < 0)
-            goto out;
+        if (rc < 0)
+            break;
+        size_t len = 0;
+        char *decoded = evhttp_uridecode(value, 1, &len);
+        if (decoded == NULL) {
+            rc = refuse(err, key, "out of memory");
+            break;
+        }
+        rc = job_params_set_text(p, key, decoded, len, lim, err);
+        free(decoded);
+        if (rc < 0)
+            break;
+        if (nseen < QUERY_FIELDS_MAX)
+            seen[nseen++] = key;
     }
-out:
-    evhttp_clear_headers(&kv);
+    free(copy);
     return rc;
 }
 
@@ -133,11 +165,12 @@ int request_wait_seconds(const char *query, int max, int *seconds) {
                 return -1;
             memcpy(raw, s + 5, vlen);
             raw[vlen] = '\0';
-            char *value = evhttp_uridecode(raw, 1, NULL);
+            size_t decoded = 0;
+            char *value = evhttp_uridecode(raw, 1, &decoded);
             if (value == NULL)
                 return -1;
             long n = 0;
-            bool ok = *value != '\0' && strlen(value) <= 9;
+            bool ok = *value != '\0' && strlen(value) == decoded && decoded <= 9; /* no %00 */
             for (const char *d = value; ok && *d; d++) {
                 ok = *d >= '0' && *d <= '9';
                 n = n * 10 + (*d - '0');

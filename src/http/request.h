@@ -18,9 +18,12 @@ enum request_body_kind {
 enum request_body_kind request_body_kind(const char *content_type);
 
 /* Sets job parameters from an upload's query string (NULL or "" for none):
- * every key=value goes through job_params_set_text, so every field and range
- * is checked there. A malformed string or a key given twice is refused. Does
- * not call job_params_finish. Returns 0, or -1 with err filled. */
+ * every key=value is percent-decoded ('+' as a space) with its length and goes
+ * through job_params_set_text, so every field and range is checked there as
+ * its JSON twin would be, a %00 included. Names are taken as written. A
+ * malformed string (a pair without '=' or with an empty name) or a name given
+ * twice is refused. Does not call job_params_finish. Returns 0, or -1 with err
+ * filled. */
 int request_params_from_query(struct job_params *p, const char *query,
                               const struct job_param_limits *lim, struct job_param_error *err);
 

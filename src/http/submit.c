@@ -55,7 +55,7 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
             return -1;
         }
         if (job_params_from_json(p, (const char *)body, len, &c->limits, &err) < 0 ||
-            job_params_finish(p, false, &err) < 0) {
+            job_params_finish(p, false, &c->limits, &err) < 0) {
             refuse(h, &err);
             return -1;
         }
@@ -78,7 +78,7 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
         return -1;
     }
     if (request_params_from_query(p, query, &c->limits, &err) < 0 ||
-        job_params_finish(p, true, &err) < 0) {
+        job_params_finish(p, true, &c->limits, &err) < 0) {
         refuse(h, &err);
         return -1;
     }

@@ -64,8 +64,10 @@ static int release(struct master *m, const char *node, const char *wid, const ch
     int jobs = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
     freeReplyObject(r);
     if (jobs > 0)
-        log_warn("worker %s: %d job(s) %s", wid, jobs,
-                 code ? "failed (retried while attempts remain)" : "handed back to the queue");
+        log_warn("worker %s: %d job(s) %s%s", wid, jobs,
+                 code ? "failed (retried while attempts remain)" : "handed back to the queue",
+                 code && strcmp(code, "job_timeout") == 0 ? "; a job's second job_timeout is not"
+                                                          : "");
     return jobs;
 }
 

@@ -37,10 +37,12 @@ static const struct {
     {"unsupported_type", false, false},
     {"too_many_pixels", false, false},
     {"too_many_frames", false, false},
+    {"output_too_large", false, false}, /* image.max_output_pixels: the request, not luck */
+    {"result_too_large", false, false}, /* image.max_result_bytes: the same bytes next time */
     {"decode_failed", false, false},
     {"encode_failed", false, true},  /* not the input's fault: memory, encoder */
     {"internal_error", false, true}, /* out of memory and the like */
-    {"job_timeout", false, true},    /* set by the master; the attempt limit ends poison */
+    {"job_timeout", false, true},    /* set by the master; release.lua fails the second for good */
     {"worker_crashed", false, true},
 };
 

@@ -16,8 +16,11 @@ static int run_on_bytes(const struct pipeline *pl, const struct job_params *p, c
         .crop = p->crop,
         .format = p->format,
         .quality = p->quality,
+        .avif_effort = (int)cfg->image_avif_effort,
         .max_pixels = cfg->image_max_pixels,
         .max_frames = cfg->image_max_frames,
+        .max_output_pixels = cfg->image_max_output_pixels,
+        .max_result_bytes = (size_t)cfg->image_max_result_bytes,
         .expect_mime = out->src_mime,
     };
     int rc = thumb_make(&o, buf, len, &out->thumb, &out->fail);

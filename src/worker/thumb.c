@@ -150,6 +150,21 @@ static bool icc_is_srgb(const void *data, size_t len) {
     return srgb;
 }
 
+/* The size of the thumbnail of a src_w x src_h source (as displayed): the box
+ * for cover, contain and fill; for inside, the source scaled by the smaller of
+ * the two ratios, as vips_thumbnail scales it (up or down), each side at least 1. */
+static void output_size(const struct thumb_opts *o, int src_w, int src_h, int *w, int *h) {
+    *w = o->width;
+    *h = o->height;
+    if (o->fit != JOB_FIT_INSIDE || src_w < 1 || src_h < 1)
+        return;
+    double sx = (double)o->width / src_w, sy = (double)o->height / src_h;
+    double scale = sx < sy ? sx : sy;
+    double fw = src_w * scale + 0.5, fh = src_h * scale + 0.5; /* rounded, as vips_resize */
+    *w = fw < 1 ? 1 : fw > o->width ? o->width : (int)fw;
+    *h = fh < 1 ? 1 : fh > o->height ? o->height : (int)fh;
+}
+
 /* Reads only the header: type, size, pages, whether the colours need
  * converting; refuses what is over the limits. */
 static int check_header(const struct thumb_opts *o, const void *src, size_t len,
@@ -212,6 +227,15 @@ static int check_header(const struct thumb_opts *o, const void *src, size_t len,
                                out->src_width, out->src_height, scaled, o->width, o->height,
                                (long long)o->max_pixels);
     }
+    int ow, oh;
+    output_size(o, out->src_width, out->src_height, &ow, &oh);
+    double opixels = (double)ow * (double)oh;
+    if (o->max_output_pixels > 0 && opixels > (double)o->max_output_pixels)
+        return failure_set(err, "output_too_large",
+                           "the %dx%d source at %dx%d fit=%s makes a %dx%d thumbnail (%.0f "
+                           "pixels), more than the limit of %lld (image.max_output_pixels)",
+                           out->src_width, out->src_height, o->width, o->height,
+                           job_fit_name(o->fit), ow, oh, opixels, (long long)o->max_output_pixels);
     return 0;
 }
 
@@ -321,7 +345,8 @@ static void strip_metadata(VipsImage *im) {
     g_strfreev(names);
 }
 
-static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, size_t *len) {
+static int encode(VipsImage *im, enum job_format fmt, int quality, int avif_effort, void **buf,
+                  size_t *len) {
     switch (fmt) {
     case JOB_FORMAT_PNG:
         return vips_pngsave_buffer(im, buf, len, "strip", TRUE, NULL);
@@ -329,8 +354,8 @@ static int encode(VipsImage *im, enum job_format fmt, int quality, void **buf, s
         return vips_webpsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, NULL);
     case JOB_FORMAT_AVIF:
         return vips_heifsave_buffer(im, buf, len, "Q", quality, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "strip", TRUE,
-                                    NULL);
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "effort",
+                                    avif_effort, "strip", TRUE, NULL);
     case JOB_FORMAT_GIF:
         return vips_gifsave_buffer(im, buf, len, "strip", TRUE, NULL);
     case JOB_FORMAT_JPEG:
@@ -359,9 +384,20 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
     void *buf = NULL;
     size_t n = 0;
     strip_metadata(im);
-    if (encode(im, fmt, o->quality, &buf, &n)) {
+    if (encode(im, fmt, o->quality, o->avif_effort, &buf, &n)) {
         vips_failure(err, "encode_failed", "cannot encode the thumbnail");
         g_object_unref(im);
+        return -1;
+    }
+    if (o->max_result_bytes > 0 && n > o->max_result_bytes) {
+        failure_set(err, "result_too_large",
+                    "the %dx%d thumbnail encodes to %zu bytes as %s, more than the limit of %zu "
+                    "(image.max_result_bytes)",
+                    vips_image_get_width(im), vips_image_get_height(im), n, format_mime(fmt),
+                    o->max_result_bytes);
+        g_free(buf);
+        g_object_unref(im);
+        vips_error_clear();
         return -1;
     }
     out->data = buf;

@@ -16,12 +16,16 @@ struct thumb_opts {
     enum job_fit fit;
     enum job_crop crop; /* for JOB_FIT_COVER */
     enum job_format format;
-    int quality;             /* 1..100, for jpeg, webp and avif */
-    int64_t max_pixels;      /* refuse a source of more than width x height x pages */
-    int64_t max_frames;      /* refuse a source of more pages/frames */
-    const char *expect_mime; /* NULL, or the type the bytes were detected as: the
-                                source is refused when libvips reads it as another
-                                (image/heif and image/avif count as one) */
+    int quality;               /* 1..100, for jpeg, webp and avif */
+    int avif_effort;           /* 0 (fastest)..9, libvips heifsave's effort for AV1 */
+    int64_t max_pixels;        /* refuse a source of more than width x height x pages */
+    int64_t max_frames;        /* refuse a source of more pages/frames */
+    int64_t max_output_pixels; /* refuse, before resizing, a thumbnail of more pixels than
+                                  this (0: no bound) */
+    size_t max_result_bytes;   /* refuse a thumbnail that encodes to more bytes (0: no bound) */
+    const char *expect_mime;   /* NULL, or the type the bytes were detected as: the
+                                  source is refused when libvips reads it as another
+                                  (image/heif and image/avif count as one) */
 };
 
 /* A thumbnail and what was learnt about its source. */
@@ -54,9 +58,13 @@ void thumb_shutdown(void);
  * (transparent when the output has alpha, else white), fill stretches to
  * width x height. JOB_FORMAT_ORIGINAL keeps the source format when it is jpeg, png,
  * webp, gif or avif, else jpeg. Metadata is stripped; output is sRGB.
+ * The thumbnail's size is known from the header: the box for cover, contain and
+ * fill, the source's aspect fitted in the box for inside; over max_output_pixels
+ * it is refused before anything is decoded.
  * Returns 0, or -1 with err set to too_many_pixels, too_many_frames,
- * unsupported_type (expect_mime mismatch), decode_failed or encode_failed; the
- * src_* fields known so far are filled either way and out->data is NULL on -1. */
+ * unsupported_type (expect_mime mismatch), output_too_large, decode_failed,
+ * encode_failed or result_too_large (the encoded bytes are dropped); the src_*
+ * fields known so far are filled either way and out->data is NULL on -1. */
 int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct thumb_result *out,
                struct failure *err);
 

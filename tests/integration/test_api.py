@@ -1,13 +1,15 @@
 """The HTTP surface of docs/API.md: request validation and its error documents,
 routes, methods, size and type limits, and the operational endpoints."""
 
+import base64
 import json
 import os
 import time
 
 import pytest
 
-from helpers import error_of, unique_jpeg
+from conftest import DaemonFactory
+from helpers import error_of, free_port, unique_jpeg
 
 # ---------------------------------------------------------------------------
 # Parameter validation: every out-of-range or invalid field is 400 invalid_param
@@ -71,6 +73,76 @@ def test_invalid_param_upload_query(daemon, params, field):
     r = daemon.post("/v1/thumbnails", params=params, data=unique_jpeg(64, 40),
                     headers={"Content-Type": "image/jpeg"})
     error_of(r, 400, "invalid_param", field)
+
+
+# A query value is checked as its JSON twin, whole: a %00 does not cut it short
+# (email=a@b.example%00x was stored as a@b.example), white space is not trimmed
+# (width= 100 was 100), an integer is digits only. The daemon has e-mail and
+# callbacks configured, so that an address is refused for what it is, not
+# because e-mail or callbacks are off (an SMTP port nobody listens on: no job
+# here needs it).
+
+@pytest.fixture(scope="module")
+def mail_daemon(thumbnailed_bin, tmp_path_factory):
+    factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
+    yield factory({"smtp": {"url": f"smtp://127.0.0.1:{free_port()}", "starttls": "no",
+                            "from": "thumbs@example.test"},
+                   "callback": {"secret": "whsec_" + base64.b64encode(b"k" * 24).decode()}})
+    factory.stop_all()
+
+
+STRICT_QUERIES = [
+    # (id, the query string exactly as sent, field)
+    ("email-nul", "email=a@b.example%00x", "email"),
+    ("email-encoded-nul", "email=a%40b.example%00x", "email"),
+    ("email-trailing-nul", "email=a%40b.example%00", "email"),
+    ("email-leading-space", "email=+a%40b.example", "email"),
+    ("width-leading-space", "width=%20100", "width"),  # "width= 100" as a client sends it
+    ("width-plus-is-space", "width=+100", "width"),
+    ("width-trailing-space", "width=100%20", "width"),
+    ("width-trailing-nul", "width=100%00", "width"),
+    ("width-suffix", "width=100abc", "width"),
+    ("width-plus-sign", "width=%2B5", "width"),
+    ("width-leading-zero", "width=0100", "width"),
+    ("height-tab", "height=%09100", "height"),
+    ("quality-exponent", "quality=1e2", "quality"),
+    ("fit-nul", "fit=fill%00", "fit"),
+    ("format-nul", "format=png%00jpeg", "format"),
+]
+
+
+@pytest.mark.parametrize("query,field", [(q, f) for _, q, f in STRICT_QUERIES],
+                         ids=[i for i, _, _ in STRICT_QUERIES])
+def test_query_value_checked_whole(mail_daemon, query, field):
+    r = mail_daemon.post("/v1/thumbnails?" + query, data=unique_jpeg(64, 40),
+                         headers={"Content-Type": "image/jpeg"})
+    error_of(r, 400, "invalid_param", field)
+
+
+STRICT_JSON = [
+    ("email-nul", {"email": "a@b.example\u0000x"}, "email"),
+    ("url-nul", {"url": "http://127.0.0.1:9/a.jpg\u0000x"}, "url"),
+    ("callback-url-nul", {"callback_url": "http://127.0.0.1:9/cb\u0000"}, "callback_url"),
+    ("fit-nul", {"fit": "fill\u0000"}, "fit"),
+    ("email-trailing-space", {"email": "a@b.example "}, "email"),
+    ("fit-leading-space", {"fit": " cover"}, "fit"),
+]
+
+
+@pytest.mark.parametrize("extra,field", [(b, f) for _, b, f in STRICT_JSON],
+                         ids=[i for i, _, _ in STRICT_JSON])
+def test_json_string_checked_whole(mail_daemon, extra, field):
+    body = dict({"url": GOOD_URL}, **extra)
+    error_of(mail_daemon.post("/v1/thumbnails", json=body), 400, "invalid_param", field)
+
+
+def test_query_value_stored_as_validated(mail_daemon):
+    r = mail_daemon.post("/v1/thumbnails?email=a%40b.example&width=100&format=%6Apg",
+                         data=unique_jpeg(64, 40), headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 202, r.text
+    request = r.json()["request"]
+    assert (request["email"], request["width"], request["format"]) == ("a@b.example", 100, "jpeg")
+    assert mail_daemon.job(r.json()["id"])["request"]["email"] == "a@b.example"
 
 
 @pytest.mark.parametrize("body", [b'{"url": ', b"not json", b'{"url": "http://a/b.jpg",}',

@@ -122,6 +122,28 @@ def test_stuck_worker_is_killed_at_job_timeout(start_daemon, source):
     assert d.run(url=source.url("img/land.jpg"), width=30)["status"] == "done"
 
 
+def test_second_job_timeout_fails_the_job_for_good(start_daemon, source):
+    # A source that never finishes: every attempt runs past worker.job_timeout
+    # (fetch.timeout is longer). The first kill is retried, the second ends the
+    # job though three of its five attempts are left.
+    d = start_daemon({"worker": {"processes": "1", "job_timeout": "1s", "max_attempts": "5",
+                                 "retry_delay": "100ms"},
+                      "fetch": {"timeout": "60s"}})
+    url = source.url("hang/land.jpg")
+    doc = d.wait(d.submit(url=url, width=50)["id"], timeout=60)
+    assert doc["status"] == "failed", doc
+    assert doc["error"]["code"] == "job_timeout", doc
+    assert doc["error"]["message"].endswith("(2 times: not retried)"), doc
+    assert doc["attempts"] == 2, doc
+    path = url[len(source.base):]
+    with source.lock:
+        asked = [p for p in source.requests if p == path]
+    assert len(asked) == 2, f"the source was asked {len(asked)} times: {doc}"
+    # Two workers were killed for it, and a fresh one serves.
+    assert d.metric("thumbnailed_job_timeouts_total") == 2
+    assert d.run(url=source.url("img/land.jpg"), width=30)["status"] == "done"
+
+
 def test_sigkill_of_the_master_takes_every_child_down(start_daemon):
     d = start_daemon()
     wait_for("children", lambda: counts(d) == (2, 2, 1), 5)

@@ -72,6 +72,9 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg.fetch_max_redirects, 3);
     assert_int_equal(cfg.image_max_pixels, 50000000);
     assert_int_equal(cfg.image_max_dimension, 4096);
+    assert_int_equal(cfg.image_max_output_pixels, 2048 * 2048);
+    assert_int_equal(cfg.image_max_result_bytes, 8 << 20);
+    assert_int_equal(cfg.image_avif_effort, 2);
     assert_true(config_list_contains(cfg.image_allowed_types, "image/avif"));
     assert_false(config_list_contains(cfg.image_allowed_types, "image/svg+xml"));
     assert_int_equal(cfg.cache_size, 256 << 20);
@@ -208,6 +211,9 @@ static void test_errors_with_lines(void **state) {
     expect_error("[daemon]\npid_file = run/t.pid\n", ":2: daemon.pid_file: must be an absolute");
     expect_error("[image]\nallowed_types = image/bmp\n", ":2: image.allowed_types: unknown image");
     expect_error("[image]\ndefault_quality = 101\n", ":2: image.default_quality: 101 is out");
+    expect_error("[image]\nmax_output_pixels = 0\n", ":2: image.max_output_pixels: '0' is out");
+    expect_error("[image]\nmax_result_bytes = 1G\n", ":2: image.max_result_bytes: '1G' is out");
+    expect_error("[image]\navif_effort = 10\n", ":2: image.avif_effort: 10 is out of range 0..9");
     expect_error("[redis]\nmode = external\n", ":2: redis.url is required");
     expect_error("[redis]\nurl = http://x\n", ":2: redis.url: expected redis://");
     expect_error("[redis]\nkey_prefix = a b\n", ":2: redis.key_prefix: may contain only");

@@ -59,14 +59,14 @@ static void test_query_every_field(void **state) {
     assert_string_equal(p.callback_url, "https://example.com/cb");
     assert_string_equal(p.email, "a@b.example");
     assert_null(p.url);
-    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     job_params_free(&p);
 
     /* Defaults when nothing is given; height follows width after finish. */
     assert_int_equal(parse(NULL, &p, &err), 0);
     assert_int_equal(parse("", &p, &err), 0);
     assert_int_equal(parse("width=100", &p, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     assert_int_equal(p.width, 100);
     assert_int_equal(p.height, 100);
     assert_int_equal(p.quality, 80);
@@ -78,8 +78,7 @@ static void test_query_every_field(void **state) {
                         "crop=center", "crop=entropy", "format=original", "format=jpeg",
                         "format=jpg",  "format=png",   "format=avif",     "format=gif",
                         "width=1",     "width=4096",   "height=1",        "height=4096",
-                        "quality=1",   "quality=100",  "width=+5",        "fit=cover&",
-                        NULL};
+                        "quality=1",   "quality=100",  "fit=cover&",      NULL};
     for (int i = 0; ok[i]; i++) {
         assert_int_equal(parse(ok[i], &p, &err), 0);
         job_params_free(&p);
@@ -123,6 +122,57 @@ static void test_query_ranges_and_names(void **state) {
     expect_refused("width", "invalid_param", "");
     expect_refused("=5", "invalid_param", "");
     expect_refused("width=5&&height=5", "invalid_param", "");
+    expect_refused("width=abc&&", "invalid_param", ""); /* malformed before any value */
+}
+
+/* A value is checked whole, as its JSON twin: a %00 does not cut it short, white
+ * space ('+' is one) is not trimmed, an integer is all digits. */
+static void test_query_values_strict(void **state) {
+    (void)state;
+    static const char *const refused[][2] = {
+        {"email=a%40b.example%00x", "email"},
+        {"email=a@b.example%00x", "email"},
+        {"email=a%40b.example%00", "email"},
+        {"url=http%3A%2F%2Fh%2Fx%00y", "url"},
+        {"callback_url=https%3A%2F%2Fh%2F%00", "callback_url"},
+        {"fit=fill%00", "fit"},
+        {"format=png%00jpeg", "format"},
+        {"width=100%00", "width"},
+        {"width=%00100", "width"},
+        {"width=%20100", "width"},
+        {"width=+100", "width"},
+        {"width=100+", "width"},
+        {"width=100%20", "width"},
+        {"width=%09100", "width"},
+        {"width=100%0A", "width"},
+        {"height=%2B5", "height"},
+        {"height=+5", "height"},
+        {"width=100abc", "width"},
+        {"width=0100", "width"},
+        {"quality=1e2", "quality"},
+        {"quality=0x10", "quality"},
+        {"fit=+cover", "fit"},
+        {"email=+a%40b.example", "email"},
+        {"width=10&email=a%40b.example%00x", "email"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct job_params p;
+        struct job_param_error err;
+        if (parse(refused[i][0], &p, &err) != -1 || strcmp(err.code, "invalid_param") != 0 ||
+            strcmp(err.field, refused[i][1]) != 0)
+            fail_msg("%s: not refused as invalid_param %s (field '%s')", refused[i][0],
+                     refused[i][1], err.field);
+        assert_null(p.email); /* nothing of a refused value stored */
+        job_params_free(&p);
+    }
+    /* What is accepted is stored exactly: the decoded value, whole. */
+    struct job_params p;
+    struct job_param_error err;
+    assert_int_equal(parse("email=a%40b.example&width=100&format=%6Apg", &p, &err), 0);
+    assert_string_equal(p.email, "a@b.example");
+    assert_int_equal(p.width, 100);
+    assert_int_equal(p.format, JOB_FORMAT_JPEG);
+    job_params_free(&p);
 }
 
 static void test_query_url_with_upload(void **state) {
@@ -130,7 +180,7 @@ static void test_query_url_with_upload(void **state) {
     struct job_params p;
     struct job_param_error err;
     assert_int_equal(parse("url=https%3A%2F%2Fexample.com%2Fa.jpg", &p, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), -1);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), -1);
     assert_string_equal(err.field, "url");
     job_params_free(&p);
 }
@@ -173,9 +223,9 @@ static void test_wait(void **state) {
     assert_int_equal(request_wait_seconds("wait=%31%32", 30, &s), 0);
     assert_int_equal(s, 12);
     static const char *const bad[] = {
-        "wait=31",       "wait=-1", "wait=abc", "wait=",   "wait",
-        "wait=1.5",      "wait=+5", "wait= 5",  "wait=5x", "wait=99999999999999999999",
-        "wait=1&wait=2", "wait=%"};
+        "wait=31",       "wait=-1", "wait=abc",  "wait=",     "wait",
+        "wait=1.5",      "wait=+5", "wait= 5",   "wait=5x",   "wait=99999999999999999999",
+        "wait=1&wait=2", "wait=%",  "wait=5%00", "wait=5%00x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         s = -1;
         assert_int_equal(request_wait_seconds(bad[i], 30, &s), -1);
@@ -187,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_body_kind),
         cmocka_unit_test(test_query_every_field),
         cmocka_unit_test(test_query_ranges_and_names),
+        cmocka_unit_test(test_query_values_strict),
         cmocka_unit_test(test_query_url_with_upload),
         cmocka_unit_test(test_etag),
         cmocka_unit_test(test_wait),

@@ -12,11 +12,17 @@
 
 static const struct job_param_limits lim = {.max_dimension = 4096, .default_quality = 80};
 
+/* job_params_set_text on a NUL-terminated value. */
+static int set_text(struct job_params *p, const char *field, const char *value,
+                    const struct job_param_limits *l, struct job_param_error *err) {
+    return job_params_set_text(p, field, value, strlen(value), l, err);
+}
+
 static int from_json(const char *body, struct job_params *p, struct job_param_error *err) {
     job_params_init(p, &lim);
     int rc = job_params_from_json(p, body, strlen(body), &lim, err);
     if (rc == 0)
-        rc = job_params_finish(p, false, err);
+        rc = job_params_finish(p, false, &lim, err);
     return rc;
 }
 
@@ -137,8 +143,18 @@ static void test_json_errors(void **state) {
     expect_json_error("{\"url\":\"http://h/x\",\"email\":\"a@b.c\\r\\nBcc: x@y.z\"}",
                       "invalid_param", "email");
     expect_json_error("{\"url\":\"http://h/x\",\"widht\":100}", "invalid_param", "widht");
-    /* jansson refuses NUL inside strings unless asked to allow it. */
-    expect_json_error("{\"url\":\"http://h/\\u0000x\"}", "invalid_json", "");
+    /* A NUL in a string is refused naming the field (it would cut the value
+     * short in C); in a name it is not JSON we take. */
+    expect_json_error("{\"url\":\"http://h/\\u0000x\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"http://h/x\",\"email\":\"a@b.example\\u0000x\"}", "invalid_param",
+                      "email");
+    expect_json_error("{\"url\":\"http://h/x\",\"fit\":\"fill\\u0000\"}", "invalid_param", "fit");
+    expect_json_error("{\"url\":\"http://h/x\",\"wid\\u0000th\":1}", "invalid_json", "");
+    /* White space at either end is no part of any value. */
+    expect_json_error("{\"url\":\" http://h/x\"}", "invalid_param", "url");
+    expect_json_error("{\"url\":\"http://h/x\",\"fit\":\"cover \"}", "invalid_param", "fit");
+    expect_json_error("{\"url\":\"http://h/x\",\"email\":\"a@b.example\\n\"}", "invalid_param",
+                      "email");
 }
 
 static void test_url_length(void **state) {
@@ -157,30 +173,154 @@ static void test_text_params(void **state) {
     struct job_params p;
     struct job_param_error err = {0};
     job_params_init(&p, &lim);
-    assert_int_equal(job_params_set_text(&p, "width", "120", &lim, &err), 0);
-    assert_int_equal(job_params_set_text(&p, "fit", "contain", &lim, &err), 0);
-    assert_int_equal(job_params_set_text(&p, "format", "jpg", &lim, &err), 0);
-    assert_int_equal(job_params_set_text(&p, "crop", "center", &lim, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), 0);
+    assert_int_equal(set_text(&p, "width", "120", &lim, &err), 0);
+    assert_int_equal(set_text(&p, "fit", "contain", &lim, &err), 0);
+    assert_int_equal(set_text(&p, "format", "jpg", &lim, &err), 0);
+    assert_int_equal(set_text(&p, "crop", "center", &lim, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     assert_int_equal(p.width, 120);
     assert_int_equal(p.height, 120);
     assert_int_equal(p.fit, JOB_FIT_CONTAIN);
     assert_int_equal(p.format, JOB_FORMAT_JPEG);
     assert_int_equal(p.crop, JOB_CROP_CENTRE);
 
-    assert_int_equal(job_params_set_text(&p, "width", "12x", &lim, &err), -1);
+    assert_int_equal(set_text(&p, "width", "12x", &lim, &err), -1);
     assert_string_equal(err.field, "width");
-    assert_int_equal(job_params_set_text(&p, "width", "", &lim, &err), -1);
-    assert_int_equal(job_params_set_text(&p, "height", "0", &lim, &err), -1);
+    assert_int_equal(set_text(&p, "width", "", &lim, &err), -1);
+    assert_int_equal(set_text(&p, "height", "0", &lim, &err), -1);
     assert_string_equal(err.field, "height");
-    assert_int_equal(job_params_set_text(&p, "quality", "101", &lim, &err), -1);
-    assert_int_equal(job_params_set_text(&p, "colour", "red", &lim, &err), -1);
+    assert_int_equal(set_text(&p, "quality", "101", &lim, &err), -1);
+    assert_int_equal(set_text(&p, "colour", "red", &lim, &err), -1);
     assert_string_equal(err.field, "colour");
     assert_string_equal(err.code, "invalid_param");
     /* An upload must not also name a URL. */
-    assert_int_equal(job_params_set_text(&p, "url", "http://h/x", &lim, &err), 0);
-    assert_int_equal(job_params_finish(&p, true, &err), -1);
+    assert_int_equal(set_text(&p, "url", "http://h/x", &lim, &err), 0);
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), -1);
     assert_string_equal(err.field, "url");
+    job_params_free(&p);
+}
+
+/* fit cover, contain and fill make the box itself: over max_output_pixels it
+ * is refused at submit, naming width. inside only fits within the box: the
+ * worker checks the size the source's aspect gives. */
+static void test_output_bounds(void **state) {
+    (void)state;
+    const struct job_param_limits bounded = {
+        .max_dimension = 4096, .default_quality = 80, .max_output_pixels = 2048 * 2048};
+    static const struct {
+        const char *query[4]; /* name, value pairs */
+        int ok;
+    } cases[] = {
+        {{"width", "4096", "fit", "fill"}, 0},    {{"width", "4096", "fit", "cover"}, 0},
+        {{"width", "4096", "fit", "contain"}, 0}, {{"width", "4096", "fit", "inside"}, 1},
+        {{"width", "2048", "fit", "fill"}, 1},    {{"width", "2049", "fit", "cover"}, 0},
+        {{"width", "4096", "height", "1024"}, 1}, /* inside: the default fit */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct job_params p;
+        struct job_param_error err = {0};
+        job_params_init(&p, &bounded);
+        for (int f = 0; f < 4; f += 2)
+            assert_int_equal(set_text(&p, cases[i].query[f], cases[i].query[f + 1], &bounded, &err),
+                             0);
+        int rc = job_params_finish(&p, true, &bounded, &err);
+        if (cases[i].ok ? rc != 0 : rc != -1)
+            fail_msg("%s=%s %s=%s: rc %d (%s)", cases[i].query[0], cases[i].query[1],
+                     cases[i].query[2], cases[i].query[3], rc, err.message);
+        if (!cases[i].ok) {
+            assert_string_equal(err.code, "invalid_param");
+            assert_string_equal(err.field, "width");
+            assert_non_null(strstr(err.message, "image.max_output_pixels"));
+        }
+        job_params_free(&p);
+    }
+    /* Both sides given: 2048x2048 is at the bound, 2048x2049 over it. */
+    struct job_params p;
+    struct job_param_error err = {0};
+    const char *body = "{\"url\":\"http://h/x\",\"width\":2048,\"height\":2048,\"fit\":\"fill\"}";
+    job_params_init(&p, &bounded);
+    assert_int_equal(job_params_from_json(&p, body, strlen(body), &bounded, &err), 0);
+    assert_int_equal(job_params_finish(&p, false, &bounded, &err), 0);
+    p.height = 2049;
+    assert_int_equal(job_params_finish(&p, false, &bounded, &err), -1);
+    assert_string_equal(err.field, "width");
+    job_params_free(&p);
+    /* Without a bound (0) the box is not checked here. */
+    job_params_init(&p, &lim);
+    p.width = p.height = 4096;
+    p.fit = JOB_FIT_FILL;
+    assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
+    job_params_free(&p);
+}
+
+/* A query value is checked as its JSON twin: the whole value, NUL bytes and
+ * white space included, and an integer only as JSON writes one. */
+static void test_text_strict(void **state) {
+    (void)state;
+    static const struct {
+        const char *field;
+        const char *value;
+        size_t len; /* 0: strlen */
+    } refused[] = {
+        {"email", "a@b.example\0x", 13},
+        {"email", "a@b.example\0", 12},
+        {"url", "http://h/\0x", 11},
+        {"callback_url", "http://h/x\0", 11},
+        {"fit", "fill\0", 5},
+        {"crop", "\0centre", 7},
+        {"format", "png\0jpeg", 8},
+        {"width", "100\0", 4},
+        {"quality",
+         "5\0"
+         "0",
+         3},
+        {"width", " 100", 0},
+        {"width", "100 ", 0},
+        {"width", "\t100", 0},
+        {"width", "100\n", 0},
+        {"height", "+5", 0},
+        {"height", "100abc", 0},
+        {"width", "0100", 0},
+        {"width", "1e2", 0},
+        {"width", "1.0", 0},
+        {"width", "0x10", 0},
+        {"width", "-", 0},
+        {"width", "--5", 0},
+        {"quality", "", 0},
+        {"width", "99999999999999999999", 0},
+        {"fit", " cover", 0},
+        {"format", "png ", 0},
+        {"email", " a@b.example", 0},
+        {"url", "http://h/x ", 0},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct job_params p;
+        struct job_param_error err = {0};
+        job_params_init(&p, &lim);
+        size_t len = refused[i].len ? refused[i].len : strlen(refused[i].value);
+        int rc = job_params_set_text(&p, refused[i].field, refused[i].value, len, &lim, &err);
+        if (rc != -1 || strcmp(err.code, "invalid_param") != 0 ||
+            strcmp(err.field, refused[i].field) != 0)
+            fail_msg("%s (%zu bytes of '%s') was not refused: rc %d field '%s'", refused[i].field,
+                     len, refused[i].value, rc, err.field);
+        assert_null(p.email);
+        assert_null(p.url);
+        assert_null(p.callback_url);
+        assert_int_equal(p.width, 256); /* nothing stored */
+        job_params_free(&p);
+    }
+    /* What JSON takes, the query takes, and stores as given. */
+    struct job_params p;
+    struct job_param_error err = {0};
+    job_params_init(&p, &lim);
+    assert_int_equal(set_text(&p, "email", "a@b.example", &lim, &err), 0);
+    assert_string_equal(p.email, "a@b.example");
+    assert_int_equal(set_text(&p, "width", "100", &lim, &err), 0);
+    assert_int_equal(p.width, 100);
+    assert_int_equal(set_text(&p, "height", "0", &lim, &err), -1); /* 0 is an integer: range */
+    assert_non_null(strstr(err.message, "1..4096"));
+    assert_int_equal(set_text(&p, "height", "-5", &lim, &err), -1);
+    assert_non_null(strstr(err.message, "1..4096"));
     job_params_free(&p);
 }
 
@@ -356,7 +496,8 @@ int main(void) {
         cmocka_unit_test(test_json_errors),     cmocka_unit_test(test_url_length),
         cmocka_unit_test(test_text_params),     cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_document),        cmocka_unit_test(test_document_deliveries),
-        cmocka_unit_test(test_queued_document),
+        cmocka_unit_test(test_queued_document), cmocka_unit_test(test_output_bounds),
+        cmocka_unit_test(test_text_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1022,6 +1022,71 @@ static void test_release_fail(void **state) {
     expect_dump(before);
 }
 
+/* A job killed at worker.job_timeout is retried once: the second kill fails it
+ * for good, whatever attempts are left. Only job_timeout kills count, whether
+ * or not other failures came between them. */
+static void test_release_second_job_timeout_is_permanent(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const char *pol[P_COUNT];
+    memcpy(pol, policy_default, sizeof(pol));
+    pol[P_MAX] = "5";
+    pol[P_JITTER] = "0";
+    enqueue_upload("t1");
+    run(W1, "t1", "tok-1");
+    assert_int_equal(release(W1, "job_timeout", pol), 1);
+    redisReply *h = job("t1"); /* the first: a retry like any transient failure */
+    expect_field(h, "state", "queued");
+    expect_field(h, "err_code", "job_timeout");
+    expect_field(h, "err_msg", "the worker is gone");
+    expect_field(h, "timeouts", "1");
+    expect_field(h, "attempts", "1");
+    freeReplyObject(h);
+    EXPECT_ZSET(k("delayed", NULL), "t1");
+    assert_true(exists(k("src", "t1")));
+
+    /* A clean stop and a crash in between count no timeout. */
+    retry_now("t1");
+    run(W1, "t1", "tok-2");
+    assert_int_equal(release(W1, NULL, pol), 1);
+    take(W1, "t1");
+    freeReplyObject(start(W1, "t1", "tok-3"));
+    assert_int_equal(release(W1, "worker_crashed", pol), 1);
+    expect_job_field("t1", "timeouts", "1");
+    expect_job_field("t1", "state", "queued");
+
+    retry_now("t1");
+    run(W1, "t1", "tok-4");
+    long long t0 = redis_time_ms();
+    assert_int_equal(release(W1, "job_timeout", pol), 1);
+    long long t1 = redis_time_ms();
+    h = job("t1"); /* the second: failed, though attempts are left */
+    expect_field(h, "state", "failed");
+    expect_field(h, "err_code", "job_timeout");
+    expect_field(h, "err_msg", "the worker is gone (2 times: not retried)");
+    expect_field(h, "timeouts", "2");
+    expect_field(h, "attempts", "4");
+    expect_field(h, "token", NULL);
+    expect_between("finished", field_int(h, "finished"), t0, t1);
+    freeReplyObject(h);
+    EXPECT_ZSET(k("delayed", NULL), NULL);
+    EXPECT_ZSET(k("dead", NULL), NULL); /* permanent: not out of attempts */
+    EXPECT_LIST(k("ready", NULL), NULL);
+    expect_ttl(k("job", "t1"), FAIL_TTL);
+    assert_false(exists(k("src", "t1")));
+    assert_false(exists(k("proc", W1)));
+
+    /* With one attempt left the first job_timeout already ends the job, as any
+     * transient failure out of attempts: on the dead set. */
+    pol[P_MAX] = "1";
+    enqueue("t2");
+    run(W2, "t2", "tok-1");
+    assert_int_equal(release(W2, "job_timeout", pol), 1);
+    expect_job_field("t2", "state", "failed");
+    expect_job_field("t2", "timeouts", "1");
+    EXPECT_ZSET(k("dead", NULL), "t2");
+}
+
 /* ---- promote ---- */
 
 static void test_promote(void **state) {
@@ -1376,6 +1441,7 @@ int main(void) {
         cmocka_unit_test_setup(test_fail_stale, flush),
         cmocka_unit_test_setup(test_release_requeue, flush),
         cmocka_unit_test_setup(test_release_fail, flush),
+        cmocka_unit_test_setup(test_release_second_job_timeout_is_permanent, flush),
         cmocka_unit_test_setup(test_promote, flush),
         cmocka_unit_test_setup(test_promote_limit, flush),
         cmocka_unit_test_setup(test_delete_queued, flush),

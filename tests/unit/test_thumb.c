@@ -97,8 +97,11 @@ static struct thumb_opts opts(int w, int h, enum job_fit fit, enum job_format fm
         .crop = JOB_CROP_CENTRE,
         .format = fmt,
         .quality = 80,
+        .avif_effort = 2,
         .max_pixels = 50000000,
         .max_frames = 100,
+        .max_output_pixels = 4194304, /* the configuration's defaults */
+        .max_result_bytes = 8 << 20,
         .expect_mime = NULL,
     };
     return o;
@@ -225,6 +228,24 @@ static void test_output_formats(void **state) {
         decodes_as(&r, cases[i].loader, 64, 48);
         thumb_result_free(&r);
     }
+    g_free(b.data);
+}
+
+/* image.avif_effort reaches the AV1 encoder: another effort, another bitstream
+ * of the same pixels. */
+static void test_avif_effort(void **state) {
+    (void)state;
+    struct blob b = make(160, 120, 3, SRC_PNG);
+    struct thumb_opts o = opts(64, 64, JOB_FIT_INSIDE, JOB_FORMAT_AVIF);
+    o.avif_effort = 0;
+    struct thumb_result fast = ok(&o, &b);
+    o.avif_effort = 8;
+    struct thumb_result slow = ok(&o, &b);
+    decodes_as(&fast, "heifload", 64, 48);
+    decodes_as(&slow, "heifload", 64, 48);
+    assert_true(fast.len != slow.len || memcmp(fast.data, slow.data, fast.len) != 0);
+    thumb_result_free(&fast);
+    thumb_result_free(&slow);
     g_free(b.data);
 }
 
@@ -543,6 +564,75 @@ static void test_too_many_pixels(void **state) {
     g_free(b.data);
 }
 
+/* The thumbnail's size is known from the header: the box for cover, contain and
+ * fill, the source's aspect in the box for inside (grown or shrunk, rounded as
+ * libvips rounds). Over max_output_pixels it fails before resizing. */
+static void test_output_too_large(void **state) {
+    (void)state;
+    static const struct {
+        enum job_fit fit;
+        int src_w, src_h;
+        int out_w, out_h; /* what the box 100x100 makes of it */
+    } cases[] = {
+        {JOB_FIT_INSIDE, 64, 64, 100, 100}, {JOB_FIT_INSIDE, 64, 16, 100, 25},
+        {JOB_FIT_INSIDE, 3, 1, 100, 33},    {JOB_FIT_INSIDE, 1000, 400, 100, 40},
+        {JOB_FIT_COVER, 64, 16, 100, 100},  {JOB_FIT_CONTAIN, 64, 16, 100, 100},
+        {JOB_FIT_FILL, 64, 16, 100, 100},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct blob b = make(cases[i].src_w, cases[i].src_h, 3, SRC_PNG);
+        struct thumb_opts o = opts(100, 100, cases[i].fit, JOB_FORMAT_PNG);
+        o.max_output_pixels = (int64_t)cases[i].out_w * cases[i].out_h; /* at the bound */
+        struct thumb_result r = ok(&o, &b);
+        if (r.width != cases[i].out_w || r.height != cases[i].out_h)
+            fail_msg("%s %dx%d in 100x100: %dx%d, want %dx%d", job_fit_name(cases[i].fit),
+                     cases[i].src_w, cases[i].src_h, r.width, r.height, cases[i].out_w,
+                     cases[i].out_h);
+        thumb_result_free(&r);
+
+        o.max_output_pixels--; /* one pixel less: refused, nothing decoded */
+        struct failure err = {0};
+        assert_int_equal(thumb_make(&o, b.data, b.len, &r, &err), -1);
+        assert_string_equal(err.code, "output_too_large");
+        char dims[32];
+        snprintf(dims, sizeof(dims), "%dx%d thumbnail", cases[i].out_w, cases[i].out_h);
+        if (strstr(err.message, dims) == NULL)
+            fail_msg("'%s' does not name the %s", err.message, dims);
+        assert_null(r.data);
+        assert_int_equal(r.src_width, cases[i].src_w); /* the source is known */
+        assert_string_equal(r.src_mime, "image/png");
+        g_free(b.data);
+    }
+}
+
+/* An encoded thumbnail over max_result_bytes fails, and its bytes are dropped. */
+static void test_result_too_large(void **state) {
+    (void)state;
+    struct blob b = make(200, 200, 3, SRC_PNG);
+    struct thumb_opts o = opts(200, 200, JOB_FIT_INSIDE, JOB_FORMAT_PNG);
+    o.max_result_bytes = 0; /* no bound: how big it is */
+    struct thumb_result r = ok(&o, &b);
+    size_t len = r.len;
+    thumb_result_free(&r);
+    assert_true(len > 1000);
+
+    o.max_result_bytes = len; /* at the bound */
+    r = ok(&o, &b);
+    assert_int_equal(r.len, len);
+    thumb_result_free(&r);
+
+    o.max_result_bytes = len - 1;
+    struct failure err = {0};
+    assert_int_equal(thumb_make(&o, b.data, b.len, &r, &err), -1);
+    assert_string_equal(err.code, "result_too_large");
+    assert_null(r.data);
+    assert_int_equal(r.len, 0);
+    assert_int_equal(r.src_width, 200);
+    assert_int_equal(vips_error_buffer()[0], '\0');
+    fails(&o, b.data, b.len, "result_too_large");
+    g_free(b.data);
+}
+
 static uint32_t crc32_of(const unsigned char *p, size_t n) {
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
@@ -699,6 +789,7 @@ int main(void) {
         cmocka_unit_test(test_fit_modes),
         cmocka_unit_test(test_cover_crops),
         cmocka_unit_test(test_output_formats),
+        cmocka_unit_test(test_avif_effort),
         cmocka_unit_test(test_original_format),
         cmocka_unit_test(test_quality_changes_size),
         cmocka_unit_test(test_exif_rotation),
@@ -712,6 +803,8 @@ int main(void) {
         cmocka_unit_test(test_srgb_profile_needs_no_transform),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_too_many_pixels),
+        cmocka_unit_test(test_output_too_large),
+        cmocka_unit_test(test_result_too_large),
         cmocka_unit_test(test_png_bomb_header),
         cmocka_unit_test(test_too_many_frames),
         cmocka_unit_test(test_garbage_and_mismatch),

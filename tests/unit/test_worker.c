@@ -126,7 +126,7 @@ static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, 
     p.url = url ? strdup(url) : NULL;
     job_format_parse(format, &p.format);
     struct job_param_error perr;
-    assert_int_equal(job_params_finish(&p, upload, &perr), 0);
+    assert_int_equal(job_params_finish(&p, upload, &lim, &perr), 0);
     struct job_record rec = {0};
     assert_int_equal(job_record_from_params(&rec, &p), 0);
     assert_int_equal(id_generate(id), 0);

@@ -4,6 +4,11 @@
 -- (crash, timeout, lost node) under the retry policy. A job taken but not yet
 -- started is requeued either way. The same for a delivery child's
 -- deliveries ({p}:wh:proc:<wid>).
+-- A job killed at worker.job_timeout is counted (the job's `timeouts` field):
+-- a job that ran too long twice will run too long again, so the second kill
+-- fails it for good (permanent job_timeout) instead of spending the attempts
+-- left on it.
+local TIMEOUTS_MAX = 2
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local now = now_ms()
 local P = policy(5, KEYS[4], KEYS[5])
@@ -18,7 +23,15 @@ for i = #ids, 1, -1 do
     redis.call('LPUSH', KEYS[2], id)
     n = n + 1
   elseif state == 'processing' then
-    settle_failure(job, id, ARGV[2], ARGV[3], true, now, P)
+    local transient, msg = true, ARGV[3]
+    if ARGV[2] == 'job_timeout' then
+      local timeouts = redis.call('HINCRBY', job, 'timeouts', 1)
+      if timeouts >= TIMEOUTS_MAX then
+        transient = false
+        msg = msg .. string.format(' (%d times: not retried)', timeouts)
+      end
+    end
+    settle_failure(job, id, ARGV[2], msg, transient, now, P)
     n = n + 1
   end
 end
