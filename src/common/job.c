@@ -1,5 +1,6 @@
 /* job.c — request validation and the job document, shared by http children and workers. */
 #include "job.h"
+#include "hostlist.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -133,6 +134,11 @@ bool job_email_is_valid(const char *email) {
     const char *dot = strrchr(domain, '.');
     return dot != NULL && dot != domain && dot[1] != '\0' && strstr(domain, "..") == NULL &&
            domain[0] != '.';
+}
+
+bool job_email_domain_listed(const char *list, const char *email) {
+    const char *at = strrchr(email, '@');
+    return at != NULL && hostlist_match(list, at + 1, 0);
 }
 
 static int parse_int_text(const char *value, long long *out) {
