@@ -1,6 +1,7 @@
 /* config.c — a table of every key (section, name, type, range, default) drives
  * defaults, parsing, validation and the key listing. libinih reads the file. */
 #include "config.h"
+#include "cidr.h"
 #include "hostlist.h"
 #include "webhook.h"
 #include "log.h"
@@ -43,6 +44,7 @@ static int check_smtp_url(const char *v, char *why, size_t n);
 static int check_allow_hosts(const char *v, char *why, size_t n);
 static int check_deny_hosts(const char *v, char *why, size_t n);
 static int check_domains(const char *v, char *why, size_t n);
+static int check_cidrs(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const redis_modes[] = {"embedded", "external", NULL};
@@ -69,6 +71,8 @@ static const struct key keys[] = {
     {"http", "max_connections", K_INT, OFF(http_max_connections), 1, 1000000, "1024", NULL, NULL},
     {"http", "api_keys_file", K_STR, OFF(http_api_keys_file), 0, 0, "", NULL, check_absolute},
     {"http", "rate_limit", K_INT, OFF(http_rate_limit), 0, 1000000, "0", NULL, NULL},
+    {"http", "trusted_proxies", K_STR, OFF(http_trusted_proxies), 0, 0, "", NULL, check_cidrs},
+    {"http", "metrics_allow", K_STR, OFF(http_metrics_allow), 0, 0, "", NULL, check_cidrs},
 
     {"worker", "processes", K_INT, OFF(worker_processes), 0, 1024, "auto", NULL, NULL},
     {"worker", "job_timeout", K_DURATION, OFF(worker_job_timeout), 1000, DAY, "60s", NULL, NULL},
@@ -355,6 +359,15 @@ static int check_domains(const char *v, char *why, size_t n) {
         p += len;
     }
     return hostlist_check(v, false, why, n);
+}
+
+/* http.trusted_proxies, http.metrics_allow: address blocks (cidr.h). */
+static int check_cidrs(const char *v, char *why, size_t n) {
+    struct cidr_list l;
+    if (cidr_list_parse(&l, v, why, n) < 0)
+        return -1;
+    cidr_list_free(&l);
+    return 0;
 }
 
 /* Parses value for k into out; on error writes a reason into why. */

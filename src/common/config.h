@@ -30,6 +30,8 @@ struct config {
     int64_t http_max_connections;
     char *http_api_keys_file;
     int64_t http_rate_limit;
+    char *http_trusted_proxies; /* address blocks whose X-Forwarded-For is believed */
+    char *http_metrics_allow;   /* address blocks that may read /metrics; "": anyone */
 
     /* [worker] */
     int64_t worker_processes; /* "auto" resolves to the number of online cores */

@@ -1,5 +1,7 @@
-/* guard.c — API keys and rate limits. Keys are compared in constant time. */
+/* guard.c — the client's address, API keys, rate limits and the /metrics
+ * allow-list. Keys are compared in constant time. */
 #include "guard.h"
+#include "request.h"
 #include "respond.h"
 
 #include "log.h"
@@ -16,10 +18,20 @@
 
 #define KEY_MAX 256
 
+static void free_keys(struct http_child *c) {
+    for (size_t i = 0; i < c->napi_keys; i++) {
+        OPENSSL_cleanse(c->api_keys[i], strlen(c->api_keys[i]));
+        free(c->api_keys[i]);
+    }
+    free(c->api_keys);
+    c->api_keys = NULL;
+    c->napi_keys = 0;
+}
+
 int guard_load_keys(struct http_child *c) {
     const char *path = c->cfg->http_api_keys_file;
     if (path[0] == '\0') {
-        guard_free(c);
+        free_keys(c);
         return 0;
     }
     FILE *f = fopen(path, "r");
@@ -65,21 +77,57 @@ int guard_load_keys(struct http_child *c) {
         free(keys);
         return -1;
     }
-    guard_free(c);
+    free_keys(c);
     c->api_keys = keys;
     c->napi_keys = n;
     log_debug("%zu API key(s) loaded", n);
     return 0;
 }
 
-void guard_free(struct http_child *c) {
-    for (size_t i = 0; i < c->napi_keys; i++) {
-        OPENSSL_cleanse(c->api_keys[i], strlen(c->api_keys[i]));
-        free(c->api_keys[i]);
+int guard_load_lists(struct http_child *c) {
+    char why[256];
+    if (cidr_list_parse(&c->trusted_proxies, c->cfg->http_trusted_proxies, why, sizeof(why)) < 0) {
+        log_error("http.trusted_proxies: %s", why);
+        return -1;
     }
-    free(c->api_keys);
-    c->api_keys = NULL;
-    c->napi_keys = 0;
+    if (cidr_list_parse(&c->metrics_allow, c->cfg->http_metrics_allow, why, sizeof(why)) < 0) {
+        log_error("http.metrics_allow: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+void guard_free(struct http_child *c) {
+    free_keys(c);
+    cidr_list_free(&c->trusted_proxies);
+    cidr_list_free(&c->metrics_allow);
+}
+
+void guard_identify(struct exchange *h) {
+    struct http_child *c = h->child;
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    if (h->evcon)
+        evhttp_connection_get_peer(h->evcon, &peer, &port);
+    char *xff = NULL;
+    if (c->trusted_proxies.n > 0 && h->req)
+        xff = request_forwarded_for(evhttp_request_get_input_headers(h->req));
+    h->client_is_ip = request_client_address(peer, xff, &c->trusted_proxies, h->client_addr) == 0;
+    free(xff);
+    if (h->client_is_ip)
+        cidr_addr_text(h->client_addr, h->client, sizeof(h->client));
+    else
+        snprintf(h->client, sizeof(h->client), "%s", peer && *peer ? peer : "unix");
+}
+
+bool guard_metrics(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (c->metrics_allow.n == 0 ||
+        (h->client_is_ip && cidr_list_match(&c->metrics_allow, h->client_addr)))
+        return true;
+    log_warn("/metrics refused to %s: not in http.metrics_allow", h->client);
+    respond_error(h, "forbidden", NULL, 0, "this client may not read the metrics");
+    return false;
 }
 
 /* Whether key is one of ours, comparing every key fully (constant time per key). */
@@ -102,6 +150,7 @@ bool guard_check(struct exchange *h) {
         if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
             evhttp_add_header(evhttp_request_get_output_headers(h->req), "WWW-Authenticate",
                               "Bearer");
+            log_debug("%s: no API key", h->client);
             respond_error(h, "unauthorized", NULL, 0,
                           "this API needs a key: send Authorization: Bearer <key>");
             return false;
@@ -109,20 +158,19 @@ bool guard_check(struct exchange *h) {
         const char *key = auth + 7;
         size_t len = strlen(key);
         if (len > KEY_MAX || !known_key(c, key, len)) {
+            log_debug("%s: an unknown API key", h->client);
             respond_error(h, "forbidden", NULL, 0, "this API key is not valid");
             return false;
         }
         snprintf(who, sizeof(who), "k:%s", key);
     } else {
-        char *addr = NULL;
-        ev_uint16_t port = 0;
-        evhttp_connection_get_peer(h->evcon, &addr, &port);
-        snprintf(who, sizeof(who), "a:%s", addr ? addr : "?");
+        snprintf(who, sizeof(who), "a:%s", h->client);
     }
     if (c->cfg->http_rate_limit > 0 && c->shm) {
         double rate = (double)c->cfg->http_rate_limit;
         int wait = ratelimit_take(shm_segment_ratelimit(c->shm), who, rate, rate, units_mono_ms());
         if (wait > 0) {
+            log_debug("%s: rate limited for %d s", h->client, wait);
             respond_error(h, "rate_limited", NULL, wait,
                           "too many requests: at most %lld per second; try again in %d s",
                           (long long)c->cfg->http_rate_limit, wait);

@@ -223,6 +223,10 @@ static void test_errors_with_lines(void **state) {
                  ":2: callback.allow_hosts: '[::1' is not");
     expect_error("[smtp]\nallow_recipients = ops@example.test\n",
                  ":2: smtp.allow_recipients: 'ops@example.test': an entry is a domain");
+    expect_error("[http]\ntrusted_proxies = 127.0.0.1/32 10.0.0.1/8\n",
+                 ":2: http.trusted_proxies: '10.0.0.1/8' has bits set past /8");
+    expect_error("[http]\nmetrics_allow = localhost\n",
+                 ":2: http.metrics_allow: 'localhost' is not an address block");
     expect_error("[smtp]\nallow_recipients = example.test:25\n",
                  ":2: smtp.allow_recipients: 'example.test:25': no port");
 }

@@ -31,10 +31,16 @@ struct exchange {
     enum evhttp_cmd_type method;
     struct route_match match;
     char rid[EXCHANGE_RID_LEN + 1]; /* X-Request-Id */
-    int redis_pending;              /* Redis replies still to come */
-    bool replied;                   /* a response was handed to libevent */
-    bool done;                      /* libevent is finished with req */
-    bool in_use;                    /* between exchange_begin and its release */
+    /* Who sent it (guard_identify): the peer, or behind a trusted proxy the
+     * address X-Forwarded-For names; what logs, the rate limit and
+     * http.metrics_allow go by. */
+    char client[CIDR_ADDR_TEXT_MAX];
+    unsigned char client_addr[16]; /* as cidr.h holds addresses, when client_is_ip */
+    bool client_is_ip;             /* false for a unix-socket peer */
+    int redis_pending;             /* Redis replies still to come */
+    bool replied;                  /* a response was handed to libevent */
+    bool done;                     /* libevent is finished with req */
+    bool in_use;                   /* between exchange_begin and its release */
     struct exchange *next_free;
 
     /* Per-route state, reset on acquire. A field means the same on every
