@@ -107,7 +107,7 @@ static void fuzz_compat(const uint8_t *data, size_t size) {
         struct job_params p;
         json_t *detail = NULL;
         job_params_init(&p, &limits);
-        if (compat_doc_params(&p, (const char *)data, size, with_email, &detail) == 0) {
+        if (compat_doc_params(&p, (const char *)data, size, with_email, NULL, &detail) == 0) {
             CHECK(detail == NULL);
             CHECK(p.width == COMPAT_THUMB_SIDE && p.height == COMPAT_THUMB_SIDE);
             CHECK(p.fit == JOB_FIT_COVER && p.crop == JOB_CROP_CENTRE &&

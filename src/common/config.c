@@ -1,6 +1,8 @@
 /* config.c — a table of every key (section, name, type, range, default) drives
  * defaults, parsing, validation and the key listing. libinih reads the file. */
 #include "config.h"
+#include "cidr.h"
+#include "hostlist.h"
 #include "webhook.h"
 #include "log.h"
 #include "units.h"
@@ -39,6 +41,10 @@ static int check_schedule(const char *v, char *why, size_t n);
 static int check_prefix(const char *v, char *why, size_t n);
 static int check_absolute(const char *v, char *why, size_t n);
 static int check_smtp_url(const char *v, char *why, size_t n);
+static int check_allow_hosts(const char *v, char *why, size_t n);
+static int check_deny_hosts(const char *v, char *why, size_t n);
+static int check_domains(const char *v, char *why, size_t n);
+static int check_cidrs(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const redis_modes[] = {"embedded", "external", NULL};
@@ -67,6 +73,8 @@ static const struct key keys[] = {
     {"http", "rate_limit", K_INT, OFF(http_rate_limit), 0, 1000000, "0", NULL, NULL},
     {"http", "max_queued_per_client", K_INT, OFF(http_max_queued_per_client), 0, 100000000, "1000",
      NULL, NULL},
+    {"http", "trusted_proxies", K_STR, OFF(http_trusted_proxies), 0, 0, "", NULL, check_cidrs},
+    {"http", "metrics_allow", K_STR, OFF(http_metrics_allow), 0, 0, "", NULL, check_cidrs},
 
     {"worker", "processes", K_INT, OFF(worker_processes), 0, 1024, "auto", NULL, NULL},
     {"worker", "job_timeout", K_DURATION, OFF(worker_job_timeout), 1000, DAY, "60s", NULL, NULL},
@@ -83,8 +91,8 @@ static const struct key keys[] = {
     {"fetch", "max_bytes", K_SIZE, OFF(fetch_max_bytes), 1024, 1LL << 32, "20M", NULL, NULL},
     {"fetch", "max_redirects", K_INT, OFF(fetch_max_redirects), 0, 20, "3", NULL, NULL},
     {"fetch", "allow_private", K_BOOL, OFF(fetch_allow_private), 0, 1, "no", NULL, NULL},
-    {"fetch", "allow_hosts", K_STR, OFF(fetch_allow_hosts), 0, 0, "", NULL, NULL},
-    {"fetch", "deny_hosts", K_STR, OFF(fetch_deny_hosts), 0, 0, "", NULL, NULL},
+    {"fetch", "allow_hosts", K_STR, OFF(fetch_allow_hosts), 0, 0, "", NULL, check_allow_hosts},
+    {"fetch", "deny_hosts", K_STR, OFF(fetch_deny_hosts), 0, 0, "", NULL, check_deny_hosts},
 
     {"image", "max_pixels", K_COUNT, OFF(image_max_pixels), 1, 1LL << 40, "50M", NULL, NULL},
     {"image", "max_frames", K_INT, OFF(image_max_frames), 1, 10000, "100", NULL, NULL},
@@ -120,12 +128,15 @@ static const struct key keys[] = {
     {"callback", "timeout", K_DURATION, OFF(callback_timeout), 100, 600000, "15s", NULL, NULL},
     {"callback", "schedule", K_STR, OFF(callback_schedule), 0, 0, "5s 5m 30m 2h 5h 10h", NULL,
      check_schedule},
+    {"callback", "allow_hosts", K_STR, OFF(callback_allow_hosts), 0, 0, "", NULL,
+     check_allow_hosts},
 
     {"smtp", "url", K_STR, OFF(smtp_url), 0, 0, "", NULL, check_smtp_url},
     {"smtp", "from", K_STR, OFF(smtp_from), 0, 0, "", NULL, NULL},
     {"smtp", "username", K_STR, OFF(smtp_username), 0, 0, "", NULL, NULL},
     {"smtp", "password", K_STR, OFF(smtp_password), 0, 0, "", NULL, NULL},
     {"smtp", "starttls", K_BOOL, OFF(smtp_starttls), 0, 1, "yes", NULL, NULL},
+    {"smtp", "allow_recipients", K_STR, OFF(smtp_allow_recipients), 0, 0, "", NULL, check_domains},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -331,6 +342,38 @@ static int check_smtp_url(const char *v, char *why, size_t n) {
         snprintf(why, n, "expected smtp://host[:port] or smtps://host[:port]");
         return -1;
     }
+    return 0;
+}
+
+static int check_allow_hosts(const char *v, char *why, size_t n) {
+    return hostlist_check(v, true, why, n);
+}
+
+static int check_deny_hosts(const char *v, char *why, size_t n) {
+    return hostlist_check(v, false, why, n);
+}
+
+/* smtp.allow_recipients: domains, as a host list without ports. */
+static int check_domains(const char *v, char *why, size_t n) {
+    for (const char *p = v; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (memchr(p, '@', len)) {
+            snprintf(why, n, "'%.*s': an entry is a domain (example.com), not an address",
+                     (int)(len > 200 ? 200 : len), p);
+            return -1;
+        }
+        p += len;
+    }
+    return hostlist_check(v, false, why, n);
+}
+
+/* http.trusted_proxies, http.metrics_allow: address blocks (cidr.h). */
+static int check_cidrs(const char *v, char *why, size_t n) {
+    struct cidr_list l;
+    if (cidr_list_parse(&l, v, why, n) < 0)
+        return -1;
+    cidr_list_free(&l);
     return 0;
 }
 
@@ -679,6 +722,24 @@ int config_copy_key(struct config *dst, const struct config *src, const char *se
         return 0;
     }
     return -1;
+}
+
+void config_each_warning(const struct config *cfg, void (*fn)(const char *msg, void *arg),
+                         void *arg) {
+    if (cfg->http_api_keys_file[0] != '\0')
+        return;
+    if (cfg->callback_secret[0] != '\0' && cfg->callback_allow_hosts[0] == '\0')
+        fn("callbacks are open to anyone who can reach http.listen: callback.secret is set while "
+           "http.api_keys_file and callback.allow_hosts are empty, so any client can have this "
+           "server POST to any URL; set http.api_keys_file, or callback.allow_hosts to the "
+           "receivers' hosts",
+           arg);
+    if (cfg->smtp_url[0] != '\0' && cfg->smtp_allow_recipients[0] == '\0')
+        fn("e-mail is open to anyone who can reach http.listen: smtp.url is set while "
+           "http.api_keys_file and smtp.allow_recipients are empty, so any client can have this "
+           "server send mail to any address; set http.api_keys_file, or smtp.allow_recipients to "
+           "the recipients' domains",
+           arg);
 }
 
 void config_each_key(void (*fn)(const char *section, const char *key, const char *def, void *arg),

@@ -31,6 +31,8 @@ struct config {
     char *http_api_keys_file;
     int64_t http_rate_limit;
     int64_t http_max_queued_per_client; /* jobs waiting per API key (or address); 0 = no bound */
+    char *http_trusted_proxies;         /* address blocks whose X-Forwarded-For is believed */
+    char *http_metrics_allow;           /* address blocks that may read /metrics; "": anyone */
 
     /* [worker] */
     int64_t worker_processes; /* "auto" resolves to the number of online cores */
@@ -80,6 +82,7 @@ struct config {
     char *callback_secret;
     int64_t callback_timeout;
     char *callback_schedule;
+    char *callback_allow_hosts; /* "": any host (the guard still applies) */
 
     /* [smtp] */
     char *smtp_url;
@@ -87,6 +90,7 @@ struct config {
     char *smtp_username;
     char *smtp_password;
     bool smtp_starttls;
+    char *smtp_allow_recipients; /* "": any domain */
 };
 
 /* Errors found while loading, each "file:line: message". */
@@ -113,6 +117,14 @@ void config_errors_free(struct config_errors *errs);
  * keep the shipped file and the man page in agreement. */
 void config_each_key(void (*fn)(const char *section, const char *key, const char *def, void *arg),
                      void *arg);
+
+/* Calls fn with each warning a valid cfg deserves: a push (callbacks, e-mail)
+ * that is enabled while neither API keys (http.api_keys_file) nor its
+ * allow-list (callback.allow_hosts, smtp.allow_recipients) limit who may use
+ * it, so that anyone who reaches the port can have the server POST or mail
+ * anywhere. Each message says which push, and which keys close it. */
+void config_each_warning(const struct config *cfg, void (*fn)(const char *msg, void *arg),
+                         void *arg);
 
 /* Calls fn for every key whose value differs between a and b. */
 void config_diff(const struct config *a, const struct config *b,

@@ -1,5 +1,6 @@
 /* job.c — request validation and the job document, shared by http children and workers. */
 #include "job.h"
+#include "hostlist.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -163,6 +164,11 @@ static int parse_json_int(const char *value, size_t len, long long *out) {
     errno = 0;
     *out = strtoll(value, NULL, 10);
     return errno == ERANGE ? -2 : 0;
+}
+
+bool job_email_domain_listed(const char *list, const char *email) {
+    const char *at = strrchr(email, '@');
+    return at != NULL && hostlist_match(list, at + 1, 0);
 }
 
 static int parse_int_text(const char *value, long long *out) {

@@ -81,6 +81,12 @@ int job_params_finish(struct job_params *p, bool upload, const struct job_param_
 bool job_url_is_valid(const char *url);
 bool job_email_is_valid(const char *email);
 
+/* Whether the domain of email (after its @) is on list (smtp.allow_recipients),
+ * matched as a host list (hostlist.h): an entry covers its domain and every
+ * subdomain of it, case and a trailing dot ignored. An empty list matches
+ * nothing: the caller decides what empty means. */
+bool job_email_domain_listed(const char *list, const char *email);
+
 const char *job_fit_name(enum job_fit f);
 const char *job_crop_name(enum job_crop c);
 const char *job_format_name(enum job_format f);

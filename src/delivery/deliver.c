@@ -45,7 +45,7 @@ struct delivery {
     struct curl_slist *headers;
     struct mail msg;
     char *body;      /* the callback's JSON */
-    bool private_ok; /* the URL's host is on fetch.allow_hosts, or allow_private */
+    bool private_ok; /* the URL's host and port on fetch.allow_hosts, or allow_private */
     bool blocked;    /* the guard refused the address connected to */
     char blocked_addr[64];
     enum netaddr_class blocked_class;
@@ -265,7 +265,8 @@ static size_t on_header(char *buf, size_t size, size_t nmemb, void *arg) {
 }
 
 /* The SSRF guard, as for fetching: only public addresses unless the URL's
- * host is allowed (fetch.allow_hosts) or fetch.allow_private is on. */
+ * host (and port) is allowed (fetch.allow_hosts) or fetch.allow_private is
+ * on. callback.allow_hosts grants no address. */
 static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a) {
     struct delivery *v = arg;
     if (purpose != CURLSOCKTYPE_IPCXN)
@@ -314,15 +315,24 @@ static int prepare_callback(struct deliverer *d, struct delivery *v, const char 
         return -1;
     }
     char host[256];
-    if (hostlist_url_host(url, host, sizeof(host)) < 0) {
+    int port = 0;
+    if (hostlist_url_host(url, host, sizeof(host), &port) < 0) {
         record(d, v, DELIVER_FAILED, 0, "the callback URL has no usable host");
         return -1;
     }
-    if (hostlist_match(cfg->fetch_deny_hosts, host)) {
+    if (hostlist_match(cfg->fetch_deny_hosts, host, port)) {
         record(d, v, DELIVER_FAILED, 0, "callback_blocked_host: %s is on fetch.deny_hosts", host);
         return -1;
     }
-    v->private_ok = cfg->fetch_allow_private || hostlist_match(cfg->fetch_allow_hosts, host);
+    /* Checked at submit too; this catches a job queued before a reload, or
+     * by a node with another list. */
+    if (cfg->callback_allow_hosts[0] != '\0' &&
+        !hostlist_match(cfg->callback_allow_hosts, host, port)) {
+        record(d, v, DELIVER_FAILED, 0,
+               "callback_blocked_host: %s port %d is not on callback.allow_hosts", host, port);
+        return -1;
+    }
+    v->private_ok = cfg->fetch_allow_private || hostlist_match(cfg->fetch_allow_hosts, host, port);
 
     char k_job[QUEUE_KEY_MAX];
     queue_key(k_job, sizeof(k_job), cfg->redis_key_prefix, "job", v->job);
@@ -383,6 +393,12 @@ static int prepare_mail(struct deliverer *d, struct delivery *v, const char *add
     const struct config *cfg = d->cfg;
     if (cfg->smtp_url[0] == '\0') {
         record(d, v, DELIVER_FAILED, 0, "e-mail is not configured on this server (smtp.url)");
+        return -1;
+    }
+    if (cfg->smtp_allow_recipients[0] != '\0' &&
+        !job_email_domain_listed(cfg->smtp_allow_recipients, address)) {
+        record(d, v, DELIVER_FAILED, 0,
+               "e-mail to %s is refused: its domain is not on smtp.allow_recipients", address);
         return -1;
     }
     char k_job[QUEUE_KEY_MAX], k_res[QUEUE_KEY_MAX];

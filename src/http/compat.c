@@ -59,7 +59,8 @@ void compat_submit_handle(struct exchange *h) {
     bool email = c->cfg->smtp_url && c->cfg->smtp_url[0];
     if (body == NULL) {
         respond_error(h, "internal", NULL, 0, "out of memory");
-    } else if (compat_doc_params(&p, body, len, email, &detail) < 0) {
+    } else if (compat_doc_params(&p, body, len, email, c->cfg->smtp_allow_recipients, &detail) <
+               0) {
         respond_json(h, 422, detail); /* NULL (out of memory) answers 500 */
         json_decref(detail);
     } else {

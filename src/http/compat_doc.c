@@ -69,12 +69,16 @@ static const char *string_field(json_t *root, const char *name, json_t *list) {
     return NULL;
 }
 
-static void check_fields(struct job_params *p, json_t *root, bool with_email, json_t *list) {
+static void check_fields(struct job_params *p, json_t *root, bool with_email,
+                         const char *recipients, json_t *list) {
     const char *email = string_field(root, "email", list);
     const char *url = string_field(root, "image_url", list);
     if (email && with_email) {
         if (!job_email_is_valid(email))
             add_error(list, json_string("email"), "value is not a valid email address");
+        else if (recipients && recipients[0] && !job_email_domain_listed(recipients, email))
+            add_error(list, json_string("email"),
+                      "e-mail to this domain is not allowed on this server");
         else if ((p->email = strdup(email)) == NULL)
             add_error(list, json_string("email"), "out of memory");
     }
@@ -92,7 +96,7 @@ static void check_fields(struct job_params *p, json_t *root, bool with_email, js
 }
 
 int compat_doc_params(struct job_params *p, const char *body, size_t len, bool with_email,
-                      json_t **detail) {
+                      const char *recipients, json_t **detail) {
     *detail = NULL;
     json_t *list = json_array();
     if (list == NULL)
@@ -106,7 +110,7 @@ int compat_doc_params(struct job_params *p, const char *body, size_t len, bool w
     } else if (!json_is_object(root)) {
         add_error(list, NULL, "value is not a valid dict");
     } else {
-        check_fields(p, root, with_email, list);
+        check_fields(p, root, with_email, recipients, list);
     }
     json_decref(root);
     if (json_array_size(list) == 0) {

@@ -27,12 +27,14 @@ char *compat_doc_data_url(const char *mime, const void *bytes, size_t len);
  * p (already job_params_init'ed): the URL, a COMPAT_THUMB_SIDE square with
  * fit cover, crop centre, format original; the e-mail address only when
  * with_email (e-mail deliveries are on), else it is accepted and dropped.
+ * With e-mail on and recipients neither NULL nor "" (smtp.allow_recipients),
+ * an address whose domain is not on it is refused (job_email_domain_listed).
  * Fields other than these two are ignored, as the original did. Returns 0, or
  * -1 with *detail a new reference to the 422 body FastAPI would have sent,
  * {"detail": [{"loc": ["body", <field>], "msg": ..., "type": "value_error"}, ...]}
  * (NULL when out of memory). */
 int compat_doc_params(struct job_params *p, const char *body, size_t len, bool with_email,
-                      json_t **detail);
+                      const char *recipients, json_t **detail);
 
 /* The answer of GET /api/thumb/<id>: {"status": status, "image_base64":
  * data_url or null}. Returns a new reference, or NULL on allocation failure. */

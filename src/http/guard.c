@@ -1,5 +1,7 @@
-/* guard.c — API keys and rate limits. Keys are compared in constant time. */
+/* guard.c — the client's address, API keys, rate limits and the /metrics
+ * allow-list. Keys are compared in constant time. */
 #include "guard.h"
+#include "request.h"
 #include "respond.h"
 
 #include "log.h"
@@ -55,6 +57,13 @@ static void free_keys(struct guard_key *keys, size_t n) {
     free(keys);
 }
 
+/* Frees the keys c holds. */
+static void drop_keys(struct http_child *c) {
+    free_keys(c->api_keys, c->napi_keys);
+    c->api_keys = NULL;
+    c->napi_keys = 0;
+}
+
 /* Parses one line ("key" or "name key") into k. Returns 1 with a key, 0 for a
  * line without one, -1 for a bad line (logged). */
 static int parse_line(const char *path, int lineno, char *line, struct guard_key *k) {
@@ -88,7 +97,7 @@ static int parse_line(const char *path, int lineno, char *line, struct guard_key
 int guard_load_keys(struct http_child *c) {
     const char *path = c->cfg->http_api_keys_file;
     if (path[0] == '\0') {
-        guard_free(c);
+        drop_keys(c);
         return 0;
     }
     FILE *f = fopen(path, "r");
@@ -137,17 +146,57 @@ int guard_load_keys(struct http_child *c) {
         free(keys);
         return -1;
     }
-    guard_free(c);
+    drop_keys(c);
     c->api_keys = keys;
     c->napi_keys = n;
     log_debug("%zu API key(s) loaded", n);
     return 0;
 }
 
+int guard_load_lists(struct http_child *c) {
+    char why[256];
+    if (cidr_list_parse(&c->trusted_proxies, c->cfg->http_trusted_proxies, why, sizeof(why)) < 0) {
+        log_error("http.trusted_proxies: %s", why);
+        return -1;
+    }
+    if (cidr_list_parse(&c->metrics_allow, c->cfg->http_metrics_allow, why, sizeof(why)) < 0) {
+        log_error("http.metrics_allow: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 void guard_free(struct http_child *c) {
-    free_keys(c->api_keys, c->napi_keys);
-    c->api_keys = NULL;
-    c->napi_keys = 0;
+    drop_keys(c);
+    cidr_list_free(&c->trusted_proxies);
+    cidr_list_free(&c->metrics_allow);
+}
+
+void guard_identify(struct exchange *h) {
+    struct http_child *c = h->child;
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    if (h->evcon)
+        evhttp_connection_get_peer(h->evcon, &peer, &port);
+    char *xff = NULL;
+    if (c->trusted_proxies.n > 0 && h->req)
+        xff = request_forwarded_for(evhttp_request_get_input_headers(h->req));
+    h->client_is_ip = request_client_address(peer, xff, &c->trusted_proxies, h->client_addr) == 0;
+    free(xff);
+    if (h->client_is_ip)
+        cidr_addr_text(h->client_addr, h->client, sizeof(h->client));
+    else
+        snprintf(h->client, sizeof(h->client), "%s", peer && *peer ? peer : "unix");
+}
+
+bool guard_metrics(struct exchange *h) {
+    struct http_child *c = h->child;
+    if (c->metrics_allow.n == 0 ||
+        (h->client_is_ip && cidr_list_match(&c->metrics_allow, h->client_addr)))
+        return true;
+    log_warn("/metrics refused to %s: not in http.metrics_allow", h->client);
+    respond_error(h, "forbidden", NULL, 0, "this client may not read the metrics");
+    return false;
 }
 
 /* The key that matches, comparing every key fully (constant time per key). */
@@ -187,6 +236,7 @@ bool guard_check(struct exchange *h) {
         if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
             evhttp_add_header(evhttp_request_get_output_headers(h->req), "WWW-Authenticate",
                               "Bearer");
+            log_debug("%s: no API key", h->client);
             respond_error(h, "unauthorized", NULL, 0,
                           "this API needs a key: send Authorization: Bearer <key>");
             return false;
@@ -195,23 +245,22 @@ bool guard_check(struct exchange *h) {
         size_t len = strlen(key);
         const struct guard_key *k = len > KEY_MAX ? NULL : known_key(c, key, len);
         if (k == NULL) {
+            log_debug("%s: an unknown API key", h->client);
             respond_error(h, "forbidden", NULL, 0, "this API key is not valid");
             return false;
         }
         memcpy(h->owner, k->owner, sizeof(h->owner));
-        snprintf(h->client, sizeof(h->client), "%s", k->name);
+        snprintf(h->client_name, sizeof(h->client_name), "%s", k->name);
         snprintf(who, sizeof(who), "k:%s", k->owner);
     } else {
-        char *addr = NULL;
-        ev_uint16_t port = 0;
-        evhttp_connection_get_peer(h->evcon, &addr, &port);
-        snprintf(who, sizeof(who), "a:%s", addr ? addr : "?");
-        snprintf(h->client, sizeof(h->client), "%s", addr ? addr : "?");
+        snprintf(who, sizeof(who), "a:%s", h->client);
+        snprintf(h->client_name, sizeof(h->client_name), "%s", h->client);
     }
     if (c->cfg->http_rate_limit > 0 && c->shm) {
         double rate = (double)c->cfg->http_rate_limit;
         int wait = ratelimit_take(shm_segment_ratelimit(c->shm), who, rate, rate, units_mono_ms());
         if (wait > 0) {
+            log_debug("%s: rate limited for %d s", h->client, wait);
             respond_error(h, "rate_limited", NULL, wait,
                           "too many requests: at most %lld per second; try again in %d s",
                           (long long)c->cfg->http_rate_limit, wait);

@@ -1,6 +1,8 @@
-/* guard.h — who may use the API: API keys from http.api_keys_file
- * (Authorization: Bearer) and the token-bucket rate limit of http.rate_limit,
- * per key, or per client address without keys. */
+/* guard.h — who may use the API: the client's address (the peer, or behind
+ * http.trusted_proxies what X-Forwarded-For says), API keys from
+ * http.api_keys_file (Authorization: Bearer), the token-bucket rate limit of
+ * http.rate_limit, per key, or per client address without keys, and who may
+ * read /metrics (http.metrics_allow). */
 #ifndef TH_HTTP_GUARD_H
 #define TH_HTTP_GUARD_H
 
@@ -18,8 +20,24 @@
  * holds no key (logged; c keeps its previous keys). */
 int guard_load_keys(struct http_child *c);
 
-/* Frees the keys. */
+/* Parses http.trusted_proxies and http.metrics_allow into c (once, at start).
+ * Returns 0, or -1 (logged) when one does not parse, which config_load would
+ * have refused already. */
+int guard_load_lists(struct http_child *c);
+
+/* Frees the keys and the lists. */
 void guard_free(struct http_child *c);
+
+/* Sets h->client, h->client_addr and h->client_is_ip from the connection's
+ * peer and, when the peer is a trusted proxy, its X-Forwarded-For headers
+ * (request_client_address). Call before anything that names or counts the
+ * client. */
+void guard_identify(struct exchange *h);
+
+/* Checks a /metrics request against http.metrics_allow (empty: anyone):
+ * answers 403 forbidden and returns false for a client not in it (also a
+ * unix-socket client, which has no address); else returns true. */
+bool guard_metrics(struct exchange *h);
 
 /* Checks a request to an API route: answers 401 (no key), 403 (unknown key)
  * or 429 (over the rate limit, with Retry-After) and returns false; returns

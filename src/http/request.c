@@ -1,8 +1,11 @@
 /* request.c — Content-Type classification, query-string parameters, the wait
- * parameter, If-None-Match. */
+ * parameter, If-None-Match, the client's address behind trusted proxies. */
 #include "request.h"
 
+#include <sys/queue.h>
+
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,4 +188,59 @@ int request_wait_seconds(const char *query, int max, int *seconds) {
             s++;
     }
     return 0;
+}
+
+char *request_forwarded_for(const struct evkeyvalq *headers) {
+    size_t len = 0;
+    const struct evkeyval *h;
+    TAILQ_FOREACH(h, headers, next) {
+        if (strcasecmp(h->key, "X-Forwarded-For") == 0)
+            len += strlen(h->value) + 2;
+    }
+    if (len == 0)
+        return NULL;
+    char *out = malloc(len + 1), *w = out;
+    if (out == NULL)
+        return NULL;
+    TAILQ_FOREACH(h, headers, next) {
+        if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+            continue;
+        if (w != out)
+            w = stpcpy(w, ", ");
+        w = stpcpy(w, h->value);
+    }
+    *w = '\0';
+    return out;
+}
+
+/* Parses the entry s[0..len) of X-Forwarded-For, blanks around it ignored. */
+static int forwarded_entry(const char *s, size_t len, unsigned char addr[16]) {
+    while (len > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        len--;
+    }
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    return cidr_addr_parse(s, len, addr);
+}
+
+int request_client_address(const char *peer, const char *xff, const struct cidr_list *trusted,
+                           unsigned char addr[16]) {
+    if (peer == NULL || cidr_addr_parse(peer, strcspn(peer, "%"), addr) < 0)
+        return -1;
+    if (!cidr_list_match(trusted, addr) || xff == NULL)
+        return 0;
+    /* From the right: end is one past the entry being read. */
+    for (size_t end = strlen(xff);;) {
+        size_t start = end;
+        while (start > 0 && xff[start - 1] != ',')
+            start--;
+        unsigned char next[16];
+        if (forwarded_entry(xff + start, end - start, next) < 0)
+            return 0; /* not an address: the last one read stands */
+        memcpy(addr, next, 16);
+        if (!cidr_list_match(trusted, addr) || start == 0)
+            return 0;
+        end = start - 1; /* before the comma */
+    }
 }

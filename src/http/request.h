@@ -3,9 +3,13 @@
 #ifndef TH_HTTP_REQUEST_H
 #define TH_HTTP_REQUEST_H
 
+#include "cidr.h"
 #include "job.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+
+struct evkeyvalq;
 
 enum request_body_kind {
     REQUEST_BODY_JSON,   /* application/json, or no Content-Type at all */
@@ -37,6 +41,27 @@ int request_wait_seconds(const char *query, int max, int *seconds);
  * matches the strong entity tag etag, given without its quotes. Weak tags
  * (W/"x") match by the weak comparison RFC 9110 prescribes for this header. */
 bool request_etag_matches(const char *if_none_match, const char *etag);
+
+/* Every X-Forwarded-For header of headers, in the order they came, joined
+ * with ", " into one malloc'd string (free it). NULL when there is none (or
+ * out of memory). */
+char *request_forwarded_for(const struct evkeyvalq *headers);
+
+/* The client of a request into addr (16 bytes, IPv4 as IPv4-mapped IPv6, as
+ * cidr.h holds them; cidr_addr_text writes it canonically). peer is the
+ * connection's address as libevent gives it (a zone after % is ignored); xff
+ * the joined X-Forwarded-For (NULL for none).
+ *   - a peer that is not in trusted is the client, whatever xff says;
+ *   - from a trusted peer, xff's addresses are read from the right: the first
+ *     that is not in trusted is the client; when all are, the leftmost;
+ *   - an entry that is not a bare address (empty, "unknown", a name, a port,
+ *     brackets) ends the walk: the client is the last address read, a trusted
+ *     one (the peer when it is the rightmost entry). So what a client writes
+ *     left of its own address is never believed.
+ * Returns 0, or -1 when peer is not an IP address (NULL, a unix socket): no
+ * client address then, and xff is not looked at. */
+int request_client_address(const char *peer, const char *xff, const struct cidr_list *trusted,
+                           unsigned char addr[16]);
 
 /* Whether an Idempotency-Key header value is usable: 1 to 255 printable ASCII
  * characters. */

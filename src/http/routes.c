@@ -56,6 +56,7 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
         evhttp_send_reply(req, 500, NULL, NULL);
         return;
     }
+    guard_identify(h);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     route_match(h->method, path, &h->match);
@@ -80,6 +81,8 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
             readyz(h);
             break;
         case ROUTE_METRICS:
+            if (!guard_metrics(h))
+                break;
             metrics_handle(h);
             return;
         case ROUTE_SUBMIT:

@@ -4,6 +4,7 @@
 #include "request.h"
 #include "respond.h"
 
+#include "hostlist.h"
 #include "id.h"
 #include "log.h"
 #include "queue.h"
@@ -86,7 +87,9 @@ static int read_params(struct exchange *h, struct job_params *p, const unsigned 
 }
 
 /* A callback needs a signing secret and an e-mail an SMTP server: without
- * them the job is refused now rather than its delivery failing later.
+ * them the job is refused now rather than its delivery failing later. So is
+ * a callback to a host (and port) not on callback.allow_hosts, or an e-mail
+ * to a domain not on smtp.allow_recipients, when those are set.
  * Answers and returns -1 when refused. */
 static int check_deliveries(struct exchange *h, const struct job_params *p) {
     const struct config *cfg = h->child->cfg;
@@ -95,9 +98,23 @@ static int check_deliveries(struct exchange *h, const struct job_params *p) {
                       "callbacks are not enabled on this server (callback.secret is empty)");
         return -1;
     }
+    if (p->callback_url && cfg->callback_allow_hosts[0] != '\0' &&
+        !hostlist_match_url(cfg->callback_allow_hosts, p->callback_url)) {
+        respond_error(h, "invalid_param", "callback_url", 0,
+                      "callbacks to this host and port are not allowed on this server "
+                      "(callback.allow_hosts)");
+        return -1;
+    }
     if (p->email && cfg->smtp_url[0] == '\0') {
         respond_error(h, "invalid_param", "email", 0,
                       "e-mail is not enabled on this server (smtp.url is empty)");
+        return -1;
+    }
+    if (p->email && cfg->smtp_allow_recipients[0] != '\0' &&
+        !job_email_domain_listed(cfg->smtp_allow_recipients, p->email)) {
+        respond_error(h, "invalid_param", "email", 0,
+                      "e-mail to this domain is not allowed on this server "
+                      "(smtp.allow_recipients)");
         return -1;
     }
     return 0;
@@ -160,7 +177,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
         respond_error(h, "internal", NULL, 0, "out of memory (request id %s)", h->rid);
         goto out;
     }
-    log_debug("job %s queued for %s", h->id, h->client[0] ? h->client : "-");
+    log_debug("job %s queued for %s", h->id, h->client_name[0] ? h->client_name : "-");
     h->submit_answer(h, h->id, true, &h->rec);
 out:
     exchange_settle(h);

@@ -58,6 +58,11 @@ static int load_config(struct config *cfg, const char *path) {
     return rc;
 }
 
+/* -t: what config_each_warning finds, on stderr. */
+static void print_warning(const char *msg, void *arg) {
+    fprintf(stderr, "%s: warning: %s\n", (const char *)arg, msg);
+}
+
 static int send_signal(const struct config *cfg, const char *what) {
     int sig = !strcmp(what, "reload")   ? SIGHUP
               : !strcmp(what, "stop")   ? SIGTERM
@@ -160,6 +165,7 @@ int main(int argc, char **argv) {
     if (load_config(&m.cfg, conf) < 0) {
         fprintf(stderr, "thumbnailed: configuration %s is invalid\n", conf);
     } else if (test) {
+        config_each_warning(&m.cfg, print_warning, (void *)conf);
         printf("thumbnailed: %s: configuration ok\n", conf);
         rc = 0;
     } else if (sig) {

@@ -411,6 +411,11 @@ static void teardown(struct master *m) {
     signal_ready(m, 1);
 }
 
+static void log_warning(const char *msg, void *arg) {
+    (void)arg;
+    log_warn("%s", msg);
+}
+
 int master_run(struct master *m) {
     m->listen_fd = -1;
     m->pid_fd = -1;
@@ -418,6 +423,7 @@ int master_run(struct master *m) {
     gethostname(host, sizeof(host) - 1);
     snprintf(m->node_id, sizeof(m->node_id), "%s:%d", host, (int)getpid());
     signal(SIGPIPE, SIG_IGN);
+    config_each_warning(&m->cfg, log_warning, NULL); /* a push open to anyone */
 
     int status = 1;
     size_t done = 0;

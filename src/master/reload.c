@@ -50,6 +50,11 @@ static void on_changed(const char *section, const char *key, void *arg) {
     log_info("reload: %s.%s changed", section, key);
 }
 
+static void log_warning(const char *msg, void *arg) {
+    (void)arg;
+    log_warn("reload: %s", msg);
+}
+
 void reload_apply(struct master *m) {
     struct config next;
     struct config_errors errs = {0};
@@ -93,4 +98,5 @@ void reload_apply(struct master *m) {
              ch.total == 1 ? "" : "s", (long long)m->cfg.http_processes,
              (long long)m->cfg.worker_processes,
              ch.children ? "; children replaced after their current work" : "");
+    config_each_warning(&m->cfg, log_warning, NULL);
 }

@@ -211,7 +211,8 @@ static void set_options(struct fetch *f, const struct fetch_opts *o, struct tran
 
 /* Vets the URL in u before it is requested (hop 0 is the job's URL): http or
  * https, a host not denied. Fills h->host (and h->origin on hop 0) and sets
- * the hop's private-address allowance. */
+ * the hop's private-address allowance, which an allow_hosts entry with a port
+ * gives only on that port. */
 static int check_target(const struct fetch_opts *o, CURLU *u, long hop, struct hosts *h,
                         struct transfer *t, struct failure *err) {
     char *scheme = NULL;
@@ -240,11 +241,12 @@ static int check_target(const struct fetch_opts *o, CURLU *u, long hop, struct h
         snprintf(h->via, sizeof(h->via), " (redirected from %s)", h->origin);
     else
         h->via[0] = '\0';
-    if (hostlist_match(o->deny_hosts, h->host))
+    int port = hostlist_curlu_port(u);
+    if (hostlist_match(o->deny_hosts, h->host, port))
         return failure_set(err, "fetch_blocked_host",
                            "fetching from %s%s is refused: the host is on the deny list", h->host,
                            h->via);
-    t->private_ok = o->allow_private || hostlist_match(o->allow_hosts, h->host);
+    t->private_ok = o->allow_private || hostlist_match(o->allow_hosts, h->host, port);
     return 0;
 }
 

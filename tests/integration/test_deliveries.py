@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -314,6 +315,107 @@ def test_deliveries_need_their_configuration(start_daemon, source):
     error_of(r, 400, "invalid_param", "email")
 
 
+def test_callback_allow_hosts(start_daemon, source, images, receiver):
+    """callback.allow_hosts = the receiver's address and port: a callback to
+    another port of the same host, or to the same port under another name, is
+    refused at submit and never sent; one on the list is delivered."""
+    other = Receiver()
+    try:
+        d = start_daemon({"callback": dict(FAST, allow_hosts=f"127.0.0.1:{receiver.port}")})
+        elsewhere = other.hook("elsewhere", [200])
+        r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"), "width": 40,
+                                            "callback_url": elsewhere})
+        error_of(r, 400, "invalid_param", "callback_url")
+        by_name = f"http://localhost:{receiver.port}/hook/by-name"
+        r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"), "width": 40,
+                                            "callback_url": by_name})
+        error_of(r, 400, "invalid_param", "callback_url")
+        # An upload with the callback in its query string is checked the same.
+        r = d.post("/v1/thumbnails", params={"width": 40, "callback_url": elsewhere},
+                   data=images["land.jpg"].read_bytes(),
+                   headers={"Content-Type": "image/jpeg"})
+        error_of(r, 400, "invalid_param", "callback_url")
+
+        url = receiver.hook("listed", [200])
+        job = d.submit(url=source.url("img/land.jpg"), width=40, callback_url=url)
+        assert delivery_of(d, job["id"]) == {"status": "delivered", "attempts": 1,
+                                             "last_status": 200}
+        verify(receiver.received("listed")[0])
+        # The refused ones were never queued: nothing is left to send, and the
+        # other receiver was never called (checked after the delivery above).
+        assert d.metric('thumbnailed_queue_deliveries{list="ready"}') == 0
+        assert d.metric('thumbnailed_queue_deliveries{list="delayed"}') == 0
+        assert other.received("elsewhere") == []
+        assert receiver.received("by-name") == []
+    finally:
+        other.stop()
+
+
+def test_callback_allow_hosts_keeps_the_address_guard(start_daemon, images, receiver):
+    """A host on callback.allow_hosts is not exempt from the address guard: with
+    allow_private off, the listed loopback receiver is still refused."""
+    d = start_daemon({"callback": dict(FAST, allow_hosts=f"127.0.0.1:{receiver.port}"),
+                      "fetch": {"allow_private": "no"}})
+    url = receiver.hook("guarded", [200])
+    job = d.upload(images["land.jpg"].read_bytes(), width=40, callback_url=url)
+    cb = delivery_of(d, job["id"])
+    assert cb["status"] == "failed" and "callback_blocked_address" in cb["last_error"], cb
+    assert receiver.received("guarded") == []
+
+
+OPEN_CALLBACKS = "callbacks are open to anyone who can reach http.listen"
+OPEN_EMAIL = "e-mail is open to anyone who can reach http.listen"
+
+
+def _check_config(d):
+    """thumbnailed -t on the daemon's own file: (exit status, stdout + stderr)."""
+    r = subprocess.run([d.binary, "-t", "-c", str(d.config)], capture_output=True, text=True,
+                       timeout=20, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr
+
+
+def _ready_log(d):
+    """The master's log once it is ready (it warns before its start-up steps)."""
+    return wait_for("the master ready", lambda: (lambda t: t if "thumbnailed ready" in t
+                                                 else None)(d.log_path.read_text()), 10)
+
+
+def test_open_push_is_warned_about(start_daemon, tmp_path):
+    """Push enabled, no API keys, no allow-list: the master warns at start and
+    `-t` says the same, naming the push and the keys that close it."""
+    d = start_daemon({"callback": FAST, "smtp": smtp_config(free_port())})
+    log = _ready_log(d)
+    status, out = _check_config(d)
+    assert status == 0 and "configuration ok" in out, out
+    for text in (log, out):
+        for push, keys in ((OPEN_CALLBACKS, "callback.allow_hosts"),
+                           (OPEN_EMAIL, "smtp.allow_recipients")):
+            lines = [line for line in text.splitlines() if push in line]
+            assert len(lines) == 1, text
+            assert "http.api_keys_file" in lines[0] and keys in lines[0], lines[0]
+    for line in log.splitlines():
+        if OPEN_CALLBACKS in line or OPEN_EMAIL in line:
+            assert " master[" in line and " warn: " in line, line
+
+
+@pytest.mark.parametrize("closed_by", ["api_keys", "allow_lists"])
+def test_closed_push_is_not_warned_about(start_daemon, tmp_path, closed_by):
+    if closed_by == "api_keys":
+        keys = tmp_path / "keys"
+        keys.write_text("k-0123456789abcdef\n")
+        overrides = {"callback": FAST, "smtp": smtp_config(free_port()),
+                     "http": {"api_keys_file": str(keys)}}
+    else:
+        overrides = {"callback": dict(FAST, allow_hosts="hooks.example.test"),
+                     "smtp": dict(smtp_config(free_port()), allow_recipients="example.test")}
+    d = start_daemon(overrides)
+    log = _ready_log(d)
+    status, out = _check_config(d)
+    assert status == 0 and "configuration ok" in out, out
+    for text in (log, out):
+        assert OPEN_CALLBACKS not in text and OPEN_EMAIL not in text, text
+
+
 # --- e-mail ------------------------------------------------------------------
 
 
@@ -416,3 +518,40 @@ def test_email_address_is_checked_at_submit(start_daemon, source):
                     "a@b.example\r\nBcc: x@y.example", "<a@b.example>"):
         r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"), "email": address})
         error_of(r, 400, "invalid_param", "email")
+
+
+def test_email_allow_recipients(start_daemon, source):
+    """smtp.allow_recipients = example.test: an address of another domain is
+    refused at submit (400 on /v1, 422 on /api/thumb) and never mailed; one of
+    the domain or a subdomain of it is delivered."""
+    port = free_port()
+    sink = Sink(port)
+    try:
+        d = start_daemon({"smtp": dict(smtp_config(port), allow_recipients="example.test"),
+                          "callback": FAST})
+        for address in ("someone@elsewhere.test", "someone@example.test.evil.test",
+                        "someone@badexample.test"):
+            r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"), "width": 40,
+                                                "email": address})
+            error_of(r, 400, "invalid_param", "email")
+        r = d.post("/api/thumb", json={"email": "original@elsewhere.test",
+                                       "image_url": source.url("img/land.jpg")})
+        assert r.status_code == 422, r.text
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "email"]], r.text
+
+        to = "someone@Mail.Example.Test"
+        job = d.submit(url=source.url("img/land.jpg"), width=40, format="jpeg", email=to)
+        ed = delivery_of(d, job["id"], key="email_delivery")
+        assert ed["status"] == "delivered", ed
+        r = d.post("/api/thumb", json={"email": "original@example.test",
+                                       "image_url": source.url("img/port.jpg")})
+        assert r.status_code == 201, r.text
+        wait_for("both e-mails", lambda: len(sink.messages) >= 2, 20)
+        assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(
+            [to, "original@example.test"])
+        check_mail([m for m in sink.messages if m.rcpt_tos == [to]][0], job["id"], to)
+        assert d.metric('thumbnailed_queue_deliveries{list="ready"}') == 0
+        assert d.metric('thumbnailed_queue_deliveries{list="delayed"}') == 0
+        assert len(sink.messages) == 2
+    finally:
+        sink.stop()

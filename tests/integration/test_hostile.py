@@ -187,6 +187,39 @@ def test_url_job_fails(hd, hsource, name, make, code):
 
 
 # ---------------------------------------------------------------------------
+# fetch.allow_hosts with a port: the allowed port of a loopback host works with
+# allow_private off; another port of the same host keeps the guard, first hop
+# or redirect. A daemon of its own (the module's allows 127.0.0.1 on every
+# port), and a second source server on another port that must never be asked.
+
+
+def test_allow_hosts_entry_with_a_port(start_daemon, images, hsource):
+    other = SourceServer(images)
+    other.start()
+    try:
+        port = hsource.httpd.server_address[1]
+        d = start_daemon(dict(HOSTILE_CONFIG, fetch=dict(HOSTILE_CONFIG["fetch"],
+                                                         allow_hosts=f"127.0.0.1:{port}")))
+        doc = d.run(url=hsource.url("img/land.jpg"), width=64)
+        assert doc["result"]["width"] == 64
+
+        direct = other.url("img/land.jpg")
+        redirect = hsource.url("redirect/" + quote(other.url("img/port.jpg"), safe=""))
+        for url in (direct, redirect):
+            doc = d.wait(d.submit(url=url, width=64)["id"], timeout=JOB_WAIT)
+            assert doc["status"] == "failed", (url, doc)
+            assert doc["error"]["code"] == "fetch_blocked_address", (url, doc)
+            assert "127.0.0.1 (loopback address)" in doc["error"]["message"], doc
+        with hsource.lock:
+            asked = list(hsource.requests)
+        assert path_of(hsource, redirect) in asked, "the allowed first hop was never asked for"
+        with other.lock:
+            assert other.requests == [], f"the refused port was connected to: {other.requests}"
+    finally:
+        other.stop()
+
+
+# ---------------------------------------------------------------------------
 # The polyglot: a valid JPEG with PHP/HTML in its metadata and after its EOI.
 # It thumbnails, and nothing of the payload or the metadata reaches the output.
 

@@ -223,6 +223,78 @@ static void test_errors_with_lines(void **state) {
     expect_error("[callback]\nschedule = 5s soon\n", ":2: callback.schedule: 'soon' is not");
     expect_error("[smtp]\nurl = smtp://mail:25\n", ":2: smtp.from is required");
     expect_error("[http]\nmax_body = 20M\n  continued\n", ":3: syntax error");
+    expect_error("[fetch]\nallow_hosts = a.test:0\n", ":2: fetch.allow_hosts: 'a.test:0' is not");
+    expect_error("[fetch]\ndeny_hosts = a.test:80\n", ":2: fetch.deny_hosts: 'a.test:80': no port");
+    expect_error("[callback]\nallow_hosts = hooks.test [::1\n",
+                 ":2: callback.allow_hosts: '[::1' is not");
+    expect_error("[smtp]\nallow_recipients = ops@example.test\n",
+                 ":2: smtp.allow_recipients: 'ops@example.test': an entry is a domain");
+    expect_error("[http]\ntrusted_proxies = 127.0.0.1/32 10.0.0.1/8\n",
+                 ":2: http.trusted_proxies: '10.0.0.1/8' has bits set past /8");
+    expect_error("[http]\nmetrics_allow = localhost\n",
+                 ":2: http.metrics_allow: 'localhost' is not an address block");
+    expect_error("[smtp]\nallow_recipients = example.test:25\n",
+                 ":2: smtp.allow_recipients: 'example.test:25': no port");
+}
+
+/* Push without authentication: a warning per open push, none once API keys or
+ * the push's allow-list limit it. */
+struct warnings {
+    int n;
+    char text[2][512];
+};
+
+static void collect(const char *msg, void *arg) {
+    struct warnings *w = arg;
+    if (w->n < 2)
+        snprintf(w->text[w->n], sizeof(w->text[0]), "%s", msg);
+    w->n++;
+}
+
+static struct warnings warnings_of(const char *text) {
+    struct config cfg;
+    struct warnings w = {0};
+    assert_int_equal(load(text, &cfg, NULL, 0), 0);
+    config_each_warning(&cfg, collect, &w);
+    config_free(&cfg);
+    return w;
+}
+
+static void test_open_push_warnings(void **state) {
+    (void)state;
+    static const char cb[] = "[callback]\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+    static const char mail[] = "[smtp]\nurl = smtp://mail.test\nfrom = t@example.test\n";
+    char text[1024];
+
+    assert_int_equal(warnings_of("[http]\nprocesses = 2\n").n, 0); /* no push: nothing open */
+
+    struct warnings w = warnings_of(cb);
+    assert_int_equal(w.n, 1);
+    assert_non_null(strstr(w.text[0], "callbacks are open to anyone"));
+    assert_non_null(strstr(w.text[0], "http.api_keys_file"));
+    assert_non_null(strstr(w.text[0], "callback.allow_hosts"));
+
+    w = warnings_of(mail);
+    assert_int_equal(w.n, 1);
+    assert_non_null(strstr(w.text[0], "e-mail is open to anyone"));
+    assert_non_null(strstr(w.text[0], "smtp.allow_recipients"));
+
+    snprintf(text, sizeof(text), "%s%s", cb, mail);
+    assert_int_equal(warnings_of(text).n, 2);
+
+    /* API keys close both. */
+    snprintf(text, sizeof(text), "%s%s[http]\napi_keys_file = /etc/keys\n", cb, mail);
+    assert_int_equal(warnings_of(text).n, 0);
+
+    /* An allow-list closes its own push only. */
+    snprintf(text, sizeof(text), "%sallow_hosts = hooks.test:443\n%s", cb, mail);
+    w = warnings_of(text);
+    assert_int_equal(w.n, 1);
+    assert_non_null(strstr(w.text[0], "e-mail is open"));
+    snprintf(text, sizeof(text), "%s%sallow_recipients = example.test\n", cb, mail);
+    w = warnings_of(text);
+    assert_int_equal(w.n, 1);
+    assert_non_null(strstr(w.text[0], "callbacks are open"));
 }
 
 static void test_every_error_reported(void **state) {
@@ -270,6 +342,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_file_lists_every_key),
         cmocka_unit_test(test_errors_with_lines),
         cmocka_unit_test(test_every_error_reported),
+        cmocka_unit_test(test_open_push_warnings),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_long_line),
     };

@@ -468,45 +468,152 @@ static void test_host_listed(void **state) {
     static const struct {
         const char *list;
         const char *host;
+        int port;
         bool want;
     } cases[] = {
-        {"example.com", "example.com", true},
-        {"example.com", "img.example.com", true},
-        {"example.com", "a.b.example.com", true},
-        {"example.com", "EXAMPLE.Com.", true},
-        {"Example.COM.", "img.example.com", true},
-        {"example.com", "badexample.com", false},
-        {"example.com", "example.com.evil.test", false},
-        {"example.com", "com", false},
-        {"img.example.com", "example.com", false},
-        {".example.com", "example.com", true},
-        {"*.example.com", "x.example.com", true},
-        {"a.test  example.com\tb.test", "www.example.com", true},
-        {"a.test,example.com", "example.com", true},
-        {"a.test b.test", "example.com", false},
-        {"", "example.com", false},
-        {"   ", "example.com", false},
-        {"127.0.0.1", "127.0.0.1", true},
-        {"127.0.0.1", "127.0.0.2", false},
-        {"127.0.0.1", "[::ffff:127.0.0.1]", true},
-        {"::1", "[::1]", true},
-        {"[::1]", "[0:0::1]", true},
-        {"[::1]", "[::2]", false},
-        {"0.0.1", "127.0.0.1", false},             /* no suffix matching of addresses */
-        {"1.2.3.4", "1.2.3.4.example.com", false}, /* a name, not the address */
-        {"example.com", "93.184.216.34", false},
-        {"localhost", "localhost", true},
+        {"example.com", "example.com", 443, true},
+        {"example.com", "img.example.com", 80, true},
+        {"example.com", "a.b.example.com", 80, true},
+        {"example.com", "EXAMPLE.Com.", 80, true},
+        {"Example.COM.", "img.example.com", 80, true},
+        {"example.com", "badexample.com", 80, false},
+        {"example.com", "example.com.evil.test", 80, false},
+        {"example.com", "com", 80, false},
+        {"img.example.com", "example.com", 80, false},
+        {".example.com", "example.com", 80, true},
+        {"*.example.com", "x.example.com", 80, true},
+        {"a.test  example.com\tb.test", "www.example.com", 80, true},
+        {"a.test,example.com", "example.com", 80, true},
+        {"a.test b.test", "example.com", 80, false},
+        {"", "example.com", 80, false},
+        {"   ", "example.com", 80, false},
+        {"127.0.0.1", "127.0.0.1", 80, true},
+        {"127.0.0.1", "127.0.0.2", 80, false},
+        {"127.0.0.1", "[::ffff:127.0.0.1]", 80, true},
+        {"::1", "[::1]", 80, true},
+        {"[::1]", "[0:0::1]", 80, true},
+        {"[::1]", "[::2]", 80, false},
+        {"0.0.1", "127.0.0.1", 80, false},             /* no suffix matching of addresses */
+        {"1.2.3.4", "1.2.3.4.example.com", 80, false}, /* a name, not the address */
+        {"example.com", "93.184.216.34", 80, false},
+        {"localhost", "localhost", 80, true},
+        /* A port-less entry matches every port, an unknown one (0) included. */
+        {"example.com", "example.com", 8080, true},
+        {"127.0.0.1", "127.0.0.1", 0, true},
+        /* An entry with a port matches that port only. */
+        {"example.com:8080", "example.com", 8080, true},
+        {"example.com:8080", "img.example.com", 8080, true},
+        {"example.com:8080", "example.com", 8081, false},
+        {"example.com:8080", "example.com", 80, false},
+        {"example.com:8080", "example.com", 0, false},
+        {"example.com:443", "example.com", 443, true},
+        {"*.example.com:81", "x.example.com", 81, true},
+        {"127.0.0.1:9000", "127.0.0.1", 9000, true},
+        {"127.0.0.1:9000", "[::ffff:127.0.0.1]", 9000, true},
+        {"127.0.0.1:9000", "127.0.0.1", 9001, false},
+        {"[::1]:9000", "[::1]", 9000, true},
+        {"[::1]:9000", "[::1]", 9001, false},
+        {"[::1]:9000", "127.0.0.1", 9000, false},
+        {"::1:9000", "[::1:9000]", 80, true}, /* bare: an IPv6 literal, never a port */
+        {"::1:9000", "[::1]", 9000, false},
+        {"a.test:1 example.com:2 example.com:3", "example.com", 3, true},
+        {"example.com:2 example.com", "example.com", 9, true},
+        /* Malformed entries match nothing. */
+        {"example.com:", "example.com", 80, false},
+        {"example.com:0", "example.com", 0, false},
+        {"example.com:70000", "example.com", 70000, false},
+        {"example.com:8x", "example.com", 8, false},
+        {"[::1", "[::1]", 80, false},
+        {"[::1]9000", "[::1]", 9000, false},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (hostlist_match(cases[i].list, cases[i].host) != cases[i].want) {
-            print_error("'%s' on '%s': want %d\n", cases[i].host, cases[i].list, cases[i].want);
+        if (hostlist_match(cases[i].list, cases[i].host, cases[i].port) != cases[i].want) {
+            print_error("'%s' port %d on '%s': want %d\n", cases[i].host, cases[i].port,
+                        cases[i].list, cases[i].want);
             bad++;
         }
     }
     assert_int_equal(bad, 0);
-    assert_false(hostlist_match(NULL, "example.com"));
-    assert_false(hostlist_match("example.com", NULL));
+    assert_false(hostlist_match(NULL, "example.com", 80));
+    assert_false(hostlist_match("example.com", NULL, 80));
+}
+
+/* The port a URL is matched with: its own, else its scheme's. */
+static void test_host_listed_url(void **state) {
+    (void)state;
+    static const struct {
+        const char *list;
+        const char *url;
+        bool want;
+    } cases[] = {
+        {"example.com:80", "http://example.com/x", true},
+        {"example.com:443", "https://example.com/x", true},
+        {"example.com:443", "http://example.com/x", false},
+        {"example.com:8443", "https://example.com:8443/x", true},
+        {"example.com:8443", "https://example.com/x", false},
+        {"example.com", "https://user:pw@img.example.com:9999/x", true},
+        {"[::1]:8080", "http://[::1]:8080/", true},
+        {"[::1]:8080", "http://[::1]/", false},
+        {"127.0.0.1:8080", "http://127.1:8080/", true},
+        {"127.0.0.1:8080", "not a url", false},
+        {"example.com", "http:///x", false},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (hostlist_match_url(cases[i].list, cases[i].url) != cases[i].want) {
+            print_error("'%s' on '%s': want %d\n", cases[i].url, cases[i].list, cases[i].want);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+    char host[256];
+    int port = -1;
+    assert_int_equal(hostlist_url_host("https://Example.COM/x", host, sizeof(host), &port), 0);
+    assert_int_equal(port, 443);
+    assert_int_equal(hostlist_url_host("http://[::1]:81/", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "[::1]");
+    assert_int_equal(port, 81);
+    assert_int_equal(hostlist_url_host("http://x.test/", host, sizeof(host), NULL), 0);
+}
+
+/* What the configuration accepts for a list, with and without ports. */
+static void test_host_list_syntax(void **state) {
+    (void)state;
+    static const struct {
+        const char *list;
+        bool ports;
+        bool ok;
+    } cases[] = {
+        {"", true, true},
+        {"example.com *.example.com .example.com 127.0.0.1 ::1 [::1] 2001:db8::7", false, true},
+        {"example.com:8080 127.0.0.1:1 [::1]:65535 [2001:db8::7]:443", true, true},
+        {"a.test,b.test:80", true, true},
+        {"example.com:8080", false, false}, /* deny_hosts: no port */
+        {"[::1]:80", false, false},
+        {"example.com:", true, false},
+        {"example.com:0", true, false},
+        {"example.com:65536", true, false},
+        {"example.com:http", true, false},
+        {":80", true, false},
+        {"[::1", true, false},
+        {"[::1]80", true, false},
+        {"[example.com]:80", true, false},
+        {"[]:80", true, false},
+        {"a:b:c", true, false}, /* neither an IPv6 literal nor host:port */
+        {"http://example.com", true, false},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char why[256] = "";
+        bool ok = hostlist_check(cases[i].list, cases[i].ports, why, sizeof(why)) == 0;
+        if (ok != cases[i].ok || (!ok && why[0] == '\0')) {
+            print_error("'%s' (ports %d): want %s, got %s (%s)\n", cases[i].list, cases[i].ports,
+                        cases[i].ok ? "ok" : "refused", ok ? "ok" : "refused", why);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
 }
 
 static void test_deny_hosts(void **state) {
@@ -583,6 +690,42 @@ static void test_allow_hosts(void **state) {
     expect_at(f, &o, "localhost", path, "fetch_blocked_address");
     assert_message_has(
         "127.0.0.1 (loopback address) for host 127.0.0.1, redirected from localhost");
+    fetch_free(f);
+}
+
+/* An allow_hosts entry with a port allows that port only: the same host on
+ * another port, first or after a redirect, keeps the guard. */
+static void test_allow_hosts_port(void **state) {
+    (void)state;
+    struct fetch *f = fetch_new();
+    struct fetch_opts o = test_opts(false);
+    char list[128], path[256];
+    snprintf(list, sizeof(list), "127.0.0.1:%d", srv.port);
+    o.allow_hosts = list;
+    assert_int_equal(expect(f, &o, "/ok", NULL), 11);
+    assert_int_equal(expect(f, &o, "/redir/1", NULL), 11); /* the same host and port */
+
+    int before = connections();
+    snprintf(list, sizeof(list), "127.0.0.1:%d", srv.port == 65535 ? 1 : srv.port + 1);
+    expect(f, &o, "/ok", "fetch_blocked_address");
+    assert_message_has("loopback");
+    assert_int_equal(connections(), before); /* refused before connecting */
+
+    /* A redirect from an allowed host and port to another port of a host
+     * allowed on the first port only. */
+    snprintf(list, sizeof(list), "localhost:%d 127.0.0.1:%d", srv.port, srv.port);
+    snprintf(path, sizeof(path), "/r/302/http://127.0.0.1:%d/ok", srv.port);
+    assert_int_equal(expect_at(f, &o, "localhost", path, NULL), 11);
+    snprintf(path, sizeof(path), "/r/302/http://127.0.0.1:%d/ok",
+             srv.port == 65535 ? 1 : srv.port + 1);
+    expect_at(f, &o, "localhost", path, "fetch_blocked_address");
+    assert_message_has("for host 127.0.0.1, redirected from localhost");
+
+    /* A deny entry takes no port (the configuration refuses one) and denies
+     * the host on every port. */
+    o = test_opts(true);
+    o.deny_hosts = "127.0.0.1";
+    expect(f, &o, "/ok", "fetch_blocked_host");
     fetch_free(f);
 }
 
@@ -666,8 +809,11 @@ int main(void) {
         cmocka_unit_test(test_fetch_blocked),
         cmocka_unit_test(test_policy_change_drops_connections),
         cmocka_unit_test(test_host_listed),
+        cmocka_unit_test(test_host_listed_url),
+        cmocka_unit_test(test_host_list_syntax),
         cmocka_unit_test(test_deny_hosts),
         cmocka_unit_test(test_allow_hosts),
+        cmocka_unit_test(test_allow_hosts_port),
         cmocka_unit_test(test_allow_hosts_change_drops_connections),
         cmocka_unit_test(test_redirects),
     };

@@ -56,11 +56,13 @@ static void test_data_url(void **state) {
     free(url);
 }
 
-/* Parses body; returns the detail's "loc" list as compact JSON ("" on success). */
-static char *parse(const char *body, bool with_email, struct job_params *p) {
+/* Parses body (e-mail to domains on recipients only, NULL for any); returns
+ * the detail's "loc" list as compact JSON ("" on success). */
+static char *parse_for(const char *body, bool with_email, const char *recipients,
+                       struct job_params *p) {
     job_params_init(p, &LIMITS);
     json_t *detail = (json_t *)1;
-    int rc = compat_doc_params(p, body, strlen(body), with_email, &detail);
+    int rc = compat_doc_params(p, body, strlen(body), with_email, recipients, &detail);
     if (rc == 0) {
         assert_null(detail);
         return strdup("");
@@ -83,6 +85,10 @@ static char *parse(const char *body, bool with_email, struct job_params *p) {
     json_decref(locs);
     json_decref(detail);
     return text;
+}
+
+static char *parse(const char *body, bool with_email, struct job_params *p) {
+    return parse_for(body, with_email, NULL, p);
 }
 
 static void test_good_body(void **state) {
@@ -151,6 +157,38 @@ static void test_bad_bodies(void **state) {
     }
 }
 
+/* smtp.allow_recipients: an address whose domain is not on it is a 422 on
+ * email, beside any other problem; with e-mail off nothing is checked. */
+static void test_recipients(void **state) {
+    (void)state;
+    const struct {
+        const char *body;
+        bool with_email;
+        const char *recipients;
+        const char *locs;
+    } cases[] = {
+        {"{\"email\": \"a@b.example\", \"image_url\": \"http://x.example/a\"}", true, "b.example",
+         ""},
+        {"{\"email\": \"a@MAIL.B.example\", \"image_url\": \"http://x.example/a\"}", true,
+         "other.test b.example", ""},
+        {"{\"email\": \"a@b.example\", \"image_url\": \"http://x.example/a\"}", true, "", ""},
+        {"{\"email\": \"a@evil.example\", \"image_url\": \"http://x.example/a\"}", true,
+         "b.example", "[[\"body\",\"email\"]]"},
+        {"{\"email\": \"a@b.example.evil\", \"image_url\": \"ftp://x\"}", true, "b.example",
+         "[[\"body\",\"email\"],[\"body\",\"image_url\"]]"},
+        {"{\"email\": \"a@evil.example\", \"image_url\": \"http://x.example/a\"}", false,
+         "b.example", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct job_params p;
+        char *locs = parse_for(cases[i].body, cases[i].with_email, cases[i].recipients, &p);
+        if (strcmp(locs, cases[i].locs) != 0)
+            fail_msg("case %zu: %s, want %s", i, locs, cases[i].locs);
+        free(locs);
+        job_params_free(&p);
+    }
+}
+
 static void test_thumb_doc(void **state) {
     (void)state;
     json_t *doc = compat_doc_thumb("queued", NULL);
@@ -168,9 +206,9 @@ static void test_thumb_doc(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status),    cmocka_unit_test(test_data_url),
-        cmocka_unit_test(test_good_body), cmocka_unit_test(test_bad_bodies),
-        cmocka_unit_test(test_thumb_doc),
+        cmocka_unit_test(test_status),     cmocka_unit_test(test_data_url),
+        cmocka_unit_test(test_good_body),  cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_recipients), cmocka_unit_test(test_thumb_doc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,19 @@
 /* test_http_request.c — Content-Type classification, upload query parameters
  * (every field, every range, unknown and repeated names), the long-poll wait
- * parameter, If-None-Match. */
+ * parameter, If-None-Match, the client behind trusted proxies (X-Forwarded-For). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "request.h"
 
@@ -232,6 +238,98 @@ static void test_wait(void **state) {
     }
 }
 
+/* Which address is the client: the peer, or from a trusted peer the
+ * rightmost X-Forwarded-For entry that is not trusted. */
+static void test_client_address(void **state) {
+    (void)state;
+    static const char trusted_text[] = "127.0.0.1/32 10.0.0.0/8 ::1/128";
+    static const struct {
+        const char *peer;
+        const char *xff; /* the headers joined, as request_forwarded_for gives them */
+        const char *want;
+    } cases[] = {
+        /* No trusted peer: X-Forwarded-For is not believed. */
+        {"203.0.113.5", NULL, "203.0.113.5"},
+        {"203.0.113.5", "198.51.100.1", "203.0.113.5"},
+        {"192.168.1.1", "10.0.0.1, 198.51.100.1", "192.168.1.1"},
+        /* From a trusted proxy: the rightmost untrusted entry. */
+        {"127.0.0.1", NULL, "127.0.0.1"},
+        {"127.0.0.1", "198.51.100.1", "198.51.100.1"},
+        {"127.0.0.1", "6.6.6.6, 198.51.100.1", "198.51.100.1"},  /* a forged left part */
+        {"127.0.0.1", "198.51.100.1, 10.1.2.3", "198.51.100.1"}, /* through two proxies */
+        {"127.0.0.1", "198.51.100.1,10.1.2.3,10.9.9.9", "198.51.100.1"},
+        {"127.0.0.1", "  198.51.100.1 ,\t10.1.2.3  ", "198.51.100.1"},
+        {"::ffff:127.0.0.1", "198.51.100.1", "198.51.100.1"}, /* a dual-stack socket */
+        {"::1", "2001:db8::7", "2001:db8::7"},
+        {"::1", "::ffff:198.51.100.1", "198.51.100.1"},
+        {"127.0.0.1", "2001:DB8:0::7", "2001:db8::7"}, /* canonical text */
+        /* Every entry trusted: the leftmost. */
+        {"127.0.0.1", "10.0.0.1, 10.0.0.2", "10.0.0.1"},
+        {"127.0.0.1", "127.0.0.1", "127.0.0.1"},
+        /* A malformed entry stops the walk at the last address read. */
+        {"127.0.0.1", "", "127.0.0.1"},
+        {"127.0.0.1", "unknown", "127.0.0.1"},
+        {"127.0.0.1", "198.51.100.1, unknown", "127.0.0.1"},
+        {"127.0.0.1", "198.51.100.1, ", "127.0.0.1"},
+        {"127.0.0.1", "198.51.100.1:4711", "127.0.0.1"},
+        {"127.0.0.1", "[2001:db8::7]", "127.0.0.1"},
+        {"127.0.0.1", "proxy.example, 10.0.0.7", "10.0.0.7"},
+        {"127.0.0.1", "198.51.100.1, , 10.0.0.7", "10.0.0.7"},
+        {"127.0.0.1", "garbage, 198.51.100.1", "198.51.100.1"}, /* never reached */
+        {"127.0.0.1", "198.51.100.1 10.0.0.7", "127.0.0.1"},    /* not a list */
+        /* A zone on the peer is ignored. */
+        {"fe80::1%eth0", "198.51.100.1", "fe80::1"},
+    };
+    struct cidr_list trusted;
+    char why[128];
+    assert_int_equal(cidr_list_parse(&trusted, trusted_text, why, sizeof(why)), 0);
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char a[16];
+        char got[CIDR_ADDR_TEXT_MAX] = "(none)";
+        if (request_client_address(cases[i].peer, cases[i].xff, &trusted, a) == 0)
+            cidr_addr_text(a, got, sizeof(got));
+        if (strcmp(got, cases[i].want) != 0) {
+            print_error("peer %s, X-Forwarded-For '%s': got %s, want %s\n", cases[i].peer,
+                        cases[i].xff ? cases[i].xff : "(none)", got, cases[i].want);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+
+    /* Without trusted proxies the peer is always the client. */
+    struct cidr_list none = {0};
+    unsigned char a[16];
+    char got[CIDR_ADDR_TEXT_MAX];
+    assert_int_equal(request_client_address("127.0.0.1", "198.51.100.1", &none, a), 0);
+    assert_string_equal(cidr_addr_text(a, got, sizeof(got)), "127.0.0.1");
+    /* A peer that is no IP address (a unix socket) is no client address. */
+    assert_int_equal(request_client_address(NULL, "198.51.100.1", &trusted, a), -1);
+    assert_int_equal(request_client_address("/run/t.sock", NULL, &trusted, a), -1);
+    cidr_list_free(&trusted);
+}
+
+/* All X-Forwarded-For headers, joined in the order they came. */
+static void test_forwarded_for(void **state) {
+    (void)state;
+    struct evkeyvalq headers;
+    TAILQ_INIT(&headers);
+    assert_null(request_forwarded_for(&headers));
+    evhttp_add_header(&headers, "Host", "example.test");
+    assert_null(request_forwarded_for(&headers));
+    evhttp_add_header(&headers, "X-Forwarded-For", "6.6.6.6, 198.51.100.1");
+    char *joined = request_forwarded_for(&headers);
+    assert_string_equal(joined, "6.6.6.6, 198.51.100.1");
+    free(joined);
+    evhttp_add_header(&headers, "Accept", "*/*");
+    evhttp_add_header(&headers, "x-forwarded-for", "10.0.0.7");
+    evhttp_add_header(&headers, "X-Forwarded-For", "");
+    joined = request_forwarded_for(&headers);
+    assert_string_equal(joined, "6.6.6.6, 198.51.100.1, 10.0.0.7, ");
+    free(joined);
+    evhttp_clear_headers(&headers);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_kind),
@@ -241,6 +339,8 @@ int main(void) {
         cmocka_unit_test(test_query_url_with_upload),
         cmocka_unit_test(test_etag),
         cmocka_unit_test(test_wait),
+        cmocka_unit_test(test_client_address),
+        cmocka_unit_test(test_forwarded_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,6 +116,7 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     exchange_request_id(c, h->rid);
     h->owner[0] = '\0';
     h->client[0] = '\0';
+    h->client_name[0] = '\0';
     c->active++;
     if (h->evcon)
         evhttp_connection_set_closecb(h->evcon, on_close, h);

@@ -36,11 +36,17 @@ struct exchange {
      * 128 bits of its API key's SHA-256; "" without API keys), and its name
      * in logs (the key's name, or the client's address). */
     char owner[EXCHANGE_OWNER_LEN + 1];
-    char client[80];
-    int redis_pending; /* Redis replies still to come */
-    bool replied;      /* a response was handed to libevent */
-    bool done;         /* libevent is finished with req */
-    bool in_use;       /* between exchange_begin and its release */
+    char client_name[80];
+    /* Who sent it (guard_identify): the peer, or behind a trusted proxy the
+     * address X-Forwarded-For names; what logs, the rate limit and
+     * http.metrics_allow go by. */
+    char client[CIDR_ADDR_TEXT_MAX];
+    unsigned char client_addr[16]; /* as cidr.h holds addresses, when client_is_ip */
+    bool client_is_ip;             /* false for a unix-socket peer */
+    int redis_pending;             /* Redis replies still to come */
+    bool replied;                  /* a response was handed to libevent */
+    bool done;                     /* libevent is finished with req */
+    bool in_use;                   /* between exchange_begin and its release */
     struct exchange *next_free;
 
     /* Per-route state, reset on acquire. A field means the same on every

@@ -284,8 +284,8 @@ int http_main(const struct child_args *args) {
         log_error("cannot create the event loop");
         goto out;
     }
-    if (guard_load_keys(c) < 0) {
-        status = 2; /* a restart will not make the file readable */
+    if (guard_load_keys(c) < 0 || guard_load_lists(c) < 0) {
+        status = 2; /* a restart will not fix the file */
         goto out;
     }
     if (open_magic(c) < 0) {

@@ -5,6 +5,7 @@
 #define TH_HTTP_H
 
 #include "child.h"
+#include "cidr.h"
 #include "config.h"
 #include "job.h"
 #include "queue.h"
@@ -44,7 +45,9 @@ struct http_child {
     bool accept_paused;         /* at http.max_connections */
     struct guard_key *api_keys; /* NULL: no authentication (guard.c) */
     size_t napi_keys;
-    struct shm_slot *slot; /* our scoreboard line, or NULL */
+    struct cidr_list trusted_proxies; /* http.trusted_proxies (guard.c) */
+    struct cidr_list metrics_allow;   /* http.metrics_allow; empty: anyone */
+    struct shm_slot *slot;            /* our scoreboard line, or NULL */
 
     /* Keys that do not depend on the job, made once. */
     char key_ready[QUEUE_KEY_MAX];
