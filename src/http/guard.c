@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "ratelimit.h"
+#include "clients.h"
 #include "segment.h"
 #include "units.h"
 
@@ -210,6 +211,24 @@ static const struct guard_key *known_key(const struct http_child *c, const char 
     return found;
 }
 
+void guard_count(const struct exchange *h, enum guard_event what) {
+    struct http_child *c = h->child;
+    if (c->api_keys == NULL || c->shm == NULL || h->client_name[0] == '\0')
+        return; /* per key only: addresses are too many to count each */
+    struct shm_client *e = shm_clients_get(&c->shm->hdr->clients, h->client_name);
+    switch (what) {
+    case GUARD_SUBMIT:
+        atomic_fetch_add(&e->submits, 1);
+        break;
+    case GUARD_RATE_LIMITED:
+        atomic_fetch_add(&e->rate_limited, 1);
+        break;
+    case GUARD_TOO_MANY_QUEUED:
+        atomic_fetch_add(&e->too_many_queued, 1);
+        break;
+    }
+}
+
 bool guard_allows(const struct exchange *h, const struct job_record *rec) {
     const char *owner = job_record_get(rec, "owner");
     return h->owner[0] == '\0' || owner == NULL || strcmp(owner, h->owner) == 0;
@@ -260,7 +279,8 @@ bool guard_check(struct exchange *h) {
         double rate = (double)c->cfg->http_rate_limit;
         int wait = ratelimit_take(shm_segment_ratelimit(c->shm), who, rate, rate, units_mono_ms());
         if (wait > 0) {
-            log_debug("%s: rate limited for %d s", h->client, wait);
+            guard_count(h, GUARD_RATE_LIMITED);
+            log_debug("%s: rate limited for %d s", h->client_name, wait);
             respond_error(h, "rate_limited", NULL, wait,
                           "too many requests: at most %lld per second; try again in %d s",
                           (long long)c->cfg->http_rate_limit, wait);

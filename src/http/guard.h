@@ -44,6 +44,12 @@ bool guard_metrics(struct exchange *h);
  * true when the request may go on, with h->owner and h->client set. */
 bool guard_check(struct exchange *h);
 
+/* What is counted per API key (shown by /metrics under the key's name). */
+enum guard_event { GUARD_SUBMIT, GUARD_RATE_LIMITED, GUARD_TOO_MANY_QUEUED };
+
+/* Counts what for h's API key; nothing without API keys. */
+void guard_count(const struct exchange *h, enum guard_event what);
+
 /* Whether h may see the job of rec (its fields) / of reply (an HGETALL
  * reply): without API keys always; with them when the job is h's own (or was
  * stored before jobs had owners). Another key's job is answered as if it did

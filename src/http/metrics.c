@@ -5,6 +5,7 @@
 #include "respond.h"
 
 #include "cache.h"
+#include "clients.h"
 #include "rconn.h"
 #include "segment.h"
 #include "units.h"
@@ -129,11 +130,42 @@ static void health_metrics(struct http_child *c, struct evbuffer *b) {
     evbuffer_add_printf(b, "thumbnailed_log_lines_lost_total %llu\n", (unsigned long long)lost);
 }
 
+/* Per API key, by its name (guard_count); nothing without keys. */
+static void client_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->shm == NULL || c->api_keys == NULL)
+        return;
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fields[] = {
+        {"client_submits_total", "Jobs created, by API key name.",
+         offsetof(struct shm_client, submits)},
+        {"client_rate_limited_total", "Requests refused with 429 rate_limited, by API key name.",
+         offsetof(struct shm_client, rate_limited)},
+        {"client_too_many_queued_total",
+         "Submits refused with 429 too_many_queued, by API key name.",
+         offsetof(struct shm_client, too_many_queued)},
+    };
+    struct shm_clients *t = &c->shm->hdr->clients;
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        counter(b, fields[f].name, fields[f].help, "counter");
+        for (int i = 0; i < SHM_CLIENTS_MAX; i++) {
+            struct shm_client *e = &t->e[i];
+            if (atomic_load(&e->name_hash) == 0 || e->name[0] == '\0')
+                continue;
+            _Atomic uint64_t *v = (_Atomic uint64_t *)((char *)e + fields[f].off);
+            evbuffer_add_printf(b, "thumbnailed_%s{client=\"%.*s\"} %llu\n", fields[f].name,
+                                SHM_CLIENTS_NAME_MAX, e->name, (unsigned long long)atomic_load(v));
+        }
+    }
+}
+
 static void send_metrics(struct exchange *h) {
     struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
     cache_metrics(h->child, b);
     child_metrics(h->child, b);
     health_metrics(h->child, b);
+    client_metrics(h->child, b);
     evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
                       "text/plain; version=0.0.4");
     exchange_send(h, 200);

@@ -1,5 +1,6 @@
 /* submit.c — POST /v1/thumbnails: read the JSON request or the uploaded image,
  * validate, then store the job with the enqueue script; 202 only once stored. */
+#include "guard.h"
 #include "handlers.h"
 #include "request.h"
 #include "respond.h"
@@ -154,6 +155,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
     }
     long long n = reply_number(reply->element[1]);
     if (strcmp(verdict, "client_full") == 0) {
+        guard_count(h, GUARD_TOO_MANY_QUEUED);
         respond_error(h, "too_many_queued", NULL, RESPOND_RETRY_AFTER_FULL,
                       "this client already has %lld jobs waiting to start "
                       "(http.max_queued_per_client); try again once some have started",
@@ -178,6 +180,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
         goto out;
     }
     log_debug("job %s queued for %s", h->id, h->client_name[0] ? h->client_name : "-");
+    guard_count(h, GUARD_SUBMIT);
     h->submit_answer(h, h->id, true, &h->rec);
 out:
     exchange_settle(h);

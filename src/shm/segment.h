@@ -4,6 +4,7 @@
 #ifndef TH_SHM_SEGMENT_H
 #define TH_SHM_SEGMENT_H
 
+#include "clients.h"
 #include "rconn.h"
 
 #include <stdatomic.h>
@@ -12,7 +13,7 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC     0x74686d62u /* "thmb" */
-#define SHM_VERSION   2
+#define SHM_VERSION   3
 #define SHM_MAX_SLOTS 1024
 
 enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
@@ -44,6 +45,7 @@ struct shm_header {
     _Atomic uint64_t job_timeouts; /* workers the master killed for worker.job_timeout */
     struct rconn_health redis;     /* what every process's Redis clients saw (rconn.h) */
     _Atomic uint64_t log_lost;     /* log lines the master could not write */
+    struct shm_clients clients;    /* per API key counters (clients.h) */
 };
 
 struct shm_ratelimit;

@@ -126,6 +126,12 @@ def test_queued_jobs_per_key_are_bounded(start_daemon, source, tmp_path):
     assert d.request("DELETE", f"/v1/thumbnails/{waiting['id']}",
                      headers=auth(KEY_B)).status_code == 204
     submit(d, KEY_B, url=source.url("img/land.jpg"), width=76)
+    # /metrics counts per key, under the key's name (never the key).
+    assert d.metric('thumbnailed_client_submits_total{client="alice"}') == 3
+    assert d.metric('thumbnailed_client_submits_total{client="bob"}') == 3
+    assert d.metric('thumbnailed_client_too_many_queued_total{client="alice"}') == 1
+    assert d.metric('thumbnailed_client_too_many_queued_total{client="bob"}') == 0
+    assert KEY_A not in d.get("/metrics").text
 
 
 def test_queued_jobs_per_address_without_keys(start_daemon, source):
