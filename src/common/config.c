@@ -116,7 +116,7 @@ static const struct key keys[] = {
     {"redis", "server", K_STR, OFF(redis_server), 0, 0, "redis-server", NULL, NULL},
     {"redis", "data_dir", K_STR, OFF(redis_data_dir), 0, 0, "/var/lib/thumbnailed", NULL,
      check_absolute},
-    {"redis", "max_memory", K_SIZE, OFF(redis_max_memory), 0, 1LL << 42, "0", NULL, NULL},
+    {"redis", "max_memory", K_SIZE, OFF(redis_max_memory), 0, 1LL << 42, "auto", NULL, NULL},
     {"redis", "key_prefix", K_STR, OFF(redis_key_prefix), 0, 0, "thumbnailed", NULL, check_prefix},
     {"redis", "connect_timeout", K_DURATION, OFF(redis_connect_timeout), 10, 60000, "500ms", NULL,
      NULL},
@@ -403,6 +403,11 @@ static int parse_value(const struct key *k, const char *value, int64_t *out, cha
         return 0;
     }
     case K_SIZE:
+        if (strcmp(k->section, "redis") == 0 && strcmp(k->name, "max_memory") == 0 &&
+            strcmp(value, "auto") == 0) {
+            *out = CONFIG_MAX_MEMORY_AUTO;
+            return 0;
+        }
         if (units_parse_size(value, &u) < 0) {
             snprintf(why, n, "'%s' is not a size (e.g. 512K, 20M, 1G)", value);
             return -1;

@@ -10,6 +10,9 @@ enum config_redis_mode { CONFIG_REDIS_EMBEDDED, CONFIG_REDIS_EXTERNAL };
 
 /* Every key of etc/thumbnailed.conf. Durations are in milliseconds, sizes in
  * bytes. Strings are owned by the struct (config_free). */
+/* redis.max_memory = auto: a quarter of the machine's physical memory. */
+#define CONFIG_MAX_MEMORY_AUTO (-1)
+
 struct config {
     char *path; /* the file it was loaded from */
 
@@ -76,7 +79,8 @@ struct config {
     int64_t redis_result_ttl;
     int64_t redis_failure_ttl;
     int64_t redis_max_queue;
-    int64_t redis_max_memory; /* embedded: its maxmemory (noeviction); 0 = none */
+    int64_t redis_max_memory; /* embedded: its maxmemory (noeviction); 0 = none, or
+                                 CONFIG_MAX_MEMORY_AUTO */
 
     /* [callback] */
     char *callback_secret;

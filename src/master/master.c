@@ -297,7 +297,9 @@ static int start_redis(struct master *m) {
         r->pid = 0;
         return -1;
     }
-    log_info("redis-server ready (pid %d)", (int)r->pid);
+    log_info("redis-server ready (pid %d, maxmemory %lld MiB%s)", (int)r->pid,
+             redis_embedded_max_memory(&m->cfg) >> 20,
+             m->cfg.redis_max_memory == CONFIG_MAX_MEMORY_AUTO ? ", a quarter of the memory" : "");
     return 0;
 }
 

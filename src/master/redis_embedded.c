@@ -11,6 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+long long redis_embedded_max_memory(const struct config *cfg) {
+    if (cfg->redis_max_memory != CONFIG_MAX_MEMORY_AUTO)
+        return (long long)cfg->redis_max_memory;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (long long)pages * page / 4 : 0;
+}
+
 int redis_embedded_main(const struct child_args *args) {
     const struct config *cfg = args->cfg;
     bool foreground = args->foreground;
@@ -28,7 +35,7 @@ int redis_embedded_main(const struct child_args *args) {
     dup2(STDERR_FILENO, STDOUT_FILENO);
     /* Full, Redis refuses writes (noeviction: nothing is dropped); 0 = no limit. */
     char maxmemory[24];
-    snprintf(maxmemory, sizeof(maxmemory), "%lld", (long long)cfg->redis_max_memory);
+    snprintf(maxmemory, sizeof(maxmemory), "%lld", (long long)redis_embedded_max_memory(cfg));
     const char *argv[] = {cfg->redis_server,
                           "--port",
                           "0",

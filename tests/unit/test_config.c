@@ -54,6 +54,22 @@ static void expect_error(const char *text, const char *expected_prefix) {
                  expected_prefix, first, count);
 }
 
+/* redis.max_memory: auto (the default: a quarter of the memory), a size, 0. */
+static void test_redis_max_memory(void **state) {
+    (void)state;
+    struct config cfg;
+    assert_int_equal(config_defaults(&cfg), 0);
+    assert_int_equal(cfg.redis_max_memory, CONFIG_MAX_MEMORY_AUTO);
+    config_free(&cfg);
+    assert_int_equal(load("[redis]\nmax_memory = 512M\n", &cfg, NULL, 0), 0);
+    assert_int_equal(cfg.redis_max_memory, 512LL << 20);
+    config_free(&cfg);
+    assert_int_equal(load("[redis]\nmax_memory = 0\n", &cfg, NULL, 0), 0);
+    assert_int_equal(cfg.redis_max_memory, 0);
+    config_free(&cfg);
+    expect_error("[redis]\nmax_memory = lots\n", ":2: redis.max_memory: 'lots' is not a size");
+}
+
 static void test_defaults(void **state) {
     (void)state;
     struct config cfg;
@@ -337,6 +353,7 @@ static void test_long_line(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_redis_max_memory),
         cmocka_unit_test(test_valid_file),
         cmocka_unit_test(test_shipped_file),
         cmocka_unit_test(test_shipped_file_lists_every_key),
