@@ -21,6 +21,17 @@ def big_jpeg_like(seed):
         bytes([seed])
 
 
+def small_submits(d, source, statuses, done):
+    """Submits small jobs one after another until done is set; appends each
+    status (and a little of the body) to statuses."""
+    i = 0
+    while not done.is_set():
+        i += 1
+        r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"),
+                                           "width": 1 + i % 500}, timeout=30)
+        statuses.append((r.status_code, r.text[:200]))
+
+
 def test_big_uploads_do_not_stall_small_submits(start_daemon, source):
     d = start_daemon({"http": {"processes": "1", "max_body": "20M", "timeout": "60s"},
                       "redis": {"connect_timeout": "500ms"}, "worker": {"processes": "1"}})
@@ -33,15 +44,7 @@ def test_big_uploads_do_not_stall_small_submits(start_daemon, source):
                    headers={"Content-Type": "image/jpeg"}, timeout=120)
         big_status.append((r.status_code, r.text[:200]))
 
-    def small_stream():
-        i = 0
-        while not done.is_set():
-            i += 1
-            r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"),
-                                               "width": 1 + i % 500}, timeout=30)
-            small_status.append((r.status_code, r.text[:200]))
-
-    stream = threading.Thread(target=small_stream)
+    stream = threading.Thread(target=small_submits, args=(d, source, small_status, done))
     stream.start()
     threads = [threading.Thread(target=upload, args=(b,)) for b in bodies]
     for t in threads:
@@ -106,15 +109,7 @@ def test_a_big_result_is_streamed_not_held(start_daemon, source, tmp_path):
             n += len(piece)
         results.append((r.status_code, n, h.hexdigest()[:32], r.headers.get("ETag")))
 
-    def small_stream():
-        i = 0
-        while not done.is_set():
-            i += 1
-            r = d.post("/v1/thumbnails", json={"url": source.url("img/land.jpg"),
-                                               "width": 1 + i % 500}, timeout=30)
-            small.append(r.status_code)
-
-    stream = threading.Thread(target=small_stream)
+    stream = threading.Thread(target=small_submits, args=(d, source, small, done))
     stream.start()
     readers = [threading.Thread(target=read) for _ in range(4)]
     for t in readers:
@@ -127,7 +122,7 @@ def test_a_big_result_is_streamed_not_held(start_daemon, source, tmp_path):
     for status, n, digest, etag in results:
         assert status == 200 and n == size, (status, n, size)
         assert etag == f'"{digest}"', (etag, digest)
-    assert small and all(s in (200, 202) for s in small), small
+    assert small and all(s in (200, 202) for s, _ in small), small
     grown_mb = (http_child_peak_rss_kb(d) - before) / 1024
     assert grown_mb < size / (1024 * 1024), \
         f"the http child grew by {grown_mb:.0f} MB serving a {size / 1e6:.0f} MB result 4 times"

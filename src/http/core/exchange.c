@@ -123,15 +123,36 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     return h;
 }
 
-void exchange_send(struct exchange *h, int status) {
+/* The part of every response's start that is ours: h is replied from now on,
+ * with X-Request-Id and, while stopping, Connection: close. Returns the
+ * request, or NULL when there is none to answer. */
+static struct evhttp_request *begin_reply(struct exchange *h) {
     struct evhttp_request *req = h->req;
     if (req == NULL || h->replied)
-        return;
+        return NULL;
     h->replied = true;
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "X-Request-Id", h->rid);
     if (h->child->stopping)
         evhttp_add_header(out, "Connection", "close");
+    return req;
+}
+
+/* Whether the connection is gone and libevent left req to us: then h lets go
+ * of it (the caller's evhttp_send_reply frees it). */
+static bool orphaned(struct exchange *h, struct evhttp_request *req) {
+    if (h->evcon != NULL && evhttp_request_get_connection(req) != NULL)
+        return false;
+    h->req = NULL;
+    h->done = true;
+    return true;
+}
+
+void exchange_send(struct exchange *h, int status) {
+    struct evhttp_request *req = begin_reply(h);
+    if (req == NULL)
+        return;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     if (h->method == EVHTTP_REQ_HEAD) {
         struct evbuffer *body = evhttp_request_get_output_buffer(req);
         size_t len = evbuffer_get_length(body);
@@ -142,29 +163,16 @@ void exchange_send(struct exchange *h, int status) {
         }
         evbuffer_drain(body, len); /* libevent would send it */
     }
-    if (h->evcon == NULL || evhttp_request_get_connection(req) == NULL) {
-        /* The connection is gone and libevent left the request to us. */
-        h->req = NULL;
-        h->done = true;
-        evhttp_send_reply(req, status, NULL, NULL); /* frees req */
-        return;
-    }
-    evhttp_request_set_on_complete_cb(req, on_complete, h);
-    evhttp_send_reply(req, status, NULL, NULL);
+    if (!orphaned(h, req))
+        evhttp_request_set_on_complete_cb(req, on_complete, h);
+    evhttp_send_reply(req, status, NULL, NULL); /* frees req when orphaned */
 }
 
 void exchange_stream_start(struct exchange *h, int status) {
-    struct evhttp_request *req = h->req;
-    if (req == NULL || h->replied)
+    struct evhttp_request *req = begin_reply(h);
+    if (req == NULL)
         return;
-    h->replied = true;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "X-Request-Id", h->rid);
-    if (h->child->stopping)
-        evhttp_add_header(out, "Connection", "close");
-    if (h->evcon == NULL || evhttp_request_get_connection(req) == NULL) {
-        h->req = NULL;
-        h->done = true;
+    if (orphaned(h, req)) {
         evhttp_send_reply(req, 503, NULL, NULL); /* frees req: nobody to stream to */
         return;
     }
