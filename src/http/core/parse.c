@@ -249,12 +249,11 @@ enum parse_status parse_feed(struct parse *ps, const char *data, size_t len, siz
     while (off < len) {
         bool head = ps->in_head, tail = ps->scan_tail;
         size_t n = http_parser_execute(&ps->parser, &ps->settings, data + off, len - off);
-        /* The pause at the end of the head leaves its last LF unconsumed: it
-         * is scanned with the next call. */
         if ((head && scan_head(ps, data + off, n) < 0) ||
             (tail && n > 0 && scan_head(ps, data + off, 1) < 0))
             return PARSE_ERROR;
-        ps->scan_tail = false;
+        if (n > 0)
+            ps->scan_tail = false;
         off += n;
         *used = off;
         if (ps->failed)
@@ -266,7 +265,14 @@ enum parse_status parse_feed(struct parse *ps, const char *data, size_t len, siz
                 return PARSE_COMPLETE;
             if (!ps->head_reported) {
                 ps->head_reported = true;
-                ps->scan_tail = true;
+                /* The head's last LF, left unconsumed by the pause: scanned
+                 * now when it is here, else with the next call. */
+                if (off < len) {
+                    if (scan_head(ps, data + off, 1) < 0)
+                        return PARSE_ERROR;
+                } else {
+                    ps->scan_tail = true;
+                }
                 if (check_head(ps) < 0)
                     return PARSE_ERROR;
                 return PARSE_HEADERS;
