@@ -55,15 +55,12 @@ static bool job_from_cache(struct exchange *h, bool terminal_only) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
-    struct copy cp = {.out = evhttp_request_get_output_buffer(h->req),
-                      .body = true,
-                      .terminal_only = terminal_only};
+    struct copy cp = {.out = exchange_body_out(h), .body = true, .terminal_only = terminal_only};
     if (!jobcache_get(c->cache, h->match.id, h->owner, units_mono_ms(), copy_doc, &cp) ||
         !cp.usable)
         return false;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
-    evhttp_add_header(out, "Content-Type", "application/json");
-    evhttp_add_header(out, "X-Cache", "hit");
+    exchange_set_header(h, "Content-Type", "application/json");
+    exchange_set_header(h, "X-Cache", "hit");
     exchange_send(h, 200);
     return true;
 }
@@ -80,31 +77,29 @@ bool cached_image(struct exchange *h) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
-    struct copy cp = {
-        .out = evhttp_request_get_output_buffer(h->req),
-        .body = h->method != EVHTTP_REQ_HEAD,
-        .inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match")};
+    struct copy cp = {.out = exchange_body_out(h),
+                      .body = h->method != EVHTTP_REQ_HEAD,
+                      .inm = exchange_header(h, "If-None-Match")};
     int64_t now = units_mono_ms();
     if (!jobcache_get(c->cache, h->match.id, h->owner, now, copy_image, &cp) || !cp.usable)
         return false;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
     char buf[96];
     snprintf(buf, sizeof(buf), "\"%s\"", cp.head.etag);
-    evhttp_add_header(out, "ETag", buf);
+    exchange_set_header(h, "ETag", buf);
     long long left = cp.expires_ms > now ? (cp.expires_ms - now) / 1000
                                          : (long long)c->cfg->redis_result_ttl / 1000;
     snprintf(buf, sizeof(buf), "private, max-age=%lld", left);
-    evhttp_add_header(out, "Cache-Control", buf);
-    evhttp_add_header(out, "X-Cache", "hit");
+    exchange_set_header(h, "Cache-Control", buf);
+    exchange_set_header(h, "X-Cache", "hit");
     if (cp.not_modified) {
         exchange_send(h, 304);
         return true;
     }
-    evhttp_add_header(out, "Content-Type",
-                      cp.head.mime[0] ? cp.head.mime : "application/octet-stream");
+    exchange_set_header(h, "Content-Type",
+                        cp.head.mime[0] ? cp.head.mime : "application/octet-stream");
     if (!cp.body) {
         snprintf(buf, sizeof(buf), "%u", cp.head.body_len);
-        evhttp_add_header(out, "Content-Length", buf);
+        exchange_set_header(h, "Content-Length", buf);
     }
     exchange_send(h, 200);
     return true;
@@ -141,5 +136,5 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
 
 void cached_mark_miss(struct exchange *h) {
     if (h->req)
-        evhttp_add_header(evhttp_request_get_output_headers(h->req), "X-Cache", "miss");
+        exchange_set_header(h, "X-Cache", "miss");
 }

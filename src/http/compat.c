@@ -50,7 +50,7 @@ static void answer_compat(struct exchange *h, const char *id, bool created,
 
 void compat_submit_handle(struct exchange *h) {
     struct http_child *c = h->child;
-    struct evbuffer *in = evhttp_request_get_input_buffer(h->req);
+    struct evbuffer *in = exchange_body_in(h);
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     struct job_params p;
@@ -122,7 +122,7 @@ static bool from_cache(struct exchange *h) {
     json_t *doc = hit ? json_loads(cp.doc, 0, NULL) : NULL;
     const char *state = json_string_value(json_object_get(doc, "status"));
     if (state) {
-        evhttp_add_header(evhttp_request_get_output_headers(h->req), "X-Cache", "hit");
+        exchange_set_header(h, "X-Cache", "hit");
         send_thumb(h, state, cp.head.mime, cp.body, cp.head.body_len);
     }
     json_decref(doc);

@@ -250,11 +250,9 @@ bool guard_check(struct exchange *h) {
     struct http_child *c = h->child;
     char who[KEY_MAX + 8];
     if (c->api_keys) {
-        const char *auth =
-            evhttp_find_header(evhttp_request_get_input_headers(h->req), "Authorization");
+        const char *auth = exchange_header(h, "Authorization");
         if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
-            evhttp_add_header(evhttp_request_get_output_headers(h->req), "WWW-Authenticate",
-                              "Bearer");
+            exchange_set_header(h, "WWW-Authenticate", "Bearer");
             log_debug("%s: no API key", h->client);
             respond_error(h, "unauthorized", NULL, 0,
                           "this API needs a key: send Authorization: Bearer <key>");

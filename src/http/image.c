@@ -51,20 +51,19 @@ static void on_job(struct exchange *h, const redisReply *reply) {
     const char *etag = job_record_get(&h->rec, "res_etag");
     snprintf(h->res_mime, sizeof(h->res_mime), "%s", mime ? mime : "");
     snprintf(h->res_etag, sizeof(h->res_etag), "%s", etag ? etag : "");
-    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(h->req), "If-None-Match");
+    const char *inm = exchange_header(h, "If-None-Match");
     h->not_modified = h->res_etag[0] && inm && request_etag_matches(inm, h->res_etag);
 }
 
 static void add_cache_headers(struct exchange *h) {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
     char buf[sizeof(h->res_etag) + 48];
     if (h->res_etag[0]) {
         snprintf(buf, sizeof(buf), "\"%s\"", h->res_etag);
-        evhttp_add_header(out, "ETag", buf);
+        exchange_set_header(h, "ETag", buf);
     }
     long long ttl = h->res_ttl_ms >= 0 ? h->res_ttl_ms : h->child->cfg->redis_result_ttl;
     snprintf(buf, sizeof(buf), "private, max-age=%lld", ttl / 1000);
-    evhttp_add_header(out, "Cache-Control", buf);
+    exchange_set_header(h, "Cache-Control", buf);
 }
 
 /* PTTL of the result: -2 gone, -1 no expiry, else milliseconds left. */
@@ -125,12 +124,11 @@ static void stream_next(struct exchange *h) {
 
 /* The result is longer than the first chunk: headers now, then chunk by chunk. */
 static void stream_start(struct exchange *h, const redisReply *first, long long total) {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(h->req);
     char num[24];
     snprintf(num, sizeof(num), "%lld", total);
-    evhttp_add_header(out, "Content-Length", num);
-    evhttp_add_header(out, "Content-Type",
-                      h->res_mime[0] ? h->res_mime : "application/octet-stream");
+    exchange_set_header(h, "Content-Length", num);
+    exchange_set_header(h, "Content-Type",
+                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
     add_cache_headers(h);
     cached_mark_miss(h);
     h->stream_total = total;
@@ -140,8 +138,6 @@ static void stream_start(struct exchange *h, const redisReply *first, long long 
 }
 
 static void on_bytes(struct exchange *h, const redisReply *reply) {
-    struct evhttp_request *req = h->req;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     if (h->method == EVHTTP_REQ_HEAD) {
         if (reply->type != REDIS_REPLY_INTEGER || reply->integer <= 0) {
             if (reply->type == REDIS_REPLY_INTEGER)
@@ -152,7 +148,7 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
         }
         char num[24];
         snprintf(num, sizeof(num), "%lld", reply->integer);
-        evhttp_add_header(out, "Content-Length", num);
+        exchange_set_header(h, "Content-Length", num);
     } else {
         if (reply->type == REDIS_REPLY_NIL || (reply->type == REDIS_REPLY_STRING && !reply->len)) {
             not_found(h); /* GETRANGE of a result that is gone is "" */
@@ -167,10 +163,10 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
             stream_start(h, reply, total);
             return;
         }
-        evbuffer_add(evhttp_request_get_output_buffer(req), reply->str, reply->len);
+        evbuffer_add(exchange_body_out(h), reply->str, reply->len);
     }
-    evhttp_add_header(out, "Content-Type",
-                      h->res_mime[0] ? h->res_mime : "application/octet-stream");
+    exchange_set_header(h, "Content-Type",
+                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
     add_cache_headers(h);
     cached_mark_miss(h);
     exchange_send(h, 200);

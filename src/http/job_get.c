@@ -129,7 +129,7 @@ static void wait_check(struct exchange *h, bool final) {
 
 void job_get_handle(struct exchange *h) {
     struct http_child *c = h->child;
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(h->req));
+    const char *query = exchange_query(h);
     int wait;
     if (request_wait_seconds(query, LONGPOLL_MAX_S, &wait) < 0) {
         respond_error(h, "invalid_param", "wait", 0,

@@ -161,13 +161,12 @@ static void client_metrics(struct http_child *c, struct evbuffer *b) {
 }
 
 static void send_metrics(struct exchange *h) {
-    struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
+    struct evbuffer *b = exchange_body_out(h);
     cache_metrics(h->child, b);
     child_metrics(h->child, b);
     health_metrics(h->child, b);
     client_metrics(h->child, b);
-    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
-                      "text/plain; version=0.0.4");
+    exchange_set_header(h, "Content-Type", "text/plain; version=0.0.4");
     exchange_send(h, 200);
 }
 
@@ -177,7 +176,7 @@ static void on_reply(redisReply *reply, void *arg) {
     bool live = exchange_redis_received(h);
     if (live) {
         static const char *const names[] = {"ready", "delayed", "dead"};
-        struct evbuffer *b = evhttp_request_get_output_buffer(h->req);
+        struct evbuffer *b = exchange_body_out(h);
         bool wh = step >= STEP_WH_READY;
         if (step == STEP_READY)
             counter(b, "queue_jobs", "Jobs in the queue, by list (from Redis).", "gauge");

@@ -12,10 +12,9 @@
 #include <string.h>
 
 static void healthz(struct exchange *h) {
-    struct evbuffer *body = evhttp_request_get_output_buffer(h->req);
+    struct evbuffer *body = exchange_body_out(h);
     evbuffer_add(body, "{\"status\":\"ok\"}\n", 16);
-    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
-                      "application/json");
+    exchange_set_header(h, "Content-Type", "application/json");
     exchange_send(h, 200);
 }
 
@@ -41,10 +40,9 @@ static void readyz(struct exchange *h) {
                       workers ? "" : " no worker is alive;");
         return;
     }
-    struct evbuffer *body = evhttp_request_get_output_buffer(h->req);
+    struct evbuffer *body = exchange_body_out(h);
     evbuffer_add_printf(body, "{\"status\":\"ready\",\"workers\":%d}\n", workers);
-    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Content-Type",
-                      "application/json");
+    exchange_set_header(h, "Content-Type", "application/json");
     exchange_send(h, 200);
 }
 

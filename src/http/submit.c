@@ -35,9 +35,8 @@ static void first_query_key(const char *query, char *out, size_t n) {
 static int read_params(struct exchange *h, struct job_params *p, const unsigned char *body,
                        size_t len, bool *upload) {
     struct http_child *c = h->child;
-    struct evhttp_request *req = h->req;
-    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *ctype = exchange_header(h, "Content-Type");
+    const char *query = exchange_query(h);
     struct job_param_error err;
     switch (request_body_kind(ctype)) {
     case REQUEST_BODY_OTHER:
@@ -284,7 +283,7 @@ static void answer_v1(struct exchange *h, const char *id, bool created,
                       const struct job_record *rec) {
     char location[64];
     snprintf(location, sizeof(location), "/v1/thumbnails/%.40s", id);
-    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Location", location);
+    exchange_set_header(h, "Location", location);
     json_t *doc = job_document(id, rec);
     respond_json(h, created ? 202 : 200, doc);
     json_decref(doc);
@@ -315,7 +314,7 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
 
 void submit_handle(struct exchange *h) {
     struct http_child *c = h->child;
-    struct evbuffer *in = evhttp_request_get_input_buffer(h->req);
+    struct evbuffer *in = exchange_body_in(h);
     size_t len = evbuffer_get_length(in);
     const unsigned char *body = len ? evbuffer_pullup(in, -1) : (const unsigned char *)"";
     struct job_params p;
@@ -327,8 +326,7 @@ void submit_handle(struct exchange *h) {
     }
     if (read_params(h, &p, body, len, &upload) < 0 || check_deliveries(h, &p) < 0)
         goto out;
-    const char *idem =
-        evhttp_find_header(evhttp_request_get_input_headers(h->req), "Idempotency-Key");
+    const char *idem = exchange_header(h, "Idempotency-Key");
     if (idem && !request_idempotency_key_ok(idem)) {
         respond_error(h, "invalid_param", "Idempotency-Key", 0,
                       "Idempotency-Key must be 1 to 255 printable ASCII characters");

@@ -123,6 +123,28 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     return h;
 }
 
+const char *exchange_header(const struct exchange *h, const char *name) {
+    return h->req ? evhttp_find_header(evhttp_request_get_input_headers(h->req), name) : NULL;
+}
+
+const char *exchange_query(const struct exchange *h) {
+    const struct evhttp_uri *uri = h->req ? evhttp_request_get_evhttp_uri(h->req) : NULL;
+    return uri ? evhttp_uri_get_query(uri) : NULL;
+}
+
+struct evbuffer *exchange_body_in(struct exchange *h) {
+    return evhttp_request_get_input_buffer(h->req);
+}
+
+void exchange_set_header(struct exchange *h, const char *name, const char *value) {
+    if (h->req)
+        evhttp_add_header(evhttp_request_get_output_headers(h->req), name, value);
+}
+
+struct evbuffer *exchange_body_out(struct exchange *h) {
+    return evhttp_request_get_output_buffer(h->req);
+}
+
 /* The part of every response's start that is ours: h is replied from now on,
  * with X-Request-Id and, while stopping, Connection: close. Returns the
  * request, or NULL when there is none to answer. */

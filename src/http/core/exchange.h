@@ -100,6 +100,17 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
  * client is already gone the request is freed instead. */
 void exchange_send(struct exchange *h, int status);
 
+/* The request h answers: the value of its first header called name (any
+ * case) or NULL; its query string, or NULL; its body. The handlers see the
+ * request only through these (and h->match, h->method). */
+const char *exchange_header(const struct exchange *h, const char *name);
+const char *exchange_query(const struct exchange *h);
+struct evbuffer *exchange_body_in(struct exchange *h);
+
+/* The response being made: a header added; its body (until it is sent). */
+void exchange_set_header(struct exchange *h, const char *name, const char *value);
+struct evbuffer *exchange_body_out(struct exchange *h);
+
 /* Starts a response whose body comes in pieces (a result too big to hold
  * whole): status and the headers set so far, Content-Length among them, go
  * out now; h is then replied, and the body follows with exchange_stream_chunk

@@ -98,7 +98,7 @@ static void add_retry_after(struct exchange *h, int seconds) {
     if (seconds > 0 && h->req) {
         char num[16];
         snprintf(num, sizeof(num), "%d", seconds);
-        evhttp_add_header(evhttp_request_get_output_headers(h->req), "Retry-After", num);
+        exchange_set_header(h, "Retry-After", num);
     }
 }
 
