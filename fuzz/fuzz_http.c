@@ -5,20 +5,13 @@
  * the parser asks for more and no two calls in a row that take nothing (a
  * hang), the head reported once per request, every refusal a status the layer can
  * answer, every request's parts within the bytes given. */
+#include "check.h"
 #include "parse.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

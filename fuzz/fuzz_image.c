@@ -5,6 +5,7 @@
  * Input layout: the source image, then one byte choosing the options:
  * format = b % 6 (enum job_format), fit = b / 6 % 4, crop = b / 24 % 3.
  * make_image_seeds.py appends that byte to the images it makes. */
+#include "check.h"
 #include "config.h"
 #include "failure.h"
 #include "imgtype.h"
@@ -16,14 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <vips/vips.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define BOX        64
 #define MAX_PIXELS (4 * 1000 * 1000)

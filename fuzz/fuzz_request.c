@@ -5,6 +5,7 @@
  * Content-Type), the route table, and the configuration file parser. Every input
  * goes through every parser; what succeeds is checked against the documented
  * ranges and round-tripped through the Redis record the worker reads. */
+#include "check.h"
 #include "compat_doc.h"
 #include "config.h"
 #include "job.h"
@@ -17,15 +18,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-/* A property that must hold: report it and abort, so libFuzzer keeps the input. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static struct job_param_limits limits; /* from the configuration's defaults */
 static int conf_fd = -1;               /* a memfd the config parser reads through conf_path */

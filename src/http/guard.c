@@ -229,11 +229,6 @@ void guard_count(const struct exchange *h, enum guard_event what) {
     }
 }
 
-bool guard_allows(const struct exchange *h, const struct job_record *rec) {
-    const char *owner = job_record_get(rec, "owner");
-    return h->owner[0] == '\0' || owner == NULL || strcmp(owner, h->owner) == 0;
-}
-
 bool guard_allows_reply(const struct exchange *h, const redisReply *reply) {
     if (h->owner[0] == '\0' || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return true;

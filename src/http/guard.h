@@ -50,11 +50,9 @@ enum guard_event { GUARD_SUBMIT, GUARD_RATE_LIMITED, GUARD_TOO_MANY_QUEUED };
 /* Counts what for h's API key; nothing without API keys. */
 void guard_count(const struct exchange *h, enum guard_event what);
 
-/* Whether h may see the job of rec (its fields) / of reply (an HGETALL
- * reply): without API keys always; with them when the job is h's own (or was
- * stored before jobs had owners). Another key's job is answered as if it did
- * not exist. */
-bool guard_allows(const struct exchange *h, const struct job_record *rec);
+/* Whether h may see the job of reply (its HGETALL): without API keys always;
+ * with them when the job is h's own (or was stored before jobs had owners).
+ * Another key's job is answered as if it did not exist. */
 bool guard_allows_reply(const struct exchange *h, const redisReply *reply);
 
 #endif

@@ -185,10 +185,10 @@ out:
     exchange_settle(h);
 }
 
-/* Writes "{prefix}:idem:<hex SHA-256 of kind, then the data>" into key. */
-static int dedup_key(struct http_child *c, char key[QUEUE_KEY_MAX], const char *kind,
-                     const void *data, size_t len, const struct job_record *rec, const void *body,
-                     size_t body_len) {
+/* Writes "{prefix}:<key_kind>:<hex SHA-256 of kind, then the data>" into key. */
+static int hashed_key(struct http_child *c, char key[QUEUE_KEY_MAX], const char *key_kind,
+                      const char *kind, const void *data, size_t len, const struct job_record *rec,
+                      const void *body, size_t body_len) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -206,7 +206,7 @@ static int dedup_key(struct http_child *c, char key[QUEUE_KEY_MAX], const char *
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     for (unsigned int i = 0; i < mdlen; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    queue_key(key, QUEUE_KEY_MAX, c->cfg->redis_key_prefix, "idem", hex);
+    queue_key(key, QUEUE_KEY_MAX, c->cfg->redis_key_prefix, key_kind, hex);
     return 0;
 }
 
@@ -227,21 +227,18 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     int sn = !idem         ? 0
              : h->owner[0] ? snprintf(scoped, sizeof(scoped), "%s:%s", h->owner, idem)
                            : snprintf(scoped, sizeof(scoped), "%s", idem);
-    if (idem && dedup_key(c, h->key_idem, "key", scoped, (size_t)sn, NULL, NULL, 0) < 0)
+    if (idem && hashed_key(c, h->key_idem, "idem", "key", scoped, (size_t)sn, NULL, NULL, 0) < 0)
         return -1;
-    if (dedup_key(c, h->key_req, "request", "", 0, &h->rec, body, upload ? len : 0) < 0)
+    if (hashed_key(c, h->key_req, "idem", "request", "", 0, &h->rec, body, upload ? len : 0) < 0)
         return -1;
     snprintf(h->dedup_ttl, sizeof(h->dedup_ttl), "%lld", (long long)c->cfg->redis_result_ttl);
     h->key_client[0] = '\0';
-    if (c->cfg->http_max_queued_per_client > 0 && h->owner[0]) {
+    if (c->cfg->http_max_queued_per_client > 0 && h->owner[0])
         queue_key(h->key_client, sizeof(h->key_client), prefix, "client", h->owner);
-    } else if (c->cfg->http_max_queued_per_client > 0) {
-        char who[QUEUE_KEY_MAX];
-        if (dedup_key(c, who, "client", h->client, strlen(h->client), NULL, NULL, 0) < 0)
-            return -1;
-        /* {p}:idem:<hash> -> {p}:client:<hash> */
-        queue_key(h->key_client, sizeof(h->key_client), prefix, "client", strrchr(who, ':') + 1);
-    }
+    else if (c->cfg->http_max_queued_per_client > 0 &&
+             hashed_key(c, h->key_client, "client", "client", h->client, strlen(h->client), NULL,
+                        NULL, 0) < 0)
+        return -1;
     size_t max = sizeof(h->argv) / sizeof(h->argv[0]);
     if (14 + 2 * h->rec.count > max)
         return -1;

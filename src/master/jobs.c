@@ -100,10 +100,6 @@ int jobs_release_worker(struct master *m, pid_t pid, const char *code, const cha
     return -1;
 }
 
-int jobs_pending_releases(const struct master *m) {
-    return m->nreleases;
-}
-
 /* Tries the pending releases in order; stops at the first Redis refuses. */
 static void retry_releases(struct master *m) {
     int done = 0;

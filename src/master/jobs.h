@@ -17,9 +17,6 @@
  * again every tick until Redis takes it. */
 int jobs_release_worker(struct master *m, pid_t pid, const char *code, const char *message);
 
-/* How many releases are still waiting for Redis. */
-int jobs_pending_releases(const struct master *m);
-
 /* Every second: promotes due retries; every 5 s the node heartbeat
  * ({p}:hb:<node>, PX 15 s) and, under a lock, the reaper of dead nodes. */
 void jobs_tick(struct master *m);

@@ -26,25 +26,35 @@ static int refuse(struct parse *ps, int status, const char *code, const char *fm
     return -1;
 }
 
+/* Appends n bytes at to the growing buffer *buf (*len used of *cap), which
+ * starts at first bytes and never grows past max. */
+static int append(struct parse *ps, void **buf, size_t *len, size_t *cap, size_t first, size_t max,
+                  const void *at, size_t n) {
+    if (*len + n > *cap) {
+        size_t want = *cap ? *cap : first;
+        while (want < *len + n)
+            want *= 2;
+        if (want > max)
+            want = max;
+        void *grown = realloc(*buf, want);
+        if (grown == NULL)
+            return refuse(ps, 500, "internal", "out of memory");
+        *buf = grown;
+        *cap = want;
+    }
+    memcpy((char *)*buf + *len, at, n);
+    *len += n;
+    return 0;
+}
+
 /* Appends to the head storage, bounded by max_header. */
 static int head_add(struct parse *ps, const char *at, size_t len) {
     struct parse_request *r = &ps->req;
     if (r->head_len + len > ps->limits.max_header)
         return refuse(ps, 431, "bad_request", "the request line and headers exceed %zu bytes",
                       ps->limits.max_header);
-    if (r->head_len + len > r->head_cap) {
-        size_t cap = r->head_cap ? r->head_cap : 1024;
-        while (cap < r->head_len + len)
-            cap *= 2;
-        char *grown = realloc(r->head, cap);
-        if (grown == NULL)
-            return refuse(ps, 500, "internal", "out of memory");
-        r->head = grown;
-        r->head_cap = cap;
-    }
-    memcpy(r->head + r->head_len, at, len);
-    r->head_len += len;
-    return 0;
+    return append(ps, (void **)&r->head, &r->head_len, &r->head_cap, 1024, ps->limits.max_header,
+                  at, len);
 }
 
 static struct parse *of(http_parser *p) {
@@ -142,21 +152,8 @@ static int on_body(http_parser *p, const char *at, size_t len) {
     struct parse_request *r = &ps->req;
     if (r->body_len + len > ps->limits.max_body)
         return refuse(ps, 413, "too_large", "the body exceeds %zu bytes", ps->limits.max_body);
-    if (r->body_len + len > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < r->body_len + len)
-            cap *= 2;
-        if (cap > ps->limits.max_body)
-            cap = ps->limits.max_body;
-        unsigned char *grown = realloc(r->body, cap);
-        if (grown == NULL)
-            return refuse(ps, 500, "internal", "out of memory");
-        r->body = grown;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, at, len);
-    r->body_len += len;
-    return 0;
+    return append(ps, (void **)&r->body, &r->body_len, &r->body_cap, 4096, ps->limits.max_body, at,
+                  len);
 }
 
 static int on_message_complete(http_parser *p) {
