@@ -209,15 +209,16 @@ def test_queued_then_started(start_daemon, src):
 
 
 def test_read_from_redis_then_cache(start_daemon, src, redis_server):
-    # Node a works; node b has no worker and never saw the job: it reads it
-    # from Redis (miss), keeps it, and answers from its cache (hit) even once
-    # Redis is gone.
+    # Node a works; node b starts once the job is done, so it never saw it
+    # (worker.processes = 0 means one per core, so a node started earlier
+    # could run the job itself): it reads it from Redis (miss), keeps it, and
+    # answers from its cache (hit) even once Redis is gone.
     external = {"redis": {"mode": "external", "url": redis_server.url}}
     a = start_daemon(external)
-    b = start_daemon({**external, "worker": {"processes": "0"}})
     req_id = OriginalClient(a.base).request_thumb(src.url("img/land.jpg"))
     done = OriginalClient(a.base).wait(req_id)
     assert done["status"] == "finished"
+    b = start_daemon({**external, "worker": {"processes": "1"}})
     first = b.get(f"/api/thumb/{req_id}")
     assert first.status_code == 200 and first.headers["X-Cache"] == "miss"
     assert first.json() == done
