@@ -69,6 +69,8 @@ static const struct key keys[] = {
     {"http", "max_header", K_SIZE, OFF(http_max_header), 1024, 1LL << 20, "16K", NULL, NULL},
     {"http", "timeout", K_DURATION, OFF(http_timeout), 100, 3600000, "30s", NULL, NULL},
     {"http", "max_connections", K_INT, OFF(http_max_connections), 1, 1000000, "1024", NULL, NULL},
+    {"http", "max_connections_per_client", K_INT, OFF(http_max_connections_per_client), 0, 1000000,
+     "128", NULL, NULL},
     {"http", "api_keys_file", K_STR, OFF(http_api_keys_file), 0, 0, "", NULL, check_absolute},
     {"http", "rate_limit", K_INT, OFF(http_rate_limit), 0, 1000000, "0", NULL, NULL},
     {"http", "max_queued_per_client", K_INT, OFF(http_max_queued_per_client), 0, 100000000, "1000",

@@ -78,7 +78,7 @@ bool cached_image(struct exchange *h) {
     if (c->cache == NULL)
         return false;
     struct copy cp = {.out = exchange_body_out(h),
-                      .body = h->method != EVHTTP_REQ_HEAD,
+                      .body = h->method != HTTP_HEAD,
                       .inm = exchange_header(h, "If-None-Match")};
     int64_t now = units_mono_ms();
     if (!jobcache_get(c->cache, h->match.id, h->owner, now, copy_image, &cp) || !cp.usable)
@@ -135,6 +135,6 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
 }
 
 void cached_mark_miss(struct exchange *h) {
-    if (h->req)
+    if (h->conn)
         exchange_set_header(h, "X-Cache", "miss");
 }

@@ -50,17 +50,13 @@ static void answer_compat(struct exchange *h, const char *id, bool created,
 
 void compat_submit_handle(struct exchange *h) {
     struct http_child *c = h->child;
-    struct evbuffer *in = exchange_body_in(h);
-    size_t len = evbuffer_get_length(in);
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    size_t len;
+    const char *body = (const char *)exchange_body_in(h, &len);
     struct job_params p;
     job_params_init(&p, &c->limits);
     json_t *detail = NULL;
     bool email = c->cfg->smtp_url && c->cfg->smtp_url[0];
-    if (body == NULL) {
-        respond_error(h, "internal", NULL, 0, "out of memory");
-    } else if (compat_doc_params(&p, body, len, email, c->cfg->smtp_allow_recipients, &detail) <
-               0) {
+    if (compat_doc_params(&p, body, len, email, c->cfg->smtp_allow_recipients, &detail) < 0) {
         respond_json(h, 422, detail); /* NULL (out of memory) answers 500 */
         json_decref(detail);
     } else {

@@ -12,7 +12,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <event2/http.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -175,13 +174,10 @@ void guard_free(struct http_child *c) {
 
 void guard_identify(struct exchange *h) {
     struct http_child *c = h->child;
-    char *peer = NULL;
-    ev_uint16_t port = 0;
-    if (h->evcon)
-        evhttp_connection_get_peer(h->evcon, &peer, &port);
+    const char *peer = h->conn ? conn_peer(h->conn) : NULL;
     char *xff = NULL;
-    if (c->trusted_proxies.n > 0 && h->req)
-        xff = request_forwarded_for(evhttp_request_get_input_headers(h->req));
+    if (c->trusted_proxies.n > 0 && h->conn)
+        xff = request_forwarded_for(conn_request(h->conn));
     h->client_is_ip = request_client_address(peer, xff, &c->trusted_proxies, h->client_addr) == 0;
     free(xff);
     if (h->client_is_ip)

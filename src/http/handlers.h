@@ -9,8 +9,9 @@
 
 #include <hiredis/hiredis.h>
 
-/* The gencb of the child's evhttp: route, method, then the handler. */
-void routes_dispatch(struct evhttp_request *req, void *arg);
+/* A whole request on k (the connection layer's callback, via exchange.c):
+ * route, method, then the handler. */
+void routes_dispatch(struct http_child *c, struct conn *k);
 
 /* POST /v1/thumbnails (submit.c). */
 void submit_handle(struct exchange *h);

@@ -90,7 +90,7 @@ static void stream_next(struct exchange *h);
 static void on_piece(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     exchange_redis_received(h);
-    if (h->req == NULL)
+    if (h->conn == NULL)
         goto out; /* the client went away */
     if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len == 0) {
         log_warn("image %s: the result went away at byte %lld of %lld: closing the response",
@@ -138,7 +138,7 @@ static void stream_start(struct exchange *h, const redisReply *first, long long 
 }
 
 static void on_bytes(struct exchange *h, const redisReply *reply) {
-    if (h->method == EVHTTP_REQ_HEAD) {
+    if (h->method == HTTP_HEAD) {
         if (reply->type != REDIS_REPLY_INTEGER || reply->integer <= 0) {
             if (reply->type == REDIS_REPLY_INTEGER)
                 not_found(h);
@@ -245,7 +245,7 @@ void image_handle(struct exchange *h) {
     if (cached_image(h))
         goto out;
     image_read_job(h, on_reply, false,
-                   h->method == EVHTTP_REQ_HEAD ? IMAGE_READ_LENGTH : IMAGE_READ_FIRST);
+                   h->method == HTTP_HEAD ? IMAGE_READ_LENGTH : IMAGE_READ_FIRST);
 out:
     exchange_settle(h);
 }

@@ -65,7 +65,7 @@ static bool still_pending(struct exchange *h, const redisReply *reply) {
 
 /* A read is over (no reply to come) and did not answer. */
 static void read_finished(struct exchange *h) {
-    if (h->req == NULL || h->replied)
+    if (h->conn == NULL || h->replied)
         return;
     if (h->held)
         longpoll_read_done(h);
@@ -119,7 +119,7 @@ out:
 /* longpoll.c's call: read again (final false; only with no read in flight), or
  * answer the current state (final true; h no longer waits). */
 static void wait_check(struct exchange *h, bool final) {
-    if (h->req == NULL || h->replied || h->redis_pending > 0)
+    if (h->conn == NULL || h->replied || h->redis_pending > 0)
         return; /* the read in flight answers when it ends (read_finished) */
     if (final)
         answer_now(h);

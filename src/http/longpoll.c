@@ -1,7 +1,8 @@
 /* longpoll.c — long-poll waiters: the subscriber connection to {prefix}:done,
  * each waiter's timer (its deadline, or a re-read every second while a
- * completion could be missed) and a watch on its socket (a client that goes
- * away is dropped at once, not at the deadline).
+ * completion could be missed). A client that goes away is dropped at once,
+ * not at the deadline: the connection layer reads on while a request is in
+ * hand and tells (exchange.c's on_peer_closed, then gone).
  *
  * No completion is missed: a waiter registers before its first read, and
  * while the subscription is in place any PUBLISH after that read reaches us
@@ -15,12 +16,8 @@
 #include "log.h"
 #include "rasync.h"
 
-#include <errno.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <stddef.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define RETRY_MS 1000
@@ -69,29 +66,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
         recheck(h);
     }
     exchange_settle(h);
-}
-
-/* The socket of a waiter became readable: EOF or an error means the client is
- * gone (as nginx's ngx_http_test_reading decides); data is a pipelined request,
- * left for libevent once this one is answered. */
-static void on_watch(evutil_socket_t fd, short what, void *arg) {
-    (void)what;
-    struct exchange *h = arg;
-    char byte;
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0)
-        return; /* not persistent: no longer watched */
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        event_add(h->wait_watch, NULL);
-        return;
-    }
-    log_debug("long-poll on %s: the client went away", h->match.id);
-    struct evhttp_connection *evcon = h->evcon;
-    longpoll_end(h);
-    if (evcon)
-        evhttp_connection_free(evcon); /* exchange.c's close callback drops the request */
-    else
-        exchange_settle(h);
 }
 
 static void on_done_of(struct waiter *w, void *arg) {
@@ -155,28 +129,17 @@ void longpoll_free(struct http_child *c) {
 
 /* The exchange's on_gone hook: h's connection is gone, stop waiting. */
 static void gone(struct exchange *h) {
-    void (*check)(struct exchange *, bool) = h->wait_check;
+    log_debug("long-poll on %s: the client went away", h->match.id);
     longpoll_end(h);
-    if (h->req && !h->replied)
-        check(h, true); /* detached: whatever we send, libevent frees it */
 }
 
 int longpoll_begin(struct exchange *h, int seconds, void (*check)(struct exchange *h, bool final)) {
     struct http_child *c = h->child;
-    struct bufferevent *bev = h->evcon ? evhttp_connection_get_bufferevent(h->evcon) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (c->waiters.buckets == NULL || fd < 0)
+    if (c->waiters.buckets == NULL || h->conn == NULL)
         return -1;
     h->wait_timer = evtimer_new(c->base, on_timer, h);
-    h->wait_watch = event_new(c->base, fd, EV_READ, on_watch, h);
-    if (h->wait_timer == NULL || h->wait_watch == NULL || event_add(h->wait_watch, NULL) < 0) {
-        if (h->wait_timer)
-            event_free(h->wait_timer);
-        if (h->wait_watch)
-            event_free(h->wait_watch);
-        h->wait_timer = h->wait_watch = NULL;
+    if (h->wait_timer == NULL)
         return -1;
-    }
     h->wait_check = check;
     h->held = true;
     h->on_gone = gone;
@@ -192,8 +155,7 @@ void longpoll_end(struct exchange *h) {
         return;
     waiters_remove(&h->child->waiters, &h->waiter);
     event_free(h->wait_timer);
-    event_free(h->wait_watch);
-    h->wait_timer = h->wait_watch = NULL;
+    h->wait_timer = NULL;
     h->held = h->wait_recheck = h->wait_retry = false;
     h->on_gone = NULL;
 }

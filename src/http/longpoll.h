@@ -21,10 +21,10 @@ int longpoll_init(struct http_child *c, const struct rconn_target *t);
 /* Ends every wait now (graceful stop): each waiter answers its current state. */
 void longpoll_stop(struct http_child *c);
 
-/* Closes the subscriber connection. Call before evhttp_free. */
+/* Closes the subscriber connection. Call before the connections close. */
 void longpoll_close(struct http_child *c);
 
-/* Frees the waiter table. Call after evhttp_free (no waiter is left then). */
+/* Frees the waiter table. Call after the connections closed (no waiter is left then). */
 void longpoll_free(struct http_child *c);
 
 /* Makes h a waiter on job h->match.id for up to seconds (> 0). check is the

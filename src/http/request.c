@@ -2,14 +2,40 @@
  * parameter, If-None-Match, the client's address behind trusted proxies. */
 #include "request.h"
 
-#include <sys/queue.h>
-
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* value percent-decoded, '+' as a space (as forms send it), into a malloc'd
+ * string with its length in *len (a %00 is kept, and seen by the length).
+ * NULL when out of memory. */
+static char *query_decode(const char *value, size_t *len) {
+    char *plus = strdup(value);
+    if (plus == NULL)
+        return NULL;
+    for (char *c = plus; *c; c++)
+        if (*c == '+')
+            *c = ' ';
+    int n = 0;
+    char *decoded = curl_easy_unescape(NULL, plus, 0, &n);
+    free(plus);
+    char *out = decoded ? malloc((size_t)n + 1) : NULL;
+    if (out) {
+        memcpy(out, decoded, (size_t)n + 1);
+        *len = (size_t)n;
+    }
+    curl_free(decoded);
+    return out;
+}
+
+/* Whether header i of r is an X-Forwarded-For. */
+static bool is_forwarded_for(const struct parse_request *r, int i) {
+    static const char name[] = "X-Forwarded-For";
+    return r->headers[i].name_len == sizeof(name) - 1 &&
+           strncasecmp(r->head + r->headers[i].name_off, name, sizeof(name) - 1) == 0;
+}
 
 /* Whether [s, s + len) equals word, ignoring ASCII case. */
 static bool token_is(const char *s, size_t len, const char *word) {
@@ -50,7 +76,7 @@ static int refuse(struct job_param_error *err, const char *field, const char *me
 }
 
 /* Whether every &-separated pair has a non-empty name and an '=' (a trailing &
- * allowed), as evhttp_parse_query_str requires. */
+ * allowed). */
 static bool query_well_formed(const char *s) {
     while (*s != '\0') {
         size_t len = strcspn(s, "&");
@@ -76,8 +102,8 @@ int request_params_from_query(struct job_params *p, const char *query,
         return refuse(err, NULL, "out of memory");
     const char *seen[QUERY_FIELDS_MAX];
     int nseen = 0, rc = 0;
-    /* Split as evhttp_parse_query_str splits it, but each value decoded with its
-     * length, so that a %00 in it is seen rather than ending it. */
+    /* Split at & and =, each value decoded with its length, so that a %00 in
+     * it is seen rather than ending it. */
     for (char *rest = copy; rest != NULL && *rest != '\0';) {
         char *value = strsep(&rest, "&");
         char *key = strsep(&value, "="); /* value != NULL: query_well_formed */
@@ -91,7 +117,7 @@ int request_params_from_query(struct job_params *p, const char *query,
         if (rc < 0)
             break;
         size_t len = 0;
-        char *decoded = evhttp_uridecode(value, 1, &len);
+        char *decoded = query_decode(value, &len);
         if (decoded == NULL) {
             rc = refuse(err, key, "out of memory");
             break;
@@ -169,7 +195,7 @@ int request_wait_seconds(const char *query, int max, int *seconds) {
             memcpy(raw, s + 5, vlen);
             raw[vlen] = '\0';
             size_t decoded = 0;
-            char *value = evhttp_uridecode(raw, 1, &decoded);
+            char *value = query_decode(raw, &decoded);
             if (value == NULL)
                 return -1;
             long n = 0;
@@ -190,24 +216,22 @@ int request_wait_seconds(const char *query, int max, int *seconds) {
     return 0;
 }
 
-char *request_forwarded_for(const struct evkeyvalq *headers) {
+char *request_forwarded_for(const struct parse_request *r) {
     size_t len = 0;
-    const struct evkeyval *h;
-    TAILQ_FOREACH(h, headers, next) {
-        if (strcasecmp(h->key, "X-Forwarded-For") == 0)
-            len += strlen(h->value) + 2;
-    }
+    for (int i = 0; i < r->nheaders; i++)
+        if (is_forwarded_for(r, i))
+            len += r->headers[i].value_len + 2;
     if (len == 0)
         return NULL;
     char *out = malloc(len + 1), *w = out;
     if (out == NULL)
         return NULL;
-    TAILQ_FOREACH(h, headers, next) {
-        if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+    for (int i = 0; i < r->nheaders; i++) {
+        if (!is_forwarded_for(r, i))
             continue;
         if (w != out)
             w = stpcpy(w, ", ");
-        w = stpcpy(w, h->value);
+        w = stpcpy(w, r->head + r->headers[i].value_off);
     }
     *w = '\0';
     return out;

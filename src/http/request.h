@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct evkeyvalq;
+#include "parse.h"
 
 enum request_body_kind {
     REQUEST_BODY_JSON,   /* application/json, or no Content-Type at all */
@@ -42,14 +42,14 @@ int request_wait_seconds(const char *query, int max, int *seconds);
  * (W/"x") match by the weak comparison RFC 9110 prescribes for this header. */
 bool request_etag_matches(const char *if_none_match, const char *etag);
 
-/* Every X-Forwarded-For header of headers, in the order they came, joined
- * with ", " into one malloc'd string (free it). NULL when there is none (or
- * out of memory). */
-char *request_forwarded_for(const struct evkeyvalq *headers);
+/* Every X-Forwarded-For header of the request r (its head complete), in the
+ * order they came, joined with ", " into one malloc'd string (free it). NULL
+ * when there is none (or out of memory). */
+char *request_forwarded_for(const struct parse_request *r);
 
 /* The client of a request into addr (16 bytes, IPv4 as IPv4-mapped IPv6, as
  * cidr.h holds them; cidr_addr_text writes it canonically). peer is the
- * connection's address as libevent gives it (a zone after % is ignored); xff
+ * connection's address as text (a zone after % is ignored); xff
  * the joined X-Forwarded-For (NULL for none).
  *   - a peer that is not in trusted is the client, whatever xff says;
  *   - from a trusted peer, xff's addresses are read from the right: the first

@@ -1,6 +1,5 @@
 /* routes.c — the dispatcher: every request gets an exchange, then its route's
  * handler, a 404 or a 405 with Allow. /healthz and /readyz are answered here. */
-#include "deadline.h"
 #include "guard.h"
 #include "handlers.h"
 #include "rasync.h"
@@ -46,22 +45,28 @@ static void readyz(struct exchange *h) {
     exchange_send(h, 200);
 }
 
-void routes_dispatch(struct evhttp_request *req, void *arg) {
-    struct http_child *c = arg;
-    deadline_request_done(c, req);
-    struct exchange *h = exchange_begin(c, req);
+/* The longest path a route can have; longer ones are no resource (404). */
+#define PATH_MAX_LEN 255
+
+void routes_dispatch(struct http_child *c, struct conn *k) {
+    struct exchange *h = exchange_begin(c, k);
     if (h == NULL) {
-        evhttp_send_reply(req, 500, NULL, NULL);
+        conn_send(k, 500, NULL, 0);
         return;
     }
     guard_identify(h);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const struct parse_request *r = conn_request(k);
+    char path[PATH_MAX_LEN + 1] = "";
+    if (r->path_len <= PATH_MAX_LEN) {
+        memcpy(path, r->head, r->path_len);
+        path[r->path_len] = '\0';
+    }
+    h->query = r->query_off ? r->head + r->query_off : NULL;
     route_match(h->method, path, &h->match);
     if (h->match.route == ROUTE_NONE) {
         respond_error(h, "not_found", NULL, 0, "no such resource");
     } else if (!h->match.method_ok) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", h->match.allow);
+        exchange_set_header(h, "Allow", h->match.allow);
         respond_error(h, "method_not_allowed", NULL, 0, "this resource allows %s", h->match.allow);
     } else {
         bool api = h->match.route == ROUTE_SUBMIT || h->match.route == ROUTE_JOB ||
@@ -87,7 +92,7 @@ void routes_dispatch(struct evhttp_request *req, void *arg) {
             submit_handle(h);
             return; /* settles itself */
         case ROUTE_JOB:
-            if (h->method == EVHTTP_REQ_DELETE)
+            if (h->method == HTTP_DELETE)
                 job_delete_handle(h);
             else
                 job_get_handle(h);

@@ -311,16 +311,11 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
 
 void submit_handle(struct exchange *h) {
     struct http_child *c = h->child;
-    struct evbuffer *in = exchange_body_in(h);
-    size_t len = evbuffer_get_length(in);
-    const unsigned char *body = len ? evbuffer_pullup(in, -1) : (const unsigned char *)"";
+    size_t len;
+    const unsigned char *body = exchange_body_in(h, &len);
     struct job_params p;
     job_params_init(&p, &c->limits);
     bool upload = false;
-    if (body == NULL) {
-        respond_error(h, "internal", NULL, 0, "out of memory");
-        goto out;
-    }
     if (read_params(h, &p, body, len, &upload) < 0 || check_deliveries(h, &p) < 0)
         goto out;
     const char *idem = exchange_header(h, "Idempotency-Key");

@@ -10,9 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
-#include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "request.h"
@@ -309,25 +307,42 @@ static void test_client_address(void **state) {
     cidr_list_free(&trusted);
 }
 
+/* The request of head, parsed (its head complete) into ps. */
+static const struct parse_request *parsed(struct parse *ps, const char *head) {
+    struct parse_limits limits = {.max_header = 4096, .max_body = 0};
+    parse_init(ps, &limits);
+    size_t used = 0, off = 0, len = strlen(head);
+    enum parse_status st;
+    do {
+        st = parse_feed(ps, head + off, len - off, &used);
+        off += used;
+    } while (st == PARSE_HEADERS);
+    assert_int_equal(st, PARSE_COMPLETE);
+    return &ps->req;
+}
+
 /* All X-Forwarded-For headers, joined in the order they came. */
 static void test_forwarded_for(void **state) {
     (void)state;
-    struct evkeyvalq headers;
-    TAILQ_INIT(&headers);
-    assert_null(request_forwarded_for(&headers));
-    evhttp_add_header(&headers, "Host", "example.test");
-    assert_null(request_forwarded_for(&headers));
-    evhttp_add_header(&headers, "X-Forwarded-For", "6.6.6.6, 198.51.100.1");
-    char *joined = request_forwarded_for(&headers);
+    struct parse ps;
+    assert_null(request_forwarded_for(parsed(&ps, "GET / HTTP/1.1\r\n\r\n")));
+    parse_free(&ps);
+    assert_null(request_forwarded_for(parsed(&ps, "GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")));
+    parse_free(&ps);
+    char *joined = request_forwarded_for(
+        parsed(&ps, "GET / HTTP/1.1\r\nHost: example.test\r\n"
+                    "X-Forwarded-For: 6.6.6.6, 198.51.100.1\r\n\r\n"));
     assert_string_equal(joined, "6.6.6.6, 198.51.100.1");
     free(joined);
-    evhttp_add_header(&headers, "Accept", "*/*");
-    evhttp_add_header(&headers, "x-forwarded-for", "10.0.0.7");
-    evhttp_add_header(&headers, "X-Forwarded-For", "");
-    joined = request_forwarded_for(&headers);
+    parse_free(&ps);
+    joined = request_forwarded_for(parsed(&ps, "GET / HTTP/1.1\r\nHost: example.test\r\n"
+                                               "X-Forwarded-For: 6.6.6.6, 198.51.100.1\r\n"
+                                               "Accept: */*\r\n"
+                                               "x-forwarded-for: 10.0.0.7\r\n"
+                                               "X-Forwarded-For:\r\n\r\n"));
     assert_string_equal(joined, "6.6.6.6, 198.51.100.1, 10.0.0.7, ");
     free(joined);
-    evhttp_clear_headers(&headers);
+    parse_free(&ps);
 }
 
 int main(void) {

@@ -13,7 +13,7 @@
 
 #define ID "kq3v7AAAAAAAAAAAAAAAAA"
 
-static void check(enum evhttp_cmd_type m, const char *path, enum route_id want, bool method_ok,
+static void check(enum http_method m, const char *path, enum route_id want, bool method_ok,
                   const char *id) {
     struct route_match rm;
     assert_int_equal(route_match(m, path, &rm), want);
@@ -28,11 +28,11 @@ static void check(enum evhttp_cmd_type m, const char *path, enum route_id want, 
 
 static void test_paths(void **state) {
     (void)state;
-    check(EVHTTP_REQ_GET, "/healthz", ROUTE_HEALTHZ, true, "");
-    check(EVHTTP_REQ_GET, "/readyz", ROUTE_READYZ, true, "");
-    check(EVHTTP_REQ_POST, "/v1/thumbnails", ROUTE_SUBMIT, true, "");
-    check(EVHTTP_REQ_GET, "/v1/thumbnails/" ID, ROUTE_JOB, true, ID);
-    check(EVHTTP_REQ_GET, "/v1/thumbnails/" ID "/image", ROUTE_IMAGE, true, ID);
+    check(HTTP_GET, "/healthz", ROUTE_HEALTHZ, true, "");
+    check(HTTP_GET, "/readyz", ROUTE_READYZ, true, "");
+    check(HTTP_POST, "/v1/thumbnails", ROUTE_SUBMIT, true, "");
+    check(HTTP_GET, "/v1/thumbnails/" ID, ROUTE_JOB, true, ID);
+    check(HTTP_GET, "/v1/thumbnails/" ID "/image", ROUTE_IMAGE, true, ID);
     assert_true(id_is_valid(ID));
 }
 
@@ -56,73 +56,73 @@ static void test_unknown_paths(void **state) {
                            NULL};
     for (int i = 0; paths[i]; i++) {
         struct route_match rm;
-        assert_int_equal(route_match(EVHTTP_REQ_GET, paths[i], &rm), ROUTE_NONE);
+        assert_int_equal(route_match(HTTP_GET, paths[i], &rm), ROUTE_NONE);
         assert_false(rm.method_ok);
         assert_null(rm.allow);
     }
     struct route_match rm;
-    assert_int_equal(route_match(EVHTTP_REQ_GET, NULL, &rm), ROUTE_NONE);
+    assert_int_equal(route_match(HTTP_GET, NULL, &rm), ROUTE_NONE);
 }
 
 static void test_ids_are_kept_not_judged(void **state) {
     (void)state;
     /* Any single segment is the job route; the handler answers 404 for a bad id. */
-    check(EVHTTP_REQ_GET, "/v1/thumbnails/short", ROUTE_JOB, true, "short");
-    check(EVHTTP_REQ_GET, "/v1/thumbnails/%41%41", ROUTE_JOB, true, "%41%41");
+    check(HTTP_GET, "/v1/thumbnails/short", ROUTE_JOB, true, "short");
+    check(HTTP_GET, "/v1/thumbnails/%41%41", ROUTE_JOB, true, "%41%41");
     assert_false(id_is_valid("short"));
     char path[256];
     char longseg[ROUTE_ID_MAX + 2];
     memset(longseg, 'A', sizeof(longseg) - 1);
     longseg[sizeof(longseg) - 1] = '\0';
     snprintf(path, sizeof(path), "/v1/thumbnails/%s/image", longseg);
-    check(EVHTTP_REQ_GET, path, ROUTE_IMAGE, true, "");
+    check(HTTP_GET, path, ROUTE_IMAGE, true, "");
 }
 
 static void test_methods(void **state) {
     (void)state;
     struct route_match rm;
-    route_match(EVHTTP_REQ_HEAD, "/v1/thumbnails/" ID "/image", &rm);
+    route_match(HTTP_HEAD, "/v1/thumbnails/" ID "/image", &rm);
     assert_true(rm.method_ok);
-    route_match(EVHTTP_REQ_HEAD, "/v1/thumbnails/" ID, &rm);
+    route_match(HTTP_HEAD, "/v1/thumbnails/" ID, &rm);
     assert_true(rm.method_ok);
-    route_match(EVHTTP_REQ_HEAD, "/healthz", &rm);
+    route_match(HTTP_HEAD, "/healthz", &rm);
     assert_true(rm.method_ok);
 
-    const enum evhttp_cmd_type not_get[] = {EVHTTP_REQ_POST,  EVHTTP_REQ_PUT,     EVHTTP_REQ_DELETE,
-                                            EVHTTP_REQ_PATCH, EVHTTP_REQ_OPTIONS, EVHTTP_REQ_TRACE};
+    const enum http_method not_get[] = {HTTP_POST,  HTTP_PUT,     HTTP_DELETE,
+                                            HTTP_PATCH, HTTP_OPTIONS, HTTP_TRACE};
     for (size_t i = 0; i < sizeof(not_get) / sizeof(not_get[0]); i++) {
         check(not_get[i], "/healthz", ROUTE_HEALTHZ, false, "");
-        check(not_get[i], "/v1/thumbnails/" ID, ROUTE_JOB, not_get[i] == EVHTTP_REQ_DELETE, ID);
+        check(not_get[i], "/v1/thumbnails/" ID, ROUTE_JOB, not_get[i] == HTTP_DELETE, ID);
         check(not_get[i], "/v1/thumbnails/" ID "/image", ROUTE_IMAGE, false, ID);
     }
-    route_match(EVHTTP_REQ_DELETE, "/v1/thumbnails/" ID, &rm);
+    route_match(HTTP_DELETE, "/v1/thumbnails/" ID, &rm);
     assert_string_equal(rm.allow, "GET, HEAD, DELETE");
-    const enum evhttp_cmd_type not_post[] = {EVHTTP_REQ_GET, EVHTTP_REQ_HEAD, EVHTTP_REQ_PUT,
-                                             EVHTTP_REQ_DELETE, EVHTTP_REQ_PATCH};
+    const enum http_method not_post[] = {HTTP_GET, HTTP_HEAD, HTTP_PUT,
+                                             HTTP_DELETE, HTTP_PATCH};
     for (size_t i = 0; i < sizeof(not_post) / sizeof(not_post[0]); i++)
         check(not_post[i], "/v1/thumbnails", ROUTE_SUBMIT, false, "");
 
-    route_match(EVHTTP_REQ_PUT, "/v1/thumbnails/" ID "/image", &rm);
+    route_match(HTTP_PUT, "/v1/thumbnails/" ID "/image", &rm);
     assert_string_equal(rm.allow, "GET, HEAD");
-    route_match(EVHTTP_REQ_GET, "/v1/thumbnails", &rm);
+    route_match(HTTP_GET, "/v1/thumbnails", &rm);
     assert_string_equal(rm.allow, "POST");
 }
 
 static void test_compat_paths(void **state) {
     (void)state;
-    check(EVHTTP_REQ_GET, "/api/health", ROUTE_COMPAT_HEALTH, true, "");
-    check(EVHTTP_REQ_POST, "/api/thumb", ROUTE_COMPAT_SUBMIT, true, "");
-    check(EVHTTP_REQ_GET, "/api/thumb/" ID, ROUTE_COMPAT_THUMB, true, ID);
-    check(EVHTTP_REQ_GET, "/api/thumb", ROUTE_COMPAT_SUBMIT, false, "");
-    check(EVHTTP_REQ_POST, "/api/health", ROUTE_COMPAT_HEALTH, false, "");
-    check(EVHTTP_REQ_DELETE, "/api/thumb/" ID, ROUTE_COMPAT_THUMB, false, ID);
+    check(HTTP_GET, "/api/health", ROUTE_COMPAT_HEALTH, true, "");
+    check(HTTP_POST, "/api/thumb", ROUTE_COMPAT_SUBMIT, true, "");
+    check(HTTP_GET, "/api/thumb/" ID, ROUTE_COMPAT_THUMB, true, ID);
+    check(HTTP_GET, "/api/thumb", ROUTE_COMPAT_SUBMIT, false, "");
+    check(HTTP_POST, "/api/health", ROUTE_COMPAT_HEALTH, false, "");
+    check(HTTP_DELETE, "/api/thumb/" ID, ROUTE_COMPAT_THUMB, false, ID);
     const char *none[] = {
         "/api",        "/api/",        "/api/thumb/", "/api/thumb/a/b", "/api/thumb//a",
         "/api/thumbs", "/api/health/", "/API/thumb",  "/apithumb",      "/api/thumb/" ID "/",
         NULL};
     for (int i = 0; none[i]; i++) {
         struct route_match rm;
-        assert_int_equal(route_match(EVHTTP_REQ_GET, none[i], &rm), ROUTE_NONE);
+        assert_int_equal(route_match(HTTP_GET, none[i], &rm), ROUTE_NONE);
     }
     assert_string_equal(route_name(ROUTE_COMPAT_SUBMIT), "compat_submit");
     assert_string_equal(route_name(ROUTE_COMPAT_THUMB), "compat_thumb");

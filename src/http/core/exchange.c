@@ -1,19 +1,11 @@
 /* exchange.c — per-request state: a pool of them, and the hand-over rules with
- * libevent so a reply that comes late never touches a freed request.
- *
- * libevent 2.1.12, checked in its http.c: while we hold a request (after the
- * gencb, before our reply) its connection has reading and writing disabled, so
- * a client that goes away is only noticed when we write. The connection can
- * still be freed under us (evhttp_free at exit; a read/write error or timeout
- * if a later libevent watches it). evhttp_connection_free first calls the
- * connection's close callback, then frees every request still queued on it. A
- * request that failed with EOF/timeout before we replied is instead unlinked
- * (its evcon set to NULL) and left for us to finish. So in the close callback:
- * attached request -> it is about to be freed, forget it; detached -> we still
- * own it, and evhttp_send_reply will free it. */
+ * the connection layer (conn.h), so that a Redis reply that comes late never
+ * touches a connection that has gone or moved on to its next request: the
+ * connection calls back when the answer is written (done) or when it closes
+ * first (gone), and from then on h->conn is NULL. */
 #include "exchange.h"
+#include "handlers.h"
 
-#include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +17,7 @@ static void release(struct exchange *h) {
         h->doc = NULL;
     }
     job_record_free(&h->rec);
+    evbuffer_drain(h->body, evbuffer_get_length(h->body));
     h->next_free = c->free_exchanges;
     c->free_exchanges = h;
     c->active--;
@@ -35,65 +28,76 @@ void exchange_settle(struct exchange *h) {
         release(h);
 }
 
-/* The connection is being freed by libevent. */
-static void on_close(struct evhttp_connection *evcon, void *arg) {
-    struct exchange *h = arg;
-    (void)evcon;
-    if (h->replied) {
-        /* The response was being written when the client went away; libevent
-         * frees the request right after this. */
-        h->req = NULL;
-        h->done = true;
-    } else if (h->req && evhttp_request_get_connection(h->req) == h->evcon) {
-        h->req = NULL; /* freed right after this: drop our reply */
-        h->done = true;
+/* The answer has been written completely. */
+static void on_done(struct conn *k, void *user) {
+    (void)k;
+    struct exchange *h = user;
+    h->conn = NULL;
+    h->done = true;
+    exchange_settle(h);
+}
+
+/* The connection closed before the answer was written. */
+static void on_gone(struct conn *k, void *user) {
+    (void)k;
+    struct exchange *h = user;
+    h->conn = NULL;
+    h->done = true;
+    if (!h->replied)
         h->op.cancelled = true;
-    }
-    /* else: detached; exchange_send will hand it back to libevent to free. */
-    h->evcon = NULL;
     if (h->held && h->on_gone)
         h->on_gone(h); /* the route holding it (a long-poll) stops holding it */
     exchange_settle(h);
 }
 
-/* The response has been written completely (evhttp_send_done). */
-static void on_complete(struct evhttp_request *req, void *arg) {
-    struct exchange *h = arg;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon)
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-    h->req = NULL;
-    h->evcon = NULL;
-    h->done = true;
-    exchange_settle(h);
+static void on_flushed(struct conn *k, void *user) {
+    (void)k;
+    struct exchange *h = user;
+    if (h->stream_flushed)
+        h->stream_flushed(h);
 }
+
+/* The client shut its side: a long-poll has nobody to answer (as nginx's
+ * ngx_http_test_reading decides); any other request is answered first. */
+static bool on_peer_closed(struct conn *k, void *user) {
+    (void)k;
+    const struct exchange *h = user;
+    return h->held;
+}
+
+static void on_request(struct conn *k, void *arg) {
+    routes_dispatch(arg, k);
+}
+
+const struct conn_callbacks exchange_conn_callbacks = {
+    .request = on_request,
+    .done = on_done,
+    .flushed = on_flushed,
+    .gone = on_gone,
+    .peer_closed = on_peer_closed,
+};
 
 void exchange_request_id(struct http_child *c, char out[EXCHANGE_RID_LEN + 1]) {
-    /* splitmix64, seeded from getrandom at start */
-    uint64_t z = (c->rid_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    static const char hex[] = "0123456789abcdef";
-    for (int i = EXCHANGE_RID_LEN - 1; i >= 0; i--) {
-        out[i] = hex[z & 15];
-        z >>= 4;
-    }
-    out[EXCHANGE_RID_LEN] = '\0';
+    conn_server_request_id(c->server, out);
 }
 
-struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req) {
+struct exchange *exchange_begin(struct http_child *c, struct conn *k) {
     struct exchange *h = c->free_exchanges;
     if (h) {
         c->free_exchanges = h->next_free;
-    } else if ((h = malloc(sizeof(*h))) == NULL) {
-        return NULL;
+    } else {
+        if ((h = calloc(1, sizeof(*h))) == NULL)
+            return NULL;
+        if ((h->body = evbuffer_new()) == NULL) {
+            free(h);
+            return NULL;
+        }
     }
     /* Reset only what a request relies on; the big buffers are written before use. */
     h->child = c;
-    h->req = req;
-    h->evcon = evhttp_request_get_connection(req);
-    h->method = evhttp_request_get_command(req);
+    h->conn = k;
+    h->method = conn_request(k)->method;
+    h->query = NULL;
     h->redis_pending = 0;
     h->replied = false;
     h->done = false;
@@ -110,7 +114,7 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     h->id[0] = h->res_mime[0] = h->res_etag[0] = '\0';
     memset(&h->waiter, 0, sizeof(h->waiter));
     h->held = h->wait_recheck = h->wait_retry = false;
-    h->wait_timer = h->wait_watch = NULL;
+    h->wait_timer = NULL;
     h->wait_check = NULL;
     h->on_gone = NULL;
     exchange_request_id(c, h->rid);
@@ -118,125 +122,79 @@ struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req
     h->client[0] = '\0';
     h->client_name[0] = '\0';
     c->active++;
-    if (h->evcon)
-        evhttp_connection_set_closecb(h->evcon, on_close, h);
+    conn_set_user(k, h);
     return h;
 }
 
 const char *exchange_header(const struct exchange *h, const char *name) {
-    return h->req ? evhttp_find_header(evhttp_request_get_input_headers(h->req), name) : NULL;
+    size_t len;
+    return h->conn ? parse_header_get(conn_request(h->conn), name, &len) : NULL;
 }
 
 const char *exchange_query(const struct exchange *h) {
-    const struct evhttp_uri *uri = h->req ? evhttp_request_get_evhttp_uri(h->req) : NULL;
-    return uri ? evhttp_uri_get_query(uri) : NULL;
+    return h->conn ? h->query : NULL;
 }
 
-struct evbuffer *exchange_body_in(struct exchange *h) {
-    return evhttp_request_get_input_buffer(h->req);
+const unsigned char *exchange_body_in(const struct exchange *h, size_t *len) {
+    const struct parse_request *r = h->conn ? conn_request(h->conn) : NULL;
+    if (r == NULL || r->body_len == 0) {
+        *len = 0;
+        return (const unsigned char *)"";
+    }
+    *len = r->body_len;
+    return r->body;
 }
 
 void exchange_set_header(struct exchange *h, const char *name, const char *value) {
-    if (h->req)
-        evhttp_add_header(evhttp_request_get_output_headers(h->req), name, value);
+    if (h->conn && !h->replied)
+        conn_header(h->conn, name, value);
 }
 
 struct evbuffer *exchange_body_out(struct exchange *h) {
-    return evhttp_request_get_output_buffer(h->req);
+    return h->body;
 }
 
-/* The part of every response's start that is ours: h is replied from now on,
- * with X-Request-Id and, while stopping, Connection: close. Returns the
- * request, or NULL when there is none to answer. */
-static struct evhttp_request *begin_reply(struct exchange *h) {
-    struct evhttp_request *req = h->req;
-    if (req == NULL || h->replied)
+/* The part of every answer that is ours: h is replied from now on, with
+ * X-Request-Id. Returns the connection, or NULL when there is none. */
+static struct conn *begin_reply(struct exchange *h) {
+    struct conn *k = h->conn;
+    if (k == NULL || h->replied)
         return NULL;
+    conn_header(k, "X-Request-Id", h->rid);
     h->replied = true;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "X-Request-Id", h->rid);
-    if (h->child->stopping)
-        evhttp_add_header(out, "Connection", "close");
-    return req;
-}
-
-/* Whether the connection is gone and libevent left req to us: then h lets go
- * of it (the caller's evhttp_send_reply frees it). */
-static bool orphaned(struct exchange *h, struct evhttp_request *req) {
-    if (h->evcon != NULL && evhttp_request_get_connection(req) != NULL)
-        return false;
-    h->req = NULL;
-    h->done = true;
-    return true;
+    return k;
 }
 
 void exchange_send(struct exchange *h, int status) {
-    struct evhttp_request *req = begin_reply(h);
-    if (req == NULL)
-        return;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    if (h->method == EVHTTP_REQ_HEAD) {
-        struct evbuffer *body = evhttp_request_get_output_buffer(req);
-        size_t len = evbuffer_get_length(body);
-        if (evhttp_find_header(out, "Content-Length") == NULL && status != 304) {
-            char num[24];
-            snprintf(num, sizeof(num), "%zu", len);
-            evhttp_add_header(out, "Content-Length", num);
-        }
-        evbuffer_drain(body, len); /* libevent would send it */
-    }
-    if (!orphaned(h, req))
-        evhttp_request_set_on_complete_cb(req, on_complete, h);
-    evhttp_send_reply(req, status, NULL, NULL); /* frees req when orphaned */
+    struct conn *k = begin_reply(h);
+    if (k)
+        conn_send(k, status, h->body, h->method == HTTP_HEAD ? CONN_HEAD_ONLY : 0);
 }
 
 void exchange_stream_start(struct exchange *h, int status) {
-    struct evhttp_request *req = begin_reply(h);
-    if (req == NULL)
-        return;
-    if (orphaned(h, req)) {
-        evhttp_send_reply(req, 503, NULL, NULL); /* frees req: nobody to stream to */
-        return;
-    }
-    evhttp_request_set_on_complete_cb(req, on_complete, h);
-    evhttp_send_reply_start(req, status, NULL);
-}
-
-static void stream_written(struct evhttp_connection *evcon, void *arg) {
-    (void)evcon;
-    struct exchange *h = arg;
-    if (h->req && h->stream_flushed)
-        h->stream_flushed(h);
+    struct conn *k = begin_reply(h);
+    if (k)
+        conn_send(k, status, h->body, CONN_STREAM);
 }
 
 int exchange_stream_chunk(struct exchange *h, const void *data, size_t len,
                           void (*flushed)(struct exchange *h)) {
-    if (h->req == NULL || evhttp_request_get_connection(h->req) == NULL)
+    if (h->conn == NULL)
         return -1;
-    struct evbuffer *piece = evbuffer_new();
-    if (piece == NULL || evbuffer_add(piece, data, len) < 0) {
-        if (piece)
-            evbuffer_free(piece);
-        exchange_stream_abort(h);
-        return -1;
-    }
     h->stream_flushed = flushed;
-    evhttp_send_reply_chunk_with_cb(h->req, piece, stream_written, h);
-    evbuffer_free(piece);
-    return 0;
+    return conn_stream_add(h->conn, data, len);
 }
 
 void exchange_stream_end(struct exchange *h) {
     h->stream_flushed = NULL;
-    if (h->req)
-        evhttp_send_reply_end(h->req); /* on_complete follows once it is written */
+    if (h->conn)
+        conn_stream_end(h->conn); /* on_done follows once it is written */
 }
 
 void exchange_stream_abort(struct exchange *h) {
     h->stream_flushed = NULL;
-    struct evhttp_connection *evcon = h->req ? evhttp_request_get_connection(h->req) : NULL;
-    if (evcon)
-        evhttp_connection_free(evcon); /* on_close: the request goes with it */
+    if (h->conn)
+        conn_abort(h->conn); /* on_gone follows */
 }
 
 void exchange_redis_sent(struct exchange *h) {
@@ -245,13 +203,14 @@ void exchange_redis_sent(struct exchange *h) {
 
 bool exchange_redis_received(struct exchange *h) {
     h->redis_pending--;
-    return h->req != NULL && !h->replied;
+    return h->conn != NULL && !h->replied;
 }
 
 void exchange_pool_free(struct http_child *c) {
     struct exchange *h;
     while ((h = c->free_exchanges) != NULL) {
         c->free_exchanges = h->next_free;
+        evbuffer_free(h->body);
         free(h);
     }
 }

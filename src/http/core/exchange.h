@@ -1,9 +1,10 @@
-/* exchange.h — one request/response in flight: our state beside libevent's
- * evhttp_request, and the bookkeeping that keeps a late Redis reply from
- * touching a request libevent has already freed. */
+/* exchange.h — one request/response in flight: the handlers' view of a
+ * request on a connection (conn.h), and the bookkeeping that keeps a late
+ * Redis reply from touching a connection that has moved on or gone. */
 #ifndef TH_HTTP_EXCHANGE_H
 #define TH_HTTP_EXCHANGE_H
 
+#include "conn.h"
 #include "http.h"
 #include "id.h"
 #include "job.h"
@@ -11,11 +12,12 @@
 #include "route.h"
 #include "waiters.h"
 
-#include <event2/http.h>
+#include <event2/buffer.h>
+#include <http_parser.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#define EXCHANGE_RID_LEN   16
+#define EXCHANGE_RID_LEN   CONN_RID_LEN
 #define EXCHANGE_OWNER_LEN 32
 
 struct exchange;
@@ -27,9 +29,12 @@ typedef void (*submit_answer_fn)(struct exchange *h, const char *id, bool create
 
 struct exchange {
     struct http_child *child;
-    struct evhttp_request *req; /* NULL once libevent freed it: drop the reply */
-    struct evhttp_connection *evcon;
-    enum evhttp_cmd_type method;
+    /* The connection, while it waits for this exchange's answer: NULL once
+     * the answer is written or the client is gone (then drop the reply). */
+    struct conn *conn;
+    enum http_method method;
+    const char *query; /* the target's query (NUL-terminated in the request), or NULL */
+    struct evbuffer *body; /* the answer's body being made; kept across reuse */
     struct route_match match;
     char rid[EXCHANGE_RID_LEN + 1]; /* X-Request-Id */
     /* Who asks (guard.c): the owner of the jobs it makes and may see (hex of
@@ -44,8 +49,8 @@ struct exchange {
     unsigned char client_addr[16]; /* as cidr.h holds addresses, when client_is_ip */
     bool client_is_ip;             /* false for a unix-socket peer */
     int redis_pending;             /* Redis replies still to come */
-    bool replied;                  /* a response was handed to libevent */
-    bool done;                     /* libevent is finished with req */
+    bool replied;                  /* an answer was handed to the connection */
+    bool done;                     /* the connection is finished with this exchange */
     bool in_use;                   /* between exchange_begin and its release */
     struct exchange *next_free;
 
@@ -85,27 +90,29 @@ struct exchange {
     bool wait_retry;          /* the last read failed: read again within a second */
     long long wait_until_ms;  /* CLOCK_MONOTONIC */
     struct event *wait_timer; /* the deadline, or the next re-read */
-    struct event *wait_watch; /* readable socket: the client may be gone */
     void (*wait_check)(struct exchange *h, bool final); /* the route's read */
 };
 
-/* Starts tracking req (from the gencb). Returns the exchange, or NULL when out
- * of memory (the caller then answers 500 without one). */
-struct exchange *exchange_begin(struct http_child *c, struct evhttp_request *req);
+/* Starts an exchange for the request in hand on k. Returns it, or NULL when
+ * out of memory (the caller then answers 500 without one). */
+struct exchange *exchange_begin(struct http_child *c, struct conn *k);
 
-/* Hands the response in req's output buffer and headers to libevent: status
- * code, X-Request-Id, and Connection: close while stopping. With HEAD the
- * body is dropped and its length sent as Content-Length, unless the caller set
- * one. After this call the exchange belongs to libevent's callbacks; if the
- * client is already gone the request is freed instead. */
+/* The connection layer's callbacks for exchanges (conn.h). */
+extern const struct conn_callbacks exchange_conn_callbacks;
+
+/* Hands the answer (status, the headers set, the body) to the connection,
+ * with X-Request-Id. With HEAD the body is dropped and its length sent as
+ * Content-Length, unless the caller set one. Nothing happens when the client
+ * is gone. */
 void exchange_send(struct exchange *h, int status);
 
 /* The request h answers: the value of its first header called name (any
- * case) or NULL; its query string, or NULL; its body. The handlers see the
- * request only through these (and h->match, h->method). */
+ * case) or NULL; its query string, or NULL; its body (*len bytes; "" when
+ * none). The handlers see the request only through these (and h->match,
+ * h->method). */
 const char *exchange_header(const struct exchange *h, const char *name);
 const char *exchange_query(const struct exchange *h);
-struct evbuffer *exchange_body_in(struct exchange *h);
+const unsigned char *exchange_body_in(const struct exchange *h, size_t *len);
 
 /* The response being made: a header added; its body (until it is sent). */
 void exchange_set_header(struct exchange *h, const char *name, const char *value);
@@ -139,8 +146,8 @@ void exchange_redis_sent(struct exchange *h);
 bool exchange_redis_received(struct exchange *h);
 
 /* Releases h if nothing refers to it any more (no Redis reply to come, no
- * long-poll wait, and libevent done with it). Call at the end of every Redis
- * callback. */
+ * long-poll wait, and the connection done with it). Call at the end of every
+ * Redis callback. */
 void exchange_settle(struct exchange *h);
 
 /* Frees the pool of released exchanges (at exit). */

@@ -1,14 +1,13 @@
-/* http.c — an http child: evhttp on the inherited listen socket, the Redis
- * connections, libmagic, signals, heartbeat, and a graceful stop (http.h). */
+/* http.c — an http child: the connection layer on the inherited listen
+ * socket, the Redis connections, libmagic, signals, heartbeat, and a graceful
+ * stop (http.h). */
 #include "http.h"
-#include "deadline.h"
+#include "conn.h"
 #include "guard.h"
 #include "cache.h"
 
 #include "exchange.h"
 #include "handlers.h"
-#include "libevent_errors.h"
-#include "linger.h"
 #include "longpoll.h"
 #include "rasync.h"
 
@@ -18,19 +17,14 @@
 #include "units.h"
 
 #include <errno.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define STOP_POLL_MS 50
-#define ALL_METHODS                                                                                \
-    (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
-     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 
 static struct timeval tv_ms(long long ms) {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
@@ -44,7 +38,6 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg) {
     if (c->slot)
         atomic_store(&c->slot->heartbeat_ms, units_mono_ms());
     log_tick();
-    deadline_sweep(c);
 }
 
 static void on_stop_poll(evutil_socket_t fd, short what, void *arg) {
@@ -70,10 +63,8 @@ static void begin_stop(struct http_child *c, int sig) {
         return;
     c->stopping = true;
     log_info("signal %d: stopping (%u request(s) in flight)", sig, c->active);
-    if (c->bound) {
-        evhttp_del_accept_socket(c->http, c->bound);
-        c->bound = NULL;
-    }
+    if (c->server)
+        conn_server_stop(c->server); /* idle connections close; the others after their answer */
     longpoll_stop(c); /* a stop is not held up by long-polls: they answer now */
     struct timeval poll = tv_ms(STOP_POLL_MS);
     struct timeval deadline = tv_ms(c->cfg->stop_timeout);
@@ -98,34 +89,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     begin_stop(c, (int)sig);
 }
 
-/* Each connection's bufferevent, made by us so that a whole response (up to
- * 1 MiB) goes out in one write instead of libevent's default 16 KiB pieces. */
-static struct bufferevent *make_bufferevent(struct event_base *base, void *arg) {
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev) {
-        bufferevent_set_max_single_write(bev, 1 << 20);
-        deadline_watch(arg, bev);
-    }
-    return bev;
-}
-
 static int setup_http(struct http_child *c, int listen_fd) {
     const struct config *cfg = c->cfg;
-    c->http = evhttp_new(c->base);
-    if (c->http == NULL)
-        return -1;
-    evhttp_set_max_headers_size(c->http, (ev_ssize_t)cfg->http_max_header);
-    evhttp_set_max_body_size(c->http, (ev_ssize_t)cfg->http_max_body);
-    struct timeval timeout = tv_ms(cfg->http_timeout);
-    evhttp_set_timeout_tv(c->http, &timeout);
-    /* Every method reaches our dispatcher, which answers 405 with Allow
-     * (libevent would answer 501 for a method outside this set). */
-    evhttp_set_allowed_methods(c->http, ALL_METHODS);
-    evhttp_set_default_content_type(c->http, "application/json");
-    evhttp_set_gencb(c->http, routes_dispatch, c);
-    evhttp_set_bevcb(c->http, make_bufferevent, c);
+    struct conn_limits lim = {
+        .max_header = (size_t)cfg->http_max_header,
+        .max_body = (size_t)cfg->http_max_body,
+        .timeout_ms = cfg->http_timeout,
+        .max_connections = (size_t)cfg->http_max_connections,
+        .max_per_client = (size_t)cfg->http_max_connections_per_client,
+        .exempt = &c->trusted_proxies,
+    };
+    struct conn_callbacks cb = exchange_conn_callbacks;
+    cb.arg = c;
+    c->server = conn_server_new(c->base, &lim, &cb);
     c->listen_fd = listen_fd;
-    return 0;
+    return c->server ? 0 : -1;
 }
 
 /* Starts accepting on the listen socket (once; never while stopping). A new
@@ -133,12 +111,12 @@ static int setup_http(struct http_child *c, int listen_fd) {
  * just because it has only started (after a reload, say): meanwhile the other
  * children accept, or the kernel's backlog holds the connections. */
 static void start_accepting(struct http_child *c) {
-    if (c->bound || c->stopping || c->http == NULL)
+    if (c->accepting || c->stopping || c->server == NULL)
         return;
     if (c->accept_anyway)
         evtimer_del(c->accept_anyway);
-    c->bound = evhttp_accept_socket_with_handle(c->http, c->listen_fd);
-    if (c->bound == NULL) {
+    c->accepting = true;
+    if (conn_server_listen(c->server, c->listen_fd) < 0) {
         log_error("cannot serve HTTP on the listen socket: %s", strerror(errno));
         c->accept_failed = true;
         event_base_loopbreak(c->base);
@@ -191,8 +169,8 @@ static void free_event(struct event **ev) {
 }
 
 /* Teardown order matters: Redis first (pending replies are answered or
- * dropped while requests still exist), the long-poll subscriber, then evhttp (closing connections
- * may start lingering closes), then the lingering closes, then the loop. */
+ * dropped while requests still exist), the long-poll subscriber, then the
+ * connections, then the loop. */
 static void teardown(struct http_child *c) {
     if (c->cache)
         shm_cache_detach(c->cache);
@@ -202,18 +180,15 @@ static void teardown(struct http_child *c) {
     rasync_free(c->redis_bulk);
     c->redis_bulk = NULL;
     longpoll_close(c);
-    if (c->http)
-        evhttp_free(c->http); /* long-polls still held are dropped (exchange.c) */
-    c->http = NULL;
+    conn_server_free(c->server); /* long-polls still held are dropped (exchange.c) */
+    c->server = NULL;
     longpoll_free(c);
-    linger_close_all(c);
     free_event(&c->sig_term);
     free_event(&c->sig_quit);
     free_event(&c->sig_int);
     free_event(&c->sig_usr1);
     free_event(&c->sig_hup);
     guard_free(c);
-    deadline_free(c);
     free_event(&c->heartbeat);
     free_event(&c->stop_poll);
     free_event(&c->stop_deadline);
@@ -259,8 +234,11 @@ int http_main(const struct child_args *args) {
     snprintf(c->max_queue, sizeof(c->max_queue), "%lld", (long long)c->cfg->redis_max_queue);
     snprintf(c->max_client, sizeof(c->max_client), "%lld",
              (long long)c->cfg->http_max_queued_per_client);
-    if (getrandom(&c->rid_state, sizeof(c->rid_state), 0) != sizeof(c->rid_state))
-        c->rid_state = (uint64_t)units_mono_ms() ^ ((uint64_t)getpid() << 32);
+    /* Big buffers (an upload's body) are mapped and unmapped whole, so the
+     * memory a closed connection held goes back to the system: glibc would
+     * otherwise raise its mmap threshold after the first and keep the rest
+     * on the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     /* A write to a client that went away must be an error, not a signal. */
     signal(SIGPIPE, SIG_IGN);
@@ -293,15 +271,12 @@ int http_main(const struct child_args *args) {
         status = 2;
         goto out;
     }
-    if (!libevent_errors_attach(c))
-        log_warn("libevent's own error pages (413, 400) stay HTML: evhttp_send_error is not "
-                 "overridable in this build");
     if (setup_events(c) < 0) {
         log_error("cannot set up signals and timers");
         goto out;
     }
     if (setup_http(c, args->listen_fd) < 0) {
-        log_error("cannot set up evhttp");
+        log_error("cannot set up the HTTP connections");
         goto out;
     }
     if ((c->redis = rasync_new(c->base, c->cfg, &target)) == NULL) {
@@ -326,7 +301,6 @@ int http_main(const struct child_args *args) {
     }
     status = c->accept_failed ? 1 : 0;
 out:
-    libevent_errors_attach(NULL);
     teardown(c);
     return status;
 }

@@ -1,6 +1,7 @@
-/* http.h — an http child: evhttp on the inherited listen socket, with an
- * asynchronous Redis connection on the same event loop; its context (the only
- * state it has) is passed explicitly to every part of src/http. */
+/* http.h — an http child: the connection layer (conn.h) on the inherited
+ * listen socket, with asynchronous Redis connections on the same event loop;
+ * its context (the only state it has) is passed explicitly to every part of
+ * src/http. */
 #ifndef TH_HTTP_H
 #define TH_HTTP_H
 
@@ -13,23 +14,21 @@
 #include "waiters.h"
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <magic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-struct deadline_clock;
+struct conn_server;
 struct guard_key;
 struct exchange;
-struct linger_conn;
 struct rasync;
 
 struct http_child {
     const struct config *cfg;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound; /* NULL until we accept, and once we stopped */
-    int listen_fd;                     /* inherited from the master */
+    struct conn_server *server; /* the connections (conn.h) */
+    bool accepting;             /* the listen socket is being served */
+    int listen_fd;              /* inherited from the master */
     struct event *accept_anyway;       /* accept even though Redis has not answered yet */
     bool accept_failed;                /* the listen socket could not be served: exit 1 */
     struct rasync *redis;
@@ -40,9 +39,6 @@ struct http_child {
     struct job_param_limits limits;
     struct shm_segment *shm;       /* the scoreboard, or NULL */
     struct shm_cache *cache;       /* the shared job cache, or NULL */
-    struct deadline_clock *clocks; /* request deadlines by fd (deadline.c) */
-    size_t nclocks;
-    bool accept_paused;         /* at http.max_connections */
     struct guard_key *api_keys; /* NULL: no authentication (guard.c) */
     size_t napi_keys;
     struct cidr_list trusted_proxies; /* http.trusted_proxies (guard.c) */
@@ -57,8 +53,6 @@ struct http_child {
 
     struct exchange *free_exchanges; /* released exchanges, reused */
     unsigned active;                 /* exchanges handed out and not yet released */
-    struct linger_conn *lingers;     /* connections being drained after an error */
-    uint64_t rid_state;              /* X-Request-Id generator */
     bool stopping;
 
     struct event *sig_term, *sig_quit, *sig_int, *sig_usr1, *sig_hup;

@@ -47,14 +47,24 @@ static int append(struct parse *ps, void **buf, size_t *len, size_t *cap, size_t
     return 0;
 }
 
+/* The head storage holds the target and every name and value, each followed
+ * by a NUL: at most max_header bytes of them, and the NULs. */
+static size_t head_max(const struct parse *ps) {
+    return ps->limits.max_header + 2 * PARSE_HEADERS_MAX + 1;
+}
+
 /* Appends to the head storage, bounded by max_header. */
 static int head_add(struct parse *ps, const char *at, size_t len) {
     struct parse_request *r = &ps->req;
-    if (r->head_len + len > ps->limits.max_header)
-        return refuse(ps, 431, "bad_request", "the request line and headers exceed %zu bytes",
+    if (r->head_len + len > head_max(ps))
+        return refuse(ps, 400, "bad_request", "the request line and headers exceed %zu bytes",
                       ps->limits.max_header);
-    return append(ps, (void **)&r->head, &r->head_len, &r->head_cap, 1024, ps->limits.max_header,
-                  at, len);
+    return append(ps, (void **)&r->head, &r->head_len, &r->head_cap, 1024, head_max(ps), at, len);
+}
+
+/* Ends the string being stored (the target, a name or a value) with a NUL. */
+static int head_end(struct parse *ps) {
+    return head_add(ps, "", 1);
 }
 
 static struct parse *of(http_parser *p) {
@@ -74,7 +84,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
     struct parse_request *r = &ps->req;
     if (ps->last_was_value || r->nheaders == 0) {
         if (r->nheaders == PARSE_HEADERS_MAX)
-            return refuse(ps, 431, "bad_request", "more than %d headers", PARSE_HEADERS_MAX);
+            return refuse(ps, 400, "bad_request", "more than %d headers", PARSE_HEADERS_MAX);
+        if (head_end(ps) < 0) /* the target, or the value before */
+            return -1;
         r->headers[r->nheaders++] = (struct parse_header){.name_off = r->head_len};
         ps->last_was_value = false;
     }
@@ -89,6 +101,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     struct parse_request *r = &ps->req;
     struct parse_header *h = &r->headers[r->nheaders - 1];
     if (!ps->last_was_value) {
+        if (head_end(ps) < 0) /* the name */
+            return -1;
         h->value_off = r->head_len;
         ps->last_was_value = true;
     }
@@ -123,6 +137,18 @@ static int check_head(struct parse *ps) {
     if (!(tlen > 0 && t[0] == '/') && !(star && r->method == HTTP_OPTIONS))
         return refuse(ps, 400, "bad_request",
                       "the request target must be a path (origin-form), or * for OPTIONS");
+    r->path_len = tlen;
+    r->query_off = 0;
+    if (!star) {
+        struct http_parser_url u;
+        http_parser_url_init(&u);
+        if (http_parser_parse_url(t, tlen, 0, &u) != 0 || (u.field_set & (1 << UF_FRAGMENT)))
+            return refuse(ps, 400, "bad_request", "the request target is not a valid path");
+        if (u.field_set & (1 << UF_QUERY)) {
+            r->query_off = u.field_data[UF_QUERY].off;
+            r->path_len = r->query_off - 1;
+        }
+    }
     size_t n;
     const char *te = parse_header_get(r, "Transfer-Encoding", &n);
     if (te && !value_is(r, "Transfer-Encoding", "chunked"))
@@ -137,11 +163,18 @@ static int check_head(struct parse *ps) {
     if ((ps->parser.flags & F_CONTENTLENGTH) && ps->parser.content_length > ps->limits.max_body)
         return refuse(ps, 413, "too_large", "the body exceeds %zu bytes", ps->limits.max_body);
     r->keep_alive = http_should_keep_alive(&ps->parser) != 0;
+    r->body_expected = te != NULL || ((ps->parser.flags & F_CONTENTLENGTH) &&
+                                      ps->parser.content_length > 0);
     return 0;
 }
 
 static int on_headers_complete(http_parser *p) {
     struct parse *ps = of(p);
+    struct parse_request *r = &ps->req;
+    if (head_end(ps) < 0) /* the last value, or the target */
+        return -1;
+    if (r->nheaders > 0 && !ps->last_was_value) /* a name without a value: "" */
+        r->headers[r->nheaders - 1].value_off = r->head_len - 1;
     ps->in_head = false;
     http_parser_pause(p, 1); /* parse_feed scans the head, then checks it */
     return 0;
@@ -180,9 +213,9 @@ void parse_next(struct parse *ps) {
     http_parser_init(&ps->parser, HTTP_REQUEST);
     ps->parser.data = ps;
     struct parse_request *r = &ps->req;
-    r->head_len = r->target_len = r->body_len = 0;
+    r->head_len = r->target_len = r->body_len = r->path_len = r->query_off = 0;
     r->nheaders = 0;
-    r->keep_alive = r->expect_continue = false;
+    r->keep_alive = r->expect_continue = r->body_expected = false;
     ps->failed = ps->complete = ps->head_reported = ps->last_was_value = false;
     ps->scan_tail = false;
     ps->head_bytes = 0;
@@ -190,6 +223,20 @@ void parse_next(struct parse *ps) {
     ps->prev = '\0';
     ps->line_start = false;
     ps->lines = 0;
+}
+
+void parse_trim(struct parse *ps, size_t keep) {
+    struct parse_request *r = &ps->req;
+    if (r->body_cap > keep) {
+        free(r->body);
+        r->body = NULL;
+        r->body_cap = 0;
+    }
+    if (r->head_cap > keep) {
+        free(r->head);
+        r->head = NULL;
+        r->head_cap = 0;
+    }
 }
 
 void parse_free(struct parse *ps) {
@@ -204,7 +251,7 @@ void parse_free(struct parse *ps) {
 static int scan_head(struct parse *ps, const char *data, size_t len) {
     ps->head_bytes += len;
     if (ps->head_bytes > ps->limits.max_header)
-        return refuse(ps, 431, "bad_request", "the request line and headers exceed %zu bytes",
+        return refuse(ps, 400, "bad_request", "the request line and headers exceed %zu bytes",
                       ps->limits.max_header);
     for (size_t i = 0; i < len; i++) {
         char ch = data[i];
@@ -223,7 +270,7 @@ static int scan_head(struct parse *ps, const char *data, size_t len) {
 static enum parse_status library_error(struct parse *ps) {
     enum http_errno e = HTTP_PARSER_ERRNO(&ps->parser);
     if (e == HPE_HEADER_OVERFLOW)
-        refuse(ps, 431, "bad_request", "the request line and headers are too long");
+        refuse(ps, 400, "bad_request", "the request line and headers are too long");
     else if (e == HPE_UNEXPECTED_CONTENT_LENGTH)
         refuse(ps, 400, "bad_request",
                "Content-Length given twice, or with Transfer-Encoding: refused");

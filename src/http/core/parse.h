@@ -1,8 +1,7 @@
 /* parse.h — HTTP/1.1 requests out of a connection's bytes, one at a time, by
  * Debian's libhttp-parser: the request line, headers, a Content-Length or
  * chunked body, pipelining, keep-alive and Expect, with what request smuggling
- * needs refused. The first piece of the HTTP layer of issue 14; the daemon
- * does not use it yet (evhttp still serves). */
+ * needs refused. conn.c runs one per connection. */
 #ifndef TH_HTTP_PARSE_H
 #define TH_HTTP_PARSE_H
 
@@ -18,7 +17,8 @@ struct parse_header {
     size_t value_off, value_len;
 };
 
-/* The request being read, then read. Strings are not NUL-terminated; use
+/* The request being read, then read. Once the head is complete, the target
+ * and each header's name and value are NUL-terminated in head; use
  * parse_target and parse_header_get. */
 struct parse_request {
     enum http_method method;
@@ -26,17 +26,20 @@ struct parse_request {
     char *head; /* the target, then each header's name and value */
     size_t head_len, head_cap;
     size_t target_len; /* the target is head[0, target_len) */
+    size_t path_len;   /* its path is head[0, path_len) */
+    size_t query_off;  /* its query is head + query_off to the NUL; 0: none */
     struct parse_header headers[PARSE_HEADERS_MAX];
     int nheaders;
     unsigned char *body;
     size_t body_len, body_cap;
     bool keep_alive;      /* the connection may carry another request after this one */
     bool expect_continue; /* Expect: 100-continue (answer 100 before reading the body) */
+    bool body_expected;   /* a body follows the head (Content-Length > 0, or chunked) */
 };
 
 /* Why a request is refused: the connection is closed after the answer. */
 struct parse_error {
-    int status;       /* 400, 413, 417, 431, 501, 505 */
+    int status;       /* 400, 413, 417, 501, 505 (a head over the limit: 400, as docs/API.md) */
     const char *code; /* the error code of docs/API.md §10.1 */
     char message[160];
 };
@@ -76,6 +79,11 @@ struct parse {
 /* Prepares ps for a connection with limits. */
 void parse_init(struct parse *ps, const struct parse_limits *limits);
 
+/* Frees the head and body buffers of a request just forgotten (parse_next)
+ * when they grew larger than keep bytes: a big upload's memory is not kept
+ * for the connection's next requests. */
+void parse_trim(struct parse *ps, size_t keep);
+
 /* Frees what ps holds. */
 void parse_free(struct parse *ps);
 
@@ -88,11 +96,12 @@ enum parse_status parse_feed(struct parse *ps, const char *data, size_t len, siz
 /* Forgets the request just completed, ready for the next on the connection. */
 void parse_next(struct parse *ps);
 
-/* The request target (origin-form, or "*" for OPTIONS) into *len. */
+/* The request target (origin-form, or "*" for OPTIONS) into *len;
+ * NUL-terminated once the head is complete. */
 const char *parse_target(const struct parse_request *r, size_t *len);
 
 /* The value of the first header called name (case-insensitive) into *len,
- * or NULL. */
+ * or NULL; NUL-terminated once the head is complete. */
 const char *parse_header_get(const struct parse_request *r, const char *name, size_t *len);
 
 #endif

@@ -76,17 +76,16 @@ int respond_error_body(struct evbuffer *out, const char *code, const char *messa
 }
 
 static void send_doc(struct exchange *h, int status, const json_t *doc) {
-    struct evhttp_request *req = h->req;
-    if (req == NULL)
+    if (h->conn == NULL)
         return;
-    struct evbuffer *body = evhttp_request_get_output_buffer(req);
+    struct evbuffer *body = exchange_body_out(h);
     if (doc == NULL || respond_json_body(body, doc) < 0) {
         evbuffer_drain(body, evbuffer_get_length(body));
         status = 500;
         evbuffer_add_printf(body, "{\"error\":{\"code\":\"internal\",\"message\":\"out of "
                                   "memory\"}}\n");
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    exchange_set_header(h, "Content-Type", "application/json");
     exchange_send(h, status);
 }
 
@@ -95,7 +94,7 @@ void respond_json(struct exchange *h, int status, const json_t *doc) {
 }
 
 static void add_retry_after(struct exchange *h, int seconds) {
-    if (seconds > 0 && h->req) {
+    if (seconds > 0 && h->conn) {
         char num[16];
         snprintf(num, sizeof(num), "%d", seconds);
         exchange_set_header(h, "Retry-After", num);

@@ -6,25 +6,26 @@
 
 #define PREFIX     "/v1/thumbnails"
 #define PREFIX_LEN (sizeof(PREFIX) - 1)
+#define M(method)  (1ULL << (method))
 
 struct route_def {
     const char *name;
-    int methods; /* EVHTTP_REQ_* bits */
+    unsigned long long methods; /* M(HTTP_*) bits */
     const char *allow;
 };
 
 static const struct route_def routes[] = {
     [ROUTE_NONE] = {"none", 0, NULL},
-    [ROUTE_HEALTHZ] = {"healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
-    [ROUTE_READYZ] = {"readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
-    [ROUTE_METRICS] = {"metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
-    [ROUTE_SUBMIT] = {"submit", EVHTTP_REQ_POST, "POST"},
-    [ROUTE_JOB] = {"job", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE,
+    [ROUTE_HEALTHZ] = {"healthz", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
+    [ROUTE_READYZ] = {"readyz", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
+    [ROUTE_METRICS] = {"metrics", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
+    [ROUTE_SUBMIT] = {"submit", M(HTTP_POST), "POST"},
+    [ROUTE_JOB] = {"job", M(HTTP_GET) | M(HTTP_HEAD) | M(HTTP_DELETE),
                    "GET, HEAD, DELETE"},
-    [ROUTE_IMAGE] = {"image", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
-    [ROUTE_COMPAT_HEALTH] = {"compat_health", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
-    [ROUTE_COMPAT_SUBMIT] = {"compat_submit", EVHTTP_REQ_POST, "POST"},
-    [ROUTE_COMPAT_THUMB] = {"compat_thumb", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+    [ROUTE_IMAGE] = {"image", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
+    [ROUTE_COMPAT_HEALTH] = {"compat_health", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
+    [ROUTE_COMPAT_SUBMIT] = {"compat_submit", M(HTTP_POST), "POST"},
+    [ROUTE_COMPAT_THUMB] = {"compat_thumb", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
 };
 
 /* Copies the segment [s, s + len) into m->id, or "" when it cannot be an id. */
@@ -80,11 +81,11 @@ static enum route_id match_path(const char *path, struct route_match *m) {
     return ROUTE_NONE;
 }
 
-enum route_id route_match(enum evhttp_cmd_type method, const char *path, struct route_match *m) {
+enum route_id route_match(enum http_method method, const char *path, struct route_match *m) {
     m->id[0] = '\0';
     m->route = match_path(path ? path : "", m);
     m->allow = routes[m->route].allow;
-    m->method_ok = (routes[m->route].methods & (int)method) != 0;
+    m->method_ok = (unsigned)method < 64 && (routes[m->route].methods & M(method)) != 0;
     return m->route;
 }
 

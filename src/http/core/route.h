@@ -2,7 +2,7 @@
 #ifndef TH_HTTP_ROUTE_H
 #define TH_HTTP_ROUTE_H
 
-#include <event2/http.h>
+#include <http_parser.h>
 #include <stdbool.h>
 
 enum route_id {
@@ -32,7 +32,7 @@ struct route_match {
 /* Matches path (the raw path of the request URI, without query) and method.
  * Fills m and returns m->route. An <id> segment longer than ROUTE_ID_MAX is
  * kept truncated-to-empty so it can never pass id_is_valid. */
-enum route_id route_match(enum evhttp_cmd_type method, const char *path, struct route_match *m);
+enum route_id route_match(enum http_method method, const char *path, struct route_match *m);
 
 /* Name of the route for logs and metrics ("submit", ...). */
 const char *route_name(enum route_id r);
