@@ -157,10 +157,10 @@ static void fuzz_headers(const char *s, size_t len) {
 
 /* The request path, under every method. */
 static void fuzz_route(const char *path) {
-    static const enum evhttp_cmd_type methods[] = {
-        EVHTTP_REQ_GET,   EVHTTP_REQ_POST,    EVHTTP_REQ_HEAD,
-        EVHTTP_REQ_PUT,   EVHTTP_REQ_DELETE,  EVHTTP_REQ_OPTIONS,
-        EVHTTP_REQ_TRACE, EVHTTP_REQ_CONNECT, EVHTTP_REQ_PATCH,
+    static const enum http_method methods[] = {
+        HTTP_GET,   HTTP_POST,    HTTP_HEAD,
+        HTTP_PUT,   HTTP_DELETE,  HTTP_OPTIONS,
+        HTTP_TRACE, HTTP_CONNECT, HTTP_PATCH,
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         struct route_match m;
