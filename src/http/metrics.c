@@ -130,6 +130,55 @@ static void health_metrics(struct http_child *c, struct evbuffer *b) {
     evbuffer_add_printf(b, "thumbnailed_log_lines_lost_total %llu\n", (unsigned long long)lost);
 }
 
+/* The http children's connection layers (conn.h): open connections now,
+ * and what they refused or cut, summed over the node's children. */
+static void conn_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->shm == NULL)
+        return;
+    uint64_t open = 0;
+    for (int i = 0; i < SHM_MAX_SLOTS; i++) {
+        struct shm_slot *s = shm_segment_slot(c->shm, i);
+        if (s && atomic_load(&s->kind) == SHM_SLOT_HTTP)
+            open += atomic_load(&s->conns_open);
+    }
+    counter(b, "http_connections", "Connections the http children hold open (a second old).",
+            "gauge");
+    evbuffer_add_printf(b, "thumbnailed_http_connections %llu\n", (unsigned long long)open);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fields[] = {
+        {"http_connections_accepted_total", "Connections accepted.",
+         offsetof(struct shm_http_counters, accepted)},
+        {"http_connections_refused_total",
+         "Connections refused with 429 too_many_connections (http.max_connections_per_client).",
+         offsetof(struct shm_http_counters, refused_per_client)},
+        {"http_connections_reused_total",
+         "Idle keep-alive connections closed to make room at http.max_connections.",
+         offsetof(struct shm_http_counters, reused)},
+        {"http_head_timeouts_total",
+         "Requests whose line and headers did not come within http.timeout (408).",
+         offsetof(struct shm_http_counters, head_timeouts)},
+        {"http_body_too_slow_total", "Request bodies cut for coming under 1 KB/s over 10 s (408).",
+         offsetof(struct shm_http_counters, body_too_slow)},
+        {"http_write_timeouts_total",
+         "Connections dropped because the client did not read its answer within http.timeout.",
+         offsetof(struct shm_http_counters, write_timeouts)},
+        {"http_requests_refused_total",
+         "Requests refused by the HTTP layer itself (400, 413, 417, 501, 505, 408).",
+         offsetof(struct shm_http_counters, refused)},
+        {"http_accept_pauses_total",
+         "Times accepting paused because accept failed (out of file descriptors).",
+         offsetof(struct shm_http_counters, accept_pauses)},
+    };
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        _Atomic uint64_t *v = (_Atomic uint64_t *)((char *)&c->shm->hdr->http + fields[f].off);
+        counter(b, fields[f].name, fields[f].help, "counter");
+        evbuffer_add_printf(b, "thumbnailed_%s %llu\n", fields[f].name,
+                            (unsigned long long)atomic_load(v));
+    }
+}
+
 /* Per API key, by its name (guard_count); nothing without keys. */
 static void client_metrics(struct http_child *c, struct evbuffer *b) {
     if (c->shm == NULL || c->api_keys == NULL)
@@ -165,6 +214,7 @@ static void send_metrics(struct exchange *h) {
     cache_metrics(h->child, b);
     child_metrics(h->child, b);
     health_metrics(h->child, b);
+    conn_metrics(h->child, b);
     client_metrics(h->child, b);
     exchange_set_header(h, "Content-Type", "text/plain; version=0.0.4");
     exchange_send(h, 200);

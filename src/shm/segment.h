@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC     0x74686d62u /* "thmb" */
-#define SHM_VERSION   3
+#define SHM_VERSION   4
 #define SHM_MAX_SLOTS 1024
 
 enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
@@ -30,7 +30,21 @@ struct shm_slot {
     _Atomic uint64_t restarts;
     _Atomic int64_t heartbeat_ms; /* CLOCK_MONOTONIC ms of the last sign of life */
     _Atomic uint64_t log_lost;    /* log lines this child could not write */
+    _Atomic uint64_t conns_open;  /* an http child: its open connections */
     char job_id[32];
+};
+
+/* What the http children's connection layers did (conn.h's conn_stats),
+ * summed over them: each adds what is new once a second. */
+struct shm_http_counters {
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t refused_per_client;
+    _Atomic uint64_t reused;
+    _Atomic uint64_t head_timeouts;
+    _Atomic uint64_t body_too_slow;
+    _Atomic uint64_t write_timeouts;
+    _Atomic uint64_t refused;
+    _Atomic uint64_t accept_pauses;
 };
 
 struct shm_header {
@@ -46,6 +60,7 @@ struct shm_header {
     struct rconn_health redis;     /* what every process's Redis clients saw (rconn.h) */
     _Atomic uint64_t log_lost;     /* log lines the master could not write */
     struct shm_clients clients;    /* per API key counters (clients.h) */
+    struct shm_http_counters http; /* the connection layers' counters */
 };
 
 struct shm_ratelimit;

@@ -740,6 +740,9 @@ def test_per_address_cap(start_daemon):
             c.close()
     wait_for("127.0.0.1 served again", lambda: serves(d), 5)
     assert http_child(d) == pid
+    # /metrics counts the refusal (the children add theirs once a second).
+    wait_for("the refusal in /metrics",
+             lambda: (d.metric("thumbnailed_http_connections_refused_total") or 0) >= 1, 5)
 
 
 def test_request_line_dripped_is_cut_at_the_head_deadline(paced):

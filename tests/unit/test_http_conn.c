@@ -57,7 +57,8 @@ static void on_request(struct conn *k, void *arg) {
     const struct parse_request *r = conn_request(k);
     seen.requests++;
     seen.body_len = r->body_len < sizeof(seen.body) ? r->body_len : 0;
-    memcpy(seen.body, r->body, seen.body_len);
+    if (seen.body_len)
+        memcpy(seen.body, r->body, seen.body_len);
     conn_set_user(k, &seen);
     if (seen.hold) {
         seen.held = k;

@@ -31,12 +31,34 @@ static struct timeval tv_ms(long long ms) {
     return tv;
 }
 
+/* Adds what the connection layer counted since the last time to the
+ * segment's sums, and our open connections to our line. */
+static void publish_conn_stats(struct http_child *c) {
+    if (c->server == NULL || c->shm == NULL)
+        return;
+    const struct conn_stats *now = conn_server_stats(c->server);
+    struct shm_http_counters *sum = &c->shm->hdr->http;
+    struct conn_stats *was = &c->published;
+    atomic_fetch_add(&sum->accepted, now->accepted - was->accepted);
+    atomic_fetch_add(&sum->refused_per_client, now->refused_per_client - was->refused_per_client);
+    atomic_fetch_add(&sum->reused, now->reused - was->reused);
+    atomic_fetch_add(&sum->head_timeouts, now->head_timeouts - was->head_timeouts);
+    atomic_fetch_add(&sum->body_too_slow, now->body_too_slow - was->body_too_slow);
+    atomic_fetch_add(&sum->write_timeouts, now->write_timeouts - was->write_timeouts);
+    atomic_fetch_add(&sum->refused, now->refused - was->refused);
+    atomic_fetch_add(&sum->accept_pauses, now->accept_pauses - was->accept_pauses);
+    *was = *now;
+    if (c->slot)
+        atomic_store(&c->slot->conns_open, conn_server_open(c->server));
+}
+
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct http_child *c = arg;
     if (c->slot)
         atomic_store(&c->slot->heartbeat_ms, units_mono_ms());
+    publish_conn_stats(c);
     log_tick();
 }
 

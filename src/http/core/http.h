@@ -6,6 +6,7 @@
 #define TH_HTTP_H
 
 #include "child.h"
+#include "conn.h"
 #include "cidr.h"
 #include "config.h"
 #include "job.h"
@@ -44,6 +45,7 @@ struct http_child {
     struct cidr_list trusted_proxies; /* http.trusted_proxies (guard.c) */
     struct cidr_list metrics_allow;   /* http.metrics_allow; empty: anyone */
     struct shm_slot *slot;            /* our scoreboard line, or NULL */
+    struct conn_stats published;      /* the layer's counters as last added to the segment */
 
     /* Keys that do not depend on the job, made once. */
     char key_ready[QUEUE_KEY_MAX];
