@@ -282,11 +282,33 @@ static size_t format_head(struct conn_server *s, int status, long long clen, boo
         s->scratch_cap = need;
     }
     char *p = s->scratch;
-    p += sprintf(p, "HTTP/1.1 %d %s\r\n", status, conn_reason(status));
+    const char *reason = conn_reason(status);
+    size_t rlen = strlen(reason);
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100 % 10);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    memcpy(p + 13, reason, rlen);
+    p += 13 + rlen;
+    *p++ = '\r';
+    *p++ = '\n';
     memcpy(p, s->date, s->date_len);
     p += s->date_len;
-    if (clen >= 0)
-        p += sprintf(p, "Content-Length: %lld\r\n", clen);
+    if (clen >= 0) {
+        static const char cl[] = "Content-Length: ";
+        char digits[24];
+        int n = 0;
+        do
+            digits[n++] = (char)('0' + clen % 10);
+        while ((clen /= 10) > 0);
+        memcpy(p, cl, sizeof(cl) - 1);
+        p += sizeof(cl) - 1;
+        while (n > 0)
+            *p++ = digits[--n];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
     if (ctype) {
         static const char json[] = "Content-Type: application/json\r\n";
         memcpy(p, json, sizeof(json) - 1);
