@@ -35,6 +35,7 @@ struct key {
 static int check_listen(const char *v, char *why, size_t n);
 static int check_log_target(const char *v, char *why, size_t n);
 static int check_redis_url(const char *v, char *why, size_t n);
+static int check_sentinels(const char *v, char *why, size_t n);
 static int check_types(const char *v, char *why, size_t n);
 static int check_secrets(const char *v, char *why, size_t n);
 static int check_schedule(const char *v, char *why, size_t n);
@@ -47,7 +48,7 @@ static int check_domains(const char *v, char *why, size_t n);
 static int check_cidrs(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const redis_modes[] = {"embedded", "external", NULL};
+static const char *const redis_modes[] = {"embedded", "external", "sentinel", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define MS(x)  ((int64_t)(x))
@@ -115,6 +116,11 @@ static const struct key keys[] = {
     {"redis", "mode", K_ENUM, OFF(redis_mode), 0, 0, "embedded", redis_modes, NULL},
     {"redis", "url", K_STR, OFF(redis_url), 0, 0, "", NULL, check_redis_url},
     {"redis", "password", K_STR, OFF(redis_password), 0, 0, "", NULL, NULL},
+    {"redis", "username", K_STR, OFF(redis_username), 0, 0, "", NULL, NULL},
+    {"redis", "sentinels", K_STR, OFF(redis_sentinels), 0, 0, "", NULL, check_sentinels},
+    {"redis", "master_name", K_STR, OFF(redis_master_name), 0, 0, "", NULL, NULL},
+    {"redis", "sentinel_password", K_STR, OFF(redis_sentinel_password), 0, 0, "", NULL, NULL},
+    {"redis", "min_replicas_ack", K_INT, OFF(redis_min_replicas_ack), 0, 16, "0", NULL, NULL},
     {"redis", "server", K_STR, OFF(redis_server), 0, 0, "redis-server", NULL, NULL},
     {"redis", "data_dir", K_STR, OFF(redis_data_dir), 0, 0, "/var/lib/thumbnailed", NULL,
      check_absolute},
@@ -244,6 +250,35 @@ static int check_redis_url(const char *v, char *why, size_t n) {
     if (*host == '\0' || *host == ':' || *host == '/') {
         snprintf(why, n, "missing host in redis URL");
         return -1;
+    }
+    return 0;
+}
+
+/* A space-separated list of host:port (a [v6]:port too), at most
+ * CONFIG_SENTINELS_MAX of them. */
+static int check_sentinels(const char *v, char *why, size_t n) {
+    int count = 0;
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, " \t");
+        if (len == 0)
+            break;
+        const char *colon = NULL;
+        for (size_t i = 0; i < len; i++)
+            if (p[i] == ':')
+                colon = p + i;
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (colon == NULL || colon == p || end != p + len || port < 1 || port > 65535) {
+            snprintf(why, n, "'%.*s' is not host:port", (int)len, p);
+            return -1;
+        }
+        if (++count > CONFIG_SENTINELS_MAX) {
+            snprintf(why, n, "more than %d Sentinels", CONFIG_SENTINELS_MAX);
+            return -1;
+        }
+        p += len;
     }
     return 0;
 }
@@ -618,6 +653,16 @@ static void check_consistency(struct load_state *st) {
     if (cfg->redis_mode == CONFIG_REDIS_EXTERNAL && cfg->redis_url[0] == '\0')
         add_error(st->errs, "%s:%d: redis.url is required when redis.mode = external", st->path,
                   line_of(st, "redis", "mode"));
+    if (cfg->redis_mode == CONFIG_REDIS_SENTINEL && cfg->redis_sentinels[strspn(cfg->redis_sentinels, " \t")] == '\0')
+        add_error(st->errs,
+                  "%s:%d: redis.sentinels (host:port of each Sentinel) is required when "
+                  "redis.mode = sentinel",
+                  st->path, line_of(st, "redis", "mode"));
+    if (cfg->redis_mode == CONFIG_REDIS_SENTINEL && cfg->redis_master_name[0] == '\0')
+        add_error(st->errs,
+                  "%s:%d: redis.master_name (the name the Sentinels monitor) is required when "
+                  "redis.mode = sentinel",
+                  st->path, line_of(st, "redis", "mode"));
     if (cfg->smtp_url[0] != '\0' && cfg->smtp_from[0] == '\0')
         add_error(st->errs, "%s:%d: smtp.from is required when smtp.url is set", st->path,
                   line_of(st, "smtp", "url"));

@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum config_redis_mode { CONFIG_REDIS_EMBEDDED, CONFIG_REDIS_EXTERNAL };
+/* Sentinels a redis.sentinels list may name. */
+#define CONFIG_SENTINELS_MAX 16
+
+enum config_redis_mode { CONFIG_REDIS_EMBEDDED, CONFIG_REDIS_EXTERNAL, CONFIG_REDIS_SENTINEL };
 
 /* Every key of etc/thumbnailed.conf. Durations are in milliseconds, sizes in
  * bytes. Strings are owned by the struct (config_free). */
@@ -72,6 +75,11 @@ struct config {
     /* [redis] */
     int64_t redis_mode; /* enum config_redis_mode */
     char *redis_url;
+    char *redis_sentinels;         /* sentinel mode: "host:port host:port ..." */
+    char *redis_master_name;       /* sentinel mode: the monitored master's name */
+    char *redis_sentinel_password; /* sentinel mode: AUTH for the Sentinels, or "" */
+    char *redis_username;          /* an ACL user (external and sentinel modes), or "" */
+    int64_t redis_min_replicas_ack; /* WAIT for this many replicas before 202/done; 0 = no */
     char *redis_password;
     char *redis_server;
     char *redis_data_dir;

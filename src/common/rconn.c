@@ -18,6 +18,42 @@ void rconn_embedded_socket(const struct config *cfg, char *buf, size_t n) {
     snprintf(buf, n, "%s/redis.sock", cfg->runtime_dir);
 }
 
+/* Fills t's Sentinel list from cfg (checked by the configuration). */
+static int resolve_sentinels(const struct config *cfg, struct rconn_target *t) {
+    snprintf(t->master_name, sizeof(t->master_name), "%s", cfg->redis_master_name);
+    snprintf(t->sentinel_password, sizeof(t->sentinel_password), "%s",
+             cfg->redis_sentinel_password);
+    t->sentinel_timeout_ms = cfg->redis_connect_timeout < RCONN_SENTINEL_TIMEOUT_MAX_MS
+                                 ? (long)cfg->redis_connect_timeout
+                                 : RCONN_SENTINEL_TIMEOUT_MAX_MS;
+    for (const char *p = cfg->redis_sentinels; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, " \t");
+        if (len == 0)
+            break;
+        const char *colon = NULL;
+        for (size_t i = 0; i < len; i++)
+            if (p[i] == ':')
+                colon = p + i;
+        if (colon == NULL || t->nsentinels == CONFIG_SENTINELS_MAX)
+            return -1;
+        struct rconn_sentinel *s = &t->sentinels[t->nsentinels++];
+        const char *host = p;
+        size_t hostlen = (size_t)(colon - p);
+        if (hostlen >= 2 && host[0] == '[' && host[hostlen - 1] == ']') {
+            host++;
+            hostlen -= 2;
+        }
+        if (hostlen == 0 || hostlen >= sizeof(s->host))
+            return -1;
+        snprintf(s->host, sizeof(s->host), "%.*s", (int)hostlen, host);
+        s->port = atoi(colon + 1);
+        p += len;
+    }
+    return t->nsentinels > 0 && t->master_name[0] ? 0 : -1;
+}
+
 int rconn_resolve(const struct config *cfg, struct rconn_target *t) {
     memset(t, 0, sizeof(*t));
     snprintf(t->password, sizeof(t->password), "%s", cfg->redis_password);
@@ -25,6 +61,9 @@ int rconn_resolve(const struct config *cfg, struct rconn_target *t) {
         rconn_embedded_socket(cfg, t->unix_path, sizeof(t->unix_path));
         return 0;
     }
+    snprintf(t->username, sizeof(t->username), "%s", cfg->redis_username);
+    if (cfg->redis_mode == CONFIG_REDIS_SENTINEL)
+        return resolve_sentinels(cfg, t);
     const char *url = cfg->redis_url;
     if (strncmp(url, "unix:", 5) == 0) {
         snprintf(t->unix_path, sizeof(t->unix_path), "%s", url + 5);
@@ -35,10 +74,13 @@ int rconn_resolve(const struct config *cfg, struct rconn_target *t) {
     const char *p = url + 8;
     const char *at = strchr(p, '@');
     if (at) {
-        /* [user]:password@ — Redis 6 ACL users are not used; take the password. */
+        /* [user]:password@ — a user here is an ACL user, unless
+         * redis.username names one. */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
         snprintf(t->password, sizeof(t->password), "%.*s", (int)(at - pw), pw);
+        if (colon && colon > p && t->username[0] == '\0')
+            snprintf(t->username, sizeof(t->username), "%.*s", (int)(colon - p), p);
         p = at + 1;
     }
     size_t hostlen = strcspn(p, ":/");
@@ -65,7 +107,151 @@ int rconn_resolve(const struct config *cfg, struct rconn_target *t) {
     return 0;
 }
 
+/* AUTH (with the ACL user when there is one) on a blocking connection.
+ * Returns 0, or -1 with why in err. */
+static int auth_blocking(redisContext *c, const char *user, const char *password, char *err,
+                         size_t n) {
+    if (password[0] == '\0')
+        return 0;
+    redisReply *r = user[0] ? redisCommand(c, "AUTH %s %s", user, password)
+                            : redisCommand(c, "AUTH %s", password);
+    int rc = 0;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, n, "AUTH failed: %s", r ? r->str : c->errstr);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+bool rconn_role_is_master(const redisReply *reply) {
+    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+           reply->element[0]->type == REDIS_REPLY_STRING &&
+           strcmp(reply->element[0]->str, "master") == 0;
+}
+
+static redisContext *connect_blocking(const char *host, int port, long timeout_ms, char *err,
+                                      size_t n) {
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (c == NULL) {
+        snprintf(err, n, "out of memory");
+        return NULL;
+    }
+    if (c->err) {
+        snprintf(err, n, "%s", c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* What one Sentinel says of the master: its address into host, port.
+ * Returns 0, or -1 with why in err. */
+static int ask_sentinel(const struct rconn_target *t, const struct rconn_sentinel *s, char *host,
+                        size_t hostlen, int *port, char *err, size_t n) {
+    char why[256];
+    redisContext *c = connect_blocking(s->host, s->port, t->sentinel_timeout_ms, why, sizeof(why));
+    if (c == NULL || auth_blocking(c, "", t->sentinel_password, why, sizeof(why)) < 0) {
+        snprintf(err, n, "Sentinel %s:%d: %s", s->host, s->port, why);
+        if (c)
+            redisFree(c);
+        return -1;
+    }
+    redisReply *r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", t->master_name);
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(host, hostlen, "%s", r->element[0]->str);
+        *port = atoi(r->element[1]->str);
+        rc = 0;
+    } else if (r && r->type == REDIS_REPLY_NIL) {
+        snprintf(err, n, "Sentinel %s:%d does not know a master called '%s'", s->host, s->port,
+                 t->master_name);
+    } else {
+        snprintf(err, n, "Sentinel %s:%d: %s", s->host, s->port,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr[0] ? c->errstr : "no answer");
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
+/* Connects to host:port, authenticates and checks ROLE is master. Returns
+ * the context, or NULL with why in err. */
+static redisContext *open_master(const struct rconn_target *t, const char *host, int port,
+                                 long timeout_ms, char *err, size_t n) {
+    redisContext *c = connect_blocking(host, port, timeout_ms, err, n);
+    if (c == NULL)
+        return NULL;
+    if (auth_blocking(c, t->username, t->password, err, n) < 0) {
+        redisFree(c);
+        return NULL;
+    }
+    redisReply *r = redisCommand(c, "ROLE");
+    bool master = rconn_role_is_master(r);
+    if (!master)
+        snprintf(err, n, "%s:%d, named master by the Sentinels, says it is %s", host, port,
+                 r && r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->str
+                     ? r->element[0]->str
+                     : r && r->type == REDIS_REPLY_ERROR ? r->str : "unreachable");
+    freeReplyObject(r);
+    if (!master) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+int rconn_discover(const struct rconn_target *t, char *host, size_t hostlen, int *port, char *err,
+                   size_t n) {
+    char all[1024] = "";
+    size_t used = 0;
+    for (int i = 0; i < t->nsentinels; i++) {
+        char why[320];
+        if (ask_sentinel(t, &t->sentinels[i], host, hostlen, port, why, sizeof(why)) == 0) {
+            /* The Sentinel's answer may be stale (a failover under way): the
+             * server itself must say it is the master. */
+            redisContext *c = open_master(t, host, *port, t->sentinel_timeout_ms, why, sizeof(why));
+            if (c) {
+                redisFree(c);
+                return 0;
+            }
+        }
+        used += (size_t)snprintf(all + used, used < sizeof(all) ? sizeof(all) - used : 0, "%s%s",
+                                 used ? "; " : "", why);
+        if (used >= sizeof(all))
+            used = sizeof(all) - 1;
+    }
+    snprintf(err, n, "no Sentinel named a working master '%s': %s", t->master_name, all);
+    return -1;
+}
+
+/* The blocking handshake after connecting: AUTH, SELECT. */
+static int handshake_blocking(redisContext *c, const struct rconn_target *t, char *err, size_t n) {
+    if (auth_blocking(c, t->username, t->password, err, n) < 0)
+        return -1;
+    if (t->db) {
+        redisReply *r = redisCommand(c, "SELECT %d", t->db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, n, "SELECT failed: %s", r ? r->str : c->errstr);
+            freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
 redisContext *rconn_open(const struct rconn_target *t, long timeout_ms, char *err, size_t n) {
+    if (t->nsentinels > 0) {
+        char host[256];
+        int port;
+        if (rconn_discover(t, host, sizeof(host), &port, err, n) < 0)
+            return NULL;
+        return open_master(t, host, port, timeout_ms, err, n); /* db 0: no URL */
+    }
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = t->unix_path[0] ? redisConnectUnixWithTimeout(t->unix_path, tv)
                                       : redisConnectWithTimeout(t->host, t->port, tv);
@@ -78,33 +264,21 @@ redisContext *rconn_open(const struct rconn_target *t, long timeout_ms, char *er
         redisFree(c);
         return NULL;
     }
-    redisReply *r;
-    if (t->password[0]) {
-        r = redisCommand(c, "AUTH %s", t->password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, n, "AUTH failed: %s", r ? r->str : c->errstr);
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    if (t->db) {
-        r = redisCommand(c, "SELECT %d", t->db);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, n, "SELECT failed: %s", r ? r->str : c->errstr);
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
+    if (handshake_blocking(c, t, err, n) < 0) {
+        redisFree(c);
+        return NULL;
     }
     return c;
 }
 
 redisAsyncContext *rconn_open_async(const struct rconn_target *t, char *err, size_t n) {
+    char host[256];
+    int port = t->port;
+    snprintf(host, sizeof(host), "%s", t->host);
+    if (t->nsentinels > 0 && rconn_discover(t, host, sizeof(host), &port, err, n) < 0)
+        return NULL;
     redisAsyncContext *ac =
-        t->unix_path[0] ? redisAsyncConnectUnix(t->unix_path) : redisAsyncConnect(t->host, t->port);
+        t->unix_path[0] ? redisAsyncConnectUnix(t->unix_path) : redisAsyncConnect(host, port);
     if (ac == NULL) {
         snprintf(err, n, "out of memory");
         return NULL;
@@ -135,6 +309,7 @@ static const struct {
     {"OOM", RCONN_REASON_OOM},
     {"MISCONF", RCONN_REASON_MISCONF},
     {"READONLY", RCONN_REASON_READONLY},
+    {"UNBLOCKED", RCONN_REASON_READONLY}, /* a blocked client's server became a replica */
     {"NOREPLICAS", RCONN_REASON_NOREPLICAS},
     {"BUSY", RCONN_REASON_BUSY},
     {"LOADING", RCONN_REASON_LOADING},
@@ -409,7 +584,10 @@ int rconn_pipeline(struct rconn *r, const char *what, int n, const struct rconn_
 
 void rconn_handshake_args(const struct rconn_target *t,
                           void (*send)(int argc, const char **argv, void *arg), void *arg) {
-    if (t->password[0]) {
+    if (t->password[0] && t->username[0]) {
+        const char *av[] = {"AUTH", t->username, t->password};
+        send(3, av, arg);
+    } else if (t->password[0]) {
         const char *av[] = {"AUTH", t->password};
         send(2, av, arg);
     }
@@ -418,5 +596,9 @@ void rconn_handshake_args(const struct rconn_target *t,
         snprintf(db, sizeof(db), "%d", t->db);
         const char *av[] = {"SELECT", db};
         send(2, av, arg);
+    }
+    if (t->nsentinels > 0) {
+        const char *av[] = {"ROLE"}; /* the Sentinels' answer may be stale */
+        send(1, av, arg);
     }
 }

@@ -19,13 +19,40 @@
 #include <stdint.h>
 
 /* Where Redis is. */
+struct rconn_sentinel {
+    char host[256];
+    int port;
+};
+
 struct rconn_target {
     char unix_path[512]; /* non-empty for a unix socket */
     char host[256];
     int port;
     int db;
+    char username[128]; /* an ACL user, or "" (AUTH password alone) */
     char password[256];
+    /* Sentinel mode (nsentinels > 0): host and port are found by asking the
+     * Sentinels for master_name on every connect (rconn_discover). */
+    int nsentinels;
+    struct rconn_sentinel sentinels[CONFIG_SENTINELS_MAX];
+    char master_name[128];
+    char sentinel_password[256];
+    long sentinel_timeout_ms; /* each Sentinel, and the check of its answer */
 };
+
+/* How long one Sentinel (and the check of the master it names) may take at
+ * most, whatever redis.connect_timeout: discovery runs in the caller's thread,
+ * an http child's loop included, so it is kept short. */
+#define RCONN_SENTINEL_TIMEOUT_MAX_MS 250
+
+/* Asks t's Sentinels in turn for the master's address and checks that it
+ * says it is the master (ROLE); fills host and port. Returns 0, or -1 with
+ * why in err (every Sentinel's answer, or that the one named is no master). */
+int rconn_discover(const struct rconn_target *t, char *host, size_t hostlen, int *port, char *err,
+                   size_t n);
+
+/* Whether a ROLE reply says master. */
+bool rconn_role_is_master(const redisReply *reply);
 
 /* The retry schedule of every client, after a lost connection and a refusal
  * alike: the first retry after about RCONN_BACKOFF_MIN_MS, doubling to
@@ -45,18 +72,22 @@ int rconn_resolve(const struct config *cfg, struct rconn_target *t);
 /* The embedded server's socket path for cfg into buf. */
 void rconn_embedded_socket(const struct config *cfg, char *buf, size_t n);
 
-/* Opens a blocking connection to t within timeout_ms, authenticates and
+/* Opens a blocking connection to t within timeout_ms (in sentinel mode to
+ * the master the Sentinels name, checked with ROLE), authenticates and
  * selects the database. Returns the context (the caller frees it with
  * redisFree), or NULL with a reason in err. */
 redisContext *rconn_open(const struct rconn_target *t, long timeout_ms, char *err, size_t n);
 
 /* Starts an asynchronous connection to t (hiredis async; the caller attaches
- * it to its loop and sends the handshake with rconn_handshake_args). Returns
- * the context, or NULL with a reason in err. */
+ * it to its loop and sends the handshake with rconn_handshake_args). In
+ * sentinel mode the master is found first (rconn_discover, blocking, at most
+ * RCONN_SENTINEL_TIMEOUT_MAX_MS per Sentinel). Returns the context, or NULL
+ * with a reason in err. */
 redisAsyncContext *rconn_open_async(const struct rconn_target *t, char *err, size_t n);
 
 /* Sends AUTH and SELECT when t needs them, on any connection type, through
- * send(argc, argv, arg). */
+ * send(argc, argv, arg); in sentinel mode ROLE last (check its reply with
+ * rconn_role_is_master). */
 void rconn_handshake_args(const struct rconn_target *t,
                           void (*send)(int argc, const char **argv, void *arg), void *arg);
 

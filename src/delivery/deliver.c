@@ -477,6 +477,31 @@ static void start(struct deliverer *d, const char *did) {
     d->inflight[d->n++] = v;
 }
 
+/* With redis.min_replicas_ack, a delivery goes out only once that many
+ * replicas have its claim, and so (replication keeps order) the job's end
+ * that queued it: a failover never loses a result whose callback was sent.
+ * Returns false to leave it on our list for now (Redis lost, or stopping). */
+static bool claim_replicated(struct deliverer *d) {
+    long long want = d->cfg->redis_min_replicas_ack;
+    bool logged = false;
+    while (want > 0 && !childsig_stop) {
+        redisReply *r = rconn_commandf(&d->redis, "WAIT", "WAIT %lld %lld", want,
+                                       (long long)d->cfg->redis_connect_timeout);
+        if (r == NULL)
+            return false;
+        long long got = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+        if (got >= want)
+            return true;
+        if (!logged)
+            log_warn("delivery: %lld of redis.min_replicas_ack = %lld replicas confirm; "
+                     "holding deliveries until they do",
+                     got, want);
+        logged = true;
+    }
+    return want <= 0;
+}
+
 /* Takes one delivery: waits up to TAKE_BLOCK when nothing is in flight.
  * Returns 1 when one was started (or dropped), 0 when the queue is empty. */
 static int take(struct deliverer *d) {
@@ -487,7 +512,7 @@ static int take(struct deliverer *d) {
     if (r == NULL)
         return 0;
     int got = r->type == REDIS_REPLY_STRING;
-    if (got)
+    if (got && claim_replicated(d))
         start(d, r->str);
     freeReplyObject(r);
     return got;

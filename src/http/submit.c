@@ -128,6 +128,59 @@ static long long reply_number(const redisReply *r) {
     return -1;
 }
 
+/* WAIT's answer: how many replicas have every write of this connection so
+ * far, the job among them. */
+static void on_replicated(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    if (!exchange_redis_received(h))
+        goto out;
+    long long want = h->child->cfg->redis_min_replicas_ack;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= want) {
+        h->submit_answer(h, h->id, h->wait_created, &h->rec);
+    } else {
+        log_warn("job %s: %lld of redis.min_replicas_ack = %lld replicas confirmed it within "
+                 "redis.connect_timeout: answering 503",
+                 h->id, reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL, want);
+        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                      "the job is stored but fewer than %lld replicas confirmed it in time; send "
+                      "the request again (it finds the same job)",
+                      want);
+    }
+out:
+    exchange_settle(h);
+}
+
+/* The job (new, or found by dedup) is in Redis: answer, or first, with
+ * redis.min_replicas_ack, make sure that many replicas have it (WAIT on the
+ * connection that wrote it, so that its last write is the job's). rec is
+ * taken over (moved into h->rec). */
+static void stored(struct exchange *h, struct rasync *redis, const char *id, bool created,
+                   struct job_record *rec) {
+    const struct config *cfg = h->child->cfg;
+    if (rec != &h->rec) {
+        job_record_free(&h->rec);
+        h->rec = *rec;
+        memset(rec, 0, sizeof(*rec));
+    }
+    if (id != h->id)
+        snprintf(h->id, sizeof(h->id), "%s", id);
+    if (cfg->redis_min_replicas_ack <= 0) {
+        h->submit_answer(h, h->id, created, &h->rec);
+        return;
+    }
+    char n[24], ms[24];
+    snprintf(n, sizeof(n), "%lld", (long long)cfg->redis_min_replicas_ack);
+    snprintf(ms, sizeof(ms), "%lld", (long long)cfg->redis_connect_timeout);
+    const char *argv[] = {"WAIT", n, ms};
+    h->wait_created = created;
+    h->wait_op = (struct rasync_op){.cb = on_replicated, .arg = h};
+    if (redis == NULL || rasync_command(redis, &h->wait_op, 3, argv, NULL) < 0) {
+        respond_unavailable(h);
+        return;
+    }
+    exchange_redis_sent(h);
+}
+
 static void on_enqueued(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     if (!exchange_redis_received(h))
@@ -146,7 +199,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
         /* The same request (or Idempotency-Key) while its job lives: that job. */
         struct job_record rec = {0};
         if (queue_reply_record(&rec, reply, 2) == 0)
-            h->submit_answer(h, reply->element[1]->str, false, &rec);
+            stored(h, h->wait_redis, reply->element[1]->str, false, &rec);
         else
             respond_error(h, "internal", NULL, 0, "out of memory (request id %s)", h->rid);
         job_record_free(&rec);
@@ -180,7 +233,7 @@ static void on_enqueued(redisReply *reply, void *arg) {
     }
     log_debug("job %s queued for %s", h->id, h->client_name[0] ? h->client_name : "-");
     guard_count(h, GUARD_SUBMIT);
-    h->submit_answer(h, h->id, true, &h->rec);
+    stored(h, h->wait_redis, h->id, true, &h->rec);
 out:
     exchange_settle(h);
 }
@@ -302,6 +355,7 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
         respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
         return;
     }
+    h->wait_redis = redis;
     if (rasync_script(redis, &h->op) < 0) {
         respond_unavailable(h);
         return;

@@ -286,7 +286,38 @@ static int make_loop(struct master *m) {
 }
 
 /* The embedded redis-server first: every child needs it. */
+/* How long a start in sentinel mode keeps asking the Sentinels for a master
+ * before it gives up (a Sentinel that is restarting, a failover under way). */
+#define SENTINEL_START_TIMEOUT_MS 10000
+
+/* Sentinel mode: the Sentinels must name a working master before the node
+ * starts, so that a wrong list or name fails the start with a clear message
+ * instead of children that retry for ever. */
+static int find_master(struct master *m) {
+    struct rconn_target t;
+    if (rconn_resolve(&m->cfg, &t) < 0) {
+        log_error("redis.sentinels or redis.master_name cannot be used");
+        return -1;
+    }
+    long long until = units_mono_ms() + SENTINEL_START_TIMEOUT_MS;
+    char err[1024], host[256];
+    int port;
+    while (rconn_discover(&t, host, sizeof(host), &port, err, sizeof(err)) < 0) {
+        if (units_mono_ms() >= until) {
+            log_error("redis.mode = sentinel: %s (asked for %d s)", err,
+                      SENTINEL_START_TIMEOUT_MS / 1000);
+            return -1;
+        }
+        struct timespec pause = {0, 250 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    log_info("the Sentinels name %s:%d the master '%s'", host, port, t.master_name);
+    return 0;
+}
+
 static int start_redis(struct master *m) {
+    if (m->cfg.redis_mode == CONFIG_REDIS_SENTINEL)
+        return find_master(m);
     if (m->cfg.redis_mode != CONFIG_REDIS_EMBEDDED)
         return 0;
     struct supervise_child *r = supervise_redis(m);

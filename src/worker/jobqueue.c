@@ -194,6 +194,31 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
         argv[i] = fields[i - 9];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
+    long long want = q->cfg->redis_min_replicas_ack;
+    if (want > 0) {
+        /* The job says done only once want replicas have its result: the
+         * bytes first, WAIT, then the script without them. */
+        const char *set[] = {"SET", k_res, bytes, "PX", ttl};
+        size_t set_lens[] = {3, strlen(k_res), len, 2, strlen(ttl)};
+        redisReply *r = rconn_command(&q->redis, "SET result", 5, set, set_lens);
+        if (r == NULL)
+            return -1;
+        freeReplyObject(r);
+        r = rconn_commandf(&q->redis, "WAIT", "WAIT %lld %lld", want,
+                           (long long)q->cfg->redis_connect_timeout);
+        if (r == NULL)
+            return -1;
+        long long got = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+        if (got < want) {
+            log_warn("job %s: %lld of redis.min_replicas_ack = %lld replicas have its result; "
+                     "not done until they do",
+                     id, got, want);
+            return -1;
+        }
+        argv[7] = "";
+        lens[7] = 0;
+    }
     return finish(q, QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens, "complete script");
 }
 

@@ -1,10 +1,16 @@
 -- complete: KEYS job res proc src; ARGV id token ttl_ms bytes prefix fields...
+-- bytes '' means the result is already in res (staged and replicated first).
 -- -> 1 stored | 0 stale (the token no longer matches: the job was reaped)
+-- | -1 the staged result is missing
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
   redis.call('LREM', KEYS[3], 0, ARGV[1])
   return 0
 end
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+elseif redis.call('PEXPIRE', KEYS[2], ARGV[3]) == 0 then
+  return -1 -- the result staged for redis.min_replicas_ack is gone: stage it again
+end
 redis.call('HSET', KEYS[1], 'state', 'done', 'finished', string.format('%d', now_ms()),
            unpack(ARGV, 6))
 redis.call('HDEL', KEYS[1], 'token', 'err_code', 'err_msg', 'retry_at')

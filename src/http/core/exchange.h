@@ -70,6 +70,9 @@ struct exchange {
     const char *argv[64];           /* the route's script arguments (submit, delete) */
     size_t lens[64];
     submit_answer_fn submit_answer;             /* submit routes: what to answer once stored */
+    struct rasync_op wait_op;                   /* submit: WAIT for redis.min_replicas_ack */
+    bool wait_created;                          /* submit: the job WAITed for is new */
+    struct rasync *wait_redis;                  /* submit: the connection the job went on */
     long long res_ttl_ms;                       /* image, compat: PTTL of the result (or job) */
     json_t *doc;                                /* image: the job document when it is not ready */
     int step;                                   /* which pipelined reply comes next */

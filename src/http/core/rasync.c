@@ -173,10 +173,14 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *arg) {
     r->handshake_pending--;
     if (rep == NULL)
         return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        rconn_health_note(rep, false);
+    if (rep->type == REDIS_REPLY_ERROR ||
+        (rep->type == REDIS_REPLY_ARRAY && !rconn_role_is_master(rep))) {
+        if (rep->type == REDIS_REPLY_ERROR)
+            rconn_health_note(rep, false);
         if (!r->handshake_failed)
-            note_down(r, "handshake (AUTH/SELECT/PING)", rep->str);
+            note_down(r, "handshake (AUTH/SELECT/ROLE/PING)",
+                      rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                     : "the server named master is no master");
         r->handshake_failed = true;
         redisAsyncDisconnect(ac);
         return;
@@ -366,7 +370,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
             return;
     }
     rconn_health_note(rep, op->is_script);
+    /* With Sentinels, a refusal that says this is not the master (any more)
+     * drops the connection: the next one asks the Sentinels again. */
+    enum rconn_reason reason = rep && rep->type == REDIS_REPLY_ERROR ? rconn_reason_of(rep)
+                                                                      : RCONN_REASON_NONE;
+    bool wrong_server = r->target.nsentinels > 0 &&
+                        (reason == RCONN_REASON_READONLY || reason == RCONN_REASON_NOREPLICAS);
     op->cb(rep, op->arg);
+    if (wrong_server && r->ac == ac)
+        redisAsyncDisconnect(ac);
 }
 
 /* A client, not yet connecting; channel (NULL for a command client) is owned
