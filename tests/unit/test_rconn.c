@@ -67,6 +67,58 @@ static void test_resolve(void **state) {
     }
 }
 
+/* The defaults in sentinel mode with list and name. */
+static struct config *sentinel_config(const char *list, const char *name) {
+    struct config *c = config_for(NULL);
+    c->redis_mode = CONFIG_REDIS_SENTINEL;
+    free(c->redis_sentinels);
+    c->redis_sentinels = strdup(list);
+    free(c->redis_master_name);
+    c->redis_master_name = strdup(name);
+    return c;
+}
+
+/* Sentinel mode: the list read, the per-Sentinel timeout kept short, a
+ * ROLE reply told apart, and no Sentinel answering is one clear error that
+ * names each. */
+static void test_sentinels(void **state) {
+    (void)state;
+    struct rconn_target t;
+    struct config *c = sentinel_config(" 10.0.0.1:26379\t[::1]:26380 s3.example:1 ", "mymaster");
+    assert_int_equal(rconn_resolve(c, &t), 0);
+    assert_int_equal(t.nsentinels, 3);
+    assert_string_equal(t.sentinels[0].host, "10.0.0.1");
+    assert_int_equal(t.sentinels[0].port, 26379);
+    assert_string_equal(t.sentinels[1].host, "::1");
+    assert_int_equal(t.sentinels[1].port, 26380);
+    assert_string_equal(t.sentinels[2].host, "s3.example");
+    assert_string_equal(t.master_name, "mymaster");
+    assert_int_equal(t.sentinel_timeout_ms, RCONN_SENTINEL_TIMEOUT_MAX_MS);
+    c->redis_connect_timeout = 100;
+    assert_int_equal(rconn_resolve(c, &t), 0);
+    assert_int_equal(t.sentinel_timeout_ms, 100);
+    assert_int_equal(rconn_resolve(sentinel_config("10.0.0.1:26379", ""), &t), -1);
+
+    redisReply name = {.type = REDIS_REPLY_STRING, .str = "master", .len = 6};
+    redisReply *one[] = {&name};
+    redisReply role = {.type = REDIS_REPLY_ARRAY, .elements = 1, .element = one};
+    assert_true(rconn_role_is_master(&role));
+    name.str = "slave";
+    assert_false(rconn_role_is_master(&role));
+    assert_false(rconn_role_is_master(NULL));
+
+    /* Nothing listens on ports 1 and 2 of loopback: refused at once. */
+    assert_int_equal(rconn_resolve(sentinel_config("127.0.0.1:1 127.0.0.1:2", "mymaster"), &t), 0);
+    char host[256], err[1024];
+    int port = 0;
+    assert_int_equal(rconn_discover(&t, host, sizeof(host), &port, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "'mymaster'"));
+    assert_non_null(strstr(err, "Sentinel 127.0.0.1:1"));
+    assert_non_null(strstr(err, "Sentinel 127.0.0.1:2"));
+    assert_null(rconn_open(&t, 100, err, sizeof(err)));
+    assert_null(rconn_open_async(&t, err, sizeof(err)));
+}
+
 static void test_classify(void **state) {
     (void)state;
     assert_int_equal(rconn_classify(NULL), RCONN_LOST);
@@ -322,6 +374,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as in the daemon: a write to a stopped server fails, not kills */
     const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_sentinels),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_reasons_and_health),
