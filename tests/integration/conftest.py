@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Daemon, RedisServer, SourceServer, make_images
+from helpers import Daemon, RedisServer, SentinelSet, SourceServer, make_images
 
 SOURCE_DIR = Path(os.environ.get("TH_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 
@@ -92,6 +92,15 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def sentinel_set(tmp_path_factory):
+    """A primary, its replica and three Sentinels of the test's own
+    (helpers.SentinelSet), ready for a failover; stopped after the test."""
+    redis_set = SentinelSet(tmp_path_factory.mktemp("sentinel")).start()
+    yield redis_set
+    redis_set.stop()
+
+
 @pytest.fixture(scope="module")
 def daemon(thumbnailed_bin, tmp_path_factory):
     """One daemon for a test module, on the suite's standard configuration
@@ -115,3 +124,6 @@ def pytest_runtest_makereport(item, call):
                 daemons = value.started
             for d in daemons:
                 report.sections.append((f"thumbnailed log ({name}, {d.dir})", d.log()))
+            if isinstance(value, SentinelSet):
+                report.sections.append((f"Sentinel set ({value.dir})",
+                                        f"{value.describe()}\n{value.logs()}"))

@@ -640,6 +640,340 @@ class RedisServer:
         self.proc = None
 
 
+def resp_command(port, *args, timeout=2.0):
+    """One command to the Redis or Sentinel on 127.0.0.1:port, its whole reply
+    parsed as RedisServer.query does. Raises OSError when nothing answers within
+    timeout (a stopped server accepts connections but never replies),
+    RuntimeError on an error reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        payload = f"*{len(args)}\r\n" + "".join(
+            f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+        s.sendall(payload.encode())
+        with s.makefile("rb") as f:
+            return _resp_reply(f)
+
+
+def _stop_process(proc, timeout=10):
+    """SIGCONT (a stopped process takes no SIGTERM), SIGTERM, wait up to timeout,
+    then SIGKILL and wait: proc is gone when this returns."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+class RedisNode:
+    """One redis-server of a SentinelSet, on 127.0.0.1:port, with its config file
+    (which Sentinel rewrites on a role change), log and append-only file in a
+    directory of its own. stop/start keep the port and the data."""
+
+    def __init__(self, directory, name, settings):
+        self.dir = Path(directory) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port = free_port()
+        self.config = self.dir / "redis.conf"
+        self.config.write_text("".join(f"{line}\n" for line in [
+            f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", *settings]))
+        self.proc = None
+        self.log = None
+
+    def __repr__(self):
+        return f"<{self.name} 127.0.0.1:{self.port}>"
+
+    @property
+    def address(self):
+        return ("127.0.0.1", self.port)
+
+    def start(self, *args, timeout=10):
+        """Starts the server (args are redis-server options that override its
+        config file, e.g. "--replicaof", "127.0.0.1", "6380") and waits until
+        it answers PING."""
+        assert self.proc is None or self.proc.poll() is not None, f"{self} is running"
+        self.log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(["redis-server", str(self.config), *args],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_for(f"{self} to answer PING", lambda: self.ping() == "PONG", timeout)
+        return self
+
+    def command(self, *args, timeout=2.0):
+        return resp_command(self.port, *args, timeout=timeout)
+
+    def ping(self):
+        """PONG, the refusal (LOADING ...), or None when it does not answer."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        try:
+            return self.command("PING", timeout=0.5)
+        except RuntimeError as e:
+            return str(e)
+        except OSError:
+            return None
+
+    def role(self):
+        """ROLE's reply: ["master", offset, [replicas]] or ["slave", host, port,
+        link state, offset]; None when it does not answer."""
+        try:
+            return self.command("ROLE", timeout=1)
+        except (OSError, RuntimeError):
+            return None
+
+    def send(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Sends sig (SIGKILL: the server dies at once) and waits for the exit."""
+        if self.proc is None:
+            return
+        if sig == signal.SIGTERM:
+            _stop_process(self.proc, timeout)
+        else:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        self.log.close()
+
+    def log_text(self):
+        try:
+            return (self.dir / "redis.log").read_text(errors="replace")[-8000:]
+        except OSError:
+            return "(no log)"
+
+
+class Sentinel:
+    """One `redis-server sentinel.conf --sentinel` of a SentinelSet: its own
+    config file (Sentinel rewrites it as it learns), port and log."""
+
+    def __init__(self, directory, name, monitor_lines):
+        self.dir = Path(directory) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port = free_port()
+        self.config = self.dir / "sentinel.conf"
+        self.config.write_text("".join(f"{line}\n" for line in [
+            f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", *monitor_lines]))
+        self.proc = None
+        self.log = None
+
+    def __repr__(self):
+        return f"<{self.name} 127.0.0.1:{self.port}>"
+
+    def start(self, timeout=10):
+        self.log = open(self.dir / "sentinel.log", "ab")
+        self.proc = subprocess.Popen(["redis-server", str(self.config), "--sentinel"],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server --sentinel exited with status "
+                                   f"{self.proc.returncode}: Redis Sentinel cannot run here\n"
+                                   f"{self.log_text()}")
+            try:
+                return self.command("PING", timeout=0.5) == "PONG"
+            except (OSError, RuntimeError):
+                return False
+
+        wait_for(f"{self} to answer PING", answers, timeout)
+        return self
+
+    def command(self, *args, timeout=2.0):
+        return resp_command(self.port, *args, timeout=timeout)
+
+    def stop(self, timeout=10):
+        if self.proc is not None:
+            _stop_process(self.proc, timeout)
+            self.log.close()
+
+    def log_text(self):
+        try:
+            return (self.dir / "sentinel.log").read_text(errors="replace")[-8000:]
+        except OSError:
+            return "(no log)"
+
+
+class SentinelSet:
+    """A Redis made highly available by Sentinel, all on loopback, each process
+    in a directory of its own under directory: a primary, one replica of it,
+    and three Sentinels monitoring them as MASTER_NAME (quorum 2,
+    down-after-milliseconds 1000, failover-timeout 5000, parallel-syncs 1).
+
+    Both data servers keep an append-only file, never evict, and have
+    min-replicas-to-write 1 / min-replicas-max-lag 10: a primary cut off from
+    its replica refuses writes (NOREPLICAS). So after a failover the new
+    primary takes writes only once the old one is back as its replica
+    (restart() after kill_primary(), or cont() after stop_primary())."""
+
+    MASTER_NAME = "mymaster"
+    SERVER_SETTINGS = ["appendonly yes", "appendfsync everysec", 'save ""',
+                       "maxmemory-policy noeviction", "min-replicas-to-write 1",
+                       "min-replicas-max-lag 10",
+                       # a replica that (re)connects is synced at once, not after 5 s
+                       "repl-diskless-sync-delay 0"]
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        first = RedisNode(self.dir, "redis-a", self.SERVER_SETTINGS)
+        second = RedisNode(self.dir, "redis-b", self.SERVER_SETTINGS +
+                           [f"replicaof 127.0.0.1 {first.port}"])
+        self.servers = [first, second]
+        monitor = [f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {first.port} 2",
+                   f"sentinel down-after-milliseconds {self.MASTER_NAME} 1000",
+                   f"sentinel failover-timeout {self.MASTER_NAME} 5000",
+                   f"sentinel parallel-syncs {self.MASTER_NAME} 1"]
+        self.sentinels = [Sentinel(self.dir, f"sentinel-{i + 1}", monitor) for i in range(3)]
+
+    def start(self, timeout=30):
+        """Starts everything and waits (up to timeout) until ready(). Returns self."""
+        try:
+            for process in self.servers + self.sentinels:
+                process.start()
+            wait_for("the Sentinel set to be ready", self.ready, timeout, step=0.2)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def sentinel_list(self):
+        """The redis.sentinels value: "127.0.0.1:P1 127.0.0.1:P2 127.0.0.1:P3"."""
+        return " ".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def master_address(self, sentinel=0):
+        """(host, port) of the master as that Sentinel names it
+        (SENTINEL get-master-addr-by-name), or None when it does not answer."""
+        try:
+            host, port = self.sentinels[sentinel].command(
+                "SENTINEL", "get-master-addr-by-name", self.MASTER_NAME)
+        except (OSError, RuntimeError, TypeError, ValueError):
+            return None
+        return (host, int(port))
+
+    def agreed_master(self):
+        """(host, port) when every Sentinel names the same master, else None."""
+        addresses = {self.master_address(i) for i in range(len(self.sentinels))}
+        return addresses.pop() if len(addresses) == 1 else None
+
+    def server_at(self, address):
+        return next(s for s in self.servers if s.address == tuple(address))
+
+    def primary(self):
+        """The RedisNode every Sentinel names master (asserts they agree)."""
+        address = self.agreed_master()
+        assert address, f"the Sentinels do not agree on a master: {self.describe()}"
+        return self.server_at(address)
+
+    def replica(self):
+        """The RedisNode that is not the primary."""
+        primary = self.primary()
+        return next(s for s in self.servers if s is not primary)
+
+    def ready(self):
+        """True when the Sentinels agree on a master that says ROLE master with
+        the other server as an online replica, and each Sentinel knows that
+        replica and the two other Sentinels and can authorize a failover."""
+        address = self.agreed_master()
+        if address is None:
+            return False
+        primary = self.server_at(address)
+        other = next(s for s in self.servers if s is not primary)
+        if not self.is_replica_of(other, primary):
+            return False
+        for s in self.sentinels:
+            try:
+                replicas = s.command("SENTINEL", "replicas", self.MASTER_NAME)
+                peers = s.command("SENTINEL", "sentinels", self.MASTER_NAME)
+                quorum = s.command("SENTINEL", "ckquorum", self.MASTER_NAME)
+            except (OSError, RuntimeError):
+                return False
+            if len(peers) != len(self.sentinels) - 1 or not quorum.startswith("OK"):
+                return False
+            known = [dict(zip(r[::2], r[1::2])) for r in replicas]
+            if not any(int(r["port"]) != primary.port and "s_down" not in r["flags"]
+                       for r in known):
+                return False
+        return True
+
+    def wait_failover(self, old, timeout=30):
+        """Waits until every Sentinel names a master other than old (a
+        RedisNode) and that server says ROLE master. Returns the new primary."""
+        def switched():
+            address = self.agreed_master()
+            if address is None or address == old.address:
+                return None
+            role = self.server_at(address).role()
+            return address if role and role[0] == "master" else None
+
+        return self.server_at(wait_for(f"a failover away from {old}", switched, timeout,
+                                       step=0.05))
+
+    @staticmethod
+    def is_replica_of(node, primary):
+        """True when node says ROLE slave of primary with its link up, and
+        primary lists it online."""
+        role = node.role()
+        if not (role and role[0] == "slave" and int(role[2]) == primary.port
+                and role[3] == "connected"):
+            return False
+        try:
+            info = primary.command("INFO", "replication")
+        except (OSError, RuntimeError):
+            return False
+        return f"port={node.port},state=online" in info
+
+    def wait_replica_of(self, node, primary, timeout=30):
+        """Waits until is_replica_of(node, primary)."""
+        wait_for(f"{node} to be an online replica of {primary}",
+                 lambda: self.is_replica_of(node, primary), timeout)
+
+    def kill_primary(self):
+        """SIGKILLs the current primary; returns its RedisNode."""
+        primary = self.primary()
+        primary.stop(signal.SIGKILL)
+        return primary
+
+    def stop_primary(self):
+        """SIGSTOPs the current primary (it keeps its sockets, answers nothing);
+        returns its RedisNode."""
+        primary = self.primary()
+        primary.send(signal.SIGSTOP)
+        return primary
+
+    def cont(self, node):
+        node.send(signal.SIGCONT)
+
+    def restart(self, node, as_replica=True):
+        """Starts node again on its data. as_replica: as a replica of the master
+        the Sentinels name (else as its config file says, for the Sentinels to
+        convert it)."""
+        args = []
+        if as_replica:
+            host, port = self.agreed_master()
+            args = ["--replicaof", host, str(port)]
+        node.start(*args)
+
+    def describe(self):
+        """Each process's view, for assertion messages."""
+        views = [f"{s}: ROLE {s.role()!r}" for s in self.servers]
+        views += [f"{s}: master {self.master_address(i)!r}"
+                  for i, s in enumerate(self.sentinels)]
+        return "; ".join(views)
+
+    def logs(self):
+        return "\n".join(f"--- {p.name} ---\n{p.log_text()}"
+                         for p in self.servers + self.sentinels)
+
+    def stop(self):
+        """Stops every process it started (SIGCONT, SIGTERM, SIGKILL after 10 s)."""
+        for process in self.sentinels + self.servers:
+            process.stop()
+
+
 DEFAULT_OVERRIDES = {
     "daemon": {"user": "", "log_level": "info"},
     "http": {"processes": "2"},
@@ -707,12 +1041,18 @@ class Daemon:
         self.killed = False
         return self.start()
 
-    def start(self):
+    def launch(self):
+        """Starts thumbnailed -f -c CONFIG, its output to the log, and returns at
+        once (start() also waits for /healthz); stop() ends it."""
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "-f", "-c", str(self.config)],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT,
                                      start_new_session=self.new_session)
+        return self
+
+    def start(self):
+        self.launch()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
