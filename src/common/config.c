@@ -566,6 +566,7 @@ struct load_state {
     FILE *fp;
     int lineno;      /* the line inih is handling, counted by our reader */
     int seen[NKEYS]; /* line where each key was set, 0 if not set */
+    bool bad[NKEYS]; /* the key's value was refused (reported at its line) */
 };
 
 static bool section_known(const char *section);
@@ -631,13 +632,23 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         st->seen[i] = st->lineno;
         char why[512];
-        if (set_key(st->cfg, k, value, why, sizeof(why)) < 0)
+        if (set_key(st->cfg, k, value, why, sizeof(why)) < 0) {
             add_error(st->errs, "%s:%d: %s.%s: %s", st->path, st->lineno, section, name, why);
+            st->bad[i] = true;
+        }
         return 1;
     }
     add_error(st->errs, "%s:%d: unknown key '%s' in section [%s]", st->path, st->lineno, name,
               section);
     return 1; /* keep going: report every error in one pass */
+}
+
+/* Whether the value given for section.name was refused (already reported). */
+static bool refused(const struct load_state *st, const char *section, const char *name) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return st->bad[i];
+    return false;
 }
 
 static int line_of(const struct load_state *st, const char *section, const char *name) {
@@ -653,7 +664,8 @@ static void check_consistency(struct load_state *st) {
     if (cfg->redis_mode == CONFIG_REDIS_EXTERNAL && cfg->redis_url[0] == '\0')
         add_error(st->errs, "%s:%d: redis.url is required when redis.mode = external", st->path,
                   line_of(st, "redis", "mode"));
-    if (cfg->redis_mode == CONFIG_REDIS_SENTINEL && cfg->redis_sentinels[strspn(cfg->redis_sentinels, " \t")] == '\0')
+    if (cfg->redis_mode == CONFIG_REDIS_SENTINEL && !refused(st, "redis", "sentinels") &&
+        cfg->redis_sentinels[strspn(cfg->redis_sentinels, " \t")] == '\0')
         add_error(st->errs,
                   "%s:%d: redis.sentinels (host:port of each Sentinel) is required when "
                   "redis.mode = sentinel",
