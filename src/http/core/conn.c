@@ -43,6 +43,7 @@
 #define BODY_KEEP     65536 /* a body buffer larger than this is freed after its request */
 #define ACCEPT_BACKOFF_MS 500
 #define SWEEP_MS      1000
+#define READ_BUDGET   (256 * 1024) /* bytes read per turn of the loop before others get theirs */
 
 enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_BUSY, ST_LINGER, ST_CLOSED };
 
@@ -51,6 +52,8 @@ struct conn {
     int fd;
     enum conn_state state;
     struct event rd, wr;
+    struct event resume; /* a zero timer: go on reading after the others had a turn */
+    size_t read_now;     /* bytes read in this turn */
     bool rd_ready;      /* the socket may hold bytes not read yet */
     bool peer_eof;      /* the client shut its sending side (read returned 0) */
     bool rdhup;         /* epoll said so (EPOLLRDHUP): read on to the end */
@@ -417,6 +420,7 @@ static void unref(struct conn *k) {
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_resume(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
 int conn_server_adopt(struct conn_server *s, int fd, const struct sockaddr *addr, socklen_t len) {
@@ -468,6 +472,8 @@ int conn_server_adopt(struct conn_server *s, int fd, const struct sockaddr *addr
     }
     event_assign(&k->rd, s->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, on_read, k);
     event_assign(&k->wr, s->base, fd, EV_WRITE | EV_PERSIST | EV_ET, on_write, k);
+    evtimer_assign(&k->resume, s->base, on_resume, k);
+    k->read_now = 0;
     if (event_add(&k->rd, NULL) < 0 || event_add(&k->wr, NULL) < 0) {
         event_del(&k->rd);
         log_error("cannot watch a connection");
@@ -576,6 +582,7 @@ static int fill(struct conn *k) {
     ssize_t n = read(k->fd, k->in + k->in_len, room);
     if (n > 0) {
         k->in_len += (size_t)n;
+        k->read_now += (size_t)n;
         if ((size_t)n < room && !k->rdhup)
             k->rd_ready = false; /* a short read: the socket is empty (as nginx decides) */
         if (k->state == ST_IDLE) {
@@ -684,7 +691,16 @@ static void pump(struct conn *k) {
                 feed(k);
                 continue;
             }
-            if (!k->rd_ready || fill(k) <= 0)
+            if (!k->rd_ready)
+                break;
+            if (k->read_now >= READ_BUDGET) {
+                /* A fast upload does not keep the loop to itself: the
+                 * other connections (Redis replies among them) go first. */
+                static const struct timeval now = {0, 0};
+                evtimer_add(&k->resume, &now);
+                break;
+            }
+            if (fill(k) <= 0)
                 break;
         }
         if (k->state == ST_BUSY && k->rd_ready && !k->peer_eof)
@@ -696,9 +712,18 @@ static void pump(struct conn *k) {
     unref(k);
 }
 
+static void on_resume(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct conn *k = arg;
+    k->read_now = 0;
+    pump(k);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     struct conn *k = arg;
+    k->read_now = 0;
     k->rd_ready = true;
     if (what & EV_CLOSED)
         k->rdhup = true;
@@ -914,6 +939,7 @@ static void close_conn(struct conn *k) {
         return;
     event_del(&k->rd);
     event_del(&k->wr);
+    event_del(&k->resume);
     close(k->fd);
     k->fd = -1;
     if (k->prev)
