@@ -190,8 +190,9 @@ static void promote(struct deliverer *d) {
 /* --- recording outcomes ---------------------------------------------------------- */
 
 /* Records the attempt's outcome. A retry that the schedule has no delay left
- * for becomes a failure. Then drops the job's shared-cache entry, whose
- * document shows the delivery's status, so the next read takes it from Redis. */
+ * for becomes a failure. The script tells every node's cache that the job's
+ * document (which shows the delivery's status) changed; this node's entry is
+ * also dropped here at once, so the next read takes it from Redis. */
 static void record(struct deliverer *d, struct delivery *v, enum deliver_outcome o, long status,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -233,12 +234,12 @@ static void record(struct deliverer *d, struct delivery *v, enum deliver_outcome
     snprintf(dl, sizeof(dl), "%lld", (long long)delay);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)d->cfg->redis_failure_ttl);
     snprintf(deadmax, sizeof(deadmax), "%d", QUEUE_DEAD_MAX);
-    const char *argv[] = {k_d, d->k_proc, d->k_delayed, d->k_dead, k_job,  v->did, outcome_name(o),
-                          st,  msg,       dl,           ttl,       deadmax};
+    const char *argv[] = {k_d, d->k_proc, d->k_delayed, d->k_dead, k_job,   v->did, outcome_name(o),
+                          st,  msg,       dl,           ttl,       deadmax, prefix};
     freeReplyObject(
-        rconn_script(&d->redis, "deliver script", QUEUE_SCRIPT_DELIVER, 5, 7, argv, NULL));
+        rconn_script(&d->redis, "deliver script", QUEUE_SCRIPT_DELIVER, 5, 8, argv, NULL));
     if (d->cache)
-        shm_cache_delete(d->cache, v->job);
+        shm_cache_invalidate(d->cache, v->job, units_mono_ms());
 }
 
 /* --- starting a delivery ------------------------------------------------------------ */

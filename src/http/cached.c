@@ -1,9 +1,11 @@
-/* cached.c — reads served from the shared-memory cache. The copy callbacks run
- * under a shard lock: they only copy into the response's buffers. */
+/* cached.c — reads served from the shared-memory cache, and the cache's
+ * change notices. The copy callbacks run under a shard lock: they only copy
+ * into the response's buffers. */
 #include "cached.h"
 #include "request.h"
 
 #include "jobcache.h"
+#include "rasync.h"
 #include "segment.h"
 #include "units.h"
 
@@ -15,10 +17,12 @@
 
 struct copy {
     struct evbuffer *out;
-    bool body;          /* copy the image (GET), not only its length (HEAD) */
-    bool terminal_only; /* job: only an entry of a job that has ended */
-    const char *inm;    /* If-None-Match, or NULL */
-    bool usable;        /* the entry answers this request */
+    bool body;           /* copy the image (GET), not only its length (HEAD) */
+    bool terminal_only;  /* job: only an entry of a job that has ended */
+    const char *inm;     /* If-None-Match, or NULL */
+    int64_t trust_after; /* jobcache_confirmed's bound */
+    bool usable;         /* the entry answers this request */
+    bool unconfirmed;    /* it would, but the subscription cannot vouch for it */
     bool not_modified;
     int64_t expires_ms;
     struct jobcache_head head;
@@ -30,6 +34,10 @@ static void copy_doc(const struct jobcache_head *head, const char *doc, const vo
     struct copy *cp = arg;
     if (cp->terminal_only && !head->terminal)
         return;
+    if (!jobcache_confirmed(head, cp->trust_after)) {
+        cp->unconfirmed = true;
+        return;
+    }
     cp->head = *head;
     cp->expires_ms = expires_ms;
     if (cp->body)
@@ -43,6 +51,10 @@ static void copy_image(const struct jobcache_head *head, const char *doc, const 
     struct copy *cp = arg;
     if (!head->done || body == NULL || head->etag[0] == '\0')
         return; /* not the image: Redis decides (409, 404 or the bytes) */
+    if (!jobcache_confirmed(head, cp->trust_after)) {
+        cp->unconfirmed = true;
+        return;
+    }
     cp->head = *head;
     cp->expires_ms = expires_ms;
     cp->usable = true;
@@ -51,14 +63,41 @@ static void copy_image(const struct jobcache_head *head, const char *doc, const 
         evbuffer_add(cp->out, body, head->body_len);
 }
 
-static bool job_from_cache(struct exchange *h, bool terminal_only) {
+int64_t cached_trust_after(const struct http_child *c) {
+    return rasync_subscribed(c->redis_sub) ? c->sub_since_ms : INT64_MAX;
+}
+
+bool cached_passed_over(struct exchange *h, bool (*stale)(struct exchange *h)) {
+    struct http_child *c = h->child;
+    if (c->shm)
+        atomic_fetch_add(&c->shm->hdr->cache_unconfirmed, 1);
+    /* Redis away: it cannot tell us better, and no change can be made in it
+     * meanwhile (short of a partition that only cuts this node off). */
+    if (!rasync_connected(c->redis))
+        return stale(h);
+    h->cache_stale = stale;
+    return false;
+}
+
+/* The job document from the cache; with trust_all, also an entry the
+ * subscription cannot vouch for (the fallback of cached_passed_over). */
+static bool job_from_cache(struct exchange *h, bool terminal_only, bool trust_all);
+
+static bool stale_job(struct exchange *h) {
+    return job_from_cache(h, false, true);
+}
+
+static bool job_from_cache(struct exchange *h, bool terminal_only, bool trust_all) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
-    struct copy cp = {.out = exchange_body_out(h), .body = true, .terminal_only = terminal_only};
+    struct copy cp = {.out = exchange_body_out(h),
+                      .body = true,
+                      .terminal_only = terminal_only,
+                      .trust_after = trust_all ? INT64_MIN : cached_trust_after(c)};
     if (!jobcache_get(c->cache, h->match.id, h->owner, units_mono_ms(), copy_doc, &cp) ||
         !cp.usable)
-        return false;
+        return cp.unconfirmed && cached_passed_over(h, stale_job);
     exchange_set_header(h, "Content-Type", "application/json");
     exchange_set_header(h, "X-Cache", "hit");
     exchange_send(h, 200);
@@ -66,23 +105,30 @@ static bool job_from_cache(struct exchange *h, bool terminal_only) {
 }
 
 bool cached_job(struct exchange *h) {
-    return job_from_cache(h, false);
+    return job_from_cache(h, false, false);
 }
 
 bool cached_job_terminal(struct exchange *h) {
-    return job_from_cache(h, true);
+    return job_from_cache(h, true, false);
 }
 
-bool cached_image(struct exchange *h) {
+static bool image_from_cache(struct exchange *h, bool trust_all);
+
+static bool stale_image(struct exchange *h) {
+    return image_from_cache(h, true);
+}
+
+static bool image_from_cache(struct exchange *h, bool trust_all) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
     struct copy cp = {.out = exchange_body_out(h),
                       .body = h->method != HTTP_HEAD,
-                      .inm = exchange_header(h, "If-None-Match")};
+                      .inm = exchange_header(h, "If-None-Match"),
+                      .trust_after = trust_all ? INT64_MIN : cached_trust_after(c)};
     int64_t now = units_mono_ms();
     if (!jobcache_get(c->cache, h->match.id, h->owner, now, copy_image, &cp) || !cp.usable)
-        return false;
+        return cp.unconfirmed && cached_passed_over(h, stale_image);
     char buf[96];
     snprintf(buf, sizeof(buf), "\"%s\"", cp.head.etag);
     exchange_set_header(h, "ETag", buf);
@@ -105,8 +151,12 @@ bool cached_image(struct exchange *h) {
     return true;
 }
 
+bool cached_image(struct exchange *h) {
+    return image_from_cache(h, false);
+}
+
 void cached_store(struct http_child *c, const char *id, const struct job_record *rec,
-                  long long ttl_ms, const void *body, size_t len) {
+                  long long ttl_ms, const void *body, size_t len, int64_t read_ms) {
     const char *state = job_record_get(rec, "state");
     if (c->cache == NULL || state == NULL)
         return;
@@ -130,8 +180,17 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
     if (doc)
         jobcache_put(c->cache, id, job_record_get(rec, "owner"), state, doc, doc_len,
                      job_record_get(rec, "res_mime"), job_record_get(rec, "res_etag"), body, len,
-                     expires);
+                     expires, read_ms);
     free(doc);
+}
+
+void cached_changed(struct http_child *c, const char *id, size_t len) {
+    char key[SHM_CACHE_KEY_MAX + 1];
+    if (c->cache == NULL || len == 0 || len > SHM_CACHE_KEY_MAX)
+        return;
+    memcpy(key, id, len);
+    key[len] = '\0';
+    shm_cache_invalidate(c->cache, key, units_mono_ms());
 }
 
 void cached_mark_miss(struct exchange *h) {

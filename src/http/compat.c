@@ -83,9 +83,11 @@ static void send_thumb(struct exchange *h, const char *state, const char *mime, 
 
 struct copy {
     struct jobcache_head head;
-    char *doc;  /* the job document, malloc'd */
-    void *body; /* the image, malloc'd, or NULL */
+    char *doc;           /* the job document, malloc'd */
+    void *body;          /* the image, malloc'd, or NULL */
+    int64_t trust_after; /* jobcache_confirmed's bound */
     bool usable;
+    bool unconfirmed; /* a finished job the subscription cannot vouch for */
 };
 
 /* Runs under the shard lock: copies only. */
@@ -95,6 +97,10 @@ static void copy_entry(const struct jobcache_head *head, const char *doc, const 
     struct copy *cp = arg;
     if (head->done && (body == NULL || head->body_len == 0))
         return; /* done without its image: Redis has it */
+    if (!jobcache_confirmed(head, cp->trust_after)) {
+        cp->unconfirmed = true;
+        return;
+    }
     cp->head = *head;
     if ((cp->doc = malloc(head->doc_len + 1)) == NULL)
         return;
@@ -107,14 +113,24 @@ static void copy_entry(const struct jobcache_head *head, const char *doc, const 
     cp->usable = true;
 }
 
-/* Answers from the shared cache. Returns true when answered. */
-static bool from_cache(struct exchange *h) {
+static bool from_cache(struct exchange *h, bool trust_all);
+
+static bool stale_entry(struct exchange *h) {
+    return from_cache(h, true);
+}
+
+/* Answers from the shared cache (with trust_all, also from an entry the
+ * subscription cannot vouch for: cached_passed_over's fallback). Returns true
+ * when answered. */
+static bool from_cache(struct exchange *h, bool trust_all) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
-    struct copy cp = {.usable = false};
+    struct copy cp = {.trust_after = trust_all ? INT64_MIN : cached_trust_after(c)};
     bool hit = jobcache_get(c->cache, h->match.id, h->owner, units_mono_ms(), copy_entry, &cp) &&
                cp.usable;
+    if (!hit && cp.unconfirmed)
+        return cached_passed_over(h, stale_entry);
     json_t *doc = hit ? json_loads(cp.doc, 0, NULL) : NULL;
     const char *state = json_string_value(json_object_get(doc, "status"));
     if (state) {
@@ -158,11 +174,12 @@ static void on_reply(redisReply *reply, void *arg) {
     if (step == STEP_TTL && reply && reply->type == REDIS_REPLY_INTEGER && h->rec.count) {
         h->res_ttl_ms = reply->integer;
         if (!done)
-            cached_store(h->child, h->match.id, &h->rec, reply->integer, NULL, 0);
+            cached_store(h->child, h->match.id, &h->rec, reply->integer, NULL, 0, h->read_ms);
     }
     if (step == STEP_BYTES && done && reply && reply->type == REDIS_REPLY_STRING &&
         h->res_ttl_ms > 0)
-        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len);
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len,
+                     h->read_ms);
     if (!live)
         goto out;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -191,7 +208,7 @@ void compat_thumb_handle(struct exchange *h) {
         not_found(h);
         goto out;
     }
-    if (from_cache(h))
+    if (from_cache(h, false))
         goto out;
     image_read_job(h, on_reply, true, IMAGE_READ_WHOLE);
 out:

@@ -57,8 +57,9 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image
 
 /* Answers a Redis failure by its class (rconn.h): no reply -> 503
  * unavailable; a refusal -> 503 with its own code (respond_refused); any other
- * error -> 500 internal (logged). what names the operation for the log
- * (reply.c). */
+ * error -> 500 internal (logged). For the first two, a cache entry the route
+ * passed over (h->cache_stale, cached.h) answers instead when it still can.
+ * what names the operation for the log (reply.c). */
 void reply_failed(struct exchange *h, const redisReply *reply, const char *what);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "id.h"
 #include "log.h"
+#include "units.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -178,7 +179,8 @@ static void on_reply(redisReply *reply, void *arg) {
     bool live = exchange_redis_received(h);
     if (step == STEP_BYTES && reply && reply->type == REDIS_REPLY_STRING && h->rec.count &&
         h->res_ttl_ms != 0 && (long long)reply->len >= job_record_get_int(&h->rec, "res_bytes", 0))
-        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len);
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len,
+                     h->read_ms);
     if (!live)
         goto out;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -226,6 +228,7 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image
     const char **bytes = what == IMAGE_READ_LENGTH ? len : what == IMAGE_READ_FIRST ? first : whole;
     int nbytes = what == IMAGE_READ_FIRST ? 4 : 2;
     const char **cmds[] = {job, ttl, bytes};
+    h->read_ms = units_mono_ms();
     for (int i = 0; i < 3; i++) {
         if (rasync_command(redis, &h->op, i == 2 ? nbytes : 2, cmds[i], NULL) < 0) {
             /* Replies already asked for will still come (or NULL on disconnect). */

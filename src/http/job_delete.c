@@ -5,14 +5,17 @@
 
 #include "cache.h"
 #include "id.h"
+#include "units.h"
 
 #include <stdio.h>
 
 static void on_deleted(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     bool live = exchange_redis_received(h);
+    /* Whatever this node kept of it, at once (the script's {p}:changed tells
+     * every node, this one too, a moment later). */
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 && h->child->cache)
-        shm_cache_delete(h->child->cache, h->match.id); /* whatever this node kept of it */
+        shm_cache_invalidate(h->child->cache, h->match.id, units_mono_ms());
     if (!live)
         goto out;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {

@@ -13,6 +13,7 @@
 #include "respond.h"
 
 #include "id.h"
+#include "units.h"
 
 #include <event2/http.h>
 
@@ -29,6 +30,7 @@ static void read_job(struct exchange *h) {
     job_record_free(&h->rec);
     h->step = STEP_FIELDS;
     h->op = (struct rasync_op){.cb = on_reply, .arg = h};
+    h->read_ms = units_mono_ms();
     if (rasync_command(c->redis, &h->op, 2, hgetall, NULL) < 0) {
         if (h->held)
             longpoll_read_failed(h);
@@ -82,7 +84,7 @@ static void on_reply(redisReply *reply, void *arg) {
     if (step == STEP_TTL) {
         /* Answered from the first reply; the TTL only decides how long to cache. */
         if (reply && reply->type == REDIS_REPLY_INTEGER && h->rec.count)
-            cached_store(h->child, h->match.id, &h->rec, reply->integer, NULL, 0);
+            cached_store(h->child, h->match.id, &h->rec, reply->integer, NULL, 0, h->read_ms);
         goto out;
     }
     if (!live)

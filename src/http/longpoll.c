@@ -1,8 +1,11 @@
-/* longpoll.c — long-poll waiters: the subscriber connection to {prefix}:done,
- * each waiter's timer (its deadline, or a re-read every second while a
- * completion could be missed). A client that goes away is dropped at once,
- * not at the deadline: the connection layer reads on while a request is in
- * hand and tells (exchange.c's on_peer_closed, then gone).
+/* longpoll.c — long-poll waiters, and the child's subscriber connection: to
+ * {prefix}:done for the waiters and {prefix}:changed for the shared cache
+ * (cached.c drops the entry of each id it carries, and trusts a finished job's
+ * entry only while the subscription is in place); each waiter's timer (its
+ * deadline, or a re-read every second while a completion could be missed). A
+ * client that goes away is dropped at once, not at the deadline: the
+ * connection layer reads on while a request is in hand and tells (exchange.c's
+ * on_peer_closed, then gone).
  *
  * No completion is missed: a waiter registers before its first read, and
  * while the subscription is in place any PUBLISH after that read reaches us
@@ -11,6 +14,7 @@
  * subscription is down every waiter re-reads each second; when it is back,
  * every waiter reads once (what was published meanwhile is lost). */
 #include "longpoll.h"
+#include "cached.h"
 #include "units.h"
 
 #include "log.h"
@@ -73,9 +77,15 @@ static void on_done_of(struct waiter *w, void *arg) {
     recheck(exchange_of(w));
 }
 
-static void on_message(const char *payload, size_t len, void *arg) {
+/* The subscriber's channels, in this order. */
+enum { CHANNEL_DONE, CHANNEL_CHANGED, CHANNELS };
+
+static void on_message(int channel, const char *payload, size_t len, void *arg) {
     struct http_child *c = arg;
-    waiters_each_of(&c->waiters, payload, len, on_done_of, NULL);
+    if (channel == CHANNEL_DONE)
+        waiters_each_of(&c->waiters, payload, len, on_done_of, NULL);
+    else if (channel == CHANNEL_CHANGED)
+        cached_changed(c, payload, len);
 }
 
 static void on_subscribed(struct waiter *w, void *arg) {
@@ -92,16 +102,22 @@ static void on_unsubscribed(struct waiter *w, void *arg) {
 
 static void on_state(bool subscribed, void *arg) {
     struct http_child *c = arg;
+    if (subscribed)
+        c->sub_since_ms = units_mono_ms();
     size_t n = waiters_each(&c->waiters, subscribed ? on_subscribed : on_unsubscribed, NULL);
     log_debug("long-poll subscription %s (%zu waiter(s))", subscribed ? "in place" : "lost", n);
 }
 
 int longpoll_init(struct http_child *c, const struct rconn_target *t) {
-    char channel[QUEUE_KEY_MAX];
-    queue_key(channel, sizeof(channel), c->cfg->redis_key_prefix, "done", NULL);
+    char done[QUEUE_KEY_MAX], changed[QUEUE_KEY_MAX];
+    const char *channels[CHANNELS] = {
+        [CHANNEL_DONE] = queue_key(done, sizeof(done), c->cfg->redis_key_prefix, "done", NULL),
+        [CHANNEL_CHANGED] =
+            queue_key(changed, sizeof(changed), c->cfg->redis_key_prefix, "changed", NULL)};
     if (waiters_init(&c->waiters, (size_t)c->cfg->http_max_connections) < 0)
         return -1;
-    c->redis_sub = rasync_new_subscriber(c->base, c->cfg, t, channel, on_message, on_state, c);
+    c->redis_sub =
+        rasync_new_subscriber(c->base, c->cfg, t, channels, CHANNELS, on_message, on_state, c);
     return c->redis_sub ? 0 : -1;
 }
 

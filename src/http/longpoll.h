@@ -2,7 +2,9 @@
  * ends. Every terminal transition publishes the job id on {prefix}:done inside
  * its script; each http child subscribes to that channel on a connection of
  * its own and finds the waiters of an id in a hash table (waiters.h). While
- * the subscription is down, waiters re-read the job every second instead. */
+ * the subscription is down, waiters re-read the job every second instead. The
+ * same connection subscribes to {prefix}:changed for the shared cache
+ * (cached.h: cached_changed). */
 #ifndef TH_HTTP_LONGPOLL_H
 #define TH_HTTP_LONGPOLL_H
 
@@ -14,8 +16,9 @@
 /* The longest wait a request may ask for, in seconds. */
 #define LONGPOLL_MAX_S 30
 
-/* Starts the child's subscriber connection and waiter table. Returns 0, or -1
- * when out of memory. */
+/* Starts the child's subscriber connection ({prefix}:done and
+ * {prefix}:changed; c->sub_since_ms is set each time both are in place) and
+ * waiter table. Returns 0, or -1 when out of memory. */
 int longpoll_init(struct http_child *c, const struct rconn_target *t);
 
 /* Ends every wait now (graceful stop): each waiter answers its current state. */

@@ -43,6 +43,12 @@ static void cache_metrics(struct http_child *c, struct evbuffer *b) {
          offsetof(struct shm_cache_stats, expired)},
         {"cache_lock_recoveries_total", "Shards wiped after a process died holding the lock.",
          "counter", offsetof(struct shm_cache_stats, lock_recoveries)},
+        {"cache_invalidations_total",
+         "Entries dropped because Redis said their job changed or was deleted.", "counter",
+         offsetof(struct shm_cache_stats, invalidations)},
+        {"cache_stale_puts_total",
+         "Entries not stored because their job changed after they were read.", "counter",
+         offsetof(struct shm_cache_stats, stale_puts)},
         {"cache_items", "Entries held.", "gauge", offsetof(struct shm_cache_stats, items)},
         {"cache_bytes_used", "Bytes used by entries.", "gauge",
          offsetof(struct shm_cache_stats, bytes_used)},
@@ -64,6 +70,14 @@ static void cache_metrics(struct http_child *c, struct evbuffer *b) {
                                 (unsigned long long)v);
         }
     }
+    if (c->shm == NULL)
+        return;
+    counter(b, "cache_unconfirmed_total",
+            "Finished jobs found in the cache that the http child's subscription could not vouch "
+            "for (down, or the entry read before it was in place): asked of Redis instead.",
+            "counter");
+    evbuffer_add_printf(b, "thumbnailed_cache_unconfirmed_total %llu\n",
+                        (unsigned long long)atomic_load(&c->shm->hdr->cache_unconfirmed));
 }
 
 static void child_metrics(struct http_child *c, struct evbuffer *b) {

@@ -5,7 +5,9 @@
  *
  *   struct cache_hdr     magic, version, geometry, hash seed (immutable after init)
  *   shard 0 .. N-1       one every `stride` bytes from shard0_off, page-aligned, each:
- *       struct shard       robust process-shared mutex, LRU ends, free lists, counters
+ *       struct shard       robust process-shared mutex, LRU ends, free lists, counters, and
+ *                          the invalidation slots (TOMBS times: when a key of the slot last
+ *                          changed)
  *       buckets            nbuckets x uint32_t: head of each hash chain
  *       order map          one byte per unit of the arena: FREE_BIT | order at the first unit
  *                          of a free block, 0 everywhere else
@@ -42,7 +44,15 @@
  * touched without it. A process killed while holding it leaves the shard in any state, so the
  * next locker (EOWNERDEAD) rebuilds the shard empty before marking the mutex consistent; the
  * lifetime counters survive, items and bytes do not. The header and geometry are never written
- * after init, and each handle keeps its own copy of them. */
+ * after init, and each handle keeps its own copy of them.
+ *
+ * Invalidation: shm_cache_invalidate drops a key and writes the time into the key's slot (the low
+ * bits of its hash's high half; TOMBS slots per shard); shm_cache_put_since refuses a value read
+ * at or before its slot's time. Both hold the shard lock, so a put that checked its slot before
+ * an invalidation took the lock is dropped by it, and one that comes after sees its time. Slots
+ * are never cleared: a read is only ever compared with changes newer than itself, so an old time
+ * costs nothing, and two keys sharing a slot cost at most a refused put. A recovered shard sets
+ * every slot to the recovery time (the dead holder may have been invalidating). */
 #include "cache.h"
 
 #include "log.h"
@@ -59,7 +69,7 @@
 #include <sys/random.h>
 
 #define CACHE_MAGIC   0x74686d63u /* "thmc" */
-#define CACHE_VERSION 1
+#define CACHE_VERSION 2
 #define ENTRY_MAGIC   0x656e7472u /* "entr" */
 
 #define UNIT_SHIFT  7
@@ -70,6 +80,7 @@
 #define MAX_SHARDS  4096
 #define MAX_BUCKETS (1u << 24)
 #define PAGE        4096u
+#define TOMBS       512 /* invalidation slots per shard, a power of two */
 
 struct cache_hdr {
     uint32_t magic;
@@ -102,6 +113,9 @@ struct shard {
     uint64_t evictions;
     uint64_t expired;
     uint64_t lock_recoveries;
+    uint64_t invalidations;
+    uint64_t stale_puts;
+    int64_t tomb[TOMBS]; /* CLOCK_MONOTONIC ms a key of each slot last changed, 0 = never */
 };
 
 struct entry {
@@ -227,6 +241,12 @@ static size_t key_len(const char *key) {
 
 static int shard_index(const struct shm_cache *c, uint64_t h) {
     return (int)(((h >> 32) * c->nshards) >> 32);
+}
+
+/* The invalidation slot of a hash: bits the shard index (the top of the high half) and the
+ * bucket (the low half) leave free. */
+static unsigned tomb_index(uint64_t h) {
+    return (unsigned)(h >> 32) & (TOMBS - 1);
 }
 
 static void shard_ctx_init(struct shard_ctx *x, const struct shm_cache *c, int i) {
@@ -357,6 +377,9 @@ static int shard_lock(struct shard_ctx *x) {
     if (rc != EOWNERDEAD)
         return -1;
     shard_reset(x);
+    int64_t now = units_mono_ms();
+    for (unsigned i = 0; i < TOMBS; i++)
+        x->s->tomb[i] = now;
     pthread_mutex_consistent(&x->s->lock);
     x->s->lock_recoveries++;
     return 1;
@@ -600,6 +623,11 @@ void shm_cache_detach(struct shm_cache *c) {
 
 int shm_cache_put(struct shm_cache *c, const char *key, const struct iovec *parts, int nparts,
                   int64_t expires_ms) {
+    return shm_cache_put_since(c, key, parts, nparts, expires_ms, INT64_MAX);
+}
+
+int shm_cache_put_since(struct shm_cache *c, const char *key, const struct iovec *parts, int nparts,
+                        int64_t expires_ms, int64_t as_of_ms) {
     size_t klen = key_len(key);
     if (klen == 0 || nparts < 0 || (nparts > 0 && parts == NULL))
         return SHM_CACHE_ERR_ARG;
@@ -617,6 +645,11 @@ int shm_cache_put(struct shm_cache *c, const char *key, const struct iovec *part
     int locked = shard_lock(&x);
     if (locked < 0)
         return SHM_CACHE_ERR_LOCK;
+    if (as_of_ms <= x.s->tomb[tomb_index(h)]) {
+        x.s->stale_puts++;
+        shard_unlock(&x, locked);
+        return SHM_CACHE_STALE;
+    }
 
     struct entry *e;
     uint32_t *link = chain_find(&x, (uint32_t)h, key, klen);
@@ -715,6 +748,28 @@ int shm_cache_delete(struct shm_cache *c, const char *key) {
     return link ? SHM_CACHE_OK : SHM_CACHE_MISS;
 }
 
+int shm_cache_invalidate(struct shm_cache *c, const char *key, int64_t now_ms) {
+    size_t klen = key_len(key);
+    if (klen == 0)
+        return SHM_CACHE_ERR_ARG;
+    uint64_t h = siphash13(key, klen, c->seed);
+    struct shard_ctx x;
+    shard_ctx_init(&x, c, shard_index(c, h));
+    int locked = shard_lock(&x);
+    if (locked < 0)
+        return SHM_CACHE_ERR_LOCK;
+    int64_t *tomb = &x.s->tomb[tomb_index(h)];
+    if (now_ms > *tomb)
+        *tomb = now_ms;
+    uint32_t *link = chain_find(&x, (uint32_t)h, key, klen);
+    if (link) {
+        entry_drop(&x, link);
+        x.s->invalidations++;
+    }
+    shard_unlock(&x, locked);
+    return link ? SHM_CACHE_OK : SHM_CACHE_MISS;
+}
+
 int shm_cache_shards(const struct shm_cache *c) {
     return (int)c->nshards;
 }
@@ -746,6 +801,8 @@ void shm_cache_stats(struct shm_cache *c, int shard, struct shm_cache_stats *out
     out->evictions = x.s->evictions;
     out->expired = x.s->expired;
     out->lock_recoveries = x.s->lock_recoveries;
+    out->invalidations = x.s->invalidations;
+    out->stale_puts = x.s->stale_puts;
     out->items = x.s->items;
     out->bytes_used = x.s->bytes_used;
     shard_unlock(&x, locked);

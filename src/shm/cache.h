@@ -20,6 +20,7 @@
 enum shm_cache_rc {
     SHM_CACHE_OK = 0,           /* stored, deleted, or (get) found and copied out */
     SHM_CACHE_MISS = 1,         /* absent or expired */
+    SHM_CACHE_STALE = 2,        /* (put_since) not stored: the key was invalidated since */
     SHM_CACHE_ERR_ARG = -1,     /* NULL, empty or over-long key, bad nparts */
     SHM_CACHE_ERR_TOO_BIG = -2, /* larger than shm_cache_max_value(): refused, nothing evicted */
     SHM_CACHE_ERR_LOCK = -3,    /* the shard lock failed (not recoverable); nothing done */
@@ -43,6 +44,8 @@ struct shm_cache_stats {
     uint64_t evictions;       /* entries dropped from the LRU tail to make room */
     uint64_t expired;         /* entries found expired and freed */
     uint64_t lock_recoveries; /* times a locker found the previous owner dead and wiped */
+    uint64_t invalidations;   /* entries dropped by shm_cache_invalidate */
+    uint64_t stale_puts;      /* puts refused by shm_cache_put_since (SHM_CACHE_STALE) */
     uint64_t items;
     uint64_t bytes_used;
     uint64_t capacity;
@@ -80,6 +83,14 @@ void shm_cache_detach(struct shm_cache *c);
 int shm_cache_put(struct shm_cache *c, const char *key, const struct iovec *parts, int nparts,
                   int64_t expires_ms);
 
+/* Like shm_cache_put, but for a value read from elsewhere at as_of_ms (CLOCK_MONOTONIC ms): it
+ * is not stored, and SHM_CACHE_STALE is returned, when shm_cache_invalidate was called at or after
+ * as_of_ms for key — or for another key sharing its invalidation slot (a few hundred per shard),
+ * or since the shard was wiped by a lock recovery. So a value read before a change can never
+ * land after the change's invalidation. Other returns as shm_cache_put. */
+int shm_cache_put_since(struct shm_cache *c, const char *key, const struct iovec *parts, int nparts,
+                        int64_t expires_ms, int64_t as_of_ms);
+
 /* Looks key up at time now_ms (CLOCK_MONOTONIC ms, units_mono_ms). On a hit calls fn(value, len,
  * expires_ms, arg) under the shard lock (see shm_cache_copy_fn) and returns SHM_CACHE_OK; an
  * expired entry is freed and, like an absent one, gives SHM_CACHE_MISS without calling fn. Also
@@ -90,6 +101,12 @@ int shm_cache_get(struct shm_cache *c, const char *key, int64_t now_ms, shm_cach
 /* Removes key. Returns SHM_CACHE_OK, SHM_CACHE_MISS when it was absent, SHM_CACHE_ERR_ARG or
  * SHM_CACHE_ERR_LOCK. */
 int shm_cache_delete(struct shm_cache *c, const char *key);
+
+/* Removes key and records that it changed at now_ms (CLOCK_MONOTONIC ms): from then on
+ * shm_cache_put_since refuses values of key read at or before now_ms. Returns SHM_CACHE_OK when
+ * an entry was dropped, SHM_CACHE_MISS when there was none (the change is recorded either way),
+ * SHM_CACHE_ERR_ARG or SHM_CACHE_ERR_LOCK. */
+int shm_cache_invalidate(struct shm_cache *c, const char *key, int64_t now_ms);
 
 /* Number of shards. */
 int shm_cache_shards(const struct shm_cache *c);

@@ -7,21 +7,27 @@
 
 int jobcache_put(struct shm_cache *c, const char *id, const char *owner, const char *state,
                  const char *doc, size_t doc_len, const char *mime, const char *etag,
-                 const void *body, size_t body_len, int64_t expires_ms) {
+                 const void *body, size_t body_len, int64_t expires_ms, int64_t read_ms) {
     if (c == NULL || doc_len > UINT32_MAX || body_len > UINT32_MAX)
         return -1;
     struct jobcache_head head = {.magic = JOBCACHE_MAGIC,
                                  .doc_len = (uint32_t)doc_len,
                                  .body_len = body ? (uint32_t)body_len : 0,
                                  .done = strcmp(state, "done") == 0,
-                                 .has_body = body != NULL};
+                                 .has_body = body != NULL,
+                                 .read_ms = read_ms};
     head.terminal = head.done || !strcmp(state, "failed") || !strcmp(state, "canceled");
     snprintf(head.mime, sizeof(head.mime), "%s", mime ? mime : "");
     snprintf(head.etag, sizeof(head.etag), "%s", etag ? etag : "");
     snprintf(head.owner, sizeof(head.owner), "%s", owner ? owner : "");
     struct iovec parts[3] = {
         {&head, sizeof(head)}, {(void *)doc, doc_len}, {(void *)body, body ? body_len : 0}};
-    return shm_cache_put(c, id, parts, 3, expires_ms) == SHM_CACHE_OK ? 0 : -1;
+    int rc = shm_cache_put_since(c, id, parts, 3, expires_ms, read_ms);
+    return rc == SHM_CACHE_OK ? 0 : rc == SHM_CACHE_STALE ? 1 : -1;
+}
+
+bool jobcache_confirmed(const struct jobcache_head *head, int64_t trust_after_ms) {
+    return !head->terminal || head->read_ms > trust_after_ms;
 }
 
 struct lookup {

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOBCACHE_MAGIC 0x6a636832u /* "jch2" */
+#define JOBCACHE_MAGIC 0x6a636833u /* "jch3" */
 
 /* The owner of a job: hex of 128 bits of an API key's SHA-256, "" for none. */
 #define JOBCACHE_OWNER_LEN 32
@@ -24,6 +24,7 @@ struct jobcache_head {
     uint8_t done;
     uint8_t has_body;
     uint8_t pad;
+    int64_t read_ms; /* CLOCK_MONOTONIC ms at which the Redis read this entry holds was sent */
     char mime[48];
     char etag[48];
     char owner[JOBCACHE_OWNER_LEN + 1]; /* the job's owner, "" for none */
@@ -31,12 +32,22 @@ struct jobcache_head {
 
 /* Stores job id of owner ("" or NULL for none): doc (doc_len bytes of JSON)
  * and, when body is not NULL, the image. state is the job's status; mime and
- * etag may be NULL. expires_ms is
- * absolute (CLOCK_MONOTONIC ms, units_mono_ms). The cache copies everything. Returns 0, or -1
- * when the entry does not fit (nothing is stored; callers go on without it). */
+ * etag may be NULL. expires_ms is absolute (CLOCK_MONOTONIC ms, units_mono_ms);
+ * read_ms is when the Redis read that gave doc was sent (same clock). The
+ * cache copies everything. Returns 0; 1 when the job changed since read_ms
+ * (shm_cache_invalidate of id at or after it: nothing is stored, the entry
+ * would be stale); -1 when the entry does not fit (nothing is stored). Callers
+ * go on without the entry either way. */
 int jobcache_put(struct shm_cache *c, const char *id, const char *owner, const char *state,
                  const char *doc, size_t doc_len, const char *mime, const char *etag,
-                 const void *body, size_t body_len, int64_t expires_ms);
+                 const void *body, size_t body_len, int64_t expires_ms, int64_t read_ms);
+
+/* Whether an entry may be answered by a reader whose change notices are
+ * complete only for reads sent after trust_after_ms (CLOCK_MONOTONIC ms;
+ * INT64_MAX: none are, INT64_MIN: all are): an entry of a job not ended
+ * always (it lives cache.pending_ttl only), a terminal one when its read_ms is
+ * later than trust_after_ms. */
+bool jobcache_confirmed(const struct jobcache_head *head, int64_t trust_after_ms);
 
 /* Called under the shard lock with the entry's parts: it may only copy
  * (no I/O, no locks, no logging). doc and body point into the entry and are

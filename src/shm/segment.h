@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC     0x74686d62u /* "thmb" */
-#define SHM_VERSION   4
+#define SHM_VERSION   5
 #define SHM_MAX_SLOTS 1024
 
 enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
@@ -61,6 +61,9 @@ struct shm_header {
     _Atomic uint64_t log_lost;     /* log lines the master could not write */
     struct shm_clients clients;    /* per API key counters (clients.h) */
     struct shm_http_counters http; /* the connection layers' counters */
+    /* Reads that found a finished job in the cache that the http child's
+     * subscription could not vouch for (down, or the entry older than it). */
+    _Atomic uint64_t cache_unconfirmed;
 };
 
 struct shm_ratelimit;

@@ -132,6 +132,9 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
         return;
     struct job_record rec;
     long long ttl_ms = -1;
+    /* Before the read: a change of the job an http child of this node hears of
+     * after this moment keeps the entry out (shm_cache_put_since). */
+    int64_t read_ms = units_mono_ms();
     if (jobqueue_read(&w->q, id, &rec, &ttl_ms) == 1) {
         size_t len;
         char *doc = job_document_text(id, &rec, &len);
@@ -144,7 +147,8 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
         if (doc && state && expires >= 0)
             jobcache_put(w->cache, id, job_record_get(&rec, "owner"), state, doc, len,
                          job_record_get(&rec, "res_mime"), job_record_get(&rec, "res_etag"),
-                         out->ok ? out->thumb.data : NULL, out->ok ? out->thumb.len : 0, expires);
+                         out->ok ? out->thumb.data : NULL, out->ok ? out->thumb.len : 0, expires,
+                         read_ms);
         free(doc);
     }
     job_record_free(&rec);

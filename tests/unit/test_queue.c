@@ -1293,7 +1293,7 @@ static void test_keys_and_policy(void **state) {
 
 /* --- deliveries (docs/ARCHITECTURE.md §6) ------------------------------------------------ */
 
-/* KEYS d proc delayed dead job; ARGV did outcome last_status last_error delay ttl deadmax */
+/* KEYS d proc delayed dead job; ARGV did outcome last_status last_error delay ttl deadmax prefix */
 static long long deliver(const char *wid, const char *did, const char *job_id, const char *outcome,
                          const char *status, const char *delay) {
     const char *argv[] = {k("wh:d", did),
@@ -1307,8 +1307,9 @@ static long long deliver(const char *wid, const char *did, const char *job_id, c
                           "the message",
                           delay,
                           "9000",
-                          "100"};
-    return eval_int(QUEUE_SCRIPT_DELIVER, 5, 7, argv, NULL);
+                          "100",
+                          PREFIX};
+    return eval_int(QUEUE_SCRIPT_DELIVER, 5, 8, argv, NULL);
 }
 
 static void take_delivery(const char *wid, const char *want) {
@@ -1424,6 +1425,105 @@ static void test_release_hands_back_deliveries(void **state) {
     assert_false(exists(k("wh:proc", W2)));
 }
 
+/* --- change notices: {p}:done and {p}:changed (docs/ARCHITECTURE.md §4.3) -------------- */
+
+/* A connection subscribed to {tq}:done and {tq}:changed. */
+static redisContext *subscriber(void) {
+    redisContext *s = redis_fixture_connect(&fx.redis);
+    assert_non_null(s);
+    struct timeval tv = {5, 0};
+    redisSetTimeout(s, tv);
+    redisReply *r = redisCommand(s, "SUBSCRIBE %s %s", k("done", NULL), k("changed", NULL));
+    assert_non_null(r);
+    freeReplyObject(r);
+    void *more = NULL;
+    assert_int_equal(redisGetReply(s, &more), REDIS_OK); /* the second confirmation */
+    freeReplyObject(more);
+    return s;
+}
+
+/* What was published on the two channels since the last call, in order, as
+ * "done:<id> changed:<id> ..." (a marker published last says where to stop). */
+static const char *published(redisContext *s) {
+    static char out[512];
+    out[0] = '\0';
+    cmd_int("PUBLISH %s --mark--", k("changed", NULL));
+    for (;;) {
+        void *v = NULL;
+        if (redisGetReply(s, &v) != REDIS_OK)
+            fail_msg("no message (the marker) within 5 s: %s", s->errstr);
+        redisReply *r = v;
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 3);
+        assert_string_equal(r->element[0]->str, "message");
+        bool done = strcmp(r->element[1]->str, k("done", NULL)) == 0;
+        bool mark = !done && strcmp(r->element[2]->str, "--mark--") == 0;
+        if (!mark)
+            snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s:%s", out[0] ? " " : "",
+                     done ? "done" : "changed", r->element[2]->str);
+        freeReplyObject(r);
+        if (mark)
+            return out;
+    }
+}
+
+/* Every change a node's cache must hear of is published on {p}:changed in the
+ * script that makes it: a retry, a requeue of a running job, a delete, a
+ * cancel, a delivery's outcome. Ends are published on {p}:done; a start and a
+ * requeue of a job not yet started change nothing a reader could have cached
+ * for longer than cache.pending_ttl, and publish nothing. */
+static void test_changes_published(void **state) {
+    (void)state;
+    NEED_REDIS();
+    redisContext *s = subscriber();
+
+    enqueue("j1");
+    run(W1, "j1", "tok-1");
+    assert_string_equal(published(s), "");
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, policy_default, NULL), 2);
+    assert_string_equal(published(s), "changed:j1"); /* a retry: queued, with the error */
+    retry_now("j1");
+    run(W1, "j1", "tok-2");
+    assert_int_equal(complete(W1, "j1", "tok-2", "R", 1, NULL), 1);
+    assert_string_equal(published(s), "done:j1");
+    assert_int_equal(complete(W1, "j1", "tok-2", "R", 1, NULL), 0); /* stale: nothing */
+    assert_int_equal(del("j1"), 1);
+    assert_string_equal(published(s), "changed:j1"); /* a finished job deleted */
+    assert_int_equal(del("j1"), 0);
+    assert_string_equal(published(s), "");
+
+    enqueue("j2");
+    run(W1, "j2", "tok-1");
+    assert_int_equal(del("j2"), 1);
+    assert_string_equal(published(s), "done:j2 changed:j2"); /* a cancel */
+
+    enqueue("j3");
+    enqueue("j4");
+    run(W2, "j3", "tok-1");
+    take(W2, "j4"); /* taken, not started */
+    assert_int_equal(release(W2, NULL, policy_default), 2);
+    assert_string_equal(published(s), "changed:j3"); /* processing -> queued */
+    run(W2, "j3", "tok-2");                          /* requeued to the front */
+    assert_int_equal(release(W2, "worker_crashed", policy_default), 1);
+    assert_string_equal(published(s), "changed:j3"); /* a retry */
+    assert_int_equal(del("j4"), 1);                  /* a queued job canceled: out of ready */
+    assert_string_equal(published(s), "done:j4 changed:j4");
+
+    enqueue("j5");
+    run(W1, "j5", "tok-1");
+    assert_int_equal(fail_job(W1, "j5", "tok-1", "fetch_http_404", false, policy_default, NULL), 1);
+    assert_string_equal(published(s), "done:j5"); /* failed for good */
+
+    callback_taken("j6");
+    assert_string_equal(published(s), "done:j6");
+    assert_int_equal(deliver(W1, "cb:j6", "j6", "retry", "500", "60000"), 1);
+    assert_string_equal(published(s), "changed:j6"); /* attempts, last status */
+    cmd_int("DEL %s", k("job", "j6"));               /* expired meanwhile: no document to change */
+    assert_int_equal(deliver(W1, "cb:j6", "j6", "delivered", "200", "0"), 1);
+    assert_string_equal(published(s), "");
+    redisFree(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_enqueue_ok, flush),
@@ -1454,6 +1554,7 @@ int main(void) {
         cmocka_unit_test_setup(test_delivery_attempts, flush),
         cmocka_unit_test_setup(test_delivery_failed_and_gone, flush),
         cmocka_unit_test_setup(test_release_hands_back_deliveries, flush),
+        cmocka_unit_test_setup(test_changes_published, flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

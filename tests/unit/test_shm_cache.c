@@ -1,5 +1,6 @@
 /* test_shm_cache.c — the shared-memory cache: basic operations, expiry, LRU eviction order,
- * value sizes, hash chains, recovery from a process killed holding a shard lock, and several
+ * value sizes, hash chains, invalidation (a put of something read before a change is refused),
+ * the job entry (jobcache.h), recovery from a process killed holding a shard lock, and several
  * processes hammering one cache. The area is a MAP_SHARED | MAP_ANONYMOUS mapping so forked
  * children share it. */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "jobcache.h"
 #include "segment.h"
 #include "units.h"
 
@@ -85,6 +87,12 @@ static void copy_out(const void *value, size_t len, int64_t expires_ms, void *ar
 static int put_str(struct shm_cache *c, const char *key, const char *value, int64_t expires_ms) {
     struct iovec iov = {(void *)value, strlen(value)};
     return shm_cache_put(c, key, &iov, 1, expires_ms);
+}
+
+/* put_since of a string, never expiring. */
+static int put_since(struct shm_cache *c, const char *key, const char *value, int64_t as_of_ms) {
+    struct iovec iov = {(void *)value, strlen(value)};
+    return shm_cache_put_since(c, key, &iov, 1, 0, as_of_ms);
 }
 
 static int put_bytes(struct shm_cache *c, const char *key, const void *p, size_t n) {
@@ -597,6 +605,127 @@ static void die_holding_lock(const void *value, size_t len, int64_t expires_ms, 
     raise(SIGKILL); /* called under the shard lock */
 }
 
+/* ---- invalidation ------------------------------------------------------------------------ */
+
+static void test_invalidate(void **state) {
+    (void)state;
+    struct fixture *f = fixture_new(4 * MiB, 0, 0);
+    struct shm_cache *c = f->c;
+    char buf[64];
+    int shard = shm_cache_shard_of(c, "job1");
+
+    /* Before any invalidation every read time is fresh enough. */
+    assert_int_equal(put_since(c, "job1", "v1", 1), SHM_CACHE_OK);
+    assert_int_equal(get_str(c, "job1", buf, sizeof(buf)), SHM_CACHE_OK);
+
+    /* The change drops the entry, once. */
+    int64_t t = units_mono_ms();
+    assert_int_equal(shm_cache_invalidate(c, "job1", t), SHM_CACHE_OK);
+    assert_int_equal(get_str(c, "job1", buf, sizeof(buf)), SHM_CACHE_MISS);
+    assert_int_equal(shm_cache_invalidate(c, "job1", t), SHM_CACHE_MISS);
+    struct shm_cache_stats s = stats_of(c, shard);
+    assert_int_equal(s.invalidations, 1);
+    assert_int_equal(s.items, 0);
+
+    /* A value read at or before the change is refused, and nothing is stored;
+     * one read after it is stored. */
+    assert_int_equal(put_since(c, "job1", "old", t - 1000), SHM_CACHE_STALE);
+    assert_int_equal(put_since(c, "job1", "old", t), SHM_CACHE_STALE);
+    assert_int_equal(get_str(c, "job1", buf, sizeof(buf)), SHM_CACHE_MISS);
+    assert_int_equal(stats_of(c, shard).stale_puts, 2);
+    assert_int_equal(put_since(c, "job1", "new", t + 1), SHM_CACHE_OK);
+    assert_int_equal(get_str(c, "job1", buf, sizeof(buf)), SHM_CACHE_OK);
+    assert_string_equal(buf, "new");
+
+    /* A change of a key that is not cached is remembered all the same (a read
+     * in flight must not land after it). */
+    int64_t t2 = t + 50;
+    assert_int_equal(shm_cache_invalidate(c, "job2", t2), SHM_CACHE_MISS);
+    assert_int_equal(put_since(c, "job2", "old", t2 - 1), SHM_CACHE_STALE);
+    assert_int_equal(put_since(c, "job2", "new", t2 + 1), SHM_CACHE_OK);
+
+    /* The time only moves forward: an older notice does not let older reads in. */
+    assert_int_equal(shm_cache_invalidate(c, "job2", t2 - 20), SHM_CACHE_OK);
+    assert_int_equal(put_since(c, "job2", "old", t2 - 10), SHM_CACHE_STALE);
+
+    /* A plain put does not look at invalidations. */
+    assert_int_equal(put_str(c, "job2", "plain", 0), SHM_CACHE_OK);
+    assert_int_equal(get_str(c, "job2", buf, sizeof(buf)), SHM_CACHE_OK);
+
+    /* Keys of other shards keep their own times. */
+    char other[1][64];
+    keys_in_shard(c, (shard + 1) % shm_cache_shards(c), "o", other, 1);
+    assert_int_equal(put_since(c, other[0], "x", 1), SHM_CACHE_OK);
+
+    assert_int_equal(shm_cache_invalidate(c, "", t), SHM_CACHE_ERR_ARG);
+    assert_int_equal(shm_cache_invalidate(c, NULL, t), SHM_CACHE_ERR_ARG);
+    assert_int_equal(shm_cache_check(c), 0);
+    fixture_free(f);
+}
+
+/* What jobcache_get passed on. */
+struct job_got {
+    struct jobcache_head head;
+    char doc[256];
+    int calls;
+};
+
+static void job_copy(const struct jobcache_head *head, const char *doc, const void *body,
+                     int64_t expires_ms, void *arg) {
+    (void)body;
+    (void)expires_ms;
+    struct job_got *g = arg;
+    g->head = *head;
+    snprintf(g->doc, sizeof(g->doc), "%.*s", (int)head->doc_len, doc);
+    g->calls++;
+}
+
+static void test_jobcache_read_time(void **state) {
+    (void)state;
+    struct fixture *f = fixture_new(4 * MiB, 0, 0);
+    struct shm_cache *c = f->c;
+    const char *doc = "{\"status\":\"done\"}";
+    int64_t r = units_mono_ms();
+    assert_int_equal(
+        jobcache_put(c, "jobA", "", "done", doc, strlen(doc), "image/png", "e1", "PNG", 3, 0, r),
+        0);
+    struct job_got g = {.calls = 0};
+    assert_true(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
+    assert_int_equal(g.calls, 1);
+    assert_string_equal(g.doc, doc);
+    assert_true(g.head.terminal && g.head.done && g.head.has_body);
+    assert_true(g.head.read_ms == r);
+
+    /* A finished job: trusted only by a reader whose notices cover its read. */
+    assert_true(jobcache_confirmed(&g.head, r - 1));
+    assert_false(jobcache_confirmed(&g.head, r));
+    assert_false(jobcache_confirmed(&g.head, INT64_MAX));
+    assert_true(jobcache_confirmed(&g.head, INT64_MIN));
+
+    /* A job not ended is always usable (it lives cache.pending_ttl only). */
+    const char *pending = "{\"status\":\"processing\"}";
+    assert_int_equal(jobcache_put(c, "jobB", "", "processing", pending, strlen(pending), NULL, NULL,
+                                  NULL, 0, 0, r),
+                     0);
+    assert_true(jobcache_get(c, "jobB", "", units_mono_ms(), job_copy, &g));
+    assert_false(g.head.terminal);
+    assert_true(jobcache_confirmed(&g.head, INT64_MAX));
+
+    /* Changed after the read: gone, and the read is not put back. */
+    assert_int_equal(shm_cache_invalidate(c, "jobA", r + 10), SHM_CACHE_OK);
+    assert_false(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
+    assert_int_equal(
+        jobcache_put(c, "jobA", "", "done", doc, strlen(doc), "image/png", "e1", "PNG", 3, 0, r),
+        1);
+    assert_false(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
+    assert_int_equal(jobcache_put(c, "jobA", "", "done", doc, strlen(doc), "image/png", "e1", "PNG",
+                                  3, 0, r + 11),
+                     0);
+    assert_true(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
+    assert_true(g.head.read_ms == r + 11);
+    fixture_free(f);
+}
+
 static void assert_killed(pid_t pid) {
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -620,6 +749,7 @@ static void test_owner_dies_holding_lock(void **state) {
         memcpy(keys[s], k[0], sizeof(k[0]));
     }
     const int victim = 9;
+    int64_t before = units_mono_ms(); /* a read made before the holder died */
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -648,6 +778,10 @@ static void test_owner_dies_holding_lock(void **state) {
         assert_int_equal(get_str(c, keys[i], buf, sizeof(buf)), SHM_CACHE_OK);
         assert_string_equal(buf, keys[i]);
     }
+    /* The dead holder may have been invalidating: what was read before the
+     * recovery is not stored in the wiped shard, what is read after is. */
+    assert_int_equal(put_since(c, keys[victim], "read before", before), SHM_CACHE_STALE);
+    assert_int_equal(put_since(c, keys[victim], "read after", units_mono_ms() + 1), SHM_CACHE_OK);
     /* And the recovered shard works. */
     assert_int_equal(put_str(c, keys[victim], "again", 0), SHM_CACHE_OK);
     assert_int_equal(get_str(c, keys[victim], buf, sizeof(buf)), SHM_CACHE_OK);
@@ -884,6 +1018,8 @@ int main(void) {
         cmocka_unit_test(test_bump_interval),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_bucket_chains),
+        cmocka_unit_test(test_invalidate),
+        cmocka_unit_test(test_jobcache_read_time),
         cmocka_unit_test(test_owner_dies_holding_lock),
         cmocka_unit_test(test_killed_in_put_loop),
         cmocka_unit_test(test_concurrent_processes),

@@ -5,6 +5,15 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The job's document changed, or the job is gone, in a way a node's shared
+-- cache must hear of at once: deleted, canceled, put back for a retry, a
+-- delivery's status. Every http child of every node drops its node's entry on
+-- this message (docs/ARCHITECTURE.md §4.3). Published in the script that makes
+-- the change, so no reader sees the change before the message is sent.
+local function publish_changed(prefix, id)
+  redis.call('PUBLISH', '{' .. prefix .. '}:changed', id)
+end
+
 -- A job reached a terminal state: queue its deliveries (a callback when done
 -- or failed, an e-mail when done) and tell long-polling readers. A delivery is
 -- created once per job (HSETNX on the job), so a job run twice is delivered
@@ -42,6 +51,7 @@ local function settle_failure(job, id, code, msg, transient, now, P)
     redis.call('HSET', job, 'state', 'queued', 'err_code', code, 'err_msg', msg,
                'retry_at', string.format('%d', due))
     redis.call('ZADD', P.delayed, string.format('%d', due), id)
+    publish_changed(P.prefix, id)
     return 2
   end
   redis.call('HSET', job, 'state', 'failed', 'finished', string.format('%d', now),

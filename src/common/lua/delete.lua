@@ -2,6 +2,8 @@
 -- -> 1 | 0 (no such job, or, with owner, a job of another owner)
 -- A queued or processing job becomes canceled (its token cleared, so a
 -- worker's late completion changes nothing); a finished one is deleted.
+-- Either way every node's cache hears of it ({p}:changed); a cancel also
+-- ends the long-polls on the job ({p}:done).
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 0 end
 if ARGV[4] and ARGV[4] ~= '' then
@@ -21,4 +23,5 @@ if state == 'queued' or state == 'processing' then
 else
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 end
+publish_changed(ARGV[3], ARGV[1])
 return 1

@@ -1,9 +1,11 @@
 -- deliver: the outcome of one delivery attempt (a callback or an e-mail).
 -- KEYS d proc delayed dead job
 -- ARGV did outcome(delivered|retry|failed|stopped) last_status last_error delay_ms ttl_ms deadmax
+--      prefix
 -- -> 1 recorded | 0 no such delivery
 -- The attempt is counted on the delivery record and mirrored on the job hash
--- (<kind>_status, _attempts, _last_status, _last_error) for the job document.
+-- (<kind>_status, _attempts, _last_status, _last_error) for the job document,
+-- which every node's cache then hears of ({p}:changed).
 -- retry: back on the delayed set, due in delay_ms. failed: out of attempts or
 -- refused for good; kept on the dead set. stopped: the receiver answered 410.
 local kind = redis.call('HGET', KEYS[1], 'kind')
@@ -17,6 +19,7 @@ redis.call('HSET', KEYS[1], 'status', status, 'last_status', ARGV[3], 'last_erro
 if redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('HSET', KEYS[5], kind .. '_status', status, kind .. '_attempts', attempts,
              kind .. '_last_status', ARGV[3], kind .. '_last_error', ARGV[4])
+  publish_changed(ARGV[8], redis.call('HGET', KEYS[1], 'job'))
 end
 if ARGV[2] == 'retry' then
   redis.call('ZADD', KEYS[3], string.format('%d', now + tonumber(ARGV[5])), ARGV[1])

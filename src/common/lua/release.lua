@@ -21,6 +21,7 @@ for i = #ids, 1, -1 do
     redis.call('HSET', job, 'state', 'queued')
     redis.call('HDEL', job, 'token')
     redis.call('LPUSH', KEYS[2], id)
+    if state == 'processing' then publish_changed(P.prefix, id) end
     n = n + 1
   elseif state == 'processing' then
     local transient, msg = true, ARGV[3]

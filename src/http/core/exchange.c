@@ -109,6 +109,8 @@ struct exchange *exchange_begin(struct http_child *c, struct conn *k) {
     h->step = 0;
     h->not_modified = false;
     h->res_ttl_ms = -2;
+    h->read_ms = 0;
+    h->cache_stale = NULL;
     h->stream_off = h->stream_total = 0;
     h->stream_flushed = NULL;
     h->id[0] = h->res_mime[0] = h->res_etag[0] = '\0';

@@ -81,6 +81,11 @@ struct exchange {
     char res_etag[128];                         /* image: the result's ETag */
     long long stream_off, stream_total;         /* image: body bytes sent, and all of them */
     void (*stream_flushed)(struct exchange *h); /* exchange_stream_chunk's callback */
+    int64_t read_ms; /* job, image, compat: when the Redis read was sent (CLOCK_MONOTONIC) */
+    /* job, image, compat: answers from a finished job's cache entry that the
+     * subscription could not vouch for (cached.c), or returns false; set when
+     * the route passed over one to ask Redis, called if Redis cannot answer. */
+    bool (*cache_stale)(struct exchange *h);
 
     /* Held by a route beyond its Redis replies (a long-poll wait): not
      * released while held; on_gone is called when the client goes away. */

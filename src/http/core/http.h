@@ -34,8 +34,14 @@ struct http_child {
     bool accept_failed;                /* the listen socket could not be served: exit 1 */
     struct rasync *redis;
     struct rasync *redis_bulk; /* uploads and results going in and out (http_redis_bulk) */
-    struct rasync *redis_sub;  /* subscribed to {prefix}:done for long-polls (longpoll.c) */
+    struct rasync *redis_sub;  /* subscribed to {prefix}:done for long-polls and
+                                * {prefix}:changed for the cache (longpoll.c) */
     struct waiters waiters;    /* long-poll waiters by job id */
+    /* When the subscription now in place was confirmed (CLOCK_MONOTONIC ms;
+     * meaningless while rasync_subscribed is false): a finished job's cache
+     * entry read from Redis after it is one whose changes we would have heard
+     * of (cached.c). */
+    int64_t sub_since_ms;
     magic_t magic;
     struct job_param_limits limits;
     struct shm_segment *shm;       /* the scoreboard, or NULL */

@@ -1,6 +1,6 @@
 /* rasync.c — hiredis async on the child's libevent loop: connect, AUTH and
  * SELECT, reconnect with capped backoff (all three from rconn.c), EVALSHA with an EVAL retry,
- * watchdog; or, for a subscriber, SUBSCRIBE after every (re)connection. */
+ * watchdog; or, for a subscriber, SUBSCRIBE to its channels after every (re)connection. */
 #include "rasync.h"
 #include "units.h"
 
@@ -37,7 +37,8 @@ struct rasync {
     struct event *connect_timer;
     struct event *watchdog;
     /* subscriber only */
-    char *channel; /* NULL for a command client */
+    char **channels; /* NULL for a command client */
+    int nchannels;
     rasync_message_cb on_message;
     rasync_state_cb on_state;
     void *sub_arg;
@@ -55,10 +56,10 @@ static struct timeval tv_ms(long ms) {
 /* Logs the first failure of an outage at warning level, the rest at debug. */
 static void note_down(struct rasync *r, const char *what, const char *why) {
     if (!r->down_logged) {
-        if (r->channel)
+        if (r->channels)
             log_warn("redis subscription to %s unavailable: %s: %s; long-polls re-read every "
-                     "second until it is back",
-                     r->channel, what, why);
+                     "second and finished jobs are read from Redis until it is back",
+                     r->channels[0], what, why);
         else
             log_warn("redis unavailable: %s: %s; requests answer 503 until it is back", what, why);
         r->down_logged = true;
@@ -87,8 +88,17 @@ static void sub_lost(struct rasync *r) {
         r->on_state(false, r->sub_arg);
 }
 
-/* Every reply on a subscribed connection: the SUBSCRIBE confirmation, then the
- * messages; NULL when the connection goes away. */
+/* The index of channel name (len bytes) among the subscriber's, or -1. */
+static int channel_index(const struct rasync *r, const char *name, size_t len) {
+    for (int i = 0; i < r->nchannels; i++)
+        if (strlen(r->channels[i]) == len && memcmp(r->channels[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+/* Every reply on a subscribed connection: the SUBSCRIBE confirmations (one
+ * per channel, each with the count so far), then the messages; NULL when the
+ * connection goes away. Subscribed once every channel is confirmed. */
 static void on_sub(redisAsyncContext *ac, void *reply, void *arg) {
     (void)ac;
     struct rasync *r = arg;
@@ -98,15 +108,35 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *arg) {
         return;
     }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING)
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING)
         return;
     const char *kind = rep->element[0]->str;
-    if (strcmp(kind, "subscribe") == 0 && !r->subscribed) {
+    if (strcmp(kind, "subscribe") == 0 && !r->subscribed &&
+        rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer >= r->nchannels) {
         r->subscribed = true;
         if (r->on_state)
             r->on_state(true, r->sub_arg);
     } else if (strcmp(kind, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING) {
-        r->on_message(rep->element[2]->str, rep->element[2]->len, r->sub_arg);
+        int i = channel_index(r, rep->element[1]->str, rep->element[1]->len);
+        if (i >= 0)
+            r->on_message(i, rep->element[2]->str, rep->element[2]->len, r->sub_arg);
+    }
+}
+
+/* SUBSCRIBE to every channel at once (one command: Redis subscribes them
+ * together). A TCP connection gets keep-alive probes, so that one that dies
+ * silently (no FIN, no RST) is noticed: a subscriber never waits for a reply,
+ * so the watchdog cannot see it stall. */
+static void subscribe(struct rasync *r) {
+    const char *argv[1 + RASYNC_MAX_CHANNELS];
+    argv[0] = "SUBSCRIBE";
+    for (int i = 0; i < r->nchannels; i++)
+        argv[1 + i] = r->channels[i];
+    if (r->target.unix_path[0] == '\0' && redisEnableKeepAlive(&r->ac->c) != REDIS_OK)
+        log_debug("redis subscription: no TCP keep-alive: %s", r->ac->c.errstr);
+    if (redisAsyncCommandArgv(r->ac, on_sub, r, 1 + r->nchannels, argv, NULL) != REDIS_OK) {
+        note_down(r, "subscribe", "cannot send SUBSCRIBE");
+        drop(r);
     }
 }
 
@@ -115,19 +145,14 @@ static void set_ready(struct rasync *r) {
     r->backoff_ms = 0;
     evtimer_del(r->connect_timer);
     if (r->down_logged) {
-        log_info("redis %s restored after %lld ms", r->channel ? "subscription" : "connection",
+        log_info("redis %s restored after %lld ms", r->channels ? "subscription" : "connection",
                  units_mono_ms() - r->down_since_ms);
         r->down_logged = false;
     }
     if (r->on_ready)
         r->on_ready(r->ready_arg);
-    if (r->channel && r->ac) {
-        const char *argv[] = {"SUBSCRIBE", r->channel};
-        if (redisAsyncCommandArgv(r->ac, on_sub, r, 2, argv, NULL) != REDIS_OK) {
-            note_down(r, "subscribe", "cannot send SUBSCRIBE");
-            drop(r);
-        }
-    }
+    if (r->channels && r->ac)
+        subscribe(r);
 }
 
 /* Drops the current connection: pending callbacks get NULL, then reconnect. */
@@ -319,7 +344,7 @@ static void size_pop(struct rasync *r) {
 
 static int send_argv(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
                      const size_t *lens) {
-    if (r == NULL || !r->ready || r->ac == NULL || r->channel)
+    if (r == NULL || !r->ready || r->ac == NULL || r->channels)
         return -1;
     size_t bytes = 0;
     for (int i = 0; i < argc; i++)
@@ -381,18 +406,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
         redisAsyncDisconnect(ac);
 }
 
-/* A client, not yet connecting; channel (NULL for a command client) is owned
- * by it from here on. */
+/* A client, not yet connecting; a command client (channels added after). */
 static struct rasync *client_new(struct event_base *base, const struct config *cfg,
-                                 const struct rconn_target *t, char *channel) {
+                                 const struct rconn_target *t) {
     struct rasync *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        free(channel);
+    if (r == NULL)
         return NULL;
-    }
     r->base = base;
     r->target = *t;
-    r->channel = channel;
     r->connect_timeout_ms = (long)cfg->redis_connect_timeout;
     /* A request waits for Redis at most redis.connect_timeout, then answers 503.
      * A submit that Redis stored but could not confirm in time is safe to send
@@ -411,7 +432,7 @@ static struct rasync *client_new(struct event_base *base, const struct config *c
 
 struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
                           const struct rconn_target *t) {
-    struct rasync *r = client_new(base, cfg, t, NULL);
+    struct rasync *r = client_new(base, cfg, t);
     if (r)
         start_connect(r);
     return r;
@@ -433,19 +454,32 @@ void rasync_free(struct rasync *r) {
         event_free(r->connect_timer);
     if (r->watchdog)
         event_free(r->watchdog);
-    free(r->channel);
+    for (int i = 0; i < r->nchannels; i++)
+        free(r->channels[i]);
+    free(r->channels);
     free(r->sizes);
     free(r);
 }
 
 struct rasync *rasync_new_subscriber(struct event_base *base, const struct config *cfg,
-                                     const struct rconn_target *t, const char *channel,
-                                     rasync_message_cb on_message, rasync_state_cb on_state,
-                                     void *arg) {
-    char *copy = strdup(channel);
-    struct rasync *r = copy ? client_new(base, cfg, t, copy) : NULL;
+                                     const struct rconn_target *t, const char *const *channels,
+                                     int nchannels, rasync_message_cb on_message,
+                                     rasync_state_cb on_state, void *arg) {
+    if (nchannels < 1 || nchannels > RASYNC_MAX_CHANNELS)
+        return NULL;
+    struct rasync *r = client_new(base, cfg, t);
     if (r == NULL)
         return NULL;
+    if ((r->channels = calloc((size_t)nchannels, sizeof(*r->channels))) == NULL) {
+        rasync_free(r);
+        return NULL;
+    }
+    for (; r->nchannels < nchannels; r->nchannels++) {
+        if ((r->channels[r->nchannels] = strdup(channels[r->nchannels])) == NULL) {
+            rasync_free(r);
+            return NULL;
+        }
+    }
     r->on_message = on_message;
     r->on_state = on_state;
     r->sub_arg = arg;

@@ -1,8 +1,9 @@
 /* rasync.h — the http child's Redis connections: hiredis async on the
  * child's event loop, reconnecting with capped backoff, scripts by EVALSHA
  * with one EVAL retry on NOSCRIPT, and a watchdog that drops a connection
- * that stops answering. A second kind of client only subscribes to one
- * channel (the long-poll completions), and says when it is subscribed. */
+ * that stops answering. A second kind of client only subscribes to a few
+ * channels (the long-poll completions, the cache's change notices), and says
+ * when it is subscribed. */
 #ifndef TH_HTTP_RASYNC_H
 #define TH_HTTP_RASYNC_H
 
@@ -71,25 +72,30 @@ int rasync_command(struct rasync *r, struct rasync_op *op, int argc, const char 
  * op->cb has run. Returns 0, or -1 when not connected. */
 int rasync_script(struct rasync *r, struct rasync_op *op);
 
-/* A message published on the subscriber's channel (payload, not NUL-terminated
- * by contract, though hiredis ends it with one). */
-typedef void (*rasync_message_cb)(const char *payload, size_t len, void *arg);
+/* The most channels one subscriber takes. */
+#define RASYNC_MAX_CHANNELS 4
+
+/* A message published on the subscriber's channel number channel (its index
+ * in rasync_new_subscriber's list); payload is not NUL-terminated by contract,
+ * though hiredis ends it with one. */
+typedef void (*rasync_message_cb)(int channel, const char *payload, size_t len, void *arg);
 
 /* The subscription is in place (true: every message published from now on
  * will come) or lost (false: messages may be missed until it is back). */
 typedef void (*rasync_state_cb)(bool subscribed, void *arg);
 
-/* Creates a client that, once connected, SUBSCRIBEs to channel (copied) and
- * passes each message to on_message; reconnects and subscribes again like the
- * command client. on_state is called on every change (never from
- * rasync_free). Commands cannot be sent on it. Returns NULL on allocation
- * failure. */
+/* Creates a client that, once connected, SUBSCRIBEs to the nchannels (1 to
+ * RASYNC_MAX_CHANNELS) channels (copied) in one command and passes each
+ * message to on_message; reconnects and subscribes again like the command
+ * client. on_state is called on every change (never from rasync_free): true
+ * once every channel is confirmed, false when the connection is lost. Commands
+ * cannot be sent on it. Returns NULL on allocation failure or a bad count. */
 struct rasync *rasync_new_subscriber(struct event_base *base, const struct config *cfg,
-                                     const struct rconn_target *t, const char *channel,
-                                     rasync_message_cb on_message, rasync_state_cb on_state,
-                                     void *arg);
+                                     const struct rconn_target *t, const char *const *channels,
+                                     int nchannels, rasync_message_cb on_message,
+                                     rasync_state_cb on_state, void *arg);
 
-/* Whether a subscriber's subscription is in place. */
+/* Whether a subscriber's subscription (every channel) is in place. */
 bool rasync_subscribed(const struct rasync *r);
 
 #endif
