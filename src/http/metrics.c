@@ -9,6 +9,7 @@
 #include "rconn.h"
 #include "segment.h"
 #include "units.h"
+#include "version.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -81,6 +82,9 @@ static void cache_metrics(struct http_child *c, struct evbuffer *b) {
 }
 
 static void child_metrics(struct http_child *c, struct evbuffer *b) {
+    counter(b, "node_info", "This node: its id and version (always 1).", "gauge");
+    evbuffer_add_printf(b, "thumbnailed_node_info{node=\"%s\",version=\"%s\"} 1\n", c->node_id,
+                        THUMBNAILED_VERSION);
     if (c->shm == NULL)
         return;
     static const char *const kinds[] = {

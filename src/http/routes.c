@@ -39,10 +39,12 @@ static void readyz(struct exchange *h) {
                       workers ? "" : " no worker is alive;");
         return;
     }
-    struct evbuffer *body = exchange_body_out(h);
-    evbuffer_add_printf(body, "{\"status\":\"ready\",\"workers\":%d}\n", workers);
-    exchange_set_header(h, "Content-Type", "application/json");
-    exchange_send(h, 200);
+    char peer[320];
+    rasync_peer(c->redis, peer, sizeof(peer));
+    json_t *doc = json_pack("{s:s, s:i, s:s, s:s}", "status", "ready", "workers", workers, "node",
+                            c->node_id, "redis", peer);
+    respond_json(h, 200, doc);
+    json_decref(doc);
 }
 
 /* The longest path a route can have; longer ones are no resource (404). */

@@ -8,10 +8,16 @@
 #include "queue.h"
 #include "rconn.h"
 
+#include "segment.h"
+#include "units.h"
+#include "version.h"
+
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define HEARTBEAT_EVERY  5     /* ticks (s) */
 #define HEARTBEAT_TTL_MS 15000 /* a node silent this long is dead */
@@ -131,11 +137,75 @@ static void promote(struct master *m, struct rconn *c) {
     freeReplyObject(rconn_script(c, "promote script", QUEUE_SCRIPT_PROMOTE, 2, 2, argv, NULL));
 }
 
+/* The Redis server c is connected to, as "host:port" or the socket's path. */
+static void redis_peer(const struct rconn *c, char *buf, size_t n) {
+    const redisContext *rc = c->c;
+    buf[0] = '\0';
+    if (rc && rc->connection_type == REDIS_CONN_UNIX && rc->unix_sock.path)
+        snprintf(buf, n, "%s", rc->unix_sock.path);
+    else if (rc && rc->tcp.host)
+        snprintf(buf, n, "%s:%d", rc->tcp.host, rc->tcp.port);
+}
+
+/* What the fleet view shows of this node (docs/ARCHITECTURE.md §7): a JSON
+ * object, the value of its heartbeat key. NULL when out of memory. */
+static char *node_info(struct master *m, struct rconn *c) {
+    static const char *const kinds[] = {
+        [SHM_SLOT_HTTP] = "http", [SHM_SLOT_WORKER] = "worker", [SHM_SLOT_DELIVERY] = "delivery"};
+    char redis[320];
+    redis_peer(c, redis, sizeof(redis));
+    json_t *children = json_array();
+    long long now = units_mono_ms();
+    for (int i = 0; m->shm.hdr && i < SHM_MAX_SLOTS; i++) {
+        struct shm_slot *s = shm_segment_slot(&m->shm, i);
+        int kind = s ? atomic_load(&s->kind) : SHM_SLOT_FREE;
+        if (kind != SHM_SLOT_HTTP && kind != SHM_SLOT_WORKER && kind != SHM_SLOT_DELIVERY)
+            continue;
+        json_t *ch = json_pack("{s:s, s:i, s:I, s:I}", "kind", kinds[kind], "pid",
+                               (int)atomic_load(&s->pid), "restarts",
+                               (json_int_t)atomic_load(&s->restarts), "jobs_done",
+                               (json_int_t)atomic_load(&s->jobs_done));
+        if (ch && kind == SHM_SLOT_WORKER) {
+            bool busy = atomic_load(&s->state) == SHM_SLOT_BUSY;
+            long long since = atomic_load(&s->job_started_ms);
+            json_object_set_new(ch, "state", json_string(busy ? "busy" : "idle"));
+            if (busy && since > 0) {
+                char job[sizeof(s->job_id) + 1];
+                memcpy(job, s->job_id, sizeof(s->job_id));
+                job[sizeof(s->job_id)] = '\0';
+                json_object_set_new(ch, "job", json_string(job));
+                json_object_set_new(ch, "job_ms", json_integer(now - since));
+            }
+        }
+        if (ch)
+            json_array_append_new(children, ch);
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "id", m->node_id, "version",
+                            THUMBNAILED_VERSION, "listen", m->cfg.http_listen, "started_at_ms",
+                            (json_int_t)m->started_at_ms, "redis", redis, "children", children);
+    if (doc == NULL)
+        return NULL;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    json_object_set_new(doc, "heartbeat_ms",
+                        json_integer((json_int_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return text;
+}
+
 static void heartbeat(struct master *m, struct rconn *c) {
     char hb[QUEUE_KEY_MAX], nodes[QUEUE_KEY_MAX];
     queue_key(hb, sizeof(hb), m->cfg.redis_key_prefix, "hb", m->node_id);
     queue_key(nodes, sizeof(nodes), m->cfg.redis_key_prefix, "nodes", NULL);
-    freeReplyObject(rconn_commandf(c, "heartbeat", "SET %s 1 PX %d", hb, HEARTBEAT_TTL_MS));
+    if (!rconn_ready(c))
+        return;
+    char *info = node_info(m, c);
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", HEARTBEAT_TTL_MS);
+    const char *set[] = {"SET", hb, info ? info : "{}", "PX", ttl};
+    freeReplyObject(rconn_command(c, "heartbeat", 5, set, NULL));
+    free(info);
     if (rconn_connected(c))
         freeReplyObject(rconn_commandf(c, "SADD nodes", "SADD %s %s", nodes, m->node_id));
 }

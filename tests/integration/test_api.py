@@ -199,6 +199,11 @@ def test_readyz(daemon):
     r = daemon.get("/readyz")
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("application/json")
+    doc = r.json()
+    assert doc["status"] == "ready" and doc["workers"] >= 1
+    # It names the node and the Redis it uses (the embedded one's socket).
+    assert ":" in doc["node"]
+    assert doc["redis"].endswith("redis.sock"), doc
 
 
 def test_every_response_has_request_id(daemon):

@@ -9,6 +9,7 @@ under a burst of submits and assert on outcomes: only 202 or a 503 refusal is
 answered, and every job answered 202 ends done, read from Redis (after the
 failover) by a node that never saw it. They print what they measured (-s)."""
 
+import json
 import subprocess
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from helpers import HTTP_TIMEOUT, Daemon, SentinelSet, free_port, wait_for
+from helpers import HTTP_TIMEOUT, Daemon, SentinelSet, free_port, resp_command, wait_for
 
 KEY_PREFIX = "senttest"
 MAX_ATTEMPTS = 5
@@ -213,6 +214,22 @@ def test_jobs_from_either_node_run_on_both(sentinel_set, start_daemon, source):
              timeout=5)
     assert all(count >= 1 for count in jobs_run()), \
         f"jobs run by each node's worker: {jobs_run()}"
+
+    # The fleet view: each node names itself and the primary it found, and
+    # lists itself in Redis with its heartbeat, its children included.
+    primary = sentinel_set.primary()
+    ready = [n.get("/readyz").json() for n in nodes]
+    assert all(r["redis"] == f"127.0.0.1:{primary.port}" for r in ready), ready
+    assert len({r["node"] for r in ready}) == 2, ready
+    listed = resp_command(primary.port, "SMEMBERS", "{" + KEY_PREFIX + "}:nodes")
+    listed = {m.decode() if isinstance(m, bytes) else m for m in listed}
+    assert {r["node"] for r in ready} <= listed, listed
+    for r in ready:
+        raw = resp_command(primary.port, "GET", "{" + KEY_PREFIX + "}:hb:" + r["node"])
+        info = json.loads(raw)
+        assert info["id"] == r["node"] and info["redis"] == r["redis"], info
+        kinds = sorted(ch["kind"] for ch in info["children"])
+        assert kinds.count("worker") == 1 and "http" in kinds and "delivery" in kinds, info
 
 
 @pytest.mark.timeout(300)

@@ -243,6 +243,7 @@ int http_main(const struct child_args *args) {
     struct http_child *c = &child;
     memset(c, 0, sizeof(*c));
     c->cfg = args->cfg;
+    c->node_id = args->node_id ? args->node_id : "";
     c->shm = args->shm;
     c->slot = args->shm ? shm_segment_slot(args->shm, args->slot) : NULL;
     if (args->shm && (c->cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)

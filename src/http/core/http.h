@@ -26,6 +26,7 @@ struct rasync;
 
 struct http_child {
     const struct config *cfg;
+    const char *node_id; /* this node's id ("<hostname>:<master pid>") */
     struct event_base *base;
     struct conn_server *server; /* the connections (conn.h) */
     bool accepting;             /* the listen socket is being served */

@@ -500,6 +500,15 @@ bool rasync_connected(const struct rasync *r) {
     return r && r->ready;
 }
 
+void rasync_peer(const struct rasync *r, char *buf, size_t n) {
+    const redisContext *c = r && r->ready && r->ac ? &r->ac->c : NULL;
+    buf[0] = '\0';
+    if (c && c->connection_type == REDIS_CONN_UNIX && c->unix_sock.path)
+        snprintf(buf, n, "%s", c->unix_sock.path);
+    else if (c && c->tcp.host)
+        snprintf(buf, n, "%s:%d", c->tcp.host, c->tcp.port);
+}
+
 int rasync_command(struct rasync *r, struct rasync_op *op, int argc, const char **argv,
                    const size_t *lens) {
     op->is_script = false;

@@ -60,6 +60,10 @@ void rasync_set_on_ready(struct rasync *r, void (*fn)(void *arg), void *arg);
 /* Whether commands can be sent now. */
 bool rasync_connected(const struct rasync *r);
 
+/* The server r is connected to ("host:port", or the socket's path) into buf;
+ * "" while disconnected. */
+void rasync_peer(const struct rasync *r, char *buf, size_t n);
+
 /* Sends a command (argv with lengths; lens NULL means strlen). The reply goes
  * to op->cb(reply, op->arg). Returns 0, or -1 when not connected (no callback
  * will come). */
