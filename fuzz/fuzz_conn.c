@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ static void on_request(struct conn *k, void *arg) {
 }
 
 static void setup(void) {
+    signal(SIGPIPE, SIG_IGN); /* as in the daemon: a write to a closed peer fails, not kills */
     base = event_base_new();
     body = evbuffer_new();
     struct conn_limits lim = {.max_header = 2048,

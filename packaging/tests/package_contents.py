@@ -44,10 +44,12 @@ FILES = {
     "/usr/share/doc/thumbnailed/copyright": "-rw-r--r--",
     "/usr/share/doc/thumbnailed/changelog.Debian.gz": "-rw-r--r--",
 }
-SONAME_LIBS = ["libvips.so.42", "libevent-2.1.so.7", "libhiredis.so.0.14", "libcurl.so.4",
-               "libmagic.so.1", "libjansson.so.4", "libinih.so.1", "libcrypto.so.3"]
-DEB_LIBS = ["libvips42", "libevent-2.1-7", "libhiredis0.14", "libcurl4", "libmagic1",
-            "libjansson4", "libinih1", "libssl3", "libc6"]
+# libevent's core only (the HTTP layer is our own, no evhttp), and the parser.
+SONAME_LIBS = ["libvips.so.42", "libevent_core-2.1.so.7", "libhttp_parser.so.2.9",
+               "libhiredis.so.0.14", "libcurl.so.4", "libmagic.so.1", "libjansson.so.4",
+               "libinih.so.1", "libcrypto.so.3"]
+DEB_LIBS = ["libvips42", "libevent-core-2.1-7", "libhttp-parser2.9", "libhiredis0.14", "libcurl4",
+            "libmagic1", "libjansson4", "libinih1", "libssl3", "libc6"]
 UNIT_LINES = [
     "Type=notify",
     "ExecStart=/usr/sbin/thumbnailed -f -c /etc/thumbnailed/thumbnailed.conf",

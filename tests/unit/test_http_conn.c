@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,6 +533,7 @@ static void test_stream(void **state) {
 }
 
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* as in the daemon */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
