@@ -27,6 +27,7 @@ packages=(
     libjansson-dev libinih-dev libssl-dev libcmocka-dev liblcms2-dev libhttp-parser-dev
     redis-server libvips-tools
     python3 python3-pytest python3-pytest-timeout python3-requests python3-pil python3-aiosmtpd
+    python3-redis
     clang libclang-rt-14-dev
     dpkg-dev rpm lintian systemd man-db groff-base file adduser init-system-helpers
 )
