@@ -143,7 +143,7 @@ def life_cycles(sock, n, result_bytes, ready, go, out):
         time.sleep(0.001)
     jobs = sent = 0
     while time.monotonic() < end:
-        ident = secrets.token_hex(16)
+        ident = secrets.token_urlsafe(16)  # id_generate(): 22 characters of base64url
         url = "https://images.example.com/photos/%s.jpg" % ident
         req = hashlib.sha256(b"request\0" + url.encode()).hexdigest()
         fields = ["src", "url", "url", url, "width", "256", "height", "256", "fit", "cover",
@@ -277,6 +277,9 @@ def main():
     ap.add_argument("--result-bytes", type=int, default=3072, help="the thumbnail's size")
     ap.add_argument("--node-rate", type=float, default=100,
                     help="jobs/s one node makes (bench/RESULTS.md: about 100 on 2 cores)")
+    ap.add_argument("--subs-per-node", type=int, default=2,
+                    help="subscriber connections a node holds: one per http child (http.processes"
+                         " = 2)")
     ap.add_argument("--pin", choices=("auto", "yes", "no"), default="auto",
                     help="redis-server on CPU 0, the clients on the others (auto: with 2+ cores)")
     a = ap.parse_args()
@@ -318,6 +321,31 @@ def main():
         last["clients"], last["subs"],
         ", ".join("%s %.2g" % (k, v) for v, k in last["by_name"])))
     print("Memory per finished job (kept for redis.result_ttl): %.0f B" % last["mem"])
+    fan_out(rows, a.node_rate, a.subs_per_node)
+
+
+def fan_out(rows, rate, per_node):
+    """Nodes one Redis feeds when each also adds per_node subscribers of {p}:done.
+
+    From the largest client count measured both without and with subscribers: the
+    CPU of a job b and the CPU of one more subscriber per job m give, for n nodes,
+    n * rate * (b + per_node * n * m) = 1 s of main thread per second."""
+    base = {r["clients"]: r for r in rows if r["subs"] == 0}
+    both = [r for r in rows if r["subs"] > 0 and r["clients"] in base]
+    if not both or per_node <= 0:
+        return
+    r = max(both, key=lambda r: (r["clients"], r["subs"]))
+    b = base[r["clients"]]["cpu_us"] / 1e6
+    m = max(0.0, (r["cpu_us"] / 1e6 - b) / r["subs"])
+    out = (r["out"] - base[r["clients"]]["out"]) / r["subs"]
+    print("One more subscriber costs %.2f µs of Redis CPU and %.0f B out per job (clients %d, "
+          "%d subscribers against none)" % (m * 1e6, out, r["clients"], r["subs"]))
+    if m == 0:
+        return
+    qa, qb = per_node * m * rate, b * rate
+    n = (-qb + (qb * qb + 4 * qa) ** 0.5) / (2 * qa)
+    print("With %d subscribers per node (its http children), one Redis main thread at 100 %% "
+          "feeds %.0f nodes of %.0f jobs/s (%.0f jobs/s)" % (per_node, n, rate, n * rate))
 
 
 if __name__ == "__main__":
