@@ -313,9 +313,9 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ceiling = 1e6 / r["cpu_us"]
-        print("| %d | %d | %.0f | %.0f %% | %.1f / %.1f | %.0f / %.0f | %.1f µs | %.0f | %.0f |" % (
-            r["clients"], r["subs"], r["rate"], 100 * r["busy"], r["sent"], r["ran"],
-            r["in"], r["out"], r["cpu_us"], ceiling, ceiling / a.node_rate))
+        print(("| %d | %d | %.0f | %.0f %% | %.1f / %.1f | %.0f / %.0f | %.1f µs | %.0f | %.0f |")
+              % (r["clients"], r["subs"], r["rate"], 100 * r["busy"], r["sent"], r["ran"],
+                 r["in"], r["out"], r["cpu_us"], ceiling, ceiling / a.node_rate))
     last = rows[-1]
     print("\nCommands Redis ran per job (clients %d, subscribers %d): %s" % (
         last["clients"], last["subs"],
