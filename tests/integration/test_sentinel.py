@@ -129,15 +129,16 @@ def check_answers(answers):
     return ids
 
 
-def check_all_done(accepted, reader):
+def check_all_done(accepted, make_reader):
     """Waits until every job of accepted (Answers) is terminal on the node that
-    took it, then asserts, on reader (a node started after the fault, so its
-    cache holds none of them and it reads Redis), that each is done, ran at
-    most MAX_ATTEMPTS times and has its thumbnail."""
+    took it, then asserts, on a reader (a node started once they all are, so
+    neither its cache nor its worker has seen any of them and it reads Redis),
+    that each is done, ran at most MAX_ATTEMPTS times and has its thumbnail."""
     deadline = time.monotonic() + ALL_DONE_TIMEOUT
     for a in accepted:
         doc = a.node.wait(a.job_id, timeout=max(1, deadline - time.monotonic()))
         assert doc["status"] == "done", f"job {a.job_id} ended {doc['status']}: {doc}"
+    reader = make_reader()
     for a in accepted:
         r = reader.get(f"/v1/thumbnails/{a.job_id}")
         assert r.status_code == 200, f"job {a.job_id} accepted, then {r.status_code} {r.text}"
@@ -268,8 +269,7 @@ def test_primary_killed_under_a_burst(sentinel_set, start_daemon, source):
     print(f"{len(answers)} submits: {len(accepted)} accepted, {len(answers) - len(accepted)} "
           f"refused with 503")
     assert any(a.sent < killed_at for a in accepted), "no submit accepted before the kill"
-    reader = start_node(start_daemon, sentinel_set, workers=1)
-    check_all_done(accepted, reader)
+    check_all_done(accepted, lambda: start_node(start_daemon, sentinel_set, workers=1))
 
 
 @pytest.mark.timeout(300)
@@ -310,8 +310,7 @@ def test_primary_stopped_then_continued(sentinel_set, start_daemon, source):
         sentinel_set.describe()
     for node in nodes:  # the nodes keep working on the new primary
         node.run(url=source.url("img/land.jpg"), width=64)
-    reader = start_node(start_daemon, sentinel_set, workers=1)
-    check_all_done(accepted, reader)
+    check_all_done(accepted, lambda: start_node(start_daemon, sentinel_set, workers=1))
 
 
 def test_delete_on_one_node_is_seen_by_the_other(sentinel_set, start_daemon, source):
