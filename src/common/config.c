@@ -254,31 +254,49 @@ static int check_redis_url(const char *v, char *why, size_t n) {
     return 0;
 }
 
+int config_next_hostport(const char **list, char *host, size_t hostlen, int *port) {
+    const char *p = *list;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, " \t");
+    *list = p;
+    if (len == 0)
+        return 0;
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] == ':')
+            colon = p + i;
+    char *end = NULL;
+    long n = colon ? strtol(colon + 1, &end, 10) : 0;
+    const char *h = p;
+    size_t hl = colon ? (size_t)(colon - p) : 0;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (colon == NULL || hl == 0 || hl >= hostlen || end != p + len || n < 1 || n > 65535)
+        return -1;
+    snprintf(host, hostlen, "%.*s", (int)hl, h);
+    *port = (int)n;
+    *list = p + len;
+    return 1;
+}
+
 /* A space-separated list of host:port (a [v6]:port too), at most
  * CONFIG_SENTINELS_MAX of them. */
 static int check_sentinels(const char *v, char *why, size_t n) {
-    int count = 0;
-    for (const char *p = v; *p;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t len = strcspn(p, " \t");
-        if (len == 0)
-            break;
-        const char *colon = NULL;
-        for (size_t i = 0; i < len; i++)
-            if (p[i] == ':')
-                colon = p + i;
-        char *end = NULL;
-        long port = colon ? strtol(colon + 1, &end, 10) : 0;
-        if (colon == NULL || colon == p || end != p + len || port < 1 || port > 65535) {
-            snprintf(why, n, "'%.*s' is not host:port", (int)len, p);
-            return -1;
-        }
+    char host[256];
+    int port, count = 0, rc;
+    const char *p = v;
+    while ((rc = config_next_hostport(&p, host, sizeof(host), &port)) == 1) {
         if (++count > CONFIG_SENTINELS_MAX) {
             snprintf(why, n, "more than %d Sentinels", CONFIG_SENTINELS_MAX);
             return -1;
         }
-        p += len;
+    }
+    if (rc < 0) {
+        snprintf(why, n, "'%.*s' is not host:port", (int)strcspn(p, " \t"), p);
+        return -1;
     }
     return 0;
 }

@@ -9,6 +9,11 @@
 /* Sentinels a redis.sentinels list may name. */
 #define CONFIG_SENTINELS_MAX 16
 
+/* Reads the next host:port (a [v6]:port too) of the space-separated *list
+ * into host and port, and moves *list past it. Returns 1, 0 at the end, or -1
+ * for a malformed entry (*list then points at it). */
+int config_next_hostport(const char **list, char *host, size_t hostlen, int *port);
+
 enum config_redis_mode { CONFIG_REDIS_EMBEDDED, CONFIG_REDIS_EXTERNAL, CONFIG_REDIS_SENTINEL };
 
 /* Every key of etc/thumbnailed.conf. Durations are in milliseconds, sizes in

@@ -26,31 +26,16 @@ static int resolve_sentinels(const struct config *cfg, struct rconn_target *t) {
     t->sentinel_timeout_ms = cfg->redis_connect_timeout < RCONN_SENTINEL_TIMEOUT_MAX_MS
                                  ? (long)cfg->redis_connect_timeout
                                  : RCONN_SENTINEL_TIMEOUT_MAX_MS;
-    for (const char *p = cfg->redis_sentinels; *p;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t len = strcspn(p, " \t");
-        if (len == 0)
-            break;
-        const char *colon = NULL;
-        for (size_t i = 0; i < len; i++)
-            if (p[i] == ':')
-                colon = p + i;
-        if (colon == NULL || t->nsentinels == CONFIG_SENTINELS_MAX)
+    const char *p = cfg->redis_sentinels;
+    struct rconn_sentinel s;
+    int rc;
+    while ((rc = config_next_hostport(&p, s.host, sizeof(s.host), &s.port)) == 1) {
+        if (t->nsentinels == CONFIG_SENTINELS_MAX)
             return -1;
-        struct rconn_sentinel *s = &t->sentinels[t->nsentinels++];
-        const char *host = p;
-        size_t hostlen = (size_t)(colon - p);
-        if (hostlen >= 2 && host[0] == '[' && host[hostlen - 1] == ']') {
-            host++;
-            hostlen -= 2;
-        }
-        if (hostlen == 0 || hostlen >= sizeof(s->host))
-            return -1;
-        snprintf(s->host, sizeof(s->host), "%.*s", (int)hostlen, host);
-        s->port = atoi(colon + 1);
-        p += len;
+        t->sentinels[t->nsentinels++] = s;
     }
+    if (rc < 0)
+        return -1;
     return t->nsentinels > 0 && t->master_name[0] ? 0 : -1;
 }
 
@@ -130,10 +115,13 @@ bool rconn_role_is_master(const redisReply *reply) {
            strcmp(reply->element[0]->str, "master") == 0;
 }
 
-static redisContext *connect_blocking(const char *host, int port, long timeout_ms, char *err,
-                                      size_t n) {
+/* A blocking connection to the socket unix_path (when not "") or host:port,
+ * its replies waited for timeout_ms too. NULL with why in err. */
+static redisContext *connect_blocking(const char *unix_path, const char *host, int port,
+                                      long timeout_ms, char *err, size_t n) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    redisContext *c = unix_path[0] ? redisConnectUnixWithTimeout(unix_path, tv)
+                                   : redisConnectWithTimeout(host, port, tv);
     if (c == NULL) {
         snprintf(err, n, "out of memory");
         return NULL;
@@ -152,7 +140,7 @@ static redisContext *connect_blocking(const char *host, int port, long timeout_m
 static int ask_sentinel(const struct rconn_target *t, const struct rconn_sentinel *s, char *host,
                         size_t hostlen, int *port, char *err, size_t n) {
     char why[256];
-    redisContext *c = connect_blocking(s->host, s->port, t->sentinel_timeout_ms, why, sizeof(why));
+    redisContext *c = connect_blocking("", s->host, s->port, t->sentinel_timeout_ms, why, sizeof(why));
     if (c == NULL || auth_blocking(c, "", t->sentinel_password, why, sizeof(why)) < 0) {
         snprintf(err, n, "Sentinel %s:%d: %s", s->host, s->port, why);
         if (c)
@@ -182,7 +170,7 @@ static int ask_sentinel(const struct rconn_target *t, const struct rconn_sentine
  * the context, or NULL with why in err. */
 static redisContext *open_master(const struct rconn_target *t, const char *host, int port,
                                  long timeout_ms, char *err, size_t n) {
-    redisContext *c = connect_blocking(host, port, timeout_ms, err, n);
+    redisContext *c = connect_blocking("", host, port, timeout_ms, err, n);
     if (c == NULL)
         return NULL;
     if (auth_blocking(c, t->username, t->password, err, n) < 0) {
@@ -252,18 +240,9 @@ redisContext *rconn_open(const struct rconn_target *t, long timeout_ms, char *er
             return NULL;
         return open_master(t, host, port, timeout_ms, err, n); /* db 0: no URL */
     }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = t->unix_path[0] ? redisConnectUnixWithTimeout(t->unix_path, tv)
-                                      : redisConnectWithTimeout(t->host, t->port, tv);
-    if (c == NULL) {
-        snprintf(err, n, "out of memory");
+    redisContext *c = connect_blocking(t->unix_path, t->host, t->port, timeout_ms, err, n);
+    if (c == NULL)
         return NULL;
-    }
-    if (c->err) {
-        snprintf(err, n, "%s", c->errstr);
-        redisFree(c);
-        return NULL;
-    }
     if (handshake_blocking(c, t, err, n) < 0) {
         redisFree(c);
         return NULL;
