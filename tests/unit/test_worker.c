@@ -316,6 +316,10 @@ static void test_registered_and_scoreboard(void **state) {
     freeReplyObject(r);
     struct shm_slot *s = shm_segment_slot(&fx.shm, SLOT);
     assert_true(atomic_load(&s->jobs_done) >= 3);
+    /* The worker marks itself idle just after its last job is stored. */
+    for (long long until = now_ms() + 5000;
+         atomic_load(&s->state) != SHM_SLOT_IDLE && now_ms() < until;)
+        sleep_ms(10);
     assert_int_equal(atomic_load(&s->state), SHM_SLOT_IDLE);
     assert_true(atomic_load(&s->heartbeat_ms) >= fx.started_ms); /* the worker heartbeats */
 }
