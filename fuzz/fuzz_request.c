@@ -158,9 +158,8 @@ static void fuzz_headers(const char *s, size_t len) {
 /* The request path, under every method. */
 static void fuzz_route(const char *path) {
     static const enum http_method methods[] = {
-        HTTP_GET,   HTTP_POST,    HTTP_HEAD,
-        HTTP_PUT,   HTTP_DELETE,  HTTP_OPTIONS,
-        HTTP_TRACE, HTTP_CONNECT, HTTP_PATCH,
+        HTTP_GET,     HTTP_POST,  HTTP_HEAD,    HTTP_PUT,   HTTP_DELETE,
+        HTTP_OPTIONS, HTTP_TRACE, HTTP_CONNECT, HTTP_PATCH,
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         struct route_match m;

@@ -80,10 +80,10 @@ struct config {
     /* [redis] */
     int64_t redis_mode; /* enum config_redis_mode */
     char *redis_url;
-    char *redis_sentinels;         /* sentinel mode: "host:port host:port ..." */
-    char *redis_master_name;       /* sentinel mode: the monitored master's name */
-    char *redis_sentinel_password; /* sentinel mode: AUTH for the Sentinels, or "" */
-    char *redis_username;          /* an ACL user (external and sentinel modes), or "" */
+    char *redis_sentinels;          /* sentinel mode: "host:port host:port ..." */
+    char *redis_master_name;        /* sentinel mode: the monitored master's name */
+    char *redis_sentinel_password;  /* sentinel mode: AUTH for the Sentinels, or "" */
+    char *redis_username;           /* an ACL user (external and sentinel modes), or "" */
     int64_t redis_min_replicas_ack; /* WAIT for this many replicas before 202/done; 0 = no */
     char *redis_password;
     char *redis_server;

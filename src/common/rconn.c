@@ -140,7 +140,8 @@ static redisContext *connect_blocking(const char *unix_path, const char *host, i
 static int ask_sentinel(const struct rconn_target *t, const struct rconn_sentinel *s, char *host,
                         size_t hostlen, int *port, char *err, size_t n) {
     char why[256];
-    redisContext *c = connect_blocking("", s->host, s->port, t->sentinel_timeout_ms, why, sizeof(why));
+    redisContext *c =
+        connect_blocking("", s->host, s->port, t->sentinel_timeout_ms, why, sizeof(why));
     if (c == NULL || auth_blocking(c, "", t->sentinel_password, why, sizeof(why)) < 0) {
         snprintf(err, n, "Sentinel %s:%d: %s", s->host, s->port, why);
         if (c)
@@ -159,7 +160,9 @@ static int ask_sentinel(const struct rconn_target *t, const struct rconn_sentine
                  t->master_name);
     } else {
         snprintf(err, n, "Sentinel %s:%d: %s", s->host, s->port,
-                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr[0] ? c->errstr : "no answer");
+                 r && r->type == REDIS_REPLY_ERROR ? r->str
+                 : c->errstr[0]                    ? c->errstr
+                                                   : "no answer");
     }
     freeReplyObject(r);
     redisFree(c);
@@ -183,7 +186,8 @@ static redisContext *open_master(const struct rconn_target *t, const char *host,
         snprintf(err, n, "%s:%d, named master by the Sentinels, says it is %s", host, port,
                  r && r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->str
                      ? r->element[0]->str
-                     : r && r->type == REDIS_REPLY_ERROR ? r->str : "unreachable");
+                 : r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "unreachable");
     freeReplyObject(r);
     if (!master) {
         redisFree(c);

@@ -161,10 +161,10 @@ static char *node_info(struct master *m, struct rconn *c) {
         int kind = s ? atomic_load(&s->kind) : SHM_SLOT_FREE;
         if (kind != SHM_SLOT_HTTP && kind != SHM_SLOT_WORKER && kind != SHM_SLOT_DELIVERY)
             continue;
-        json_t *ch = json_pack("{s:s, s:i, s:I, s:I}", "kind", kinds[kind], "pid",
-                               (int)atomic_load(&s->pid), "restarts",
-                               (json_int_t)atomic_load(&s->restarts), "jobs_done",
-                               (json_int_t)atomic_load(&s->jobs_done));
+        json_t *ch =
+            json_pack("{s:s, s:i, s:I, s:I}", "kind", kinds[kind], "pid", (int)atomic_load(&s->pid),
+                      "restarts", (json_int_t)atomic_load(&s->restarts), "jobs_done",
+                      (json_int_t)atomic_load(&s->jobs_done));
         if (ch && kind == SHM_SLOT_WORKER) {
             bool busy = atomic_load(&s->state) == SHM_SLOT_BUSY;
             long long since = atomic_load(&s->job_started_ms);

@@ -24,7 +24,7 @@ struct master {
     struct shm_segment shm;
     int listen_fd;
     char node_id[300];
-    long long started_at_ms; /* wall clock, for the fleet view (jobs.c) */
+    long long started_at_ms;           /* wall clock, for the fleet view (jobs.c) */
     struct supervise_child **children; /* each allocated on its own: timers point at them */
     int nchildren;
     struct event *tick;          /* 1 s supervision timer */

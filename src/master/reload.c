@@ -10,11 +10,23 @@
 
 /* Keys read once at start: changing them needs a restart. */
 static const char *const fixed_keys[][2] = {
-    {"daemon", "user"},  {"daemon", "pid_file"}, {"daemon", "runtime_dir"}, {"http", "listen"},
-    {"cache", "size"},   {"redis", "mode"},      {"redis", "url"},          {"redis", "password"},
-    {"redis", "server"}, {"redis", "data_dir"},  {"redis", "key_prefix"},   {"redis", "max_memory"},
-    {"redis", "username"}, {"redis", "sentinels"}, {"redis", "master_name"},
-    {"redis", "sentinel_password"}, {"redis", "min_replicas_ack"},
+    {"daemon", "user"},
+    {"daemon", "pid_file"},
+    {"daemon", "runtime_dir"},
+    {"http", "listen"},
+    {"cache", "size"},
+    {"redis", "mode"},
+    {"redis", "url"},
+    {"redis", "password"},
+    {"redis", "server"},
+    {"redis", "data_dir"},
+    {"redis", "key_prefix"},
+    {"redis", "max_memory"},
+    {"redis", "username"},
+    {"redis", "sentinels"},
+    {"redis", "master_name"},
+    {"redis", "sentinel_password"},
+    {"redis", "min_replicas_ack"},
 };
 
 /* Keys only the master reads, or that scale rather than replace children. */

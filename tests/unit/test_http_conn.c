@@ -29,8 +29,8 @@
 /* What the layer told us, and how to answer. */
 static struct {
     int requests, done, gone, flushed;
-    struct conn *held; /* a request not answered yet (hold) */
-    bool hold;         /* keep requests unanswered */
+    struct conn *held;  /* a request not answered yet (hold) */
+    bool hold;          /* keep requests unanswered */
     bool close_on_peer; /* peer_closed's answer */
     size_t big;         /* answer with a body this large (0: "ok\n") */
     char body[8192];    /* the last request's body */
@@ -229,7 +229,8 @@ static void test_byte_by_byte(void **state) {
 static void test_chunked(void **state) {
     (void)state;
     int fd = client();
-    put(fd, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n");
+    put(fd,
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n");
     assert_int_equal(seen.requests, 1);
     assert_int_equal(seen.body_len, 5);
     assert_memory_equal(seen.body, "hello", 5);
@@ -446,7 +447,7 @@ static void test_max_connections(void **state) {
     start(2, 0);
     int a = client();
     put(a, "GET / HTTP/1.1\r\n\r\n"); /* a has served a request: idle, reusable */
-    int b = client();             /* b has sent nothing */
+    int b = client();                 /* b has sent nothing */
     put(b, "GET /x");
     int c = client(); /* a makes room */
     assert_true(c >= 0);

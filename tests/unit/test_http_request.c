@@ -329,9 +329,9 @@ static void test_forwarded_for(void **state) {
     parse_free(&ps);
     assert_null(request_forwarded_for(parsed(&ps, "GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")));
     parse_free(&ps);
-    char *joined = request_forwarded_for(
-        parsed(&ps, "GET / HTTP/1.1\r\nHost: example.test\r\n"
-                    "X-Forwarded-For: 6.6.6.6, 198.51.100.1\r\n\r\n"));
+    char *joined =
+        request_forwarded_for(parsed(&ps, "GET / HTTP/1.1\r\nHost: example.test\r\n"
+                                          "X-Forwarded-For: 6.6.6.6, 198.51.100.1\r\n\r\n"));
     assert_string_equal(joined, "6.6.6.6, 198.51.100.1");
     free(joined);
     parse_free(&ps);

@@ -89,7 +89,7 @@ static void test_methods(void **state) {
     assert_true(rm.method_ok);
 
     const enum http_method not_get[] = {HTTP_POST,  HTTP_PUT,     HTTP_DELETE,
-                                            HTTP_PATCH, HTTP_OPTIONS, HTTP_TRACE};
+                                        HTTP_PATCH, HTTP_OPTIONS, HTTP_TRACE};
     for (size_t i = 0; i < sizeof(not_get) / sizeof(not_get[0]); i++) {
         check(not_get[i], "/healthz", ROUTE_HEALTHZ, false, "");
         check(not_get[i], "/v1/thumbnails/" ID, ROUTE_JOB, not_get[i] == HTTP_DELETE, ID);
@@ -97,8 +97,7 @@ static void test_methods(void **state) {
     }
     route_match(HTTP_DELETE, "/v1/thumbnails/" ID, &rm);
     assert_string_equal(rm.allow, "GET, HEAD, DELETE");
-    const enum http_method not_post[] = {HTTP_GET, HTTP_HEAD, HTTP_PUT,
-                                             HTTP_DELETE, HTTP_PATCH};
+    const enum http_method not_post[] = {HTTP_GET, HTTP_HEAD, HTTP_PUT, HTTP_DELETE, HTTP_PATCH};
     for (size_t i = 0; i < sizeof(not_post) / sizeof(not_post[0]); i++)
         check(not_post[i], "/v1/thumbnails", ROUTE_SUBMIT, false, "");
 

@@ -38,12 +38,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IN_SIZE       16384 /* a connection's input buffer */
-#define FREE_KEEP     64    /* closed connections kept for reuse */
-#define BODY_KEEP     65536 /* a body buffer larger than this is freed after its request */
+#define IN_SIZE           16384 /* a connection's input buffer */
+#define FREE_KEEP         64    /* closed connections kept for reuse */
+#define BODY_KEEP         65536 /* a body buffer larger than this is freed after its request */
 #define ACCEPT_BACKOFF_MS 500
-#define SWEEP_MS      1000
-#define READ_BUDGET   (256 * 1024) /* bytes read per turn of the loop before others get theirs */
+#define SWEEP_MS          1000
+#define READ_BUDGET       (256 * 1024) /* bytes read per turn of the loop before others get theirs */
 
 enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_BUSY, ST_LINGER, ST_CLOSED };
 
@@ -54,34 +54,34 @@ struct conn {
     struct event rd, wr;
     struct event resume; /* a zero timer: go on reading after the others had a turn */
     size_t read_now;     /* bytes read in this turn */
-    bool rd_ready;      /* the socket may hold bytes not read yet */
-    bool peer_eof;      /* the client shut its sending side (read returned 0) */
-    bool rdhup;         /* epoll said so (EPOLLRDHUP): read on to the end */
-    bool pumping;       /* pump is on the stack: a nested call only asks it to go on */
+    bool rd_ready;       /* the socket may hold bytes not read yet */
+    bool peer_eof;       /* the client shut its sending side (read returned 0) */
+    bool rdhup;          /* epoll said so (EPOLLRDHUP): read on to the end */
+    bool pumping;        /* pump is on the stack: a nested call only asks it to go on */
     bool repump;
-    bool keep;          /* the request in hand allows another after it */
-    bool answered;      /* conn_send was called for the request in hand */
-    bool stream_open;   /* a streamed body is still coming */
-    bool close_after;   /* close once the answer is written */
-    bool draining;      /* LINGER: the answer is out, the client's bytes are dropped */
-    bool flush_due;     /* a streamed piece is to be told written (flushed) */
-    bool failed;        /* a write under the layer above failed, or it aborted: close */
+    bool keep;        /* the request in hand allows another after it */
+    bool answered;    /* conn_send was called for the request in hand */
+    bool stream_open; /* a streamed body is still coming */
+    bool close_after; /* close once the answer is written */
+    bool draining;    /* LINGER: the answer is out, the client's bytes are dropped */
+    bool flush_due;   /* a streamed piece is to be told written (flushed) */
+    bool failed;      /* a write under the layer above failed, or it aborted: close */
     bool hdr_clen, hdr_ctype;
-    bool exempt;        /* not capped per address */
+    bool exempt; /* not capped per address */
     bool is_ip;
-    unsigned refs;      /* functions on the stack using k */
-    unsigned served;    /* answers written on this connection */
+    unsigned refs;   /* functions on the stack using k */
+    unsigned served; /* answers written on this connection */
     void *user;
-    char *in;           /* IN_SIZE bytes; [in_off, in_len) not parsed yet */
+    char *in; /* IN_SIZE bytes; [in_off, in_len) not parsed yet */
     size_t in_off, in_len;
     struct parse ps;
     struct evbuffer *out;
-    char *hdr;          /* the answer's own headers, as "Name: value\r\n" */
+    char *hdr; /* the answer's own headers, as "Name: value\r\n" */
     size_t hdr_len, hdr_cap;
     long long since_ms; /* IDLE: since when; HEAD: the first byte; LINGER: the last byte */
     long long write_ms; /* the last progress of a pending write */
     long long linger_until_ms;
-    uint32_t body_now;  /* body bytes since the last sweep */
+    uint32_t body_now; /* body bytes since the last sweep */
     uint32_t body_win[CONN_BODY_WINDOW];
     unsigned body_ticks;
     unsigned char addr[16];
@@ -104,15 +104,15 @@ struct conn_server {
     struct conn **buckets; /* by client address */
     size_t nbuckets;
     bool stopping;
-    bool full;          /* not accepting: max_connections are open, none idle */
-    bool out_of_fds;    /* not accepting for a moment: accept failed (EMFILE) */
-    bool fds_logged;    /* the current shortage has been logged */
-    bool listening;     /* the listener is enabled */
-    char date[64];      /* "Date: ...\r\n" */
+    bool full;       /* not accepting: max_connections are open, none idle */
+    bool out_of_fds; /* not accepting for a moment: accept failed (EMFILE) */
+    bool fds_logged; /* the current shortage has been logged */
+    bool listening;  /* the listener is enabled */
+    char date[64];   /* "Date: ...\r\n" */
     size_t date_len;
     time_t date_at;
     uint64_t rid_state;
-    char *scratch;      /* the head of an answer being formatted */
+    char *scratch; /* the head of an answer being formatted */
     size_t scratch_cap;
     struct conn_stats stats;
 };
@@ -149,38 +149,70 @@ void conn_server_request_id(struct conn_server *s, char out[CONN_RID_LEN + 1]) {
 
 const char *conn_reason(int status) {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 
@@ -203,7 +235,8 @@ static void update_accept(struct conn_server *s) {
     s->listening = want;
     if (!want && at_max && !s->out_of_fds && !s->stopping) {
         log_warn("%zu connections open (http.max_connections), none idle: not accepting until "
-                 "one closes", s->nopen);
+                 "one closes",
+                 s->nopen);
         s->full = true;
     } else if (want && s->full) {
         log_info("%zu connections open: accepting again", s->nopen);
@@ -348,12 +381,13 @@ static void refuse_early(struct conn_server *s, int fd, const char *peer) {
     char message[160];
     snprintf(message, sizeof(message),
              "this address has %zu connections open (http.max_connections_per_client); close "
-             "some or reuse them", s->lim.max_per_client);
-    if (body && error_answer(s, body, hdr, sizeof(hdr), &hdr_len, "too_many_connections",
-                             message) == 0) {
+             "some or reuse them",
+             s->lim.max_per_client);
+    if (body &&
+        error_answer(s, body, hdr, sizeof(hdr), &hdr_len, "too_many_connections", message) == 0) {
         refresh_date(s);
-        size_t n = format_head(s, 429, (long long)evbuffer_get_length(body), true, hdr, hdr_len,
-                               "close");
+        size_t n =
+            format_head(s, 429, (long long)evbuffer_get_length(body), true, hdr, hdr_len, "close");
         if (n && evbuffer_prepend(body, s->scratch, n) == 0)
             (void)evbuffer_write(body, fd); /* best effort: the socket's buffer is empty */
     }
@@ -498,8 +532,8 @@ int conn_server_adopt(struct conn_server *s, int fd, const struct sockaddr *addr
     return 0;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                      int len, void *arg) {
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len,
+                      void *arg) {
     (void)l;
     conn_server_adopt(arg, fd, addr, (socklen_t)len);
 }
@@ -542,16 +576,15 @@ static void refuse(struct conn *k, int status, const char *code, const char *mes
     char hdr[64];
     size_t hdr_len = 0;
     struct evbuffer *body = evbuffer_new();
-    if (body == NULL ||
-        error_answer(s, body, hdr, sizeof(hdr), &hdr_len, code, message) < 0) {
+    if (body == NULL || error_answer(s, body, hdr, sizeof(hdr), &hdr_len, code, message) < 0) {
         if (body)
             evbuffer_free(body);
         close_conn(k);
         return;
     }
     refresh_date(s);
-    size_t n = format_head(s, status, (long long)evbuffer_get_length(body), true, hdr, hdr_len,
-                           "close");
+    size_t n =
+        format_head(s, status, (long long)evbuffer_get_length(body), true, hdr, hdr_len, "close");
     if (n == 0 || evbuffer_add(k->out, s->scratch, n) < 0) {
         evbuffer_free(body);
         close_conn(k);
@@ -618,8 +651,7 @@ static void send_continue(struct conn *k) {
 /* Feeds the parser what is buffered; hands a whole request up. */
 static void feed(struct conn *k) {
     size_t used = 0;
-    enum parse_status st =
-        parse_feed(&k->ps, k->in + k->in_off, k->in_len - k->in_off, &used);
+    enum parse_status st = parse_feed(&k->ps, k->in + k->in_off, k->in_len - k->in_off, &used);
     if (k->state == ST_BODY)
         k->body_now += (uint32_t)used;
     k->in_off += used;
@@ -879,8 +911,8 @@ void conn_send(struct conn *k, int status, struct evbuffer *body, unsigned flags
     const char *connection = !keep ? "close" : k->ps.req.http_minor == 0 ? "keep-alive" : NULL;
     long long clen = bodiless || k->hdr_clen ? -1 : (long long)blen;
     refresh_date(s);
-    size_t n = format_head(s, status, clen, !k->hdr_ctype && !bodiless, k->hdr, k->hdr_len,
-                           connection);
+    size_t n =
+        format_head(s, status, clen, !k->hdr_ctype && !bodiless, k->hdr, k->hdr_len, connection);
     k->hdr_len = 0;
     k->close_after = !keep;
     k->stream_open = (flags & CONN_STREAM) != 0;
@@ -1019,9 +1051,9 @@ void conn_server_sweep(struct conn_server *s, long long now) {
             }
             break;
         case ST_LINGER:
-            if (!k->draining ? now - k->write_ms >= limit
-                             : now - k->since_ms >= CONN_LINGER_IDLE_MS ||
-                                   now >= k->linger_until_ms)
+            if (!k->draining
+                    ? now - k->write_ms >= limit
+                    : now - k->since_ms >= CONN_LINGER_IDLE_MS || now >= k->linger_until_ms)
                 close_conn(k);
             break;
         case ST_CLOSED:

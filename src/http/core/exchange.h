@@ -33,7 +33,7 @@ struct exchange {
      * the answer is written or the client is gone (then drop the reply). */
     struct conn *conn;
     enum http_method method;
-    const char *query; /* the target's query (NUL-terminated in the request), or NULL */
+    const char *query;     /* the target's query (NUL-terminated in the request), or NULL */
     struct evbuffer *body; /* the answer's body being made; kept across reuse */
     struct route_match match;
     char rid[EXCHANGE_RID_LEN + 1]; /* X-Request-Id */

@@ -87,7 +87,7 @@ static void begin_stop(struct http_child *c, int sig) {
     log_info("signal %d: stopping (%u request(s) in flight)", sig, c->active);
     if (c->server)
         conn_server_stop(c->server); /* idle connections close; the others after their answer */
-    longpoll_stop(c); /* a stop is not held up by long-polls: they answer now */
+    longpoll_stop(c);                /* a stop is not held up by long-polls: they answer now */
     struct timeval poll = tv_ms(STOP_POLL_MS);
     struct timeval deadline = tv_ms(c->cfg->stop_timeout);
     event_add(c->stop_poll, &poll);

@@ -28,11 +28,11 @@ struct http_child {
     const struct config *cfg;
     const char *node_id; /* this node's id ("<hostname>:<master pid>") */
     struct event_base *base;
-    struct conn_server *server; /* the connections (conn.h) */
-    bool accepting;             /* the listen socket is being served */
-    int listen_fd;              /* inherited from the master */
-    struct event *accept_anyway;       /* accept even though Redis has not answered yet */
-    bool accept_failed;                /* the listen socket could not be served: exit 1 */
+    struct conn_server *server;  /* the connections (conn.h) */
+    bool accepting;              /* the listen socket is being served */
+    int listen_fd;               /* inherited from the master */
+    struct event *accept_anyway; /* accept even though Redis has not answered yet */
+    bool accept_failed;          /* the listen socket could not be served: exit 1 */
     struct rasync *redis;
     struct rasync *redis_bulk; /* uploads and results going in and out (http_redis_bulk) */
     struct rasync *redis_sub;  /* subscribed to {prefix}:done for long-polls and
@@ -45,8 +45,8 @@ struct http_child {
     int64_t sub_since_ms;
     magic_t magic;
     struct job_param_limits limits;
-    struct shm_segment *shm;       /* the scoreboard, or NULL */
-    struct shm_cache *cache;       /* the shared job cache, or NULL */
+    struct shm_segment *shm;    /* the scoreboard, or NULL */
+    struct shm_cache *cache;    /* the shared job cache, or NULL */
     struct guard_key *api_keys; /* NULL: no authentication (guard.c) */
     size_t napi_keys;
     struct cidr_list trusted_proxies; /* http.trusted_proxies (guard.c) */

@@ -163,8 +163,8 @@ static int check_head(struct parse *ps) {
     if ((ps->parser.flags & F_CONTENTLENGTH) && ps->parser.content_length > ps->limits.max_body)
         return refuse(ps, 413, "too_large", "the body exceeds %zu bytes", ps->limits.max_body);
     r->keep_alive = http_should_keep_alive(&ps->parser) != 0;
-    r->body_expected = te != NULL || ((ps->parser.flags & F_CONTENTLENGTH) &&
-                                      ps->parser.content_length > 0);
+    r->body_expected =
+        te != NULL || ((ps->parser.flags & F_CONTENTLENGTH) && ps->parser.content_length > 0);
     return 0;
 }
 

@@ -397,8 +397,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg) {
     rconn_health_note(rep, op->is_script);
     /* With Sentinels, a refusal that says this is not the master (any more)
      * drops the connection: the next one asks the Sentinels again. */
-    enum rconn_reason reason = rep && rep->type == REDIS_REPLY_ERROR ? rconn_reason_of(rep)
-                                                                      : RCONN_REASON_NONE;
+    enum rconn_reason reason =
+        rep && rep->type == REDIS_REPLY_ERROR ? rconn_reason_of(rep) : RCONN_REASON_NONE;
     bool wrong_server = r->target.nsentinels > 0 &&
                         (reason == RCONN_REASON_READONLY || reason == RCONN_REASON_NOREPLICAS);
     op->cb(rep, op->arg);
