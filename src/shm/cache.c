@@ -731,7 +731,9 @@ int shm_cache_get(struct shm_cache *c, const char *key, int64_t now_ms, shm_cach
     return rc;
 }
 
-int shm_cache_delete(struct shm_cache *c, const char *key) {
+/* Drops key's entry; with an invalidation (now_ms >= 0) also records its
+ * time, so that no read sent before it is stored afterwards. */
+static int drop(struct shm_cache *c, const char *key, int64_t now_ms) {
     size_t klen = key_len(key);
     if (klen == 0)
         return SHM_CACHE_ERR_ARG;
@@ -741,33 +743,27 @@ int shm_cache_delete(struct shm_cache *c, const char *key) {
     int locked = shard_lock(&x);
     if (locked < 0)
         return SHM_CACHE_ERR_LOCK;
+    if (now_ms >= 0) {
+        int64_t *tomb = &x.s->tomb[tomb_index(h)];
+        if (now_ms > *tomb)
+            *tomb = now_ms;
+    }
     uint32_t *link = chain_find(&x, (uint32_t)h, key, klen);
-    if (link)
+    if (link) {
         entry_drop(&x, link);
+        if (now_ms >= 0)
+            x.s->invalidations++;
+    }
     shard_unlock(&x, locked);
     return link ? SHM_CACHE_OK : SHM_CACHE_MISS;
 }
 
+int shm_cache_delete(struct shm_cache *c, const char *key) {
+    return drop(c, key, -1);
+}
+
 int shm_cache_invalidate(struct shm_cache *c, const char *key, int64_t now_ms) {
-    size_t klen = key_len(key);
-    if (klen == 0)
-        return SHM_CACHE_ERR_ARG;
-    uint64_t h = siphash13(key, klen, c->seed);
-    struct shard_ctx x;
-    shard_ctx_init(&x, c, shard_index(c, h));
-    int locked = shard_lock(&x);
-    if (locked < 0)
-        return SHM_CACHE_ERR_LOCK;
-    int64_t *tomb = &x.s->tomb[tomb_index(h)];
-    if (now_ms > *tomb)
-        *tomb = now_ms;
-    uint32_t *link = chain_find(&x, (uint32_t)h, key, klen);
-    if (link) {
-        entry_drop(&x, link);
-        x.s->invalidations++;
-    }
-    shard_unlock(&x, locked);
-    return link ? SHM_CACHE_OK : SHM_CACHE_MISS;
+    return drop(c, key, now_ms < 0 ? 0 : now_ms);
 }
 
 int shm_cache_shards(const struct shm_cache *c) {
