@@ -73,6 +73,7 @@ static const struct key keys[] = {
     {"http", "max_connections_per_client", K_INT, OFF(http_max_connections_per_client), 0, 1000000,
      "128", NULL, NULL},
     {"http", "api_keys_file", K_STR, OFF(http_api_keys_file), 0, 0, "", NULL, check_absolute},
+    {"http", "admin_keys_file", K_STR, OFF(http_admin_keys_file), 0, 0, "", NULL, check_absolute},
     {"http", "rate_limit", K_INT, OFF(http_rate_limit), 0, 1000000, "0", NULL, NULL},
     {"http", "max_queued_per_client", K_INT, OFF(http_max_queued_per_client), 0, 100000000, "1000",
      NULL, NULL},

@@ -41,6 +41,7 @@ struct config {
     int64_t http_max_connections;
     int64_t http_max_connections_per_client; /* per http child, per peer address; 0 = no cap */
     char *http_api_keys_file;
+    char *http_admin_keys_file;
     int64_t http_rate_limit;
     int64_t http_max_queued_per_client; /* jobs waiting per API key (or address); 0 = no bound */
     char *http_trusted_proxies;         /* address blocks whose X-Forwarded-For is believed */

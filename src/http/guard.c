@@ -62,6 +62,9 @@ static void drop_keys(struct http_child *c) {
     free_keys(c->api_keys, c->napi_keys);
     c->api_keys = NULL;
     c->napi_keys = 0;
+    free_keys(c->admin_keys, c->nadmin_keys);
+    c->admin_keys = NULL;
+    c->nadmin_keys = 0;
 }
 
 /* Parses one line ("key" or "name key") into k. Returns 1 with a key, 0 for a
@@ -94,15 +97,12 @@ static int parse_line(const char *path, int lineno, char *line, struct guard_key
     return 1;
 }
 
-int guard_load_keys(struct http_child *c) {
-    const char *path = c->cfg->http_api_keys_file;
-    if (path[0] == '\0') {
-        drop_keys(c);
-        return 0;
-    }
+/* Reads the keys file path (of the config key named what) into out and nout. Returns 0,
+ * or -1 when it cannot be read or holds no key (logged). */
+static int read_keys(const char *what, const char *path, struct guard_key **out, size_t *nout) {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        log_error("http.api_keys_file %s: %s", path, strerror(errno));
+        log_error("%s %s: %s", what, path, strerror(errno));
         return -1;
     }
     struct guard_key *keys = NULL;
@@ -142,14 +142,31 @@ int guard_load_keys(struct http_child *c) {
     fclose(f);
     OPENSSL_cleanse(line, sizeof(line));
     if (n == 0) {
-        log_error("http.api_keys_file %s holds no key: every request would be refused", path);
+        log_error("%s %s holds no key: every request it guards would be refused", what, path);
         free(keys);
+        return -1;
+    }
+    *out = keys;
+    *nout = n;
+    return 0;
+}
+
+int guard_load_keys(struct http_child *c) {
+    const char *api = c->cfg->http_api_keys_file, *admin = c->cfg->http_admin_keys_file;
+    struct guard_key *keys = NULL, *akeys = NULL;
+    size_t n = 0, an = 0;
+    if (api[0] != '\0' && read_keys("http.api_keys_file", api, &keys, &n) < 0)
+        return -1;
+    if (admin[0] != '\0' && read_keys("http.admin_keys_file", admin, &akeys, &an) < 0) {
+        free_keys(keys, n);
         return -1;
     }
     drop_keys(c);
     c->api_keys = keys;
     c->napi_keys = n;
-    log_debug("%zu API key(s) loaded", n);
+    c->admin_keys = akeys;
+    c->nadmin_keys = an;
+    log_debug("%zu API key(s), %zu admin key(s) loaded", n, an);
     return 0;
 }
 
@@ -196,15 +213,67 @@ bool guard_metrics(struct exchange *h) {
     return false;
 }
 
-/* The key that matches, comparing every key fully (constant time per key). */
-static const struct guard_key *known_key(const struct http_child *c, const char *key, size_t len) {
+/* The key of keys that matches, comparing every key fully (constant time per key). */
+static const struct guard_key *known_key(const struct guard_key *keys, size_t n, const char *key,
+                                         size_t len) {
     const struct guard_key *found = NULL;
-    for (size_t i = 0; i < c->napi_keys; i++) {
-        size_t klen = strlen(c->api_keys[i].key);
-        if (klen == len && CRYPTO_memcmp(c->api_keys[i].key, key, len) == 0)
-            found = &c->api_keys[i];
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = strlen(keys[i].key);
+        if (klen == len && CRYPTO_memcmp(keys[i].key, key, len) == 0)
+            found = &keys[i];
     }
     return found;
+}
+
+/* The Bearer key of h among keys: answers 401 (none sent) or 403 (unknown)
+ * and returns NULL, else the key. */
+static const struct guard_key *bearer(struct exchange *h, const struct guard_key *keys, size_t n,
+                                      const char *what) {
+    const char *auth = exchange_header(h, "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+        exchange_set_header(h, "WWW-Authenticate", "Bearer");
+        log_debug("%s: no %s key", h->client, what);
+        respond_error(h, "unauthorized", NULL, 0,
+                      "this %s needs a key: send Authorization: Bearer <key>", what);
+        return NULL;
+    }
+    const char *key = auth + 7;
+    size_t len = strlen(key);
+    const struct guard_key *k = len > KEY_MAX ? NULL : known_key(keys, n, key, len);
+    if (k == NULL) {
+        log_debug("%s: an unknown %s key", h->client, what);
+        respond_error(h, "forbidden", NULL, 0, "this %s key is not valid", what);
+    }
+    return k;
+}
+
+/* Whether addr (IPv4 as ::ffff:a.b.c.d) is a loopback address. */
+static bool is_loopback(const unsigned char a[16]) {
+    static const unsigned char v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char v6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (memcmp(a, v4, 12) == 0 && a[12] == 127) || memcmp(a, v6, 16) == 0;
+}
+
+bool guard_admin(struct exchange *h, bool page) {
+    struct http_child *c = h->child;
+    if (c->admin_keys == NULL) {
+        if (h->client_is_ip && is_loopback(h->client_addr))
+            return true;
+        log_warn("%s refused to %s: without http.admin_keys_file only loopback clients may use it",
+                 page ? "the dashboard" : "the admin API", h->client);
+        respond_error(h, "forbidden", NULL, 0,
+                      "the admin API and the dashboard answer only loopback clients while "
+                      "http.admin_keys_file is empty: reach them through an SSH tunnel, or set "
+                      "admin keys");
+        return false;
+    }
+    if (page)
+        return true; /* the page holds no data; it asks for a key */
+    const struct guard_key *k = bearer(h, c->admin_keys, c->nadmin_keys, "admin API");
+    if (k == NULL)
+        return false;
+    snprintf(h->client_name, sizeof(h->client_name), "%s", k->name);
+    return true;
 }
 
 void guard_count(const struct exchange *h, enum guard_event what) {
@@ -241,22 +310,9 @@ bool guard_check(struct exchange *h) {
     struct http_child *c = h->child;
     char who[KEY_MAX + 8];
     if (c->api_keys) {
-        const char *auth = exchange_header(h, "Authorization");
-        if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
-            exchange_set_header(h, "WWW-Authenticate", "Bearer");
-            log_debug("%s: no API key", h->client);
-            respond_error(h, "unauthorized", NULL, 0,
-                          "this API needs a key: send Authorization: Bearer <key>");
+        const struct guard_key *k = bearer(h, c->api_keys, c->napi_keys, "API");
+        if (k == NULL)
             return false;
-        }
-        const char *key = auth + 7;
-        size_t len = strlen(key);
-        const struct guard_key *k = len > KEY_MAX ? NULL : known_key(c, key, len);
-        if (k == NULL) {
-            log_debug("%s: an unknown API key", h->client);
-            respond_error(h, "forbidden", NULL, 0, "this API key is not valid");
-            return false;
-        }
         memcpy(h->owner, k->owner, sizeof(h->owner));
         snprintf(h->client_name, sizeof(h->client_name), "%s", k->name);
         snprintf(who, sizeof(who), "k:%s", k->owner);

@@ -19,6 +19,15 @@
  * authentication is off. Returns 0, or -1 when the file cannot be read or
  * holds no key (logged; c keeps its previous keys). */
 int guard_load_keys(struct http_child *c);
+/* (It reads http.admin_keys_file the same way, into the admin keys; either
+ * file failing keeps both sets as they were.) */
+
+/* Checks a request to the admin API (page false) or the dashboard's page and
+ * files (page true). Without http.admin_keys_file only a loopback client (its
+ * address as guard_identify found it) may; others get 403 forbidden. With
+ * admin keys the page is anyone's (it holds no data) and the API needs one
+ * (401 / 403). Returns false after answering. */
+bool guard_admin(struct exchange *h, bool page);
 
 /* Parses http.trusted_proxies and http.metrics_allow into c (once, at start).
  * Returns 0, or -1 (logged) when one does not parse, which config_load would

@@ -42,6 +42,17 @@ void job_delete_handle(struct exchange *h);
 /* GET|HEAD /v1/thumbnails/<id>/image (image.c). */
 void image_handle(struct exchange *h);
 
+/* GET|HEAD /openapi.json, /docs and /docs/<file>: the API described, and
+ * Swagger UI showing it (openapi.c). */
+void openapi_handle(struct exchange *h);
+
+/* GET|HEAD /dashboard and /dashboard/<file>: the operator's page (dashboard.c). */
+void dashboard_handle(struct exchange *h);
+
+/* The admin API, /v1/admin/... (admin.c): every ROUTE_ADMIN_* route, access
+ * already checked (guard_admin). */
+void admin_handle(struct exchange *h);
+
 /* What image_read_job asks for of the result. */
 enum image_read {
     IMAGE_READ_WHOLE,  /* GET: all of it (compat: it goes into a document) */

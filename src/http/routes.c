@@ -5,6 +5,7 @@
 #include "rasync.h"
 #include "respond.h"
 #include "segment.h"
+#include "version.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -43,6 +44,15 @@ static void readyz(struct exchange *h) {
     rasync_peer(c->redis, peer, sizeof(peer));
     json_t *doc = json_pack("{s:s, s:i, s:s, s:s}", "status", "ready", "workers", workers, "node",
                             c->node_id, "redis", peer);
+    respond_json(h, 200, doc);
+    json_decref(doc);
+}
+
+/* GET / : where a person goes from here. */
+static void root(struct exchange *h) {
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "service", "thumbnailed", "version",
+                            THUMBNAILED_VERSION, "docs", "/docs", "openapi", "/openapi.json",
+                            "dashboard", "/dashboard", "api", "/v1/thumbnails");
     respond_json(h, 200, doc);
     json_decref(doc);
 }
@@ -111,7 +121,34 @@ void routes_dispatch(struct http_child *c, struct conn *k) {
         case ROUTE_COMPAT_THUMB:
             compat_thumb_handle(h);
             return;
+        case ROUTE_ROOT:
+            root(h);
+            break;
+        case ROUTE_OPENAPI:
+        case ROUTE_DOCS:
+        case ROUTE_DOCS_FILE:
+            openapi_handle(h);
+            return;
+        case ROUTE_DASHBOARD:
+        case ROUTE_DASHBOARD_FILE:
+            if (!guard_admin(h, true))
+                break;
+            dashboard_handle(h);
+            return;
+        case ROUTE_ADMIN_OVERVIEW:
+        case ROUTE_ADMIN_JOBS:
+        case ROUTE_ADMIN_JOB:
+        case ROUTE_ADMIN_JOB_IMAGE:
+        case ROUTE_ADMIN_RETRY:
+        case ROUTE_ADMIN_DEAD:
+        case ROUTE_ADMIN_PAUSE:
+        case ROUTE_ADMIN_RESUME:
+            if (!guard_admin(h, false))
+                break;
+            admin_handle(h);
+            return;
         case ROUTE_NONE:
+        case ROUTE_COUNT:
             break;
         }
     }

@@ -36,11 +36,67 @@ static void test_paths(void **state) {
     assert_true(id_is_valid(ID));
 }
 
+static void test_pages_and_admin(void **state) {
+    (void)state;
+    check(HTTP_GET, "/", ROUTE_ROOT, true, "");
+    check(HTTP_GET, "/openapi.json", ROUTE_OPENAPI, true, "");
+    check(HTTP_GET, "/docs", ROUTE_DOCS, true, "");
+    check(HTTP_GET, "/docs/swagger-ui.css", ROUTE_DOCS_FILE, true, "swagger-ui.css");
+    check(HTTP_GET, "/dashboard", ROUTE_DASHBOARD, true, "");
+    check(HTTP_HEAD, "/dashboard/app.js", ROUTE_DASHBOARD_FILE, true, "app.js");
+    check(HTTP_GET, "/v1/admin/overview", ROUTE_ADMIN_OVERVIEW, true, "");
+    check(HTTP_GET, "/v1/admin/jobs", ROUTE_ADMIN_JOBS, true, "");
+    check(HTTP_GET, "/v1/admin/jobs/" ID, ROUTE_ADMIN_JOB, true, ID);
+    check(HTTP_GET, "/v1/admin/jobs/" ID "/image", ROUTE_ADMIN_JOB_IMAGE, true, ID);
+    check(HTTP_POST, "/v1/admin/jobs/" ID "/retry", ROUTE_ADMIN_RETRY, true, ID);
+    check(HTTP_GET, "/v1/admin/jobs/" ID "/retry", ROUTE_ADMIN_RETRY, false, ID);
+    check(HTTP_DELETE, "/v1/admin/dead", ROUTE_ADMIN_DEAD, true, "");
+    check(HTTP_POST, "/v1/admin/pause", ROUTE_ADMIN_PAUSE, true, "");
+    check(HTTP_POST, "/v1/admin/resume", ROUTE_ADMIN_RESUME, true, "");
+    check(HTTP_POST, "/v1/admin/overview", ROUTE_ADMIN_OVERVIEW, false, "");
+}
+
+/* Every route has a template path and methods, and its template (with {id}
+ * and {file} filled in) matches it again. */
+static void test_templates(void **state) {
+    (void)state;
+    for (int r = ROUTE_NONE + 1; r < ROUTE_COUNT; r++) {
+        const char *t = route_template(r);
+        assert_non_null(t);
+        assert_true(route_methods(r) != 0);
+        char path[256];
+        size_t n = 0;
+        for (const char *p = t; *p && n + 32 < sizeof(path);) {
+            if (*p == '{') {
+                const char *fill = strncmp(p, "{id}", 4) == 0 ? ID : "f.js";
+                n += (size_t)snprintf(path + n, sizeof(path) - n, "%s", fill);
+                p = strchr(p, '}') + 1;
+            } else {
+                path[n++] = *p++;
+            }
+        }
+        path[n] = '\0';
+        struct route_match rm;
+        assert_int_equal(route_match(HTTP_GET, path, &rm), r);
+    }
+}
+
 static void test_unknown_paths(void **state) {
     (void)state;
     const char *paths[] = {"",
-                           "/",
+                           "//",
                            "/healthz/",
+                           "/docs/",
+                           "/docsx",
+                           "/docs/a/b",
+                           "/dashboard/",
+                           "/dashboard//x",
+                           "/v1/admin",
+                           "/v1/admin/",
+                           "/v1/admin/jobs/",
+                           "/v1/admin/jobs/" ID "/other",
+                           "/v1/admin/jobs/" ID "/retry/",
+                           "/v1/admin/overviewx",
                            "/healthzz",
                            "/v1",
                            "/v1/thumbnails/",
@@ -139,6 +195,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_unknown_paths),
+        cmocka_unit_test(test_pages_and_admin),
+        cmocka_unit_test(test_templates),
         cmocka_unit_test(test_ids_are_kept_not_judged),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_compat_paths),

@@ -49,6 +49,8 @@ struct http_child {
     struct shm_cache *cache;    /* the shared job cache, or NULL */
     struct guard_key *api_keys; /* NULL: no authentication (guard.c) */
     size_t napi_keys;
+    struct guard_key *admin_keys; /* NULL: the admin API is loopback-only (guard.c) */
+    size_t nadmin_keys;
     struct cidr_list trusted_proxies; /* http.trusted_proxies (guard.c) */
     struct cidr_list metrics_allow;   /* http.metrics_allow; empty: anyone */
     struct shm_slot *slot;            /* our scoreboard line, or NULL */

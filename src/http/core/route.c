@@ -6,26 +6,47 @@
 
 #define PREFIX     "/v1/thumbnails"
 #define PREFIX_LEN (sizeof(PREFIX) - 1)
+#define ADMIN      "/v1/admin"
 #define M(method)  (1ULL << (method))
 
 struct route_def {
     const char *name;
+    const char *path;           /* as docs/openapi.json writes it */
     unsigned long long methods; /* M(HTTP_*) bits */
     const char *allow;
 };
 
+#define GET_HEAD M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"
+
 static const struct route_def routes[] = {
-    [ROUTE_NONE] = {"none", 0, NULL},
-    [ROUTE_HEALTHZ] = {"healthz", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
-    [ROUTE_READYZ] = {"readyz", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
-    [ROUTE_METRICS] = {"metrics", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
-    [ROUTE_SUBMIT] = {"submit", M(HTTP_POST), "POST"},
-    [ROUTE_JOB] = {"job", M(HTTP_GET) | M(HTTP_HEAD) | M(HTTP_DELETE), "GET, HEAD, DELETE"},
-    [ROUTE_IMAGE] = {"image", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
-    [ROUTE_COMPAT_HEALTH] = {"compat_health", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
-    [ROUTE_COMPAT_SUBMIT] = {"compat_submit", M(HTTP_POST), "POST"},
-    [ROUTE_COMPAT_THUMB] = {"compat_thumb", M(HTTP_GET) | M(HTTP_HEAD), "GET, HEAD"},
+    [ROUTE_NONE] = {"none", NULL, 0, NULL},
+    [ROUTE_HEALTHZ] = {"healthz", "/healthz", GET_HEAD},
+    [ROUTE_READYZ] = {"readyz", "/readyz", GET_HEAD},
+    [ROUTE_METRICS] = {"metrics", "/metrics", GET_HEAD},
+    [ROUTE_SUBMIT] = {"submit", PREFIX, M(HTTP_POST), "POST"},
+    [ROUTE_JOB] = {"job", PREFIX "/{id}", M(HTTP_GET) | M(HTTP_HEAD) | M(HTTP_DELETE),
+                   "GET, HEAD, DELETE"},
+    [ROUTE_IMAGE] = {"image", PREFIX "/{id}/image", GET_HEAD},
+    [ROUTE_COMPAT_HEALTH] = {"compat_health", "/api/health", GET_HEAD},
+    [ROUTE_COMPAT_SUBMIT] = {"compat_submit", "/api/thumb", M(HTTP_POST), "POST"},
+    [ROUTE_COMPAT_THUMB] = {"compat_thumb", "/api/thumb/{id}", GET_HEAD},
+    [ROUTE_ROOT] = {"root", "/", GET_HEAD},
+    [ROUTE_OPENAPI] = {"openapi", "/openapi.json", GET_HEAD},
+    [ROUTE_DOCS] = {"docs", "/docs", GET_HEAD},
+    [ROUTE_DOCS_FILE] = {"docs_file", "/docs/{file}", GET_HEAD},
+    [ROUTE_DASHBOARD] = {"dashboard", "/dashboard", GET_HEAD},
+    [ROUTE_DASHBOARD_FILE] = {"dashboard_file", "/dashboard/{file}", GET_HEAD},
+    [ROUTE_ADMIN_OVERVIEW] = {"admin_overview", ADMIN "/overview", GET_HEAD},
+    [ROUTE_ADMIN_JOBS] = {"admin_jobs", ADMIN "/jobs", GET_HEAD},
+    [ROUTE_ADMIN_JOB] = {"admin_job", ADMIN "/jobs/{id}", GET_HEAD},
+    [ROUTE_ADMIN_JOB_IMAGE] = {"admin_job_image", ADMIN "/jobs/{id}/image", GET_HEAD},
+    [ROUTE_ADMIN_RETRY] = {"admin_retry", ADMIN "/jobs/{id}/retry", M(HTTP_POST), "POST"},
+    [ROUTE_ADMIN_DEAD] = {"admin_dead", ADMIN "/dead", M(HTTP_DELETE), "DELETE"},
+    [ROUTE_ADMIN_PAUSE] = {"admin_pause", ADMIN "/pause", M(HTTP_POST), "POST"},
+    [ROUTE_ADMIN_RESUME] = {"admin_resume", ADMIN "/resume", M(HTTP_POST), "POST"},
 };
+
+_Static_assert(sizeof(routes) / sizeof(routes[0]) == ROUTE_COUNT, "a route without its line");
 
 /* Copies the segment [s, s + len) into m->id, or "" when it cannot be an id. */
 static void keep_id(struct route_match *m, const char *s, size_t len) {
@@ -51,7 +72,58 @@ static enum route_id match_compat(const char *rest, struct route_match *m) {
     return ROUTE_COMPAT_THUMB;
 }
 
+/* A page ("" after its path) or one of its files ("/<file>", one segment). */
+static enum route_id match_files(const char *rest, enum route_id page, enum route_id file,
+                                 struct route_match *m) {
+    if (*rest == '\0')
+        return page;
+    if (*rest != '/' || rest[1] == '\0' || strchr(rest + 1, '/') != NULL)
+        return ROUTE_NONE;
+    keep_id(m, rest + 1, strlen(rest + 1));
+    return file;
+}
+
+/* The admin API; rest is the path after "/v1/admin". */
+static enum route_id match_admin(const char *rest, struct route_match *m) {
+    if (strcmp(rest, "/overview") == 0)
+        return ROUTE_ADMIN_OVERVIEW;
+    if (strcmp(rest, "/jobs") == 0)
+        return ROUTE_ADMIN_JOBS;
+    if (strcmp(rest, "/dead") == 0)
+        return ROUTE_ADMIN_DEAD;
+    if (strcmp(rest, "/pause") == 0)
+        return ROUTE_ADMIN_PAUSE;
+    if (strcmp(rest, "/resume") == 0)
+        return ROUTE_ADMIN_RESUME;
+    if (strncmp(rest, "/jobs/", 6) != 0)
+        return ROUTE_NONE;
+    const char *seg = rest + 6;
+    size_t len = strcspn(seg, "/");
+    if (len == 0)
+        return ROUTE_NONE;
+    enum route_id r = ROUTE_NONE;
+    if (seg[len] == '\0')
+        r = ROUTE_ADMIN_JOB;
+    else if (strcmp(seg + len, "/image") == 0)
+        r = ROUTE_ADMIN_JOB_IMAGE;
+    else if (strcmp(seg + len, "/retry") == 0)
+        r = ROUTE_ADMIN_RETRY;
+    if (r != ROUTE_NONE)
+        keep_id(m, seg, len);
+    return r;
+}
+
 static enum route_id match_path(const char *path, struct route_match *m) {
+    if (strcmp(path, "/") == 0)
+        return ROUTE_ROOT;
+    if (strcmp(path, "/openapi.json") == 0)
+        return ROUTE_OPENAPI;
+    if (strncmp(path, "/docs", 5) == 0)
+        return match_files(path + 5, ROUTE_DOCS, ROUTE_DOCS_FILE, m);
+    if (strncmp(path, "/dashboard", 10) == 0)
+        return match_files(path + 10, ROUTE_DASHBOARD, ROUTE_DASHBOARD_FILE, m);
+    if (strncmp(path, ADMIN "/", sizeof(ADMIN)) == 0)
+        return match_admin(path + sizeof(ADMIN) - 1, m);
     if (strcmp(path, "/healthz") == 0)
         return ROUTE_HEALTHZ;
     if (strcmp(path, "/readyz") == 0)
@@ -90,4 +162,12 @@ enum route_id route_match(enum http_method method, const char *path, struct rout
 
 const char *route_name(enum route_id r) {
     return routes[r].name;
+}
+
+const char *route_template(enum route_id r) {
+    return (unsigned)r < ROUTE_COUNT ? routes[r].path : NULL;
+}
+
+unsigned long long route_methods(enum route_id r) {
+    return (unsigned)r < ROUTE_COUNT ? routes[r].methods : 0;
 }
