@@ -66,7 +66,8 @@
     for (let i = n - 1; i >= 0; i -= 10) {
       const x = xOf(i);
       axis.appendChild(el("line", { x1: x, x2: x, y1: m.t + ph, y2: m.t + ph + 4, class: "base" }));
-      axis.appendChild(el("text", { x: x, y: m.t + ph + 16, "text-anchor": "middle" }, hhmm(opts.x[i])));
+      axis.appendChild(el("text", { x: x, y: m.t + ph + 16, "text-anchor": i === n - 1 ? "end" : "middle" },
+        i === n - 1 ? "now" : hhmm(opts.x[i])));
     }
     if (opts.yLabel)
       axis.appendChild(el("text", { x: 12, y: m.t + ph / 2, "text-anchor": "middle",

@@ -300,51 +300,54 @@
     renderCharts(o);
   }
 
+  // One row a node; its workers as a strip of fixed-width cells (pid, state,
+  // restarts / job, running time, jobs done), so a dozen nodes fit a screen.
+  function workerCell(w) {
+    const st = String(w.state || "");
+    const job = w.job ? String(w.job) : "";
+    return h("div", { class: "wk wk-" + st.replace(/[^a-z]/g, ""), dataset: { worker: w.pid } },
+      h("div", { class: "wk-line" },
+        h("span", { class: "mono wk-pid", title: "worker pid", text: w.pid }),
+        statusBadge(st),
+        h("span", { class: "wk-rs" + (w.restarts ? " warn" : ""), title: "restarts of this worker slot",
+          text: "↻ " + (w.restarts ?? 0) })),
+      h("div", { class: "wk-line" },
+        job ? h("button", { type: "button", class: "link mono wk-job", dataset: { job }, title: "show job " + job, text: job })
+          : h("span", { class: "muted wk-job", text: "no job" }),
+        h("span", { class: "wk-ms", title: job ? "running for" : "", text: job ? fmtDuration(w.job_ms) : "" }),
+        h("span", { class: "wk-done", title: "jobs done by this worker", text: "✓ " + (w.jobs_done !== undefined ? num.format(w.jobs_done) : "–") })));
+  }
+
   function renderFleet(o) {
     const nodes = Array.isArray(o.nodes) ? o.nodes.slice() : [];
-    nodes.sort((a, b) => String(a.id).localeCompare(String(b.id)));
+    nodes.sort((a, b) => String(a.id).localeCompare(String(b.id), "en", { numeric: true }));
     let workers = 0, busy = 0;
     const rows = [];
     for (const n of nodes) {
       const ws = Array.isArray(n.workers) ? n.workers : [];
       workers += ws.length;
-      const span = Math.max(1, ws.length);
+      busy += ws.filter((w) => w.state === "busy").length;
       const age = n.heartbeat_age_ms;
       const ageCls = age > 15000 ? "bad" : age > 5000 ? "warn" : "";
       const hs = Array.isArray(n.http) ? n.http : [], ds = Array.isArray(n.delivery) ? n.delivery : [];
       const childRestarts = [...hs, ...ds].reduce((s, c) => s + (c.restarts || 0), 0);
-      const nodeCells = [
-        h("td", { rowSpan: span, class: "node", title: [n.listen && "listen " + n.listen, n.redis && "redis " + n.redis].filter(Boolean).join("\n") },
-          h("span", { class: "mono", text: n.id }), n.paused ? h("span", { class: "badge st-paused", text: "paused" }) : null,
-          n.id === o.node ? h("span", { class: "badge st-self", title: "this page's answers come from this node", text: "this" }) : null),
-        h("td", { rowSpan: span, class: "mono", text: n.version || "" }),
-        h("td", { rowSpan: span, class: "num " + ageCls, text: fmtDuration(age) }),
-        h("td", { rowSpan: span, class: "muted", text: n.started_at_ms && o.now_ms ? fmtDuration(o.now_ms - n.started_at_ms) : "–" }),
-        h("td", { rowSpan: span, class: "children" + (childRestarts ? " warn" : ""),
-          title: "http pids " + hs.map((c) => c.pid).join(", ") + "\ndelivery pids " + ds.map((c) => c.pid).join(", "),
-          text: `${hs.length} http · ${ds.length} delivery` + (childRestarts ? ` · ${childRestarts} restarts` : "") }),
-      ];
-      if (ws.length === 0) {
-        const tr = h("tr", { class: "node-first", dataset: { node: n.id } }, ...nodeCells,
-          h("td", { colSpan: 6, class: "muted", text: "no workers" }));
-        rows.push(tr);
-        continue;
-      }
-      ws.forEach((w, i) => {
-        const st = String(w.state || "");
-        if (st === "busy") busy++;
-        const tr = h("tr", { class: i === 0 ? "node-first" : "", dataset: { node: n.id, worker: w.pid } });
-        if (i === 0) nodeCells.forEach((c) => tr.appendChild(c));
-        tr.appendChild(h("td", { class: "num mono", text: w.pid }));
-        tr.appendChild(h("td", {}, statusBadge(st)));
-        tr.appendChild(w.job ? idCell(String(w.job)) : h("td", { class: "muted", text: "–" }));
-        tr.appendChild(h("td", { class: "num", text: w.job ? fmtDuration(w.job_ms) : "" }));
-        tr.appendChild(h("td", { class: "num", text: w.jobs_done !== undefined ? num.format(w.jobs_done) : "" }));
-        tr.appendChild(h("td", { class: "num" + (w.restarts ? " warn" : ""), text: w.restarts ?? "" }));
-        rows.push(tr);
-      });
+      const done = ws.reduce((s, w) => s + (w.jobs_done || 0), 0);
+      const up = n.started_at_ms && o.now_ms ? "up " + fmtDuration(o.now_ms - n.started_at_ms) : "";
+      rows.push(h("tr", { dataset: { node: n.id } },
+        h("td", { class: "node", title: [n.listen && "listen " + n.listen, n.redis && "redis " + n.redis,
+          "http pids " + hs.map((c) => c.pid).join(", "), "delivery pids " + ds.map((c) => c.pid).join(", ")].filter(Boolean).join("\n") },
+          h("div", {}, h("span", { class: "mono node-id", text: n.id }),
+            n.paused ? h("span", { class: "badge st-paused", text: "paused" }) : null,
+            n.id === o.node ? h("span", { class: "badge st-self", title: "the node that answers this page", text: "this" }) : null),
+          h("div", { class: "node-sub" },
+            h("span", { class: "mono", title: "version", text: n.version ? "v" + n.version : "" }), " · ", up, " · ",
+            h("span", { class: childRestarts ? "warn" : "", text: `${hs.length} http · ${ds.length} delivery` + (childRestarts ? ` · ${childRestarts} restarts` : "") }))),
+        h("td", { class: "num " + ageCls, title: "age of its last heartbeat", text: fmtDuration(age) }),
+        h("td", { class: "num", title: "jobs done by its workers", text: num.format(done) }),
+        h("td", { class: "workers" }, ws.length ? h("div", { class: "wk-strip" }, ...ws.map(workerCell))
+          : h("span", { class: "muted", text: "no workers" }))));
     }
-    if (rows.length === 0) rows.push(h("tr", { class: "empty" }, h("td", { colSpan: 11, class: "muted", text: "No node has a heartbeat." })));
+    if (rows.length === 0) rows.push(h("tr", { class: "empty" }, h("td", { colSpan: 4, class: "muted", text: "No node has a heartbeat." })));
     $("fleet").replaceChildren(...rows);
     $("fleet-summary").textContent = `${nodes.length} node${nodes.length === 1 ? "" : "s"} · ${workers} workers · ${busy} busy`;
   }
