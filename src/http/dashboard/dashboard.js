@@ -623,10 +623,10 @@
   $("job-dialog-retry").addEventListener("click", async () => {
     const id = dialogId;
     const res = await retry(id, $("job-dialog-retry"), $("job-dialog-msg"));
-    if (res && res.ok && id === dialogId) openJob(id);
+    if (res && res.ok && id === dialogId) openJob(id, true);
   });
 
-  async function openJob(id) {
+  async function openJob(id, keepMsg) {
     dialogId = id;
     $("job-dialog-id").textContent = id;
     $("job-dialog-status").textContent = "";
@@ -634,7 +634,7 @@
     $("job-dialog-json").textContent = "Loading…";
     show($("job-dialog-figure"), false);
     show($("job-dialog-retry"), false);
-    $("job-dialog-msg").hidden = true;
+    if (!keepMsg) $("job-dialog-msg").hidden = true;
     if (dialogUrl) { URL.revokeObjectURL(dialogUrl); dialogUrl = null; }
     if (!dialog.open) dialog.showModal();
     const res = await api("GET", `/v1/admin/jobs/${encodeURIComponent(id)}`);
@@ -687,5 +687,9 @@
     if (tab) selectTab(tab.dataset.state);
   });
 
+  // Placeholders until the first overview.
+  statItems($("queues"), ["ready", "delayed", "processing", "dead"].map((k) => [k, null]));
+  statItems($("deliveries"), ["ready", "delayed", "dead"].map((k) => [k, null]));
+  statItems($("jobs-by-state"), ["queued", "processing", "done", "failed", "dead"].map((k) => [k, null]));
   selectTab("queued");
 })();
