@@ -100,7 +100,7 @@ static void add_source(struct fields *f, const struct pipeline_outcome *out) {
  * list and the master reaps it. Returns what the script said (1 stored or
  * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
 static int store(struct worker *w, const char *id, const char *token,
-                 const struct pipeline_outcome *out) {
+                 const struct pipeline_outcome *out, const struct jobqueue_attempt *a) {
     struct fields f = {.n = 0};
     char etag[33];
     add_source(&f, out);
@@ -113,10 +113,10 @@ static int store(struct worker *w, const char *id, const char *token,
         add(&f, "res_etag", etag);
     }
     for (;;) {
-        int rc = out->ok ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len,
+        int rc = out->ok ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len, a,
                                              f.kv, f.n)
                          : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message,
-                                         failure_is_transient(out->fail.code), f.kv, f.n);
+                                         failure_is_transient(out->fail.code), a, f.kv, f.n);
         if (rc >= 0)
             return rc;
         if (jobqueue_connect(&w->q, &childsig_stop) < 0)
@@ -188,11 +188,12 @@ static void run_job(struct worker *w, const char *id) {
     memset(&out, 0, sizeof(out));
     const char *src = job_record_get(&rec, "src");
     redisReply *upload = NULL;
-    bool interrupted = false;
+    bool interrupted = false, fetched = false;
     if (src == NULL || job_params_from_record(&p, &rec) < 0) {
         failure_set(&out.fail, "invalid_job", "the job's stored parameters cannot be read");
     } else if (strcmp(src, "url") == 0) {
         pipeline_run(&w->pl, &p, NULL, 0, &out);
+        fetched = true;
     } else if (strcmp(src, "upload") == 0) {
         int r = jobqueue_source(&w->q, id, &upload);
         if (r < 0)
@@ -208,8 +209,11 @@ static void run_job(struct worker *w, const char *id) {
     }
 
     if (!interrupted) {
-        int stored = store(w, id, token, &out);
-        log_outcome(id, &out, stored, (long long)(units_mono_ms() - t0));
+        /* The attempt's run time: from its start to its outcome, storing excluded. */
+        struct jobqueue_attempt a = {.ms = (long long)(units_mono_ms() - t0),
+                                     .fetched = fetched ? (long long)out.src_bytes : 0};
+        int stored = store(w, id, token, &out, &a);
+        log_outcome(id, &out, stored, a.ms);
         publish(w, id, &out, stored);
     }
     slot_idle(w->slot, !interrupted);
