@@ -18,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The worker process's context. */
 struct worker {
     const struct config *cfg;
+    struct shm_header *shm;  /* the segment's header (the paused flag), or NULL */
     struct shm_slot *slot;   /* NULL when run without a scoreboard */
     struct shm_cache *cache; /* NULL when run without the shared segment */
     struct jobqueue q;
@@ -51,6 +53,23 @@ static void slot_idle(struct shm_slot *s, bool finished) {
     s->job_id[0] = '\0';
     if (finished)
         atomic_fetch_add(&s->jobs_done, 1);
+}
+
+/* How long a paused worker sleeps before it looks at the flag again. */
+#define PAUSE_POLL_MS 200
+
+/* Whether the workers are paused ({p}:paused, as the master last read it):
+ * then the slot says so, and the worker sleeps a moment instead of taking a
+ * job. */
+static bool paused(struct worker *w) {
+    bool on = w->shm && atomic_load(&w->shm->paused) != 0;
+    if (w->slot)
+        atomic_store(&w->slot->state, on ? SHM_SLOT_PAUSED : SHM_SLOT_IDLE);
+    if (on) {
+        struct timespec ts = {0, PAUSE_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL); /* a signal (stop) cuts it short */
+    }
+    return on;
 }
 
 /* The first 32 hex digits of the SHA-256 of the bytes. */
@@ -234,6 +253,7 @@ int worker_main(const struct child_args *args) {
     struct worker w;
     memset(&w, 0, sizeof(w));
     w.cfg = args->cfg;
+    w.shm = args->shm ? args->shm->hdr : NULL;
     w.slot = shm_segment_slot(args->shm, args->slot);
     if (args->shm && (w.cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
@@ -265,6 +285,8 @@ int worker_main(const struct child_args *args) {
         }
         slot_heartbeat(w.slot);
         log_tick();
+        if (paused(&w))
+            continue;
         if (jobqueue_connect(&w.q, &childsig_stop) < 0)
             break;
         char id[JOBQUEUE_ID_MAX];
