@@ -4,8 +4,11 @@
 #         (etc/thumbnailed.conf with only paths and user changed), or
 #   test: run the whole test suite (ctest: unit + integration + packaging), then
 #         build the fuzz harnesses with clang into build-fuzz/ and run each briefly;
+#   demo: the same daemon, plus a loopback image source and callback receiver
+#         (scripts/demo_peer.py) it is allowed to reach; submits a URL job and
+#         a callback job and prints where to look;
 #   package: build the .deb and .rpm into build-pkg/ (packaging/build-packages.sh).
-# Usage: scripts/dev.sh run|test|package
+# Usage: scripts/dev.sh run|demo|test|package
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,9 +16,9 @@ top=$(pwd)
 
 mode=${1:-}
 case "$mode" in
-run | test | package) ;;
+run | demo | test | package) ;;
 *)
-    echo "usage: $0 run|test|package" >&2
+    echo "usage: $0 run|demo|test|package" >&2
     exit 2
     ;;
 esac
@@ -83,6 +86,71 @@ dev_config() {
     echo "$dev/thumbnailed.conf"
 }
 
+# The demo's config: the development one, with the loopback peer allowed as a
+# source and as a callback receiver, and a callback secret.
+demo_config() {
+    local conf=$1 peer=$2 secret=$3
+    awk -v peer="127.0.0.1:$peer" -v secret="$secret" '
+        /^[ \t]*\[/ { section = $0; gsub(/[][ \t]/, "", section) }
+        section == "fetch" && /^allow_hosts[ \t]*=/ { print "allow_hosts = " peer; next }
+        section == "callback" && /^allow_hosts[ \t]*=/ { print "allow_hosts = " peer; next }
+        section == "callback" && /^secret[ \t]*=/ { print "secret = " secret; next }
+        { print }
+    ' "$conf" >"$conf.demo" && mv "$conf.demo" "$conf"
+}
+
+# Submits a job (JSON body $2) to the daemon at $1 and prints its id.
+demo_submit() {
+    curl -sS "$1/v1/thumbnails" -H 'Content-Type: application/json' -d "$2" |
+        /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+}
+
+demo() {
+    local conf dir=build/dev/demo base=http://127.0.0.1:8080 port=8081 secret i
+    conf=$(dev_config)
+    secret="whsec_$(openssl rand -base64 24)"
+    demo_config "$conf" "$port" "$secret"
+    mkdir -p "$dir"
+    vips gaussnoise "$dir/noise.jpg" 1600 1000 --mean 128 --sigma 60
+    build/thumbnailed -t -c "$conf" >/dev/null
+    /usr/bin/python3 scripts/demo_peer.py "$dir" "$port" "$secret" &
+    local peer_pid=$!
+    build/thumbnailed -f -c "$conf" 2>"$dir/thumbnailed.log" &
+    local pid=$!
+    trap 'kill $pid $peer_pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+    trap 'exit 0' INT TERM
+    for i in $(seq 1 100); do
+        curl -sf "$base/readyz" >/dev/null && break
+        kill -0 $pid 2>/dev/null || { cat "$dir/thumbnailed.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    local a b
+    a=$(demo_submit "$base" "{\"url\": \"http://127.0.0.1:$port/noise.jpg\", \"width\": 320, \"format\": \"webp\"}")
+    b=$(demo_submit "$base" "{\"url\": \"http://127.0.0.1:$port/noise.jpg\", \"width\": 128, \"height\": 128, \"fit\": \"cover\", \"callback_url\": \"http://127.0.0.1:$port/hook\"}")
+    for i in "$a" "$b"; do
+        curl -sS "$base/v1/thumbnails/$i?wait=10" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+e = d.get("error")
+print("demo: job", d["id"], d["status"], "(%s: %s)" % (e["code"], e["message"]) if e else "")'
+    done
+    sleep 1 # the callback's delivery
+    cat <<EOT
+
+thumbnailed is running on $base with config $conf
+  (its log: $dir/thumbnailed.log; source images and callbacks: 127.0.0.1:$port)
+
+  dashboard:      $base/dashboard
+  API described:  $base/docs   ($base/openapi.json)
+  a URL job:      curl -s $base/v1/thumbnails/$a
+  its thumbnail:  curl -s -o thumb.webp $base/v1/thumbnails/$a/image
+  callback job:   curl -s $base/v1/thumbnails/$b   (its "callback" object says it was delivered)
+
+Ctrl-C stops it.
+EOT
+    wait $pid
+}
+
 install_missing
 if [ "$mode" = package ]; then
     exec packaging/build-packages.sh "$top" "$top/build-pkg"
@@ -90,6 +158,9 @@ fi
 build
 
 case "$mode" in
+demo)
+    demo
+    ;;
 run)
     conf=$(dev_config)
     build/thumbnailed -t -c "$conf"

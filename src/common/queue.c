@@ -13,7 +13,8 @@
 /* The scripts, from src/common/lua (see embed_lua.cmake). */
 extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], queue_lua_fail[],
     queue_lua_release[], queue_lua_delete[], queue_lua_promote[], queue_lua_deliver[],
-    queue_lua_deliver_promote[];
+    queue_lua_deliver_promote[], queue_lua_admin_overview[], queue_lua_admin_list[],
+    queue_lua_admin_retry[], queue_lua_admin_purge[];
 
 static const char *const sources[QUEUE_SCRIPT_COUNT] = {
     [QUEUE_SCRIPT_ENQUEUE] = queue_lua_enqueue,
@@ -25,6 +26,10 @@ static const char *const sources[QUEUE_SCRIPT_COUNT] = {
     [QUEUE_SCRIPT_PROMOTE] = queue_lua_promote,
     [QUEUE_SCRIPT_DELIVER] = queue_lua_deliver,
     [QUEUE_SCRIPT_DELIVER_PROMOTE] = queue_lua_deliver_promote,
+    [QUEUE_SCRIPT_ADMIN_OVERVIEW] = queue_lua_admin_overview,
+    [QUEUE_SCRIPT_ADMIN_LIST] = queue_lua_admin_list,
+    [QUEUE_SCRIPT_ADMIN_RETRY] = queue_lua_admin_retry,
+    [QUEUE_SCRIPT_ADMIN_PURGE] = queue_lua_admin_purge,
 };
 
 static char shas[QUEUE_SCRIPT_COUNT][41];

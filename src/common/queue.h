@@ -22,10 +22,15 @@ enum queue_script {
     QUEUE_SCRIPT_PROMOTE,  /* due retries back to ready -> how many */
     QUEUE_SCRIPT_DELIVER,  /* the outcome of a delivery attempt -> 1 | 0 no such delivery */
     QUEUE_SCRIPT_DELIVER_PROMOTE, /* due delivery retries back to {p}:wh:ready -> how many */
+    QUEUE_SCRIPT_ADMIN_OVERVIEW,  /* the fleet's figures -> one JSON string */
+    QUEUE_SCRIPT_ADMIN_LIST,      /* one page of jobs -> {next_cursor, {id, fields...}...} */
+    QUEUE_SCRIPT_ADMIN_RETRY,     /* a failed job queued again -> {'ok'} | {why not...} */
+    QUEUE_SCRIPT_ADMIN_PURGE,     /* the dead set's jobs deleted -> how many */
     QUEUE_SCRIPT_COUNT
 };
 
-/* Jobs kept in the dead set at most (the oldest are trimmed). */
+/* Jobs kept in the dead set at most (the oldest are trimmed); as many are
+ * kept in each of {p}:recent:done and {p}:recent:failed (common.lua). */
 #define QUEUE_DEAD_MAX 10000
 
 /* The failure policy arguments (prefix ttl max base cap jitter deadmax) that

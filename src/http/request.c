@@ -1,5 +1,5 @@
 /* request.c — Content-Type classification, query-string parameters, the wait
- * parameter, If-None-Match, the client's address behind trusted proxies. */
+ * parameter and any one parameter, If-None-Match, the client's address behind trusted proxies. */
 #include "request.h"
 
 #include <curl/curl.h>
@@ -177,6 +177,34 @@ bool request_etag_matches(const char *if_none_match, const char *etag) {
         s = skip_separators(s);
     }
     return false;
+}
+
+int request_query_value(const char *query, const char *name, char *out, size_t n) {
+    size_t nlen = strlen(name);
+    int found = 0;
+    for (const char *s = query; s && *s;) {
+        size_t len = strcspn(s, "&");
+        if (len >= nlen && strncmp(s, name, nlen) == 0 && (len == nlen || s[nlen] == '=')) {
+            if (found)
+                return -1;
+            found = 1;
+            size_t vlen = len > nlen ? len - nlen - 1 : 0;
+            char *raw = strndup(len > nlen ? s + nlen + 1 : "", vlen);
+            size_t decoded = 0;
+            char *value = raw ? query_decode(raw, &decoded) : NULL;
+            free(raw);
+            bool ok = value && strlen(value) == decoded && decoded < n; /* no %00 */
+            if (ok)
+                memcpy(out, value, decoded + 1);
+            free(value);
+            if (!ok)
+                return -1;
+        }
+        s += len;
+        if (*s == '&')
+            s++;
+    }
+    return found;
 }
 
 int request_wait_seconds(const char *query, int max, int *seconds) {

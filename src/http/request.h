@@ -37,6 +37,12 @@ int request_params_from_query(struct job_params *p, const char *query,
  * parameters are ignored. */
 int request_wait_seconds(const char *query, int max, int *seconds);
 
+/* Reads parameter name of a query string (NULL or "" for none) into out (n
+ * bytes), percent-decoded ('+' as a space). Returns 1 when found, 0 when
+ * absent, -1 when it is given twice, decodes to a NUL byte, or does not fit
+ * in n - 1 bytes. Other parameters are ignored. */
+int request_query_value(const char *query, const char *name, char *out, size_t n);
+
 /* Whether an If-None-Match header value (a list of entity tags, or "*")
  * matches the strong entity tag etag, given without its quotes. Weak tags
  * (W/"x") match by the weak comparison RFC 9110 prescribes for this header. */

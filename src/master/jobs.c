@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define HEARTBEAT_EVERY  5     /* ticks (s) */
+#define HEARTBEAT_EVERY  2     /* ticks (s): the admin overview's fleet view stays fresh */
 #define HEARTBEAT_TTL_MS 15000 /* a node silent this long is dead */
 #define REAP_EVERY       5     /* ticks (s) */
 #define PROMOTE_BATCH    "1000"
@@ -166,9 +166,13 @@ static char *node_info(struct master *m, struct rconn *c) {
                       "restarts", (json_int_t)atomic_load(&s->restarts), "jobs_done",
                       (json_int_t)atomic_load(&s->jobs_done));
         if (ch && kind == SHM_SLOT_WORKER) {
-            bool busy = atomic_load(&s->state) == SHM_SLOT_BUSY;
+            int state = atomic_load(&s->state);
+            bool busy = state == SHM_SLOT_BUSY;
             long long since = atomic_load(&s->job_started_ms);
-            json_object_set_new(ch, "state", json_string(busy ? "busy" : "idle"));
+            json_object_set_new(ch, "state",
+                                json_string(busy                       ? "busy"
+                                            : state == SHM_SLOT_PAUSED ? "paused"
+                                                                       : "idle"));
             if (busy && since > 0) {
                 char job[sizeof(s->job_id) + 1];
                 memcpy(job, s->job_id, sizeof(s->job_id));
@@ -185,6 +189,8 @@ static char *node_info(struct master *m, struct rconn *c) {
                             (json_int_t)m->started_at_ms, "redis", redis, "children", children);
     if (doc == NULL)
         return NULL;
+    json_object_set_new(doc, "paused",
+                        json_boolean(m->shm.hdr && atomic_load(&m->shm.hdr->paused) != 0));
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     json_object_set_new(doc, "heartbeat_ms",
@@ -208,6 +214,24 @@ static void heartbeat(struct master *m, struct rconn *c) {
     free(info);
     if (rconn_connected(c))
         freeReplyObject(rconn_commandf(c, "SADD nodes", "SADD %s %s", nodes, m->node_id));
+}
+
+/* Copies {p}:paused (set by POST /v1/admin/pause) into the segment's header,
+ * where the workers look before each take; left as it was when Redis does not
+ * answer. */
+static void read_paused(struct master *m, struct rconn *c) {
+    char key[QUEUE_KEY_MAX];
+    queue_key(key, sizeof(key), m->cfg.redis_key_prefix, "paused", NULL);
+    redisReply *r = rconn_commandf(c, "GET paused", "GET %s", key);
+    if (r == NULL || m->shm.hdr == NULL || r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return;
+    }
+    int32_t on = r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    if (atomic_exchange(&m->shm.hdr->paused, on) != on)
+        log_info("the workers %s (%s)", on ? "take no more jobs" : "take jobs again",
+                 on ? "paused through the admin API" : "resumed");
 }
 
 /* Takes back the jobs of every node whose heartbeat is gone: each of its
@@ -256,6 +280,8 @@ void jobs_tick(struct master *m) {
     if (m->nreleases > 0)
         retry_releases(m);
     promote(m, c);
+    if (rconn_connected(c))
+        read_paused(m, c);
     if (rconn_connected(c) && m->ticks % HEARTBEAT_EVERY == 1)
         heartbeat(m, c);
     if (rconn_connected(c) && m->ticks % REAP_EVERY == 3)

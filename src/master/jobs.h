@@ -17,8 +17,9 @@
  * again every tick until Redis takes it. */
 int jobs_release_worker(struct master *m, pid_t pid, const char *code, const char *message);
 
-/* Every second: promotes due retries; every 5 s the node heartbeat
- * ({p}:hb:<node>, PX 15 s) and, under a lock, the reaper of dead nodes. */
+/* Every second: promotes due retries and copies {p}:paused into the
+ * segment's header; every 2 s the node heartbeat ({p}:hb:<node>, PX 15 s);
+ * every 5 s, under a lock, the reaper of dead nodes. */
 void jobs_tick(struct master *m);
 
 /* At a clean stop: tries the pending releases once more, then removes this

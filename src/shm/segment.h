@@ -13,11 +13,13 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC     0x74686d62u /* "thmb" */
-#define SHM_VERSION   5
+#define SHM_VERSION   6
 #define SHM_MAX_SLOTS 1024
 
 enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
-enum shm_slot_state { SHM_SLOT_IDLE, SHM_SLOT_BUSY };
+/* A worker's state; SHM_SLOT_PAUSED: between jobs, taking none while the
+ * header's paused is set. */
+enum shm_slot_state { SHM_SLOT_IDLE, SHM_SLOT_BUSY, SHM_SLOT_PAUSED };
 
 /* One child's line on the scoreboard. Written by that child (state, job) and by
  * the master (pid, kind, restarts). */
@@ -64,6 +66,9 @@ struct shm_header {
     /* Reads that found a finished job in the cache that the http child's
      * subscription could not vouch for (down, or the entry older than it). */
     _Atomic uint64_t cache_unconfirmed;
+    /* 1 while {p}:paused exists (the master reads it every second): the
+     * workers take no job. */
+    _Atomic int32_t paused;
 };
 
 struct shm_ratelimit;

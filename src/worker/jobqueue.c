@@ -177,21 +177,35 @@ static int finish(struct jobqueue *q, enum queue_script s, int nkeys, int nargs,
     return rc;
 }
 
+/* The attempt's figures as script arguments. */
+struct attempt_args {
+    char ms[24], fetched[24];
+};
+
+static void attempt_args(const struct jobqueue_attempt *a, struct attempt_args *out) {
+    snprintf(out->ms, sizeof(out->ms), "%lld", a ? a->ms : -1);
+    snprintf(out->fetched, sizeof(out->fetched), "%lld", a ? a->fetched : 0);
+}
+
 int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
-                      size_t len, const char *const *fields, size_t nfields) {
+                      size_t len, const struct jobqueue_attempt *a, const char *const *fields,
+                      size_t nfields) {
     if (nfields > JOBQUEUE_FIELDS_MAX)
         return -1;
     char k_job[QUEUE_KEY_MAX], k_res[QUEUE_KEY_MAX], k_src[QUEUE_KEY_MAX], ttl[24];
+    struct attempt_args aa;
+    attempt_args(a, &aa);
     job_key(q, k_job, "job", id);
     job_key(q, k_res, "res", id);
     job_key(q, k_src, "src", id);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)q->cfg->redis_result_ttl);
-    const char *argv[9 + 2 * JOBQUEUE_FIELDS_MAX] = {
-        k_job, k_res, q->k_proc, k_src, id, token, ttl, bytes, q->cfg->redis_key_prefix};
-    size_t lens[9 + 2 * JOBQUEUE_FIELDS_MAX];
-    size_t n = 9 + 2 * nfields;
-    for (size_t i = 9; i < n; i++)
-        argv[i] = fields[i - 9];
+    const char *argv[11 + 2 * JOBQUEUE_FIELDS_MAX] = {
+        k_job, k_res,     q->k_proc, k_src, id, token, ttl, bytes, q->cfg->redis_key_prefix,
+        aa.ms, aa.fetched};
+    size_t lens[11 + 2 * JOBQUEUE_FIELDS_MAX];
+    size_t n = 11 + 2 * nfields;
+    for (size_t i = 11; i < n; i++)
+        argv[i] = fields[i - 11];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
     long long want = q->cfg->redis_min_replicas_ack;
@@ -223,20 +237,25 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
 }
 
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
-                  const char *message, bool transient, const char *const *fields, size_t nfields) {
+                  const char *message, bool transient, const struct jobqueue_attempt *a,
+                  const char *const *fields, size_t nfields) {
     if (nfields > JOBQUEUE_FIELDS_MAX)
         return -1;
+    struct attempt_args aa;
+    attempt_args(a, &aa);
     char k_job[QUEUE_KEY_MAX], k_delayed[QUEUE_KEY_MAX], k_dead[QUEUE_KEY_MAX];
     job_key(q, k_job, "job", id);
     queue_key(k_delayed, sizeof(k_delayed), q->cfg->redis_key_prefix, "delayed", NULL);
     queue_key(k_dead, sizeof(k_dead), q->cfg->redis_key_prefix, "dead", NULL);
     struct queue_policy pol;
     queue_policy_args(q->cfg, &pol);
-    const char *argv[16 + 2 * JOBQUEUE_FIELDS_MAX] = {
+    const char *argv[18 + 2 * JOBQUEUE_FIELDS_MAX] = {
         k_job, q->k_proc, k_delayed, k_dead, id, token, code, message, transient ? "1" : "0"};
     size_t n = 9;
     for (int i = 0; i < 7; i++)
         argv[n++] = pol.argv[i];
+    argv[n++] = aa.ms;
+    argv[n++] = aa.fetched;
     for (size_t i = 0; i < 2 * nfields; i++)
         argv[n++] = fields[i];
     return finish(q, QUEUE_SCRIPT_FAIL, 4, (int)n - 4, argv, NULL, "fail script");

@@ -59,20 +59,31 @@ int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN
  * freeReplyObject). Returns 1, 0 when the key is missing, -1 on a Redis error. */
 int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes);
 
+/* What an attempt cost, counted in the per-minute figures of the admin
+ * overview ({p}:stats:<minute>): its run time, and the source bytes it
+ * fetched (0 for none: an upload, or a fetch that failed). */
+struct jobqueue_attempt {
+    long long ms;
+    long long fetched;
+};
+
 /* Stores the result (QUEUE_SCRIPT_COMPLETE): len bytes, then nfields (at most
- * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash. Returns 1 when
- * stored, 0 when the token no longer matches (the job was reaped), -1 on a
- * Redis error (the job stays in the proc list). */
+ * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash; a counts the
+ * attempt. Returns 1 when stored, 0 when the token no longer matches (the job
+ * was reaped), -1 on a Redis error (the job stays in the proc list). */
 int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
-                      size_t len, const char *const *fields, size_t nfields);
+                      size_t len, const struct jobqueue_attempt *a, const char *const *fields,
+                      size_t nfields);
 
 /* Records a failure (QUEUE_SCRIPT_FAIL) with code, message and nfields name/value pairs:
  * a transient one is retried later while attempts remain (worker.max_attempts,
  * backoff from worker.retry_delay), else the job fails (a transient one into
- * the dead set). Returns 1 failed, 2 retry scheduled, 3 dead, 0 stale (the
- * token no longer matches), -1 on a Redis error (the job stays in the proc list). */
+ * the dead set); a counts the attempt. Returns 1 failed, 2 retry scheduled, 3
+ * dead, 0 stale (the token no longer matches), -1 on a Redis error (the job
+ * stays in the proc list). */
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
-                  const char *message, bool transient, const char *const *fields, size_t nfields);
+                  const char *message, bool transient, const struct jobqueue_attempt *a,
+                  const char *const *fields, size_t nfields);
 
 /* Reads job id back: its hash into rec (free with job_record_free) and the
  * milliseconds it has left (-1 without expiry). Returns 1, 0 when it is gone,

@@ -18,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The worker process's context. */
 struct worker {
     const struct config *cfg;
+    struct shm_header *shm;  /* the segment's header (the paused flag), or NULL */
     struct shm_slot *slot;   /* NULL when run without a scoreboard */
     struct shm_cache *cache; /* NULL when run without the shared segment */
     struct jobqueue q;
@@ -51,6 +53,23 @@ static void slot_idle(struct shm_slot *s, bool finished) {
     s->job_id[0] = '\0';
     if (finished)
         atomic_fetch_add(&s->jobs_done, 1);
+}
+
+/* How long a paused worker sleeps before it looks at the flag again. */
+#define PAUSE_POLL_MS 200
+
+/* Whether the workers are paused ({p}:paused, as the master last read it):
+ * then the slot says so, and the worker sleeps a moment instead of taking a
+ * job. */
+static bool paused(struct worker *w) {
+    bool on = w->shm && atomic_load(&w->shm->paused) != 0;
+    if (w->slot)
+        atomic_store(&w->slot->state, on ? SHM_SLOT_PAUSED : SHM_SLOT_IDLE);
+    if (on) {
+        struct timespec ts = {0, PAUSE_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL); /* a signal (stop) cuts it short */
+    }
+    return on;
 }
 
 /* The first 32 hex digits of the SHA-256 of the bytes. */
@@ -100,7 +119,7 @@ static void add_source(struct fields *f, const struct pipeline_outcome *out) {
  * list and the master reaps it. Returns what the script said (1 stored or
  * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
 static int store(struct worker *w, const char *id, const char *token,
-                 const struct pipeline_outcome *out) {
+                 const struct pipeline_outcome *out, const struct jobqueue_attempt *a) {
     struct fields f = {.n = 0};
     char etag[33];
     add_source(&f, out);
@@ -113,10 +132,10 @@ static int store(struct worker *w, const char *id, const char *token,
         add(&f, "res_etag", etag);
     }
     for (;;) {
-        int rc = out->ok ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len,
+        int rc = out->ok ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len, a,
                                              f.kv, f.n)
                          : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message,
-                                         failure_is_transient(out->fail.code), f.kv, f.n);
+                                         failure_is_transient(out->fail.code), a, f.kv, f.n);
         if (rc >= 0)
             return rc;
         if (jobqueue_connect(&w->q, &childsig_stop) < 0)
@@ -188,11 +207,12 @@ static void run_job(struct worker *w, const char *id) {
     memset(&out, 0, sizeof(out));
     const char *src = job_record_get(&rec, "src");
     redisReply *upload = NULL;
-    bool interrupted = false;
+    bool interrupted = false, fetched = false;
     if (src == NULL || job_params_from_record(&p, &rec) < 0) {
         failure_set(&out.fail, "invalid_job", "the job's stored parameters cannot be read");
     } else if (strcmp(src, "url") == 0) {
         pipeline_run(&w->pl, &p, NULL, 0, &out);
+        fetched = true;
     } else if (strcmp(src, "upload") == 0) {
         int r = jobqueue_source(&w->q, id, &upload);
         if (r < 0)
@@ -208,8 +228,11 @@ static void run_job(struct worker *w, const char *id) {
     }
 
     if (!interrupted) {
-        int stored = store(w, id, token, &out);
-        log_outcome(id, &out, stored, (long long)(units_mono_ms() - t0));
+        /* The attempt's run time: from its start to its outcome, storing excluded. */
+        struct jobqueue_attempt a = {.ms = (long long)(units_mono_ms() - t0),
+                                     .fetched = fetched ? (long long)out.src_bytes : 0};
+        int stored = store(w, id, token, &out, &a);
+        log_outcome(id, &out, stored, a.ms);
         publish(w, id, &out, stored);
     }
     slot_idle(w->slot, !interrupted);
@@ -230,6 +253,7 @@ int worker_main(const struct child_args *args) {
     struct worker w;
     memset(&w, 0, sizeof(w));
     w.cfg = args->cfg;
+    w.shm = args->shm ? args->shm->hdr : NULL;
     w.slot = shm_segment_slot(args->shm, args->slot);
     if (args->shm && (w.cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
@@ -261,6 +285,8 @@ int worker_main(const struct child_args *args) {
         }
         slot_heartbeat(w.slot);
         log_tick();
+        if (paused(&w))
+            continue;
         if (jobqueue_connect(&w.q, &childsig_stop) < 0)
             break;
         char id[JOBQUEUE_ID_MAX];

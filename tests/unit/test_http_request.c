@@ -238,6 +238,26 @@ static void test_wait(void **state) {
 
 /* Which address is the client: the peer, or from a trusted peer the
  * rightmost X-Forwarded-For entry that is not trusted. */
+static void test_query_value(void **state) {
+    (void)state;
+    char v[8];
+    assert_int_equal(request_query_value(NULL, "state", v, sizeof(v)), 0);
+    assert_int_equal(request_query_value("", "state", v, sizeof(v)), 0);
+    assert_int_equal(request_query_value("states=done", "state", v, sizeof(v)), 0);
+    assert_int_equal(request_query_value("a=1&state=done&b", "state", v, sizeof(v)), 1);
+    assert_string_equal(v, "done");
+    assert_int_equal(request_query_value("cursor=12%3A3", "cursor", v, sizeof(v)), 1);
+    assert_string_equal(v, "12:3");
+    assert_int_equal(request_query_value("state", "state", v, sizeof(v)), 1);
+    assert_string_equal(v, "");
+    assert_int_equal(request_query_value("state=a+b", "state", v, sizeof(v)), 1);
+    assert_string_equal(v, "a b");
+    assert_int_equal(request_query_value("state=1&state=2", "state", v, sizeof(v)), -1);
+    assert_int_equal(request_query_value("state=a%00b", "state", v, sizeof(v)), -1);
+    assert_int_equal(request_query_value("state=1234567", "state", v, sizeof(v)), 1);
+    assert_int_equal(request_query_value("state=12345678", "state", v, sizeof(v)), -1);
+}
+
 static void test_client_address(void **state) {
     (void)state;
     static const char trusted_text[] = "127.0.0.1/32 10.0.0.0/8 ::1/128";
@@ -354,6 +374,7 @@ int main(void) {
         cmocka_unit_test(test_query_url_with_upload),
         cmocka_unit_test(test_etag),
         cmocka_unit_test(test_wait),
+        cmocka_unit_test(test_query_value),
         cmocka_unit_test(test_client_address),
         cmocka_unit_test(test_forwarded_for),
     };

@@ -15,23 +15,12 @@ static void test_table(void **state) {
         const char *code;
         int status;
     } want[] = {
-        {"invalid_json", 400},
-        {"invalid_param", 400},
-        {"bad_request", 400},
-        {"unauthorized", 401},
-        {"forbidden", 403},
-        {"not_found", 404},
-        {"method_not_allowed", 405},
-        {"not_ready", 409},
-        {"too_large", 413},
-        {"unsupported_type", 415},
-        {"unsupported_media_type", 415},
-        {"expectation_failed", 417},
-        {"rate_limited", 429},
-        {"internal", 500},
-        {"not_implemented", 501},
-        {"queue_full", 503},
-        {"unavailable", 503},
+        {"invalid_json", 400},       {"invalid_param", 400},    {"bad_request", 400},
+        {"unauthorized", 401},       {"forbidden", 403},        {"not_found", 404},
+        {"method_not_allowed", 405}, {"not_ready", 409},        {"conflict", 409},
+        {"too_large", 413},          {"unsupported_type", 415}, {"unsupported_media_type", 415},
+        {"expectation_failed", 417}, {"rate_limited", 429},     {"internal", 500},
+        {"not_implemented", 501},    {"queue_full", 503},       {"unavailable", 503},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         assert_int_equal(respond_status_of(want[i].code), want[i].status);

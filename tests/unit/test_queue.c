@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "jobstats.h"
 #include "queue.h"
 #include "redis_fixture.h"
 
@@ -422,15 +424,21 @@ static void run(const char *wid, const char *id, const char *token) {
     freeReplyObject(r);
 }
 
-/* KEYS job res proc src; ARGV id token ttl_ms bytes prefix fields... (fields: NULL-ended pairs) */
+/* The attempt's run time and fetched bytes that complete and fail_job pass
+ * ("" unknown); a test sets them. */
+static const char *attempt_ms = "", *attempt_bytes = "";
+
+/* KEYS job res proc src; ARGV id token ttl_ms bytes prefix ms src_bytes fields...
+ * (fields: NULL-ended pairs) */
 static long long complete(const char *wid, const char *id, const char *token, const void *bytes,
                           size_t len, const char *const *fields) {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", RESULT_TTL);
-    const char *argv[16] = {k("job", id), k("res", id), k("proc", wid), k("src", id), id,
-                            token,        ttl,          bytes,          PREFIX};
-    size_t lens[16], n = 9;
-    for (size_t i = 0; fields && fields[i] && n < 16; i++)
+    const char *argv[18] = {k("job", id), k("res", id), k("proc", wid), k("src", id), id,
+                            token,        ttl,          bytes,          PREFIX,       attempt_ms,
+                            attempt_bytes};
+    size_t lens[18], n = 11;
+    for (size_t i = 0; fields && fields[i] && n < 18; i++)
         argv[n++] = fields[i];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
@@ -448,6 +456,8 @@ static long long fail_job(const char *wid, const char *id, const char *token, co
     size_t n = 9;
     for (int i = 0; i < P_COUNT; i++)
         argv[n++] = pol[i];
+    argv[n++] = attempt_ms;
+    argv[n++] = attempt_bytes;
     for (size_t i = 0; fields && fields[i] && n < 24; i++)
         argv[n++] = fields[i];
     return eval_int(QUEUE_SCRIPT_FAIL, 4, (int)n - 4, argv, NULL);
@@ -1229,6 +1239,215 @@ static long long calls(const char *name) {
     return n;
 }
 
+/* ---- the admin API's figures and scripts ---- */
+
+/* HGET of the stats hash of the current minute, as an integer (0 when absent). */
+static long long stat(const char *name) {
+    char minute[24];
+    snprintf(minute, sizeof(minute), "%lld", redis_time_ms() / 60000);
+    redisReply *r = cmd("HGET %s %s", k("stats", minute), name);
+    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+static long long field_int_of(const char *id, const char *name) {
+    redisReply *h = job(id);
+    long long v = field_int(h, name);
+    freeReplyObject(h);
+    return v;
+}
+
+static void test_admin_figures(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    enqueue("j2");
+    enqueue("j3");
+    attempt_ms = "30";
+    attempt_bytes = "1000";
+    run(W1, "j1", "tok-1");
+    assert_int_equal(complete(W1, "j1", "tok-1", "res", 3, NULL), 1);
+    attempt_ms = "5";
+    attempt_bytes = "0";
+    run(W1, "j2", "tok-2");
+    assert_int_equal(fail_job(W1, "j2", "tok-2", "fetch_timeout", true, policy_default, NULL), 2);
+    attempt_ms = "70000";
+    attempt_bytes = "20";
+    run(W1, "j3", "tok-3");
+    assert_int_equal(fail_job(W1, "j3", "tok-3", "decode_failed", false, policy_default, NULL), 1);
+    attempt_ms = attempt_bytes = "";
+
+    /* A minute may have turned in between: then the sums are spread over two. */
+    if (stat("done") + stat("retried") + stat("failed") == 3) {
+        assert_int_equal(stat("done"), 1);
+        assert_int_equal(stat("retried"), 1);
+        assert_int_equal(stat("failed"), 1);
+        assert_int_equal(stat("bytes"), 1020);
+        assert_int_equal(stat("d0"), 1);  /* 5 ms <= 10 */
+        assert_int_equal(stat("d2"), 1);  /* 30 ms: (25, 50] */
+        assert_int_equal(stat("d12"), 1); /* 70 s: over the last bound */
+    }
+    EXPECT_ZSET(k("recent", "done"), "j1");
+    EXPECT_ZSET(k("recent", "failed"), "j3");
+    assert_int_equal(zscore(k("recent", "done"), "j1"), field_int_of("j1", "finished"));
+    /* A deleted job leaves the indices. */
+    assert_int_equal(del("j1"), 1);
+    assert_int_equal(del("j3"), 1);
+    EXPECT_ZSET(k("recent", "done"), NULL);
+    EXPECT_ZSET(k("recent", "failed"), NULL);
+
+    /* The buckets' bounds in Lua are those of jobstats.h. */
+    static const int bounds[] = JOBSTATS_BOUNDS_MS;
+    char want[256] = "local DURATION_BOUNDS_MS = {";
+    for (int i = 0; i < JOBSTATS_NBOUNDS; i++)
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d", i ? ", " : "",
+                 bounds[i]);
+    strcat(want, "}");
+    assert_non_null(strstr(queue_script_source(QUEUE_SCRIPT_COMPLETE), want));
+}
+
+static void test_admin_overview(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue("j1");
+    enqueue("j2");
+    attempt_ms = "30";
+    run(W1, "j1", "tok-1");
+    assert_int_equal(complete(W1, "j1", "tok-1", "res", 3, NULL), 1);
+    attempt_ms = "";
+    take(W1, "j2");
+    assert_int_equal(cmd_int("SADD %s %s", k("nodes", NULL), NODE), 1);
+    assert_int_equal(cmd_int("SADD %s %s", k("workers", NODE), W1), 1);
+    freeReplyObject(cmd("SET %s %s", k("hb", NODE),
+                        "{\"id\":\"" NODE "\",\"heartbeat_ms\":1,\"paused\":true,"
+                        "\"children\":[{\"kind\":\"worker\",\"pid\":101,\"state\":\"paused\"},"
+                        "{\"kind\":\"http\",\"pid\":100,\"restarts\":2}]}"));
+    const char *argv[] = {
+        k("ready", NULL), k("delayed", NULL), k("dead", NULL), PREFIX, "5000", "7000", "60"};
+    redisReply *r = eval(QUEUE_SCRIPT_ADMIN_OVERVIEW, 3, 4, argv, NULL);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    json_error_t err;
+    json_t *doc = json_loads(r->str, 0, &err);
+    freeReplyObject(r);
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "jobs"), "done")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(doc, "jobs"), "processing")), 1);
+    json_t *node = json_array_get(json_object_get(doc, "nodes"), 0);
+    assert_true(json_is_true(json_object_get(node, "paused")));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(node, "workers"), 0), "state")),
+                        "paused");
+    assert_int_equal(json_array_size(json_object_get(node, "http")), 1);
+    json_t *series = json_object_get(doc, "series");
+    assert_int_equal(json_array_size(json_object_get(series, "minute_ms")), 60);
+    assert_int_equal(json_array_size(json_object_get(series, "buckets")), 60);
+    assert_int_equal(json_array_size(json_array_get(json_object_get(series, "buckets"), 59)),
+                     JOBSTATS_NBOUNDS + 1);
+    json_decref(doc);
+}
+
+/* KEYS index; ARGV prefix state limit cursor_a cursor_b: the ids of the page
+ * into ids (space-separated) and the next cursor into next. */
+static void list_page(const char *state, const char *key, const char *limit, const char *a,
+                      const char *b, char *ids, size_t n, char *next, size_t nn) {
+    const char *argv[] = {key, PREFIX, state, limit, a, b};
+    redisReply *r = eval(QUEUE_SCRIPT_ADMIN_LIST, 1, 5, argv, NULL);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    snprintf(next, nn, "%s", r->element[0]->str);
+    ids[0] = '\0';
+    for (size_t i = 1; i < r->elements; i++)
+        snprintf(ids + strlen(ids), n - strlen(ids), "%s%s", i > 1 ? " " : "",
+                 r->element[i]->element[0]->str);
+    freeReplyObject(r);
+}
+
+static void test_admin_list_pages(void **state) {
+    (void)state;
+    NEED_REDIS();
+    /* Five done jobs, three of them finished in the same millisecond, and one
+     * whose hash has expired. */
+    const char *ids[] = {"a", "b", "c", "d", "e", "gone"};
+    const long long at[] = {1000, 2000, 2000, 2000, 3000, 2500};
+    for (int i = 0; i < 6; i++) {
+        if (strcmp(ids[i], "gone") != 0)
+            assert_int_equal(cmd_int("HSET %s state done", k("job", ids[i])), 1);
+        assert_int_equal(cmd_int("ZADD %s %lld %s", k("recent", "done"), at[i], ids[i]), 1);
+    }
+    char got[256], next[64], a[64] = "", *colon;
+    list_page("done", k("recent", "done"), "2", "", "", got, sizeof(got), next, sizeof(next));
+    assert_string_equal(got, "e d"); /* the expired one is skipped */
+    assert_string_equal(next, "2000:1");
+    EXPECT_ZSET(k("recent", "done"), "a", "b", "c", "d", "e");
+    snprintf(a, sizeof(a), "%s", next);
+    colon = strchr(a, ':');
+    *colon = '\0';
+    list_page("done", k("recent", "done"), "2", a, colon + 1, got, sizeof(got), next, sizeof(next));
+    assert_string_equal(got, "c b");
+    assert_string_equal(next, "2000:3");
+    snprintf(a, sizeof(a), "%s", next);
+    colon = strchr(a, ':');
+    *colon = '\0';
+    list_page("done", k("recent", "done"), "2", a, colon + 1, got, sizeof(got), next, sizeof(next));
+    assert_string_equal(got, "a");
+    assert_string_equal(next, "");
+
+    /* queued: ready from its newest end, then the retries. */
+    enqueue("q1");
+    enqueue("q2");
+    enqueue("q3");
+    delay("q1", 5000);
+    list_page("queued", k("ready", NULL), "2", "", "", got, sizeof(got), next, sizeof(next));
+    assert_string_equal(got, "q3 q2");
+    assert_string_equal(next, "0:2");
+    list_page("queued", k("ready", NULL), "2", "0", "2", got, sizeof(got), next, sizeof(next));
+    assert_string_equal(got, "q1");
+    assert_string_equal(next, "");
+}
+
+static void test_admin_retry_and_purge(void **state) {
+    (void)state;
+    NEED_REDIS();
+    const char *pol[P_COUNT];
+    memcpy(pol, policy_default, sizeof(pol));
+    pol[P_MAX] = "1";
+    enqueue("j1");
+    enqueue("j2");
+    run(W1, "j1", "tok-1");
+    assert_int_equal(fail_job(W1, "j1", "tok-1", "fetch_timeout", true, pol, NULL), 3);
+    run(W1, "j2", "tok-2");
+    assert_int_equal(fail_job(W1, "j2", "tok-2", "fetch_timeout", true, pol, NULL), 3);
+    EXPECT_ZSET(k("dead", NULL), "j1", "j2");
+
+    const char *argv[] = {k("job", "j1"), k("ready", NULL), k("dead", NULL), "j1", PREFIX};
+    redisReply *r = eval(QUEUE_SCRIPT_ADMIN_RETRY, 3, 2, argv, NULL);
+    assert_string_equal(r->element[0]->str, "ok");
+    freeReplyObject(r);
+    redisReply *h = job("j1");
+    expect_field(h, "state", "queued");
+    expect_field(h, "attempts", "0");
+    expect_field(h, "err_code", NULL);
+    expect_field(h, "finished", NULL);
+    freeReplyObject(h);
+    assert_int_equal(cmd_int("PTTL %s", k("job", "j1")), -1);
+    EXPECT_LIST(k("ready", NULL), "j1");
+    EXPECT_ZSET(k("dead", NULL), "j2");
+    EXPECT_ZSET(k("recent", "failed"), "j2");
+    /* Not failed (any more): refused with its state. */
+    r = eval(QUEUE_SCRIPT_ADMIN_RETRY, 3, 2, argv, NULL);
+    assert_string_equal(r->element[0]->str, "state");
+    assert_string_equal(r->element[1]->str, "queued");
+    freeReplyObject(r);
+
+    const char *pargv[] = {k("dead", NULL), PREFIX, "10000"};
+    assert_int_equal(eval_int(QUEUE_SCRIPT_ADMIN_PURGE, 1, 2, pargv, NULL), 1);
+    assert_false(exists(k("job", "j2")));
+    EXPECT_ZSET(k("dead", NULL), NULL);
+    EXPECT_ZSET(k("recent", "failed"), NULL);
+    expect_job_field("j1", "state", "queued");
+}
+
 static void test_noscript_fallback(void **state) {
     (void)state;
     NEED_REDIS();
@@ -1547,6 +1766,10 @@ int main(void) {
         cmocka_unit_test_setup(test_delete_queued, flush),
         cmocka_unit_test_setup(test_delete_processing, flush),
         cmocka_unit_test_setup(test_delete_finished, flush),
+        cmocka_unit_test_setup(test_admin_figures, flush),
+        cmocka_unit_test_setup(test_admin_list_pages, flush),
+        cmocka_unit_test_setup(test_admin_overview, flush),
+        cmocka_unit_test_setup(test_admin_retry_and_purge, flush),
         cmocka_unit_test_setup(test_noscript_fallback, flush),
         cmocka_unit_test_setup(test_keys_and_policy, flush),
         cmocka_unit_test_setup(test_deliveries_queued_on_done, flush),

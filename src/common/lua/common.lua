@@ -35,11 +35,53 @@ local function on_terminal(job, id, prefix, state)
   redis.call('PUBLISH', p .. 'done', id)
 end
 
+-- The admin overview's figures (docs/ARCHITECTURE.md §3.1). Finished jobs are
+-- indexed by finish time in {p}:recent:done and {p}:recent:failed, each entry
+-- kept while its job lives (its ttl) and the newest RECENT_MAX only.
+local RECENT_MAX = 10000
+-- Per-minute counts {p}:stats:<floor(ms / 60000)>, kept a little over an hour.
+local STATS_TTL_S = 3900
+-- The upper bounds (ms) of the attempt-duration buckets d0..d11, d12 = +Inf:
+-- JOBSTATS_BOUNDS_MS of src/common/jobstats.h (test_queue.c checks they agree).
+local DURATION_BOUNDS_MS = {10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+
+-- Counts an attempt's outcome what (done, failed, retried) in the minute of
+-- now, with the source bytes it fetched and its run time ms (both nil when
+-- unknown: the master's releases).
+local function count_attempt(prefix, now, what, ms, bytes)
+  local k = '{' .. prefix .. '}:stats:' .. string.format('%d', math.floor(now / 60000))
+  redis.call('HINCRBY', k, what, 1)
+  if bytes and bytes > 0 then redis.call('HINCRBY', k, 'bytes', string.format('%d', bytes)) end
+  if ms and ms >= 0 then
+    local i = #DURATION_BOUNDS_MS
+    for b, bound in ipairs(DURATION_BOUNDS_MS) do
+      if ms <= bound then
+        i = b - 1
+        break
+      end
+    end
+    redis.call('HINCRBY', k, 'd' .. i, 1)
+  end
+  redis.call('EXPIRE', k, STATS_TTL_S)
+end
+
+-- Indexes job id, finished at now, in {p}:recent:<kind> (done or failed); what
+-- finished more than ttl ms ago (its job has expired) and all but the newest
+-- RECENT_MAX leave it.
+local function index_finished(prefix, kind, id, now, ttl)
+  local k = '{' .. prefix .. '}:recent:' .. kind
+  redis.call('ZADD', k, string.format('%d', now), id)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', now - ttl))
+  redis.call('ZREMRANGEBYRANK', k, 0, -(RECENT_MAX + 1))
+end
+
 -- The failure policy, one place for the worker's failures and for the jobs of
 -- a worker that is gone. P = {prefix, ttl, max, base, cap, jitter, deadmax,
 -- delayed, dead}. A transient failure with attempts left goes to the delayed
 -- set with backoff min(cap, base * 2^(attempts-1)) scaled by [0.5, 1) of
 -- jitter; out of attempts it goes to the dead set; a permanent one fails.
+-- Either way the attempt is counted (count_attempt, with P.ms and P.bytes when
+-- the worker told them), and a failed job is indexed in {p}:recent:failed.
 -- Returns 2 retry, 3 dead, 1 failed.
 local function settle_failure(job, id, code, msg, transient, now, P)
   local attempts = tonumber(redis.call('HGET', job, 'attempts') or '0')
@@ -52,6 +94,7 @@ local function settle_failure(job, id, code, msg, transient, now, P)
                'retry_at', string.format('%d', due))
     redis.call('ZADD', P.delayed, string.format('%d', due), id)
     publish_changed(P.prefix, id)
+    count_attempt(P.prefix, now, 'retried', P.ms, P.bytes)
     return 2
   end
   redis.call('HSET', job, 'state', 'failed', 'finished', string.format('%d', now),
@@ -59,6 +102,8 @@ local function settle_failure(job, id, code, msg, transient, now, P)
   redis.call('PEXPIRE', job, P.ttl)
   redis.call('DEL', '{' .. P.prefix .. '}:src:' .. id)
   on_terminal(job, id, P.prefix, 'failed')
+  count_attempt(P.prefix, now, 'failed', P.ms, P.bytes)
+  index_finished(P.prefix, 'failed', id, now, P.ttl)
   if transient then
     redis.call('ZADD', P.dead, string.format('%d', now), id)
     redis.call('ZREMRANGEBYRANK', P.dead, 0, -(P.deadmax + 1))
@@ -67,7 +112,8 @@ local function settle_failure(job, id, code, msg, transient, now, P)
   return 1
 end
 
--- The policy from ARGV[i..i+6]: prefix ttl max base cap jitter deadmax.
+-- The policy from ARGV[i..i+6]: prefix ttl max base cap jitter deadmax. The
+-- caller may add ms and bytes (the attempt's run time and fetched bytes).
 local function policy(i, delayed, dead)
   return {prefix = ARGV[i], ttl = tonumber(ARGV[i + 1]), max = tonumber(ARGV[i + 2]),
           base = tonumber(ARGV[i + 3]), cap = tonumber(ARGV[i + 4]),

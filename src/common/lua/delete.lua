@@ -1,7 +1,8 @@
 -- delete: KEYS job res src ready delayed; ARGV id ttl_ms prefix [owner]
 -- -> 1 | 0 (no such job, or, with owner, a job of another owner)
 -- A queued or processing job becomes canceled (its token cleared, so a
--- worker's late completion changes nothing); a finished one is deleted.
+-- worker's late completion changes nothing); a finished one is deleted, and
+-- leaves the admin indices ({p}:recent:done, {p}:recent:failed, {p}:dead).
 -- Either way every node's cache hears of it ({p}:changed); a cancel also
 -- ends the long-polls on the job ({p}:done).
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -22,6 +23,10 @@ if state == 'queued' or state == 'processing' then
   redis.call('PUBLISH', '{' .. ARGV[3] .. '}:done', ARGV[1])
 else
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  local p = '{' .. ARGV[3] .. '}:'
+  redis.call('ZREM', p .. 'recent:done', ARGV[1])
+  redis.call('ZREM', p .. 'recent:failed', ARGV[1])
+  redis.call('ZREM', p .. 'dead', ARGV[1])
 end
 publish_changed(ARGV[3], ARGV[1])
 return 1

@@ -82,6 +82,9 @@ struct exchange {
     long long stream_off, stream_total;         /* image: body bytes sent, and all of them */
     void (*stream_flushed)(struct exchange *h); /* exchange_stream_chunk's callback */
     int64_t read_ms; /* job, image, compat: when the Redis read was sent (CLOCK_MONOTONIC) */
+    char admin_key[QUEUE_KEY_MAX]; /* admin: the listing's index, or {p}:paused */
+    char admin_arg[4][24];         /* admin: the short arguments of its script */
+    char admin_value[256];         /* admin: the value of {p}:paused set by a pause */
     /* job, image, compat: answers from a finished job's cache entry that the
      * subscription could not vouch for (cached.c), or returns false; set when
      * the route passed over one to ask Redis, called if Redis cannot answer. */

@@ -254,6 +254,7 @@ int http_main(const struct child_args *args) {
     const char *prefix = c->cfg->redis_key_prefix;
     queue_key(c->key_ready, sizeof(c->key_ready), prefix, "ready", NULL);
     queue_key(c->key_delayed, sizeof(c->key_delayed), prefix, "delayed", NULL);
+    queue_key(c->key_dead, sizeof(c->key_dead), prefix, "dead", NULL);
     snprintf(c->max_queue, sizeof(c->max_queue), "%lld", (long long)c->cfg->redis_max_queue);
     snprintf(c->max_client, sizeof(c->max_client), "%lld",
              (long long)c->cfg->http_max_queued_per_client);

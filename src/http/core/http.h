@@ -59,6 +59,7 @@ struct http_child {
     /* Keys that do not depend on the job, made once. */
     char key_ready[QUEUE_KEY_MAX];
     char key_delayed[QUEUE_KEY_MAX];
+    char key_dead[QUEUE_KEY_MAX];
     char max_queue[24];
     char max_client[24]; /* http.max_queued_per_client */
 
