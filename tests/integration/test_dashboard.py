@@ -50,7 +50,12 @@ def assert_clean(page, allowed=()):
 
 
 def row(list_id, job_id):
+    """A JavaScript expression: the row of job_id in the list list_id, or null."""
     return f"document.querySelector('#{list_id} tr[data-row-job=' + {js(js(job_id))} + ']')"
+
+
+def has_row(list_id, job_id):
+    return "!!" + row(list_id, job_id)
 
 
 def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
@@ -62,7 +67,7 @@ def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
     # /fail/1/503/: 503 the first time this URL is asked, the image after.
     job = d.wait(d.submit(url=source.url("fail/1/503/land.jpg"), width=80)["id"])
     assert job["status"] == "failed", job
-    assert job["error"]["code"] == "fetch_http_5xx", job
+    assert job["error"]["code"] == "fetch_http_503", job
     job_id = job["id"]
 
     page = browser.new_page()
@@ -71,11 +76,11 @@ def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
                   UI_TIMEOUT)
 
     # The failed job in the latest failures, with its code; on the dead list.
-    page.wait_for("the job in the failures list", row("failed-list", job_id), UI_TIMEOUT)
+    page.wait_for("the job in the failures list", has_row("failed-list", job_id), UI_TIMEOUT)
     code = page.evaluate(row("failed-list", job_id) + ".querySelector('td.code').textContent")
-    assert code == "fetch_http_5xx"
-    page.wait_for("the job in the dead list", row("dead-list", job_id), UI_TIMEOUT)
-    page.wait_for("the permanent failure listed", row("failed-list", broken["id"]), UI_TIMEOUT)
+    assert code == "fetch_http_503"  # §10.2 fetch_http_5xx
+    page.wait_for("the job in the dead list", has_row("dead-list", job_id), UI_TIMEOUT)
+    page.wait_for("the permanent failure listed", has_row("failed-list", broken["id"]), UI_TIMEOUT)
 
     # Counters, charts (points drawn), the fleet (every worker of the node).
     jobs_done = page.evaluate("document.querySelector('#jobs-by-state [data-stat=done] dd').textContent")
@@ -101,7 +106,7 @@ def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
     page.wait_for("the job's document", "document.getElementById('job-dialog-status').textContent === 'failed'",
                   UI_TIMEOUT)
     doc = json.loads(page.evaluate("document.getElementById('job-dialog-json').textContent"))
-    assert doc["id"] == job_id and doc["error"]["code"] == "fetch_http_5xx"
+    assert doc["id"] == job_id and doc["error"]["code"] == "fetch_http_503"
     assert page.evaluate("!document.getElementById('job-dialog-retry').hidden")
 
     # Retry from the dead list's button: queued again, then done (the source
@@ -126,7 +131,7 @@ def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
                   f"(r => r && r.querySelector('.badge').textContent === 'done')({row('state-list', job_id)})",
                   UI_TIMEOUT)
     for other in done:
-        assert page.evaluate(row("state-list", other["id"]))
+        assert page.evaluate(has_row("state-list", other["id"]))
     page.evaluate(row("state-list", job_id) + ".querySelector('[data-job]').click()")
     size = page.wait_for("the thumbnail", "(i => i.complete && i.naturalWidth && [i.naturalWidth, i.naturalHeight])"
                          "(document.getElementById('job-dialog-img'))", UI_TIMEOUT)
@@ -147,7 +152,7 @@ def test_dashboard_pause_resume_and_purge(start_daemon, source, browser, tmp_pat
     assert dead["status"] == "failed", dead
     page = browser.new_page()
     page.navigate(d.base + "/dashboard")
-    page.wait_for("the dead job listed", row("dead-list", dead["id"]), UI_TIMEOUT)
+    page.wait_for("the dead job listed", has_row("dead-list", dead["id"]), UI_TIMEOUT)
 
     page.evaluate("document.getElementById('pause').click()")
     page.wait_for("the paused banner", "!document.getElementById('paused-banner').hidden", UI_TIMEOUT)
