@@ -21,8 +21,8 @@
   }
 
   // The y axis for values up to raw: about 4 steps, the top a multiple of the step.
-  function yAxis(raw, integer) {
-    if (!(raw > 0)) raw = integer ? 4 : 1;
+  function yAxis(raw, integer, emptyTop) {
+    if (!(raw > 0)) raw = emptyTop || (integer ? 4 : 1);
     const step = niceStep(raw / 4, integer);
     const ticks = Math.max(1, Math.ceil(raw / step - 1e-9));
     return { step, ticks, top: step * ticks };
@@ -47,7 +47,7 @@
     let max = 0;
     for (const s of opts.series)
       for (const v of s.values) if (v !== null && v !== undefined && v > max) max = v;
-    const ax = yAxis(max, !!opts.integer);
+    const ax = yAxis(max, !!opts.integer, opts.emptyTop);
     max = ax.top;
     const xOf = (i) => m.l + (n <= 1 ? pw : (i * pw) / (n - 1));
     const yOf = (v) => m.t + ph - (v / max) * ph;

@@ -278,7 +278,7 @@
     ]);
     statItems($("jobs-by-state"), [
       ["queued", j.queued], ["processing", j.processing, j.processing > 0 ? "busy" : ""],
-      ["done", j.done, "good"], ["failed", j.failed, j.failed > 0 ? "bad" : ""], ["dead", j.dead, j.dead > 0 ? "bad" : ""],
+      ["done", j.done, j.done > 0 ? "good" : ""], ["failed", j.failed, j.failed > 0 ? "bad" : ""], ["dead", j.dead, j.dead > 0 ? "bad" : ""],
     ]);
 
     const paused = !!o.paused;
@@ -374,7 +374,7 @@
       format: countFmt, series: [{ name: "done", values: done, cls: "s-done" }] });
     window.Charts.line($("chart-failures"), { x, label: "failures per minute", yLabel: "jobs / min", integer: true,
       format: countFmt, series: [{ name: "failed", values: failed, cls: "s-failed" }, { name: "retried", values: retried, cls: "s-retried" }] });
-    window.Charts.line($("chart-latency"), { x, label: "job latency p50 and p95", yLabel: "ms", format: msFmt,
+    window.Charts.line($("chart-latency"), { x, label: "job latency p50 and p95", yLabel: "ms", format: msFmt, integer: true, emptyTop: 100,
       series: [{ name: "p50", values: p50, cls: "s-p50" }, { name: "p95", values: p95, cls: "s-p95" }] });
     $("sum-throughput").textContent = `${num.format(sum(done))} in the hour`;
     $("sum-failures").textContent = `${num.format(sum(failed))} failed · ${num.format(sum(retried))} retried`;
