@@ -286,8 +286,7 @@ static int child_main(struct supervise_child *c) {
      * counted in the segment for /readyz and /metrics. */
     if (m->shm.hdr) {
         rconn_health_attach(&m->shm.hdr->redis);
-        struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
-        log_count_lost(s ? &s->log_lost : &m->shm.hdr->log_lost);
+        log_count_lost(&m->shm.hdr->log_lost);
     }
     if (kinds[c->kind].comm)
         prctl(PR_SET_NAME, kinds[c->kind].comm);
@@ -403,8 +402,10 @@ static bool reap_one(struct master *m, struct supervise_child *c, int status) {
                   kind_name(c->kind), c->slot);
         return true;
     }
-    if (s)
+    if (s) {
         atomic_fetch_add(&s->restarts, 1);
+        atomic_fetch_add(&m->shm.hdr->counters.restarts[kinds[c->kind].slot], 1);
+    }
     if (lived >= HEALTHY_MS)
         c->backoff_ms = BACKOFF_MIN_MS;
     int64_t delay = c->backoff_ms;

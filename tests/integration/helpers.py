@@ -1117,6 +1117,18 @@ class Daemon:
                 return int(float(value))
         return None
 
+    def metric_sum(self, name):
+        """The sum of every sample of metric name, whatever its labels (e.g.
+        thumbnailed_worker_jobs_total over its outcomes); 0 when there is none."""
+        r = self.get("/metrics")
+        assert r.status_code == 200, f"GET /metrics: {r.status_code} {r.text[:500]}"
+        total = 0
+        for line in r.text.splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample == name or sample.startswith(name + "{"):
+                total += int(float(value))
+        return total
+
     def post(self, path, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)
         return requests.post(self.base + path, **kw)
