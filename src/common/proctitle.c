@@ -38,15 +38,19 @@ int proctitle_init(int argc, char **argv) {
         }
     }
     char **args = calloc((size_t)argc, sizeof(*args));
-    if (args == NULL)
-        return -1; /* env is kept: harmless, the title just stays */
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; args && i < argc; i++) {
         if ((args[i] = strdup(argv[i])) == NULL) {
             while (i > 0)
                 free(args[--i]);
             free(args);
-            return -1;
+            args = NULL;
         }
+    }
+    if (args == NULL) {
+        for (size_t i = 0; i < nenv; i++)
+            free(env[i]);
+        free(env);
+        return -1;
     }
     /* Nothing may point into the area any more once it holds the title. */
     bool invocation = program_invocation_name == argv[0];
