@@ -174,9 +174,10 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
     job_record_free(&rec);
 }
 
-/* What the job hash now says, fields (NULL-terminated, at most 4) read with
- * one HMGET: each value into vals (empty when missing). Returns 1, 0 when the
- * job is gone (every field missing), -1 when Redis did not answer. */
+/* What the job hash now says: fields (NULL-terminated, at most 4, vals a
+ * line for each) read with one HMGET, each value into vals (empty when
+ * missing). Returns 1, 0 when the job is gone (every field missing), -1 when
+ * Redis did not answer. */
 static int read_fields(struct worker *w, const char *id, const char *const *fields,
                        char vals[][48]) {
     char key[QUEUE_KEY_MAX];
