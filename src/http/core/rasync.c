@@ -1,6 +1,7 @@
 /* rasync.c — hiredis async on the child's libevent loop: connect, AUTH and
  * SELECT, reconnect with capped backoff (all three from rconn.c), EVALSHA with an EVAL retry,
- * watchdog; or, for a subscriber, SUBSCRIBE to its channels after every (re)connection. */
+ * watchdog, a PING probe (rprobe.h); or, for a subscriber, SUBSCRIBE to its channels after
+ * every (re)connection. */
 #include "rasync.h"
 #include "rprobe.h"
 #include "units.h"
@@ -49,7 +50,6 @@ struct rasync {
     bool subscribed;
     /* command client with rasync_probe_start: a PING every RPROBE_INTERVAL_MS */
     struct event *probe_timer; /* NULL: no probe */
-    struct rasync_op probe_op;
     struct rprobe probe;
     int64_t connect_ms; /* when the current connection's handshake began */
 };
@@ -439,26 +439,28 @@ static struct rasync *client_new(struct event_base *base, const struct config *c
     return r;
 }
 
-static void on_probe_reply(redisReply *reply, void *arg) {
+static void on_probe_reply(redisAsyncContext *ac, void *reply, void *arg) {
+    (void)ac;
     struct rasync *r = arg;
-    if (reply == NULL)
+    redisReply *rep = reply;
+    if (rep == NULL)
         rprobe_lost(&r->probe);
     else
-        rprobe_reply(&r->probe, units_mono_ms(), reply->type != REDIS_REPLY_ERROR);
+        rprobe_reply(&r->probe, units_mono_ms(), rep->type != REDIS_REPLY_ERROR);
 }
 
-/* Sends the probe's PING when none is outstanding. Its reply counts against
- * the watchdog like any other, so a server that stops answering is also
- * dropped after the reply timeout, even with no request in flight. */
+/* Sends the probe's PING when none is outstanding. It goes outside the
+ * commands' bookkeeping (no reply budget, no watchdog): the probe only
+ * observes, and a server busy for a moment is the watchdog's to judge, with
+ * the requests that wait on it. Replies come in order, so the commands' sizes
+ * ring is unaffected. */
 static void on_probe_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct rasync *r = arg;
-    if (!r->ready || !rprobe_due(&r->probe))
+    if (!r->ready || r->ac == NULL || !rprobe_due(&r->probe))
         return;
-    static const char *const ping[] = {"PING"};
-    r->probe_op = (struct rasync_op){.cb = on_probe_reply, .arg = r};
-    if (send_argv(r, &r->probe_op, 1, (const char **)ping, NULL) == 0)
+    if (redisAsyncCommand(r->ac, on_probe_reply, r, "PING") == REDIS_OK)
         rprobe_sent(&r->probe, units_mono_ms());
 }
 
