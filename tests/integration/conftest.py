@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import openapi_check
 from helpers import Daemon, RedisServer, SentinelSet, SourceServer, make_images
 
 SOURCE_DIR = Path(os.environ.get("TH_SOURCE_DIR") or Path(__file__).resolve().parents[2])
@@ -108,6 +109,29 @@ def daemon(thumbnailed_bin, tmp_path_factory):
     factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
     yield factory()
     factory.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def openapi_conformance():
+    """Fails the test when an answer it got (or its fixtures got) disagrees
+    with docs/openapi.json (openapi_check.py)."""
+    yield
+    found = openapi_check.take_problems()
+    if found:
+        pytest.fail(f"{len(found)} answer(s) disagree with docs/openapi.json:\n" + "\n".join(found),
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Answers after the last test (a module's daemon stopping) are checked too."""
+    found = openapi_check.take_problems()
+    if found:
+        print(f"\n{len(found)} answer(s) after the last test disagree with docs/openapi.json:\n"
+              + "\n".join(found))
+        session.exitstatus = 1
+    if openapi_check.skipped_placeholders:
+        print(f"\nopenapi_check: {openapi_check.checked} answers checked; "
+              f"{openapi_check.skipped_placeholders} admin placeholder 501s not checked")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -20,6 +20,11 @@ from urllib.parse import unquote
 import requests
 from PIL import Image, ImageDraw
 
+import openapi_check
+
+# Every answer of a daemon is checked against docs/openapi.json (openapi_check.py).
+openapi_check.install()
+
 HTTP_TIMEOUT = 10  # seconds, for any single request to the daemon
 JOB_TIMEOUT = 30  # seconds, for a job to reach a terminal state
 START_TIMEOUT = 20  # seconds, for /healthz to answer after start
@@ -1002,6 +1007,7 @@ class Daemon:
         (self.dir / "data").mkdir(exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        openapi_check.daemon_bases.add(self.base)
         self.pid_file = self.dir / "run" / "thumbnailed.pid"
         self.log_path = self.dir / "thumbnailed.log"
         sections = {s: dict(k) for s, k in DEFAULT_OVERRIDES.items()}
