@@ -88,7 +88,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-extensions", "--disable-background-networking", "--disable-sync",
-             "--disable-component-update", "--no-default-browser-check",
+             "--disable-component-update", "--no-default-browser-check", "--disable-quic",
              f"--remote-debugging-port={self.port}", f"--user-data-dir={workdir / 'profile'}",
              "--window-size=1280,1600", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
