@@ -13,7 +13,7 @@ extern const struct embedded_file swagger_ui[];
  * Swagger UI sets styles on its elements, but through the DOM's style
  * property (React's style props), which CSP does not govern, not through
  * style attributes in markup: style-src needs no 'unsafe-inline' (checked in
- * Chromium, tests/integration/test_docs.py, with every operation and model
+ * Chromium, tests/integration/test_docs.py, with every operation
  * opened). Its icons are data: URLs. */
 #define DOCS_CSP                                                                                   \
     "default-src 'none'; script-src 'self'; style-src 'self'; "                                    \

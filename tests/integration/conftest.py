@@ -129,9 +129,11 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\n{len(found)} answer(s) after the last test disagree with docs/openapi.json:\n"
               + "\n".join(found))
         session.exitstatus = 1
-    if openapi_check.skipped_placeholders:
-        print(f"\nopenapi_check: {openapi_check.checked} answers checked; "
-              f"{openapi_check.skipped_placeholders} admin placeholder 501s not checked")
+    print(f"\nopenapi_check: {openapi_check.checked} answers checked against docs/openapi.json"
+          + (f"; {openapi_check.skipped_placeholders} admin placeholder 501s not checked"
+             if openapi_check.skipped_placeholders else ""))
+    if os.environ.get("OPENAPI_CHECK_COVERAGE"):
+        print("\n".join(openapi_check.coverage()))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -42,6 +42,7 @@ daemon_bases = set()  # "http://127.0.0.1:PORT" of every daemon under test
 problems = []  # mismatches not yet reported
 skipped_placeholders = 0
 checked = 0
+seen = {}  # (method, template, status) -> answers checked
 
 
 def _load():
@@ -143,6 +144,8 @@ def check(resp, stream=False):
     template = next((t for _, t, rx in ROUTES if rx.match(url.path)), None)
     with _lock:
         checked += 1
+        key = (method.upper(), template or "(no such path)", status)
+        seen[key] = seen.get(key, 0) + 1
     if template is None:
         if status != 404 and not transport:
             return [f"{status} for a path the document does not have (404 expected)"]
@@ -230,6 +233,11 @@ def install():
 
     send._openapi_checked = True
     requests.Session.send = send
+
+
+def coverage():
+    """What was checked: one line per method, path and status, with a count."""
+    return [f"{n:6d}  {m} {t} {s}" for (m, t, s), n in sorted(seen.items())]
 
 
 def take_problems():
