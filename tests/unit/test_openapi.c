@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "route.h"
+#include "version.h"
 
 #ifndef TH_OPENAPI_JSON
 #error "TH_OPENAPI_JSON (the path of docs/openapi.json) is set by tests/unit/CMakeLists.txt"
@@ -107,10 +108,25 @@ static void test_no_other_paths(void **state) {
     json_decref(doc);
 }
 
+/* The document's info.version is the daemon's (CMake's PROJECT_VERSION). */
+static void test_version(void **state) {
+    (void)state;
+    json_t *doc;
+    load_paths(&doc);
+    const char *v = json_string_value(json_object_get(json_object_get(doc, "info"), "version"));
+    if (v == NULL || strcmp(v, THUMBNAILED_VERSION) != 0)
+        print_error("%s: info.version is %s, the daemon is %s\n", TH_OPENAPI_JSON, v ? v : "(none)",
+                    THUMBNAILED_VERSION);
+    assert_non_null(v);
+    assert_string_equal(v, THUMBNAILED_VERSION);
+    json_decref(doc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes_documented),
         cmocka_unit_test(test_no_other_paths),
+        cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
