@@ -16,11 +16,7 @@ operation by path template and method and the response by status, and checks:
   document).
 
 A mismatch is recorded rather than raised (a test's own `except` or a thread
-must not hide it); conftest.py fails the test that made the request.
-
-The admin routes may still be the placeholder of issue 16 (a 501
-`not_implemented` "not written yet"): that answer only is not checked, and
-counted in `skipped_placeholders`."""
+must not hide it); conftest.py fails the test that made the request."""
 
 import json
 import os
@@ -40,7 +36,6 @@ OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace
 _lock = threading.Lock()
 daemon_bases = set()  # "http://127.0.0.1:PORT" of every daemon under test
 problems = []  # mismatches not yet reported
-skipped_placeholders = 0
 checked = 0
 seen = {}  # (method, template, status) -> answers checked
 
@@ -132,7 +127,7 @@ def _error_document(resp, pointer):
 def check(resp, stream=False):
     """The mismatches of resp with the document (a list of text; [] when none
     or when resp is not a daemon's)."""
-    global skipped_placeholders, checked
+    global checked
     req = resp.request
     url = urlsplit(req.url)
     if f"{url.scheme}://{url.netloc}" not in daemon_bases:
@@ -172,17 +167,6 @@ def check(resp, stream=False):
             return [f"status {status} is not documented for {op['operationId']}"]
     else:
         return [f"status {status} is not documented for {op['operationId']}"]
-
-    if (template.startswith("/v1/admin/") and status == 501 and method != "head"
-            and not stream):
-        try:
-            err = resp.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            err = {}
-        if err.get("code") == "not_implemented" and err.get("message") == "not written yet":
-            with _lock:
-                skipped_placeholders += 1
-            return []
 
     found = []
     for name, header in response.get("headers", {}).items():
