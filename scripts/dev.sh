@@ -30,7 +30,7 @@ packages=(
     libjansson-dev libinih-dev libssl-dev libcmocka-dev liblcms2-dev libhttp-parser-dev
     redis-server libvips-tools
     python3 python3-pytest python3-pytest-timeout python3-requests python3-pil python3-aiosmtpd
-    python3-redis
+    python3-redis python3-jsonschema python3-websocket chromium
     clang libclang-rt-14-dev
     dpkg-dev rpm lintian systemd man-db groff-base file adduser init-system-helpers
 )
@@ -48,6 +48,20 @@ install_missing() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         "${missing[@]}"
+}
+
+# Node.js and npm come with the machine (not from Debian's archive, whose npm
+# would replace the machine's node): npm ci installs Swagger UI at build time
+# and the OpenAPI validator for the tests (src/http/docs, tests/openapi).
+check_node() {
+    local tool
+    for tool in node npm; do
+        if ! command -v "$tool" >/dev/null; then
+            echo "dev.sh: $tool is needed (Node.js with npm, as the machine has it) for /docs" \
+                "and the OpenAPI checks; or build with -DSWAGGER_UI_DIR=<dir> -DBUILD_TESTING=OFF" >&2
+            exit 1
+        fi
+    done
 }
 
 build() {
@@ -152,6 +166,7 @@ EOT
 }
 
 install_missing
+check_node
 if [ "$mode" = package ]; then
     exec packaging/build-packages.sh "$top" "$top/build-pkg"
 fi
@@ -173,7 +188,9 @@ test)
     ctest --test-dir build -V --output-on-failure || status=1
     # Then the libFuzzer harnesses (fuzz/README.md): a clang build of their own and
     # a bounded run of each, side by side.
-    if CC=clang cmake -S . -B build-fuzz -DFUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    # Swagger UI as the main build installed it (no second npm ci).
+    if CC=clang cmake -S . -B build-fuzz -DFUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DSWAGGER_UI_DIR="$top/build/src/http/swagger-ui/node_modules/swagger-ui-dist" &&
         cmake --build build-fuzz -j"$(nproc)" --target fuzzers; then
         ctest --test-dir build-fuzz -R '^fuzz\.' -j2 -V --output-on-failure || status=1
     else

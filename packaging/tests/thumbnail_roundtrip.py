@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """One real thumbnail through the HTTP API of a running daemon: wait until
 /readyz answers 200, upload a JPEG (POST /v1/thumbnails?width=64), poll the
-job until it is done, download /image and check it is a 64 px wide JPEG.
-Every wait is bounded. Usage: thumbnail_roundtrip.py BASE_URL IMAGE"""
+job until it is done, download /image and check it is a 64 px wide JPEG;
+then the API's description: /openapi.json, and /docs with Swagger UI's files
+(compiled into the binary). Every wait is bounded. Usage: thumbnail_roundtrip.py BASE_URL IMAGE"""
 
 import io
 import json
@@ -58,6 +59,16 @@ def main():
     if status != 200 or thumb.format != "JPEG" or thumb.width != 64:
         sys.exit(f"image: {status}, {thumb.format} {thumb.size}")
     print(f"thumbnail: {thumb.format} {thumb.width}x{thumb.height}, {len(body)} bytes")
+    status, body = request("GET", base + "/openapi.json")
+    if status != 200 or not json.loads(body).get("openapi", "").startswith("3.1"):
+        sys.exit(f"/openapi.json: {status} {body[:200]!r}")
+    print(f"/openapi.json: 200, {len(body)} bytes")
+    for path, least in (("/docs", 200), ("/docs/init.js", 100),
+                        ("/docs/swagger-ui-bundle.js", 100000), ("/docs/swagger-ui.css", 10000)):
+        status, body = request("GET", base + path)
+        if status != 200 or len(body) < least:
+            sys.exit(f"{path}: {status}, {len(body)} bytes")
+        print(f"{path}: 200, {len(body)} bytes")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 /* metrics.c — GET /metrics in Prometheus text format: the shared cache per
- * shard, the children from the scoreboard, and the queue depth from Redis
- * (left out while Redis does not answer). */
+ * shard, the children from the scoreboard, the node's counters from the
+ * segment's header (monotonic while the master lives: counters.h), and the
+ * queue depth from Redis (left out while Redis does not answer). */
 #include "handlers.h"
 #include "respond.h"
 
 #include "cache.h"
 #include "clients.h"
+#include "counters.h"
 #include "rconn.h"
 #include "segment.h"
 #include "units.h"
@@ -89,17 +91,14 @@ static void child_metrics(struct http_child *c, struct evbuffer *b) {
         return;
     static const char *const kinds[] = {
         [SHM_SLOT_HTTP] = "http", [SHM_SLOT_WORKER] = "worker", [SHM_SLOT_DELIVERY] = "delivery"};
-    uint64_t running[4] = {0}, restarts[4] = {0}, jobs = 0;
+    uint64_t running[SHM_CHILD_KINDS] = {0};
     for (int i = 0; i < SHM_MAX_SLOTS; i++) {
         struct shm_slot *s = shm_segment_slot(c->shm, i);
         int kind = atomic_load(&s->kind);
-        if (kind != SHM_SLOT_HTTP && kind != SHM_SLOT_WORKER && kind != SHM_SLOT_DELIVERY)
-            continue;
-        running[kind] += atomic_load(&s->pid) > 0;
-        restarts[kind] += atomic_load(&s->restarts);
-        if (kind == SHM_SLOT_WORKER)
-            jobs += atomic_load(&s->jobs_done);
+        if (kind == SHM_SLOT_HTTP || kind == SHM_SLOT_WORKER || kind == SHM_SLOT_DELIVERY)
+            running[kind] += atomic_load(&s->pid) > 0;
     }
+    struct shm_counters *n = &c->shm->hdr->counters;
     counter(b, "children", "Child processes running, by kind.", "gauge");
     for (int k = SHM_SLOT_HTTP; k <= SHM_SLOT_DELIVERY; k++)
         evbuffer_add_printf(b, "thumbnailed_children{kind=\"%s\"} %llu\n", kinds[k],
@@ -107,12 +106,78 @@ static void child_metrics(struct http_child *c, struct evbuffer *b) {
     counter(b, "child_restarts_total", "Children restarted after they died, by kind.", "counter");
     for (int k = SHM_SLOT_HTTP; k <= SHM_SLOT_DELIVERY; k++)
         evbuffer_add_printf(b, "thumbnailed_child_restarts_total{kind=\"%s\"} %llu\n", kinds[k],
-                            (unsigned long long)restarts[k]);
-    counter(b, "worker_jobs_total", "Jobs the running workers have finished.", "counter");
-    evbuffer_add_printf(b, "thumbnailed_worker_jobs_total %llu\n", (unsigned long long)jobs);
+                            (unsigned long long)atomic_load(&n->restarts[k]));
+    counter(b, "worker_jobs_total",
+            "Job attempts the workers finished, by outcome: done, failed (for good), retried "
+            "(a retry scheduled), stale (canceled, deleted or taken over while it ran).",
+            "counter");
+    for (int o = 0; o < SHM_JOB_OUTCOMES; o++)
+        evbuffer_add_printf(b, "thumbnailed_worker_jobs_total{outcome=\"%s\"} %llu\n",
+                            shm_job_outcome_name((enum shm_job_outcome)o),
+                            (unsigned long long)atomic_load(&n->jobs[o]));
     counter(b, "job_timeouts_total", "Workers killed for worker.job_timeout.", "counter");
     evbuffer_add_printf(b, "thumbnailed_job_timeouts_total %llu\n",
                         (unsigned long long)atomic_load(&c->shm->hdr->job_timeouts));
+}
+
+/* The run time of each job attempt (a Prometheus histogram in seconds over
+ * jobstats.h's bounds) and the source bytes the workers got. */
+static void job_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->shm == NULL)
+        return;
+    struct shm_counters *n = &c->shm->hdr->counters;
+    counter(b, "job_duration_seconds",
+            "Run time of each job attempt a worker finished, from its start to its outcome stored.",
+            "histogram");
+    uint64_t cumulative = 0;
+    for (int i = 0; i < SHM_JOB_BUCKETS; i++) {
+        cumulative += atomic_load(&n->job_buckets[i]);
+        int64_t le = shm_counters_bound_ms(i);
+        if (le >= 0)
+            evbuffer_add_printf(b, "thumbnailed_job_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                                (double)le / 1000.0, (unsigned long long)cumulative);
+        else
+            evbuffer_add_printf(b, "thumbnailed_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                                (unsigned long long)cumulative);
+    }
+    /* The count is the buckets' sum as read, so it always matches +Inf. */
+    evbuffer_add_printf(b, "thumbnailed_job_duration_seconds_sum %.3f\n",
+                        (double)atomic_load(&n->job_ms_sum) / 1000.0);
+    evbuffer_add_printf(b, "thumbnailed_job_duration_seconds_count %llu\n",
+                        (unsigned long long)cumulative);
+    counter(b, "source_bytes_fetched_total",
+            "Bytes of job sources the workers got, by source: url (fetched) or upload (read "
+            "from Redis).",
+            "counter");
+    for (int s = 0; s < SHM_SOURCES; s++)
+        evbuffer_add_printf(b, "thumbnailed_source_bytes_fetched_total{src=\"%s\"} %llu\n",
+                            shm_source_name((enum shm_source)s),
+                            (unsigned long long)atomic_load(&n->source_bytes[s]));
+}
+
+/* Answered requests by route and status; only the pairs seen so far. */
+static void request_metrics(struct http_child *c, struct evbuffer *b) {
+    if (c->shm == NULL)
+        return;
+    struct shm_counters *n = &c->shm->hdr->counters;
+    counter(b, "http_requests_total",
+            "Requests answered by the routes, by route and status (status=\"other\": one "
+            "outside the counted set).",
+            "counter");
+    for (int r = 0; r < ROUTE_COUNT && r < SHM_ROUTES_MAX; r++) {
+        for (int i = 0; i < SHM_STATUSES; i++) {
+            uint64_t v = atomic_load(&n->http[r][i]);
+            if (v == 0)
+                continue;
+            int code = shm_counters_status_code(i);
+            char status[16] = "other";
+            if (code)
+                snprintf(status, sizeof(status), "%d", code);
+            evbuffer_add_printf(
+                b, "thumbnailed_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                route_name((enum route_id)r), status, (unsigned long long)v);
+        }
+    }
 }
 
 /* What every process's Redis clients saw (rconn.h), and the log lines lost. */
@@ -138,11 +203,6 @@ static void health_metrics(struct http_child *c, struct evbuffer *b) {
     evbuffer_add_printf(b, "thumbnailed_redis_refusing_writes %d\n",
                         rconn_health_refusing(rh, NULL) ? 1 : 0);
     uint64_t lost = atomic_load(&c->shm->hdr->log_lost);
-    for (int i = 0; i < SHM_MAX_SLOTS; i++) {
-        struct shm_slot *s = shm_segment_slot(c->shm, i);
-        if (s && atomic_load(&s->kind) != SHM_SLOT_FREE)
-            lost += atomic_load(&s->log_lost);
-    }
     counter(b, "log_lines_lost_total",
             "Log lines the log target did not take (a full disk, say), all processes.", "counter");
     evbuffer_add_printf(b, "thumbnailed_log_lines_lost_total %llu\n", (unsigned long long)lost);
@@ -231,6 +291,8 @@ static void send_metrics(struct exchange *h) {
     struct evbuffer *b = exchange_body_out(h);
     cache_metrics(h->child, b);
     child_metrics(h->child, b);
+    job_metrics(h->child, b);
+    request_metrics(h->child, b);
     health_metrics(h->child, b);
     conn_metrics(h->child, b);
     client_metrics(h->child, b);

@@ -5,6 +5,7 @@
 #include "rasync.h"
 #include "respond.h"
 #include "segment.h"
+#include "units.h"
 #include "version.h"
 
 #include <event2/buffer.h>
@@ -18,32 +19,51 @@ static void healthz(struct exchange *h) {
     exchange_send(h, 200);
 }
 
-/* Ready: Redis answers and accepts writes, and at least one worker is alive
- * (on the scoreboard). */
-static void readyz(struct exchange *h) {
-    struct http_child *c = h->child;
+/* A worker counts as alive while its slot has a pid and it showed a sign of
+ * life this recently, or is busy on a job (a long job does not beat). */
+#define WORKER_ALIVE_MS 5000
+
+/* The workers of this node that are alive (per the scoreboard). */
+static int live_workers(struct http_child *c) {
     int workers = 0;
+    int64_t now = units_mono_ms();
     for (int i = 0; c->shm && i < SHM_MAX_SLOTS; i++) {
         struct shm_slot *s = shm_segment_slot(c->shm, i);
-        if (s && atomic_load(&s->kind) == SHM_SLOT_WORKER && atomic_load(&s->pid) > 0)
+        if (s == NULL || atomic_load(&s->kind) != SHM_SLOT_WORKER || atomic_load(&s->pid) <= 0)
+            continue;
+        if (atomic_load(&s->state) == SHM_SLOT_BUSY ||
+            now - atomic_load(&s->heartbeat_ms) <= WORKER_ALIVE_MS)
             workers++;
     }
-    bool redis = rasync_connected(c->redis);
+    return workers;
+}
+
+/* Ready: Redis answers this child's PING (a round trip within the last
+ * RPROBE_WINDOW_MS) and accepts writes, and at least one worker is alive. */
+static void readyz(struct exchange *h) {
+    struct http_child *c = h->child;
+    int workers = live_workers(c);
+    long rtt = -1, silent = -1;
+    bool redis = rasync_answering(c->redis, &rtt, &silent);
     enum rconn_reason reason = RCONN_REASON_NONE;
     bool refusing = c->shm && rconn_health_refusing(&c->shm->hdr->redis, &reason);
     if (!redis || refusing || workers == 0) {
-        char why[96] = "";
+        char why[96] = "", quiet[64] = "";
         if (refusing)
             snprintf(why, sizeof(why), " Redis refuses writes (%s);", rconn_reason_name(reason));
-        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE, "not ready:%s%s%s",
-                      redis ? "" : " Redis does not answer;", why,
-                      workers ? "" : " no worker is alive;");
+        if (!redis && rasync_connected(c->redis) && silent >= 0)
+            snprintf(quiet, sizeof(quiet), " (no reply to PING for %ld ms)", silent);
+        else if (!redis)
+            snprintf(quiet, sizeof(quiet), " (not connected)");
+        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                      "not ready:%s%s%s%s%s", redis ? "" : " Redis does not answer", quiet,
+                      redis ? "" : ";", why, workers ? "" : " no worker is alive;");
         return;
     }
     char peer[320];
     rasync_peer(c->redis, peer, sizeof(peer));
-    json_t *doc = json_pack("{s:s, s:i, s:s, s:s}", "status", "ready", "workers", workers, "node",
-                            c->node_id, "redis", peer);
+    json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:I}", "status", "ready", "workers", workers,
+                            "node", c->node_id, "redis", peer, "redis_rtt_ms", (json_int_t)rtt);
     respond_json(h, 200, doc);
     json_decref(doc);
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "proctitle.h"
 #include "version.h"
 
 #include <curl/curl.h>
@@ -126,6 +127,9 @@ int main(int argc, char **argv) {
     const char *sig = NULL;
     bool test = false, foreground = false;
     int opt;
+    /* First: getopt's optarg must point at the copies, not at the title. */
+    if (proctitle_init(argc, argv) < 0)
+        fprintf(stderr, "thumbnailed: cannot set the process title: out of memory\n");
     while ((opt = getopt(argc, argv, "c:fts:vh")) != -1) {
         switch (opt) {
         case 'c':
@@ -181,8 +185,12 @@ int main(int argc, char **argv) {
             ;
         else if (!foreground && daemonize(&m) < 0)
             fprintf(stderr, "thumbnailed: cannot detach: %s\n", strerror(errno));
-        else
+        else {
+            char title[512];
+            proctitle_join(title, sizeof(title), "thumbnailed: master process", argc, argv);
+            proctitle_set(title);
             rc = master_run(&m);
+        }
     }
     config_free(&m.cfg);
     free(abs_conf);

@@ -5,6 +5,7 @@
 #include "deliver.h"
 #include "jobs.h"
 #include "log.h"
+#include "proctitle.h"
 #include "redis_embedded.h"
 #include "http.h"
 #include "master.h"
@@ -44,6 +45,7 @@ static int want_one(const struct config *cfg) {
 static const struct {
     const char *name;                      /* in the log */
     const char *comm;                      /* the process name in ps and top (redis names itself) */
+    const char *title;                     /* the whole title in ps's args column */
     enum shm_slot_kind slot;               /* its kind on the scoreboard */
     bool listens;                          /* keeps the listen socket */
     bool holds_jobs;                       /* has a proc list the master releases when it dies */
@@ -59,6 +61,7 @@ static const struct {
                          .main = redis_embedded_main},
     [SUPERVISE_HTTP] = {.name = "http",
                         .comm = "thumb-http",
+                        .title = "thumbnailed: http process",
                         .slot = SHM_SLOT_HTTP,
                         .listens = true,
                         .reopen_sig = SIGHUP,
@@ -67,6 +70,7 @@ static const struct {
                         .main = http_main},
     [SUPERVISE_WORKER] = {.name = "worker",
                           .comm = "thumb-worker",
+                          .title = "thumbnailed: worker process",
                           .slot = SHM_SLOT_WORKER,
                           .holds_jobs = true,
                           .job_timeout = true,
@@ -76,6 +80,7 @@ static const struct {
                           .main = worker_main},
     [SUPERVISE_DELIVERY] = {.name = "delivery",
                             .comm = "thumb-delivery",
+                            .title = "thumbnailed: delivery process",
                             .slot = SHM_SLOT_DELIVERY,
                             .holds_jobs = true, /* its deliveries go back to their queue */
                             .reopen_sig = SIGUSR1,
@@ -286,11 +291,12 @@ static int child_main(struct supervise_child *c) {
      * counted in the segment for /readyz and /metrics. */
     if (m->shm.hdr) {
         rconn_health_attach(&m->shm.hdr->redis);
-        struct shm_slot *s = shm_segment_slot(&m->shm, c->slot);
-        log_count_lost(s ? &s->log_lost : &m->shm.hdr->log_lost);
+        log_count_lost(&m->shm.hdr->log_lost);
     }
     if (kinds[c->kind].comm)
         prctl(PR_SET_NAME, kinds[c->kind].comm);
+    if (kinds[c->kind].title)
+        proctitle_set(kinds[c->kind].title);
     if (!kinds[c->kind].listens && m->listen_fd >= 0) {
         close(m->listen_fd);
         m->listen_fd = -1;
@@ -403,8 +409,10 @@ static bool reap_one(struct master *m, struct supervise_child *c, int status) {
                   kind_name(c->kind), c->slot);
         return true;
     }
-    if (s)
+    if (s) {
         atomic_fetch_add(&s->restarts, 1);
+        atomic_fetch_add(&m->shm.hdr->counters.restarts[kinds[c->kind].slot], 1);
+    }
     if (lived >= HEALTHY_MS)
         c->backoff_ms = BACKOFF_MIN_MS;
     int64_t delay = c->backoff_ms;

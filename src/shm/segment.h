@@ -5,6 +5,7 @@
 #define TH_SHM_SEGMENT_H
 
 #include "clients.h"
+#include "counters.h"
 #include "rconn.h"
 
 #include <stdatomic.h>
@@ -13,7 +14,7 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC     0x74686d62u /* "thmb" */
-#define SHM_VERSION   6
+#define SHM_VERSION   7
 #define SHM_MAX_SLOTS 1024
 
 enum shm_slot_kind { SHM_SLOT_FREE, SHM_SLOT_HTTP, SHM_SLOT_WORKER, SHM_SLOT_DELIVERY };
@@ -28,11 +29,10 @@ struct shm_slot {
     _Atomic int32_t kind;           /* enum shm_slot_kind */
     _Atomic int32_t state;          /* enum shm_slot_state */
     _Atomic int64_t job_started_ms; /* CLOCK_MONOTONIC ms (units_mono_ms), 0 between jobs */
-    _Atomic uint64_t jobs_done;
-    _Atomic uint64_t restarts;
-    _Atomic int64_t heartbeat_ms; /* CLOCK_MONOTONIC ms of the last sign of life */
-    _Atomic uint64_t log_lost;    /* log lines this child could not write */
-    _Atomic uint64_t conns_open;  /* an http child: its open connections */
+    _Atomic uint64_t jobs_done;     /* this slot's children's jobs (the node's: shm_counters) */
+    _Atomic uint64_t restarts;      /* this slot's respawns (the node's: shm_counters) */
+    _Atomic int64_t heartbeat_ms;   /* CLOCK_MONOTONIC ms of the last sign of life */
+    _Atomic uint64_t conns_open;    /* an http child: its open connections */
     char job_id[32];
 };
 
@@ -60,7 +60,7 @@ struct shm_header {
     uint64_t cache_size;
     _Atomic uint64_t job_timeouts; /* workers the master killed for worker.job_timeout */
     struct rconn_health redis;     /* what every process's Redis clients saw (rconn.h) */
-    _Atomic uint64_t log_lost;     /* log lines the master could not write */
+    _Atomic uint64_t log_lost;     /* log lines any process of the node could not write */
     struct shm_clients clients;    /* per API key counters (clients.h) */
     struct shm_http_counters http; /* the connection layers' counters */
     /* Reads that found a finished job in the cache that the http child's
@@ -69,6 +69,7 @@ struct shm_header {
     /* 1 while {p}:paused exists (the master reads it every second): the
      * workers take no job. */
     _Atomic int32_t paused;
+    struct shm_counters counters; /* jobs, requests, restarts: monotonic (counters.h) */
 };
 
 struct shm_ratelimit;

@@ -24,9 +24,10 @@
 /* The worker process's context. */
 struct worker {
     const struct config *cfg;
-    struct shm_header *shm;  /* the segment's header (the paused flag), or NULL */
-    struct shm_slot *slot;   /* NULL when run without a scoreboard */
-    struct shm_cache *cache; /* NULL when run without the shared segment */
+    struct shm_header *shm;        /* the segment's header (the paused flag), or NULL */
+    struct shm_slot *slot;         /* NULL when run without a scoreboard */
+    struct shm_cache *cache;       /* NULL when run without the shared segment */
+    struct shm_counters *counters; /* the node's (segment header), or NULL */
     struct jobqueue q;
     struct pipeline pl;
     char wid[QUEUE_WID_MAX];
@@ -173,21 +174,104 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
     job_record_free(&rec);
 }
 
-static void log_outcome(const char *id, const struct pipeline_outcome *out, int stored,
-                        long long ms) {
+/* What the job hash now says: fields (NULL-terminated, at most 4, vals a
+ * line for each) read with one HMGET, each value into vals (empty when
+ * missing). Returns 1, 0 when the job is gone (every field missing), -1 when
+ * Redis did not answer. */
+static int read_fields(struct worker *w, const char *id, const char *const *fields,
+                       char vals[][48]) {
+    char key[QUEUE_KEY_MAX];
+    const char *argv[6] = {"HMGET",
+                           queue_key(key, sizeof(key), w->cfg->redis_key_prefix, "job", id)};
+    int n = 0;
+    while (fields[n] && n < 4) {
+        argv[2 + n] = fields[n];
+        n++;
+    }
+    redisReply *r = rconn_command(&w->q.redis, "read the job's state", 2 + n, argv, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n) {
+        freeReplyObject(r);
+        return -1;
+    }
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        vals[i][0] = '\0';
+        if (r->element[i]->type == REDIS_REPLY_STRING) {
+            snprintf(vals[i], 48, "%s", r->element[i]->str);
+            found++;
+        }
+    }
+    freeReplyObject(r);
+    return found > 0;
+}
+
+/* Milliseconds since the epoch, as Redis TIME counts them. */
+static long long wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Says what became of the attempt. A retry and a dropped outcome read the job
+ * hash once (only on those paths): when the retry is due, and whether the job
+ * was canceled, deleted or taken over while it ran. */
+static void log_outcome(struct worker *w, const char *id, const struct job_record *rec,
+                        const struct pipeline_outcome *out, int stored, long long ms) {
+    long long attempt = job_record_get_int(rec, "attempts", 0);
+    long long max = (long long)w->cfg->worker_max_attempts;
+    char vals[2][48];
     if (stored < 0) {
         log_warn("job %s: outcome not stored (stopping while Redis is unreachable)", id);
     } else if (stored == 0) {
-        log_info("job %s: outcome dropped, the job was taken over (fencing token changed)", id);
+        static const char *const state[] = {"state", NULL};
+        int r = read_fields(w, id, state, vals);
+        if (r == 0)
+            log_info("job %s: deleted while it ran; the outcome is dropped", id);
+        else if (r > 0 && strcmp(vals[0], "canceled") == 0)
+            log_info("job %s: canceled by the client while it ran; the result is dropped", id);
+        else
+            log_info("job %s: outcome dropped, the job was taken over (fencing token changed)", id);
     } else if (out->ok) {
         log_info("job %s done in %lld ms: %s %dx%d %zu B -> %s %dx%d %zu B", id, ms, out->src_mime,
                  out->src_width, out->src_height, out->src_bytes, out->thumb.mime, out->thumb.width,
                  out->thumb.height, out->thumb.len);
+    } else if (stored == 2) {
+        static const char *const retry[] = {"retry_at", "attempts", NULL};
+        char when[48] = "(unknown)";
+        long long in_ms = -1;
+        if (read_fields(w, id, retry, vals) > 0 && vals[0][0]) {
+            long long at = strtoll(vals[0], NULL, 10);
+            job_format_time(at, when);
+            in_ms = at - wall_ms();
+            if (vals[1][0])
+                attempt = strtoll(vals[1], NULL, 10);
+        }
+        log_info("job %s failed after %lld ms (attempt %lld of %lld): %s (transient): %s; retry at "
+                 "%s (in %lld ms)",
+                 id, ms, attempt, max, out->fail.code, out->fail.message, when,
+                 in_ms < 0 ? 0 : in_ms);
     } else {
-        static const char *const what[] = {"", "failed", "will be retried", "failed for good"};
-        log_info("job %s %s after %lld ms: %s (%s): %s", id, what[stored > 3 ? 1 : stored], ms,
-                 out->fail.code, failure_is_transient(out->fail.code) ? "transient" : "permanent",
+        log_info("job %s failed for good after %lld ms (attempt %lld of %lld%s): %s (%s): %s", id,
+                 ms, attempt, max, stored == 3 ? ", none left" : "", out->fail.code,
+                 failure_is_transient(out->fail.code) ? "transient" : "permanent",
                  out->fail.message);
+    }
+}
+
+/* Counts a finished attempt in the node's counters: its outcome and run
+ * time, and the source bytes it got. */
+static void count_outcome(struct worker *w, const char *src, const struct pipeline_outcome *out,
+                          int stored, long long ms) {
+    if (w->counters == NULL || stored < 0)
+        return;
+    enum shm_job_outcome o = stored == 0   ? SHM_JOB_STALE
+                             : stored == 2 ? SHM_JOB_RETRIED
+                             : out->ok     ? SHM_JOB_DONE
+                                           : SHM_JOB_FAILED;
+    shm_counters_job(w->counters, o, ms);
+    if (src && out->src_bytes > 0) {
+        enum shm_source s = strcmp(src, "upload") == 0 ? SHM_SOURCE_UPLOAD : SHM_SOURCE_URL;
+        atomic_fetch_add(&w->counters->source_bytes[s], (uint64_t)out->src_bytes);
     }
 }
 
@@ -228,11 +312,14 @@ static void run_job(struct worker *w, const char *id) {
     }
 
     if (!interrupted) {
-        /* The attempt's run time: from its start to its outcome, storing excluded. */
+        /* The attempt's run time: from its start to its outcome, storing
+         * excluded; the same figure goes to Redis' per-minute stats and to
+         * this node's histogram. */
         struct jobqueue_attempt a = {.ms = (long long)(units_mono_ms() - t0),
                                      .fetched = fetched ? (long long)out.src_bytes : 0};
         int stored = store(w, id, token, &out, &a);
-        log_outcome(id, &out, stored, a.ms);
+        count_outcome(w, src, &out, stored, a.ms);
+        log_outcome(w, id, &rec, &out, stored, a.ms);
         publish(w, id, &out, stored);
     }
     slot_idle(w->slot, !interrupted);
@@ -255,6 +342,7 @@ int worker_main(const struct child_args *args) {
     w.cfg = args->cfg;
     w.shm = args->shm ? args->shm->hdr : NULL;
     w.slot = shm_segment_slot(args->shm, args->slot);
+    w.counters = args->shm && args->shm->hdr ? &args->shm->hdr->counters : NULL;
     if (args->shm && (w.cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
     w.pl.cfg = args->cfg;

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import openapi_check
 from helpers import Daemon, RedisServer, SentinelSet, SourceServer, make_images
 
 SOURCE_DIR = Path(os.environ.get("TH_SOURCE_DIR") or Path(__file__).resolve().parents[2])
@@ -108,6 +109,29 @@ def daemon(thumbnailed_bin, tmp_path_factory):
     factory = DaemonFactory(thumbnailed_bin, tmp_path_factory)
     yield factory()
     factory.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def openapi_conformance():
+    """Fails the test when an answer it got (or its fixtures got) disagrees
+    with docs/openapi.json (openapi_check.py)."""
+    yield
+    found = openapi_check.take_problems()
+    if found:
+        pytest.fail(f"{len(found)} answer(s) disagree with docs/openapi.json:\n" + "\n".join(found),
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Answers after the last test (a module's daemon stopping) are checked too."""
+    found = openapi_check.take_problems()
+    if found:
+        print(f"\n{len(found)} answer(s) after the last test disagree with docs/openapi.json:\n"
+              + "\n".join(found))
+        session.exitstatus = 1
+    print(f"\nopenapi_check: {openapi_check.checked} answers checked against docs/openapi.json")
+    if os.environ.get("OPENAPI_CHECK_COVERAGE"):
+        print("\n".join(openapi_check.coverage()))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -20,6 +20,11 @@ from urllib.parse import unquote
 import requests
 from PIL import Image, ImageDraw
 
+import openapi_check
+
+# Every answer of a daemon is checked against docs/openapi.json (openapi_check.py).
+openapi_check.install()
+
 HTTP_TIMEOUT = 10  # seconds, for any single request to the daemon
 JOB_TIMEOUT = 30  # seconds, for a job to reach a terminal state
 START_TIMEOUT = 20  # seconds, for /healthz to answer after start
@@ -1002,6 +1007,7 @@ class Daemon:
         (self.dir / "data").mkdir(exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        openapi_check.daemon_bases.add(self.base)
         self.pid_file = self.dir / "run" / "thumbnailed.pid"
         self.log_path = self.dir / "thumbnailed.log"
         sections = {s: dict(k) for s, k in DEFAULT_OVERRIDES.items()}
@@ -1116,6 +1122,18 @@ class Daemon:
             if name == sample:
                 return int(float(value))
         return None
+
+    def metric_sum(self, name):
+        """The sum of every sample of metric name, whatever its labels (e.g.
+        thumbnailed_worker_jobs_total over its outcomes); 0 when there is none."""
+        r = self.get("/metrics")
+        assert r.status_code == 200, f"GET /metrics: {r.status_code} {r.text[:500]}"
+        total = 0
+        for line in r.text.splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample == name or sample.startswith(name + "{"):
+                total += int(float(value))
+        return total
 
     def post(self, path, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)

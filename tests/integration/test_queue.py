@@ -89,7 +89,7 @@ def test_dead_node_is_reaped_and_its_late_finish_fenced(start_daemon, source, re
     a = start_daemon(conf, new_session=True)
     job = a.submit(url=source.url("slow/4000/land.jpg"), width=50)
     a.wait_until(job["id"], ("processing",), timeout=10)
-    assert a.metric("thumbnailed_worker_jobs_total") == 0  # A's worker is still on it
+    assert a.metric_sum("thumbnailed_worker_jobs_total") == 0  # A's worker is still on it
     b = start_daemon(conf)
     os.killpg(a.proc.pid, signal.SIGSTOP)  # the whole node stops, its worker holds the job
     try:
@@ -102,10 +102,11 @@ def test_dead_node_is_reaped_and_its_late_finish_fenced(start_daemon, source, re
         assert record.get("state") == "done" and record.get("attempts") == "2", record
     finally:
         os.killpg(a.proc.pid, signal.SIGCONT)
-    # A finishes its stale attempt now (its worker counts it as finished) and
+    # A finishes its stale attempt now (its worker counts it, as stale) and
     # is fenced off: the record in Redis, the document and the image stay B's.
     wait_for("A's worker done with its stale attempt",
-             lambda: a.metric("thumbnailed_worker_jobs_total") == 1, 30)
+             lambda: a.metric('thumbnailed_worker_jobs_total{outcome="stale"}') == 1, 30)
+    assert a.metric_sum("thumbnailed_worker_jobs_total") == 1
     assert job_hash(redis_server, job["id"]) == record
     again = b.job(job["id"])
     assert again == doc, (again, doc)

@@ -209,7 +209,7 @@ def test_jobs_from_either_node_run_on_both(sentinel_set, start_daemon, source):
         assert doc["attempts"] == 1, doc
 
     def jobs_run():
-        return [n.metric("thumbnailed_worker_jobs_total") or 0 for n in nodes]
+        return [n.metric('thumbnailed_worker_jobs_total{outcome="done"}') or 0 for n in nodes]
 
     wait_for("the workers' job counters to add up to 20", lambda: sum(jobs_run()) == 20,
              timeout=5)

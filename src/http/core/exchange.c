@@ -6,8 +6,12 @@
 #include "exchange.h"
 #include "handlers.h"
 
+#include "counters.h"
+
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(ROUTE_COUNT <= SHM_ROUTES_MAX, "every route has its counters in the segment");
 
 static void release(struct exchange *h) {
     struct http_child *c = h->child;
@@ -98,6 +102,7 @@ struct exchange *exchange_begin(struct http_child *c, struct conn *k) {
     h->conn = k;
     h->method = conn_request(k)->method;
     h->query = NULL;
+    h->match.route = ROUTE_NONE;
     h->redis_pending = 0;
     h->replied = false;
     h->done = false;
@@ -157,24 +162,27 @@ struct evbuffer *exchange_body_out(struct exchange *h) {
 }
 
 /* The part of every answer that is ours: h is replied from now on, with
- * X-Request-Id. Returns the connection, or NULL when there is none. */
-static struct conn *begin_reply(struct exchange *h) {
+ * X-Request-Id, and counted by route and status (once: an exchange is
+ * replied to at most once). Returns the connection, or NULL when there is none. */
+static struct conn *begin_reply(struct exchange *h, int status) {
     struct conn *k = h->conn;
     if (k == NULL || h->replied)
         return NULL;
     conn_header(k, "X-Request-Id", h->rid);
     h->replied = true;
+    if (h->child->shm)
+        shm_counters_http(&h->child->shm->hdr->counters, (int)h->match.route, status);
     return k;
 }
 
 void exchange_send(struct exchange *h, int status) {
-    struct conn *k = begin_reply(h);
+    struct conn *k = begin_reply(h, status);
     if (k)
         conn_send(k, status, h->body, h->method == HTTP_HEAD ? CONN_HEAD_ONLY : 0);
 }
 
 void exchange_stream_start(struct exchange *h, int status) {
-    struct conn *k = begin_reply(h);
+    struct conn *k = begin_reply(h, status);
     if (k)
         conn_send(k, status, h->body, CONN_STREAM);
 }

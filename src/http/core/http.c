@@ -308,6 +308,10 @@ int http_main(const struct child_args *args) {
         goto out;
     }
     rasync_set_on_ready(c->redis, on_redis_ready, c);
+    if (rasync_probe_start(c->redis) < 0) { /* /readyz: does Redis answer (rprobe.h) */
+        log_error("cannot start the redis probe");
+        goto out;
+    }
     if ((c->redis_bulk = rasync_new(c->base, c->cfg, &target)) == NULL) {
         log_error("cannot create the redis client for bulk transfers");
         goto out;

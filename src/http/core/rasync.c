@@ -1,7 +1,9 @@
 /* rasync.c — hiredis async on the child's libevent loop: connect, AUTH and
  * SELECT, reconnect with capped backoff (all three from rconn.c), EVALSHA with an EVAL retry,
- * watchdog; or, for a subscriber, SUBSCRIBE to its channels after every (re)connection. */
+ * watchdog, a PING probe (rprobe.h); or, for a subscriber, SUBSCRIBE to its channels after
+ * every (re)connection. */
 #include "rasync.h"
+#include "rprobe.h"
 #include "units.h"
 
 #include "log.h"
@@ -46,6 +48,10 @@ struct rasync {
     void (*on_ready)(void *arg);
     void *ready_arg;
     bool subscribed;
+    /* command client with rasync_probe_start: a PING every RPROBE_INTERVAL_MS */
+    struct event *probe_timer; /* NULL: no probe */
+    struct rprobe probe;
+    int64_t connect_ms; /* when the current connection's handshake began */
 };
 
 static struct timeval tv_ms(long ms) {
@@ -143,6 +149,7 @@ static void subscribe(struct rasync *r) {
 static void set_ready(struct rasync *r) {
     r->ready = true;
     r->backoff_ms = 0;
+    rprobe_ready(&r->probe, units_mono_ms(), r->connect_ms); /* the handshake's PING answered */
     evtimer_del(r->connect_timer);
     if (r->down_logged) {
         log_info("redis %s restored after %lld ms", r->channels ? "subscription" : "connection",
@@ -240,6 +247,7 @@ static void start_connect(struct rasync *r) {
     r->ac = ac;
     r->handshake_pending = 0;
     r->handshake_failed = false;
+    r->connect_ms = units_mono_ms();
     rconn_handshake_args(&r->target, send_handshake, r);
     /* Ready only once Redis answers: a socket that connects to a server that
      * is loading or stuck is not a working connection. */
@@ -420,6 +428,7 @@ static struct rasync *client_new(struct event_base *base, const struct config *c
      * again: the identical request finds its job (dedup). */
     r->reply_timeout_ms = (long)cfg->redis_connect_timeout;
     r->backoff_ms = 0;
+    rprobe_init(&r->probe);
     r->reconnect_timer = evtimer_new(base, on_reconnect_timer, r);
     r->connect_timer = evtimer_new(base, on_connect_timeout, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);
@@ -428,6 +437,55 @@ static struct rasync *client_new(struct event_base *base, const struct config *c
         return NULL;
     }
     return r;
+}
+
+static void on_probe_reply(redisAsyncContext *ac, void *reply, void *arg) {
+    (void)ac;
+    struct rasync *r = arg;
+    redisReply *rep = reply;
+    if (rep == NULL)
+        rprobe_lost(&r->probe);
+    else
+        rprobe_reply(&r->probe, units_mono_ms(), rep->type != REDIS_REPLY_ERROR);
+}
+
+/* Sends the probe's PING when none is outstanding. It goes outside the
+ * commands' bookkeeping (no reply budget, no watchdog): the probe only
+ * observes, and a server busy for a moment is the watchdog's to judge, with
+ * the requests that wait on it. Replies come in order, so the commands' sizes
+ * ring is unaffected. */
+static void on_probe_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct rasync *r = arg;
+    if (!r->ready || r->ac == NULL || !rprobe_due(&r->probe))
+        return;
+    if (redisAsyncCommand(r->ac, on_probe_reply, r, "PING") == REDIS_OK)
+        rprobe_sent(&r->probe, units_mono_ms());
+}
+
+int rasync_probe_start(struct rasync *r) {
+    if (r == NULL || r->channels || r->probe_timer)
+        return -1;
+    if ((r->probe_timer = event_new(r->base, -1, EV_PERSIST, on_probe_timer, r)) == NULL)
+        return -1;
+    struct timeval tv = tv_ms(RPROBE_INTERVAL_MS);
+    if (event_add(r->probe_timer, &tv) < 0) {
+        event_free(r->probe_timer);
+        r->probe_timer = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+bool rasync_answering(const struct rasync *r, long *rtt_ms, long *silent_ms) {
+    int64_t silent = -1;
+    bool ok = r && r->ready && rprobe_answering(&r->probe, units_mono_ms(), &silent);
+    if (rtt_ms)
+        *rtt_ms = r ? (long)r->probe.rtt_ms : -1;
+    if (silent_ms)
+        *silent_ms = (long)silent;
+    return ok;
 }
 
 struct rasync *rasync_new(struct event_base *base, const struct config *cfg,
@@ -454,6 +512,8 @@ void rasync_free(struct rasync *r) {
         event_free(r->connect_timer);
     if (r->watchdog)
         event_free(r->watchdog);
+    if (r->probe_timer)
+        event_free(r->probe_timer);
     for (int i = 0; i < r->nchannels; i++)
         free(r->channels[i]);
     free(r->channels);

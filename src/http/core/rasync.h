@@ -60,6 +60,17 @@ void rasync_set_on_ready(struct rasync *r, void (*fn)(void *arg), void *arg);
 /* Whether commands can be sent now. */
 bool rasync_connected(const struct rasync *r);
 
+/* Starts r's probe (a command client): a PING every RPROBE_INTERVAL_MS while
+ * none is outstanding (rprobe.h). Returns 0, or -1 (a subscriber, already
+ * started, or out of memory). */
+int rasync_probe_start(struct rasync *r);
+
+/* Whether Redis answers r's probe (rprobe_answering): connected, a PONG
+ * within RPROBE_WINDOW_MS, no PING outstanding longer. *rtt_ms gets the last
+ * round trip (-1: none yet), *silent_ms the age of the last PONG (-1: none);
+ * either may be NULL. Without a probe started only the handshake's PING counts. */
+bool rasync_answering(const struct rasync *r, long *rtt_ms, long *silent_ms);
+
 /* The server r is connected to ("host:port", or the socket's path) into buf;
  * "" while disconnected. */
 void rasync_peer(const struct rasync *r, char *buf, size_t n);
