@@ -87,8 +87,11 @@
       if (d) g.appendChild(el("path", { d, class: "line" }));
       s.values.forEach((v, i) => {
         if (v === null || v === undefined) return;
-        const c = el("circle", { cx: xOf(i).toFixed(1), cy: yOf(v).toFixed(1), r: 2.2, class: "point" });
-        c.appendChild(el("title", {}, `${hhmm(opts.x[i])}  ${s.name}: ${fmt(v, true)}`));
+        // The current minute is not over: its point is drawn hollow.
+        const now = i === n - 1;
+        const c = el("circle", { cx: xOf(i).toFixed(1), cy: yOf(v).toFixed(1), r: now ? 2.8 : 2.2,
+          class: now ? "point partial" : "point" });
+        c.appendChild(el("title", {}, `${hhmm(opts.x[i])}${now ? " (this minute so far)" : ""}  ${s.name}: ${fmt(v, true)}`));
         g.appendChild(c);
       });
       svg.appendChild(g);
