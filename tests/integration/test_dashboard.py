@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cdp
+from helpers import unique_jpeg
 
 pytestmark = pytest.mark.skipif(cdp.missing() is not None, reason=str(cdp.missing()))
 
@@ -61,7 +62,12 @@ def has_row(list_id, job_id):
 def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
     # One attempt only: a source that answers 503 sends the job to the dead set.
     d = start_daemon({"worker": {"max_attempts": "1"}})
-    done = [d.run(url=source.url("img/land.jpg"), width=w) for w in (64, 96, 128)]
+    done = [d.run(url=source.url("img/land.jpg"), width=w) for w in (64, 96)]
+    # Markup in a URL (no space: a valid one) is shown as text, never parsed.
+    hostile_url = source.url("img/land.jpg") + "&x=<img/src=x/onerror=window.pwned=1>"
+    done.append(d.run(url=hostile_url, width=128))
+    upload = d.wait(d.upload(unique_jpeg(), width=60)["id"])
+    assert upload["status"] == "done", upload
     broken = d.wait(d.submit(url=source.url("img/truncated.jpg"), width=64)["id"])
     assert broken["status"] == "failed" and broken["error"]["code"] == "decode_failed", broken
     # /fail/1/503/: 503 the first time this URL is asked, the image after.
@@ -84,7 +90,7 @@ def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
 
     # Counters, charts (points drawn), the fleet (every worker of the node).
     jobs_done = page.evaluate("document.querySelector('#jobs-by-state [data-stat=done] dd').textContent")
-    assert jobs_done == "3", jobs_done
+    assert jobs_done == "4", jobs_done
     page.wait_for("points on the throughput chart",
                   "document.querySelectorAll('#chart-throughput svg > g.series circle').length === 60",
                   UI_TIMEOUT)
@@ -130,8 +136,13 @@ def test_dashboard_failure_retry_done(start_daemon, source, browser, tmp_path):
     page.wait_for("the job listed done",
                   f"(r => r && r.querySelector('.badge').textContent === 'done')({row('state-list', job_id)})",
                   UI_TIMEOUT)
-    for other in done:
+    for other in done + [upload]:
         assert page.evaluate(has_row("state-list", other["id"]))
+    src = page.evaluate(row("state-list", done[2]["id"]) + ".querySelector('td.src').textContent")
+    assert src == hostile_url
+    assert page.evaluate(row("state-list", upload["id"]) + ".querySelector('td.src').textContent") == "(upload)"
+    assert page.evaluate("document.querySelectorAll('main img').length") == 0
+    assert page.evaluate("window.pwned === undefined")
     page.evaluate(row("state-list", job_id) + ".querySelector('[data-job]').click()")
     size = page.wait_for("the thumbnail", "(i => i.complete && i.naturalWidth && [i.naturalWidth, i.naturalHeight])"
                          "(document.getElementById('job-dialog-img'))", UI_TIMEOUT)
