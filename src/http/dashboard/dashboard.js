@@ -292,6 +292,8 @@
     lists.state.count = j[lists.state.state] ?? null;
     $("failed-count").textContent = j.failed !== undefined ? `${num.format(j.failed)} recent` : "";
     $("dead-count").textContent = j.dead !== undefined ? num.format(j.dead) : "";
+    $("purge").disabled = !(j.dead > 0);
+    $("purge").title = j.dead > 0 ? "delete every dead job" : "no dead job to purge";
     for (const t of document.querySelectorAll("#tabs .tab")) {
       const n = j[t.dataset.state];
       t.textContent = t.dataset.state + (n !== undefined ? " " + num.format(n) : "");
@@ -356,9 +358,10 @@
   // Charts
 
   const countFmt = (v) => num.format(Math.round(v * 100) / 100);
-  function msFmt(v, precise) {
+  // Milliseconds: "250" on the axis (its label says ms), "250 ms" elsewhere; seconds from 1 s.
+  function msFmt(v, withUnit) {
     if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1) + " s";
-    return (precise ? Math.round(v) : Math.round(v)) + (precise ? " ms" : "");
+    return Math.round(v) + (withUnit ? " ms" : "");
   }
   const arr = (a, n) => (Array.isArray(a) ? a : new Array(n).fill(null));
   const sum = (a) => a.reduce((s, v) => s + (v || 0), 0);
@@ -541,7 +544,7 @@
   $("resume").addEventListener("click", () => pauseResume("resume"));
 
   function alertBanner(text) {
-    const b = $("fatal-banner");
+    const b = $("action-banner");
     b.textContent = text;
     show(b, true);
     setTimeout(() => show(b, false), MSG_MS);
