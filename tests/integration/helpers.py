@@ -121,7 +121,7 @@ def make_images(directory):
     out["alpha.png"] = d / "alpha.png"
 
     # AVIF through libvips (PIL has no AVIF support on Debian 12). Without an
-    # AVIF encoder the AVIF tests skip, saying why (see avif_missing).
+    # AVIF encoder the AVIF tests fail, saying why (see avif_missing).
     global avif_missing
     try:
         _vips("copy", str(d / "land.jpg"), str(d / "land.avif"))

@@ -16,7 +16,12 @@ import pytest
 import cdp
 from helpers import unique_jpeg
 
-pytestmark = pytest.mark.skipif(cdp.missing() is not None, reason=str(cdp.missing()))
+
+@pytest.fixture(autouse=True)
+def browser_present():
+    """A missing browser fails the test: a skip would count as a pass."""
+    why = cdp.missing()
+    assert why is None, why
 
 UI_TIMEOUT = 30  # seconds for the page to show something the daemon knows
 
