@@ -11,6 +11,10 @@ extern char **environ;
 
 static char *area;      /* where argv[0] was */
 static size_t area_len; /* up to the end of the last string contiguous with it */
+/* The environment's copy, kept for the life of the process: a setenv()
+ * (libraries call it in the children) moves environ to an array of its own,
+ * and this one must still be held, not leaked. */
+static char **volatile env_copy; /* volatile: written only, yet it must stay */
 
 int proctitle_init(int argc, char **argv) {
     if (argc < 1 || argv == NULL || argv[0] == NULL || area)
@@ -58,6 +62,7 @@ int proctitle_init(int argc, char **argv) {
         argv[i] = args[i];
     free(args);
     environ = env;
+    env_copy = env;
     if (invocation) {
         program_invocation_name = argv[0];
         const char *slash = strrchr(argv[0], '/');
