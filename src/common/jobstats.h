@@ -6,7 +6,8 @@
 
 /* Upper bounds in milliseconds of a job attempt's run time, ascending; a
  * last bucket, +Inf, follows them. */
-#define JOBSTATS_BOUNDS_MS {10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
-#define JOBSTATS_NBOUNDS   12
+#define JOBSTATS_BOUNDS_MS                                                                         \
+    { 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000 }
+#define JOBSTATS_NBOUNDS 12
 
 #endif
