@@ -50,15 +50,21 @@ install_missing() {
         "${missing[@]}"
 }
 
-# Node.js and npm come with the machine (not from Debian's archive, whose npm
-# would replace the machine's node): npm ci installs Swagger UI at build time
-# and the OpenAPI validator for the tests (src/http/docs, tests/openapi).
+# Node.js and npm: npm ci installs Swagger UI at build time and the OpenAPI
+# validator for the tests (src/http/docs, tests/openapi). A machine that has
+# them (NodeSource's nodejs carries its npm) keeps its own; on one without,
+# Debian's nodejs and npm are installed with the rest (Node.js 18 is enough).
+need_node() {
+    command -v node >/dev/null && command -v npm >/dev/null && return 0
+    packages+=(nodejs npm)
+}
+
 check_node() {
     local tool
     for tool in node npm; do
         if ! command -v "$tool" >/dev/null; then
-            echo "dev.sh: $tool is needed (Node.js with npm, as the machine has it) for /docs" \
-                "and the OpenAPI checks; or build with -DSWAGGER_UI_DIR=<dir> -DBUILD_TESTING=OFF" >&2
+            echo "dev.sh: $tool is needed (Node.js with npm) for /docs and the OpenAPI checks;" \
+                "or build with -DSWAGGER_UI_DIR=<dir> -DBUILD_TESTING=OFF" >&2
             exit 1
         fi
     done
@@ -165,6 +171,7 @@ EOT
     wait $pid
 }
 
+need_node
 install_missing
 check_node
 if [ "$mode" = package ]; then
