@@ -164,13 +164,17 @@ static void fuzz_route(const char *path) {
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         struct route_match m;
         enum route_id r = route_match(methods[i], path, &m);
-        CHECK(r == m.route && r >= ROUTE_NONE && r <= ROUTE_COMPAT_THUMB);
+        CHECK(r == m.route && r >= ROUTE_NONE && r < ROUTE_COUNT);
         CHECK(route_name(r) != NULL);
         CHECK((m.allow == NULL) == (r == ROUTE_NONE));
         CHECK(strlen(m.id) <= ROUTE_ID_MAX);
         CHECK(strchr(m.id, '/') == NULL);
-        if (r != ROUTE_JOB && r != ROUTE_IMAGE && r != ROUTE_COMPAT_THUMB)
+        /* Only routes with an {id} or {file} segment keep one. */
+        if (r != ROUTE_NONE && strchr(route_template(r), '{') == NULL)
             CHECK(m.id[0] == '\0');
+        if (r != ROUTE_NONE)
+            CHECK(route_template(r) != NULL && (route_methods(r) & (1ULL << methods[i])) ==
+                                                   (m.method_ok ? (1ULL << methods[i]) : 0));
         if (m.id[0])
             CHECK(strstr(path, m.id) != NULL);
     }
