@@ -67,8 +67,16 @@ int units_parse_duration(const char *s, uint64_t *out_ms) {
     return parse_with(s, duration_suffixes, out_ms);
 }
 
-int64_t units_mono_ms(void) {
+static int64_t clock_ms(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t units_mono_ms(void) {
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t units_wall_ms(void) {
+    return clock_ms(CLOCK_REALTIME);
 }

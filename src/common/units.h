@@ -18,4 +18,8 @@ int units_parse_duration(const char *s, uint64_t *out_ms);
 /* Milliseconds on CLOCK_MONOTONIC: for timeouts and intervals, never dates. */
 int64_t units_mono_ms(void);
 
+/* Milliseconds since the epoch (CLOCK_REALTIME), as Redis TIME counts them:
+ * for dates shown or shared with other machines. */
+int64_t units_wall_ms(void);
+
 #endif

@@ -15,7 +15,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Whether reply, for h, is one to answer from: h still has a client and the
  * reply has type. Otherwise the failure is answered (reply_failed) or, the
@@ -246,10 +245,8 @@ out:
 /* SET {p}:paused {"by", "at_ms"} for a pause, DEL it for a resume. */
 static void set_paused(struct exchange *h, bool pause) {
     queue_key(h->admin_key, sizeof(h->admin_key), h->child->cfg->redis_key_prefix, "paused", NULL);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     json_t *v = json_pack("{s:s, s:I}", "by", h->client_name[0] ? h->client_name : h->client,
-                          "at_ms", (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+                          "at_ms", (json_int_t)units_wall_ms());
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     snprintf(h->admin_value, sizeof(h->admin_value), "%s", text ? text : "{}");

@@ -191,10 +191,7 @@ static char *node_info(struct master *m, struct rconn *c) {
         return NULL;
     json_object_set_new(doc, "paused",
                         json_boolean(m->shm.hdr && atomic_load(&m->shm.hdr->paused) != 0));
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    json_object_set_new(doc, "heartbeat_ms",
-                        json_integer((json_int_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000));
+    json_object_set_new(doc, "heartbeat_ms", json_integer((json_int_t)units_wall_ms()));
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;

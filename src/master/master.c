@@ -316,9 +316,7 @@ static int find_master(struct master *m) {
 }
 
 static int start_redis(struct master *m) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    m->started_at_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    m->started_at_ms = units_wall_ms();
     if (m->cfg.redis_mode == CONFIG_REDIS_SENTINEL)
         return find_master(m);
     if (m->cfg.redis_mode != CONFIG_REDIS_EMBEDDED)

@@ -24,10 +24,9 @@
 /* The worker process's context. */
 struct worker {
     const struct config *cfg;
-    struct shm_header *shm;        /* the segment's header (the paused flag), or NULL */
-    struct shm_slot *slot;         /* NULL when run without a scoreboard */
-    struct shm_cache *cache;       /* NULL when run without the shared segment */
-    struct shm_counters *counters; /* the node's (segment header), or NULL */
+    struct shm_header *shm;  /* the segment's header (paused flag, counters), or NULL */
+    struct shm_slot *slot;   /* NULL when run without a scoreboard */
+    struct shm_cache *cache; /* NULL when run without the shared segment */
     struct jobqueue q;
     struct pipeline pl;
     char wid[QUEUE_WID_MAX];
@@ -174,60 +173,24 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
     job_record_free(&rec);
 }
 
-/* What the job hash now says: fields (NULL-terminated, at most 4, vals a
- * line for each) read with one HMGET, each value into vals (empty when
- * missing). Returns 1, 0 when the job is gone (every field missing), -1 when
- * Redis did not answer. */
-static int read_fields(struct worker *w, const char *id, const char *const *fields,
-                       char vals[][48]) {
-    char key[QUEUE_KEY_MAX];
-    const char *argv[6] = {"HMGET",
-                           queue_key(key, sizeof(key), w->cfg->redis_key_prefix, "job", id)};
-    int n = 0;
-    while (fields[n] && n < 4) {
-        argv[2 + n] = fields[n];
-        n++;
-    }
-    redisReply *r = rconn_command(&w->q.redis, "read the job's state", 2 + n, argv, NULL);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n) {
-        freeReplyObject(r);
-        return -1;
-    }
-    int found = 0;
-    for (int i = 0; i < n; i++) {
-        vals[i][0] = '\0';
-        if (r->element[i]->type == REDIS_REPLY_STRING) {
-            snprintf(vals[i], 48, "%s", r->element[i]->str);
-            found++;
-        }
-    }
-    freeReplyObject(r);
-    return found > 0;
-}
-
-/* Milliseconds since the epoch, as Redis TIME counts them. */
-static long long wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Says what became of the attempt. A retry and a dropped outcome read the job
- * hash once (only on those paths): when the retry is due, and whether the job
+ * back once (only on those paths): when the retry is due, and whether the job
  * was canceled, deleted or taken over while it ran. */
 static void log_outcome(struct worker *w, const char *id, const struct job_record *rec,
                         const struct pipeline_outcome *out, int stored, long long ms) {
     long long attempt = job_record_get_int(rec, "attempts", 0);
     long long max = (long long)w->cfg->worker_max_attempts;
-    char vals[2][48];
+    struct job_record cur;
+    long long ttl_ms;
+    memset(&cur, 0, sizeof(cur));
+    int found = stored == 0 || stored == 2 ? jobqueue_read(&w->q, id, &cur, &ttl_ms) : -1;
     if (stored < 0) {
         log_warn("job %s: outcome not stored (stopping while Redis is unreachable)", id);
     } else if (stored == 0) {
-        static const char *const state[] = {"state", NULL};
-        int r = read_fields(w, id, state, vals);
-        if (r == 0)
+        const char *state = found == 1 ? job_record_get(&cur, "state") : NULL;
+        if (found == 0)
             log_info("job %s: deleted while it ran; the outcome is dropped", id);
-        else if (r > 0 && strcmp(vals[0], "canceled") == 0)
+        else if (state && strcmp(state, "canceled") == 0)
             log_info("job %s: canceled by the client while it ran; the result is dropped", id);
         else
             log_info("job %s: outcome dropped, the job was taken over (fencing token changed)", id);
@@ -236,15 +199,13 @@ static void log_outcome(struct worker *w, const char *id, const struct job_recor
                  out->src_width, out->src_height, out->src_bytes, out->thumb.mime, out->thumb.width,
                  out->thumb.height, out->thumb.len);
     } else if (stored == 2) {
-        static const char *const retry[] = {"retry_at", "attempts", NULL};
         char when[48] = "(unknown)";
         long long in_ms = -1;
-        if (read_fields(w, id, retry, vals) > 0 && vals[0][0]) {
-            long long at = strtoll(vals[0], NULL, 10);
+        long long at = found == 1 ? job_record_get_int(&cur, "retry_at", 0) : 0;
+        if (at > 0) {
             job_format_time(at, when);
-            in_ms = at - wall_ms();
-            if (vals[1][0])
-                attempt = strtoll(vals[1], NULL, 10);
+            in_ms = at - units_wall_ms();
+            attempt = job_record_get_int(&cur, "attempts", attempt);
         }
         log_info("job %s failed after %lld ms (attempt %lld of %lld): %s (transient): %s; retry at "
                  "%s (in %lld ms)",
@@ -256,22 +217,23 @@ static void log_outcome(struct worker *w, const char *id, const struct job_recor
                  failure_is_transient(out->fail.code) ? "transient" : "permanent",
                  out->fail.message);
     }
+    job_record_free(&cur);
 }
 
 /* Counts a finished attempt in the node's counters: its outcome and run
  * time, and the source bytes it got. */
 static void count_outcome(struct worker *w, const char *src, const struct pipeline_outcome *out,
                           int stored, long long ms) {
-    if (w->counters == NULL || stored < 0)
+    if (w->shm == NULL || stored < 0)
         return;
     enum shm_job_outcome o = stored == 0   ? SHM_JOB_STALE
                              : stored == 2 ? SHM_JOB_RETRIED
                              : out->ok     ? SHM_JOB_DONE
                                            : SHM_JOB_FAILED;
-    shm_counters_job(w->counters, o, ms);
+    shm_counters_job(&w->shm->counters, o, ms);
     if (src && out->src_bytes > 0) {
         enum shm_source s = strcmp(src, "upload") == 0 ? SHM_SOURCE_UPLOAD : SHM_SOURCE_URL;
-        atomic_fetch_add(&w->counters->source_bytes[s], (uint64_t)out->src_bytes);
+        atomic_fetch_add(&w->shm->counters.source_bytes[s], (uint64_t)out->src_bytes);
     }
 }
 
@@ -342,7 +304,6 @@ int worker_main(const struct child_args *args) {
     w.cfg = args->cfg;
     w.shm = args->shm ? args->shm->hdr : NULL;
     w.slot = shm_segment_slot(args->shm, args->slot);
-    w.counters = args->shm && args->shm->hdr ? &args->shm->hdr->counters : NULL;
     if (args->shm && (w.cache = shm_cache_attach(shm_segment_cache_area(args->shm))) == NULL)
         log_warn("worker: the shared cache cannot be used; reads will go to Redis");
     w.pl.cfg = args->cfg;
