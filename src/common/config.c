@@ -8,6 +8,7 @@
 #include "units.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -46,9 +47,16 @@ static int check_allow_hosts(const char *v, char *why, size_t n);
 static int check_deny_hosts(const char *v, char *why, size_t n);
 static int check_domains(const char *v, char *why, size_t n);
 static int check_cidrs(const char *v, char *why, size_t n);
+static int check_http_url(const char *v, char *why, size_t n);
+static int check_bucket(const char *v, char *why, size_t n);
+static int check_object_prefix(const char *v, char *why, size_t n);
+static int check_region(const char *v, char *why, size_t n);
+static int check_credential(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const redis_modes[] = {"embedded", "external", "sentinel", NULL};
+static const char *const storage_backends[] = {"redis", "s3", NULL};
+static const char *const storage_expiries[] = {"delete", "lifecycle", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define MS(x)  ((int64_t)(x))
@@ -146,6 +154,22 @@ static const struct key keys[] = {
     {"smtp", "password", K_STR, OFF(smtp_password), 0, 0, "", NULL, NULL},
     {"smtp", "starttls", K_BOOL, OFF(smtp_starttls), 0, 1, "yes", NULL, NULL},
     {"smtp", "allow_recipients", K_STR, OFF(smtp_allow_recipients), 0, 0, "", NULL, check_domains},
+
+    {"storage", "backend", K_ENUM, OFF(storage_backend), 0, 0, "redis", storage_backends, NULL},
+    {"storage", "endpoint", K_STR, OFF(storage_endpoint), 0, 0, "", NULL, check_http_url},
+    {"storage", "bucket", K_STR, OFF(storage_bucket), 0, 0, "", NULL, check_bucket},
+    {"storage", "region", K_STR, OFF(storage_region), 0, 0, "us-east-1", NULL, check_region},
+    {"storage", "prefix", K_STR, OFF(storage_prefix), 0, 0, "results", NULL, check_object_prefix},
+    {"storage", "upload_prefix", K_STR, OFF(storage_upload_prefix), 0, 0, "uploads", NULL,
+     check_object_prefix},
+    {"storage", "path_style", K_BOOL, OFF(storage_path_style), 0, 1, "no", NULL, NULL},
+    {"storage", "access_key", K_STR, OFF(storage_access_key), 0, 0, "", NULL, check_credential},
+    {"storage", "secret_key", K_STR, OFF(storage_secret_key), 0, 0, "", NULL, check_credential},
+    {"storage", "credentials_file", K_STR, OFF(storage_credentials_file), 0, 0, "", NULL,
+     check_absolute},
+    {"storage", "public_url", K_STR, OFF(storage_public_url), 0, 0, "", NULL, check_http_url},
+    {"storage", "expiry", K_ENUM, OFF(storage_expiry), 0, 0, "delete", storage_expiries, NULL},
+    {"storage", "timeout", K_DURATION, OFF(storage_timeout), 100, 600000, "10s", NULL, NULL},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -433,6 +457,95 @@ static int check_cidrs(const char *v, char *why, size_t n) {
     return 0;
 }
 
+/* storage.endpoint, storage.public_url: http(s)://host[:port][/path], parsed
+ * by libcurl's URL API; no credentials, query or fragment. */
+static int check_http_url(const char *v, char *why, size_t n) {
+    CURLU *u = curl_url();
+    char *scheme = NULL, *extra = NULL;
+    int rc = -1;
+    if (u == NULL) {
+        snprintf(why, n, "out of memory");
+        return -1;
+    }
+    if (curl_url_set(u, CURLUPART_URL, v, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(why, n,
+                 "expected an http:// or https:// URL, such as https://s3.eu-west-1.amazonaws.com");
+        goto out;
+    }
+    static const CURLUPart forbidden[] = {CURLUPART_USER, CURLUPART_QUERY, CURLUPART_FRAGMENT};
+    static const char *const names[] = {"credentials", "a query", "a fragment"};
+    for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
+        if (curl_url_get(u, forbidden[i], &extra, 0) == CURLUE_OK) {
+            snprintf(why, n, "the URL must not hold %s", names[i]);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(extra);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* storage.bucket: S3's naming rules (3..63 of a-z 0-9 . -, a letter or digit
+ * at each end), which every S3-compatible store accepts. */
+static int check_bucket(const char *v, char *why, size_t n) {
+    size_t len = strlen(v);
+    bool ok =
+        len >= 3 && len <= 63 && isalnum((unsigned char)v[0]) && isalnum((unsigned char)v[len - 1]);
+    for (size_t i = 0; ok && i < len; i++)
+        ok = islower((unsigned char)v[i]) || isdigit((unsigned char)v[i]) || v[i] == '.' ||
+             v[i] == '-';
+    if (!ok)
+        snprintf(why, n,
+                 "a bucket name is 3 to 63 lower-case letters, digits, '.' and '-', "
+                 "starting and ending with a letter or digit");
+    return ok ? 0 : -1;
+}
+
+/* storage.prefix, storage.upload_prefix: object key segments of S3's safe
+ * characters, separated by single '/', none at either end. */
+static int check_object_prefix(const char *v, char *why, size_t n) {
+    size_t len = strlen(v);
+    bool ok = len <= 256 && v[0] != '/' && v[len - 1] != '/' && strstr(v, "//") == NULL;
+    for (const char *p = v; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || strchr("/!-_.*'()", *p) != NULL;
+    for (const char *seg = v; ok && *seg; seg += strcspn(seg, "/"), seg += *seg == '/') {
+        size_t l = strcspn(seg, "/");
+        ok = !(l == 1 && seg[0] == '.') && !(l == 2 && seg[0] == '.' && seg[1] == '.');
+    }
+    if (!ok)
+        snprintf(why, n,
+                 "expected segments of letters, digits and !-_.*'() separated by "
+                 "single '/', with no '/' at either end and no '.' or '..' segment (at most 256 "
+                 "characters)");
+    return ok ? 0 : -1;
+}
+
+/* storage.region: the signing scope's region, such as eu-west-1. */
+static int check_region(const char *v, char *why, size_t n) {
+    bool ok = strlen(v) <= 64;
+    for (const char *p = v; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_';
+    if (!ok)
+        snprintf(why, n, "expected a region name such as us-east-1");
+    return ok ? 0 : -1;
+}
+
+/* storage.access_key, storage.secret_key: printable, no spaces, no ':'
+ * (libcurl's user:password); AWS's are 20 and 40 characters. */
+static int check_credential(const char *v, char *why, size_t n) {
+    bool ok = strlen(v) <= 256;
+    for (const char *p = v; ok && *p; p++)
+        ok = isgraph((unsigned char)*p) && *p != ':';
+    if (!ok)
+        snprintf(why, n, "expected at most 256 printable characters without spaces or ':'");
+    return ok ? 0 : -1;
+}
+
 /* Parses value for k into out; on error writes a reason into why. */
 static int parse_value(const struct key *k, const char *value, int64_t *out, char *why, size_t n) {
     uint64_t u = 0;
@@ -677,6 +790,113 @@ static int line_of(const struct load_state *st, const char *section, const char 
     return 0;
 }
 
+/* storage.credentials_file: AWS's shared credentials format, as `aws
+ * configure` writes it: [default] with aws_access_key_id and
+ * aws_secret_access_key (a file of only those two keys, without a section,
+ * is taken too). */
+struct creds_state {
+    char *access, *secret;
+    bool other_profile; /* keys seen in another section than [default] */
+};
+
+static int creds_handler(void *user, const char *section, const char *name, const char *value) {
+    struct creds_state *cs = user;
+    if (section[0] != '\0' && strcmp(section, "default") != 0) {
+        cs->other_profile = true;
+        return 1;
+    }
+    char **field = strcmp(name, "aws_access_key_id") == 0       ? &cs->access
+                   : strcmp(name, "aws_secret_access_key") == 0 ? &cs->secret
+                                                                : NULL;
+    if (field) {
+        free(*field);
+        *field = strdup(value);
+    }
+    return 1;
+}
+
+static void load_credentials(struct load_state *st) {
+    struct config *cfg = st->cfg;
+    const char *file = cfg->storage_credentials_file;
+    int line = line_of(st, "storage", "credentials_file");
+    if (cfg->storage_access_key[0] || cfg->storage_secret_key[0]) {
+        add_error(st->errs,
+                  "%s:%d: storage.credentials_file and storage.access_key/secret_key are both "
+                  "set: keep the keys in one place",
+                  st->path, line);
+        return;
+    }
+    struct creds_state cs = {0};
+    FILE *fp = fopen(file, "r");
+    int r = fp ? ini_parse_file(fp, creds_handler, &cs) : -1;
+    if (fp)
+        fclose(fp);
+    char why[512];
+    if (fp == NULL)
+        add_error(st->errs, "%s:%d: storage.credentials_file %s: cannot open: %s", st->path, line,
+                  file, strerror(errno));
+    else if (r != 0)
+        add_error(st->errs, "%s:%d: storage.credentials_file %s:%d: syntax error", st->path, line,
+                  file, r);
+    else if (cs.access == NULL || cs.secret == NULL)
+        add_error(st->errs,
+                  "%s:%d: storage.credentials_file %s has no [default] aws_access_key_id and "
+                  "aws_secret_access_key%s",
+                  st->path, line, file, cs.other_profile ? " (only other profiles)" : "");
+    else if (check_credential(cs.access, why, sizeof(why)) < 0 ||
+             check_credential(cs.secret, why, sizeof(why)) < 0)
+        add_error(st->errs, "%s:%d: storage.credentials_file %s: %s", st->path, line, file, why);
+    else {
+        free(cfg->storage_access_key);
+        free(cfg->storage_secret_key);
+        cfg->storage_access_key = cs.access;
+        cfg->storage_secret_key = cs.secret;
+        cs.access = cs.secret = NULL;
+    }
+    free(cs.access);
+    free(cs.secret);
+}
+
+/* Whether one object prefix is the other or lies under it. */
+static bool prefix_overlaps(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b), l = la < lb ? la : lb;
+    return strncmp(a, b, l) == 0 && (la == lb || (la < lb ? b[la] : a[lb]) == '/');
+}
+
+static void check_storage(struct load_state *st) {
+    struct config *cfg = st->cfg;
+    if (cfg->storage_credentials_file[0] && !refused(st, "storage", "credentials_file"))
+        load_credentials(st);
+    if (cfg->storage_prefix[0] == '\0' || cfg->storage_upload_prefix[0] == '\0' ||
+        prefix_overlaps(cfg->storage_prefix, cfg->storage_upload_prefix))
+        add_error(st->errs,
+                  "%s:%d: storage.prefix (%s) and storage.upload_prefix (%s) must be two "
+                  "non-empty prefixes, neither under the other, so that a lifecycle rule can "
+                  "expire leftover uploads without touching results",
+                  st->path, line_of(st, "storage", "upload_prefix"), cfg->storage_prefix,
+                  cfg->storage_upload_prefix);
+    if (cfg->storage_backend != CONFIG_STORAGE_S3)
+        return;
+    int line = line_of(st, "storage", "backend");
+    if (cfg->storage_endpoint[0] == '\0' && !refused(st, "storage", "endpoint"))
+        add_error(st->errs,
+                  "%s:%d: storage.endpoint (the store's URL, such as "
+                  "https://s3.eu-west-1.amazonaws.com) is required when storage.backend = s3",
+                  st->path, line);
+    if (cfg->storage_bucket[0] == '\0' && !refused(st, "storage", "bucket"))
+        add_error(st->errs, "%s:%d: storage.bucket is required when storage.backend = s3", st->path,
+                  line);
+    if (cfg->storage_region[0] == '\0')
+        add_error(st->errs, "%s:%d: storage.region must not be empty (us-east-1 when unsure)",
+                  st->path, line_of(st, "storage", "region"));
+    if (cfg->storage_credentials_file[0] == '\0' &&
+        (cfg->storage_access_key[0] == '\0' || cfg->storage_secret_key[0] == '\0'))
+        add_error(st->errs,
+                  "%s:%d: storage.backend = s3 needs credentials: storage.access_key and "
+                  "storage.secret_key, or storage.credentials_file",
+                  st->path, line);
+}
+
 /* Checks that need more than one key. */
 static void check_consistency(struct load_state *st) {
     struct config *cfg = st->cfg;
@@ -741,6 +961,7 @@ int config_load(struct config *cfg, const char *path, struct config_errors *errs
         cfg->worker_processes = n > 0 ? n : 1;
     }
     check_consistency(&st);
+    check_storage(&st);
     return errs->count == before ? 0 : -1;
 }
 

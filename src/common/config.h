@@ -16,6 +16,12 @@ int config_next_hostport(const char **list, char *host, size_t hostlen, int *por
 
 enum config_redis_mode { CONFIG_REDIS_EMBEDDED, CONFIG_REDIS_EXTERNAL, CONFIG_REDIS_SENTINEL };
 
+/* storage.backend: where results and uploaded sources are kept. */
+enum config_storage_backend { CONFIG_STORAGE_REDIS, CONFIG_STORAGE_S3 };
+
+/* storage.expiry: what becomes of a result's objects at redis.result_ttl. */
+enum config_storage_expiry { CONFIG_EXPIRY_DELETE, CONFIG_EXPIRY_LIFECYCLE };
+
 /* Every key of etc/thumbnailed.conf. Durations are in milliseconds, sizes in
  * bytes. Strings are owned by the struct (config_free). */
 /* redis.max_memory = auto: a quarter of the machine's physical memory. */
@@ -110,6 +116,23 @@ struct config {
     char *smtp_password;
     bool smtp_starttls;
     char *smtp_allow_recipients; /* "": any domain */
+
+    /* [storage] */
+    int64_t storage_backend; /* enum config_storage_backend */
+    char *storage_endpoint;  /* s3: http(s)://host[:port][/path] */
+    char *storage_bucket;
+    char *storage_region;
+    char *storage_prefix;        /* results: <prefix>/<job id>/<name>.<ext> */
+    char *storage_upload_prefix; /* uploaded sources: <upload_prefix>/<job id> */
+    bool storage_path_style;     /* <endpoint>/<bucket>/<key>, not <bucket>.<host>/<key> */
+    /* The credentials: as given, or, with storage.credentials_file, read from
+     * that file by config_load (and so again at each reload). */
+    char *storage_access_key;
+    char *storage_secret_key;
+    char *storage_credentials_file;
+    char *storage_public_url; /* "": results are served by the http children */
+    int64_t storage_expiry;   /* enum config_storage_expiry */
+    int64_t storage_timeout;
 };
 
 /* Errors found while loading, each "file:line: message". */

@@ -616,7 +616,16 @@ json_t *job_document(const char *id, const struct job_record *rec) {
         set_int_field(res, "height", rec, "res_height");
         char url[64];
         snprintf(url, sizeof(url), "/v1/thumbnails/%s/image", id);
-        json_object_set_new(res, "image_url", json_string(url));
+        /* With storage.public_url, where clients fetch the object themselves. */
+        const char *public_url = job_record_get(rec, "res_url");
+        json_object_set_new(res, "image_url", json_string(public_url ? public_url : url));
+        const char *objects = job_record_get(rec, "res_obj");
+        if (objects && objects[0]) { /* in the object store: bucket and key */
+            json_t *o = json_object();
+            set_str_field(o, "bucket", rec, "res_bucket");
+            json_object_set_new(o, "key", json_stringn(objects, strcspn(objects, " ")));
+            json_object_set_new(res, "object", o);
+        }
         json_object_set_new(doc, "result", res);
     }
     if (job_record_get(rec, "err_code")) {

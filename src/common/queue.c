@@ -14,7 +14,7 @@
 extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], queue_lua_fail[],
     queue_lua_release[], queue_lua_delete[], queue_lua_promote[], queue_lua_deliver[],
     queue_lua_deliver_promote[], queue_lua_admin_overview[], queue_lua_admin_list[],
-    queue_lua_admin_retry[], queue_lua_admin_purge[];
+    queue_lua_admin_retry[], queue_lua_admin_purge[], queue_lua_store_sweep[];
 
 static const char *const sources[QUEUE_SCRIPT_COUNT] = {
     [QUEUE_SCRIPT_ENQUEUE] = queue_lua_enqueue,
@@ -30,6 +30,7 @@ static const char *const sources[QUEUE_SCRIPT_COUNT] = {
     [QUEUE_SCRIPT_ADMIN_LIST] = queue_lua_admin_list,
     [QUEUE_SCRIPT_ADMIN_RETRY] = queue_lua_admin_retry,
     [QUEUE_SCRIPT_ADMIN_PURGE] = queue_lua_admin_purge,
+    [QUEUE_SCRIPT_STORE_SWEEP] = queue_lua_store_sweep,
 };
 
 static char shas[QUEUE_SCRIPT_COUNT][41];

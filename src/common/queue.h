@@ -26,6 +26,7 @@ enum queue_script {
     QUEUE_SCRIPT_ADMIN_LIST,      /* one page of jobs -> {next_cursor, {id, fields...}...} */
     QUEUE_SCRIPT_ADMIN_RETRY,     /* a failed job queued again -> {'ok'} | {why not...} */
     QUEUE_SCRIPT_ADMIN_PURGE,     /* the dead set's jobs deleted -> how many */
+    QUEUE_SCRIPT_STORE_SWEEP,     /* due objects of {p}:drop, leased -> their keys */
     QUEUE_SCRIPT_COUNT
 };
 

@@ -8,6 +8,7 @@
 #include "id.h"
 #include "job.h"
 #include "log.h"
+#include "store.h"
 #include "mail.h"
 #include "netaddr.h"
 #include "queue.h"
@@ -59,6 +60,8 @@ struct deliverer {
     struct shm_cache *cache;
     struct rconn redis;
     CURLM *multi;
+    bool s3;            /* storage.backend = s3: e-mailed thumbnails come from the store */
+    struct store store; /* blocking, for them */
     struct delivery *inflight[DELIVER_INFLIGHT];
     int n;
     int64_t delays[DELIVER_SCHEDULE_MAX];
@@ -389,6 +392,35 @@ static int prepare_callback(struct deliverer *d, struct delivery *v, const char 
     return 0;
 }
 
+/* The thumbnail of an e-mail from the object store (the first key of the
+ * job's res_obj): a store that fails is a retry of the delivery. */
+static int mail_from_store(struct deliverer *d, struct delivery *v, const char *address,
+                           const char *mime, const char *objects) {
+    char key[STORE_KEY_MAX];
+    snprintf(key, sizeof(key), "%.*s", (int)strcspn(objects, " "), objects);
+    if (!d->s3) {
+        record(d, v, DELIVER_RETRY, 0,
+               "the thumbnail is in the object store, and storage.backend is not s3 here");
+        return -1;
+    }
+    char *data;
+    size_t len;
+    struct store_error err;
+    enum store_rc rc =
+        store_get(&d->store, key, (size_t)d->cfg->image_max_result_bytes, &data, &len, &err);
+    int out = -1;
+    if (rc == STORE_NOT_FOUND)
+        record(d, v, DELIVER_FAILED, 0, "the thumbnail was deleted or expired before its e-mail");
+    else if (rc != STORE_OK)
+        record(d, v, DELIVER_RETRY, 0, "the thumbnail could not be read: %s", err.message);
+    else if (mail_prepare(v->curl, &v->msg, d->cfg, address, v->job, mime, data, len) < 0)
+        record(d, v, DELIVER_FAILED, 0, "the e-mail cannot be built (check smtp.from)");
+    else
+        out = 0;
+    free(data);
+    return out;
+}
+
 /* Prepares the e-mail of v to address. Returns 0 or -1 as prepare_callback. */
 static int prepare_mail(struct deliverer *d, struct delivery *v, const char *address) {
     const struct config *cfg = d->cfg;
@@ -405,13 +437,24 @@ static int prepare_mail(struct deliverer *d, struct delivery *v, const char *add
     char k_job[QUEUE_KEY_MAX], k_res[QUEUE_KEY_MAX];
     queue_key(k_job, sizeof(k_job), cfg->redis_key_prefix, "job", v->job);
     queue_key(k_res, sizeof(k_res), cfg->redis_key_prefix, "res", v->job);
-    const char *hget[] = {"HGET", k_job, "res_mime"};
+    const char *hmget[] = {"HMGET", k_job, "res_mime", "res_obj"};
     const char *get[] = {"GET", k_res};
-    redisReply *mime = rconn_command(&d->redis, "HGET", 3, hget, NULL);
-    redisReply *bytes = mime ? rconn_command(&d->redis, "GET", 2, get, NULL) : NULL;
+    redisReply *fields = rconn_command(&d->redis, "HMGET", 4, hmget, NULL);
+    if (fields == NULL)
+        return -1;
+    const redisReply *mime =
+        fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 ? fields->element[0] : NULL;
+    const redisReply *obj = mime ? fields->element[1] : NULL;
     int rc = -1;
-    if (mime && bytes) {
-        if (mime->type != REDIS_REPLY_STRING || bytes->type != REDIS_REPLY_STRING)
+    if (mime == NULL || mime->type != REDIS_REPLY_STRING) {
+        record(d, v, DELIVER_FAILED, 0, "the thumbnail was deleted or expired before its e-mail");
+    } else if (obj->type == REDIS_REPLY_STRING && obj->len > 0) {
+        rc = mail_from_store(d, v, address, mime->str, obj->str);
+    } else {
+        redisReply *bytes = rconn_command(&d->redis, "GET", 2, get, NULL);
+        if (bytes == NULL)
+            ;
+        else if (bytes->type != REDIS_REPLY_STRING)
             record(d, v, DELIVER_FAILED, 0,
                    "the thumbnail was deleted or expired before its e-mail");
         else if (mail_prepare(v->curl, &v->msg, cfg, address, v->job, mime->str, bytes->str,
@@ -419,9 +462,9 @@ static int prepare_mail(struct deliverer *d, struct delivery *v, const char *add
             record(d, v, DELIVER_FAILED, 0, "the e-mail cannot be built (check smtp.from)");
         else
             rc = 0;
+        freeReplyObject(bytes);
     }
-    freeReplyObject(mime);
-    freeReplyObject(bytes);
+    freeReplyObject(fields);
     return rc;
 }
 
@@ -604,8 +647,9 @@ int deliver_main(const struct child_args *args) {
     if (rconn_init(&d.redis, d.cfg, "delivery", timeout) < 0)
         return 2;
     rconn_set_on_connect(&d.redis, reconnected, &d);
+    d.s3 = d.cfg->storage_backend == CONFIG_STORAGE_S3;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        (d.multi = curl_multi_init()) == NULL) {
+        (d.multi = curl_multi_init()) == NULL || (d.s3 && store_open(&d.store, d.cfg) < 0)) {
         log_error("delivery: libcurl does not initialise");
         return 2;
     }
@@ -645,6 +689,8 @@ int deliver_main(const struct child_args *args) {
     }
     rconn_close(&d.redis);
     curl_multi_cleanup(d.multi);
+    if (d.s3)
+        store_close(&d.store);
     curl_global_cleanup();
     log_info("delivery %s stopped", d.wid);
     return 0;

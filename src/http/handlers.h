@@ -66,6 +66,15 @@ enum image_read {
  * (replies already asked for still come). */
 int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image_read what);
 
+/* The object store's name for h->rec's result (res_obj: its first key), or
+ * NULL for a result kept in Redis. */
+const char *image_object_key(const struct exchange *h);
+
+/* Fetches h->rec's result from the object store (objects.h), puts it in the
+ * shared cache, then calls then. Returns 0, -1 when it could not start (then
+ * is not called: answer 503). */
+int image_fetch_object(struct exchange *h, image_object_fn then);
+
 /* Answers a Redis failure by its class (rconn.h): no reply -> 503
  * unavailable; a refusal -> 503 with its own code (respond_refused); any other
  * error -> 500 internal (logged). For the first two, a cache entry the route

@@ -9,6 +9,7 @@
 #include "cached.h"
 #include "guard.h"
 #include "handlers.h"
+#include "objects.h"
 #include "request.h"
 #include "respond.h"
 
@@ -18,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum step { STEP_JOB, STEP_TTL, STEP_BYTES };
@@ -173,6 +175,90 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
     exchange_send(h, 200);
 }
 
+const char *image_object_key(const struct exchange *h) {
+    const char *list = job_record_get(&h->rec, "res_obj");
+    return list && list[0] ? list : NULL;
+}
+
+/* The fetched object: into the cache (for a client gone too), then the route's answer. */
+static void on_object(struct exchange *h, enum store_rc rc, const struct store_error *err,
+                      char *body, size_t len) {
+    if (rc == STORE_OK && h->res_ttl_ms != 0)
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, body, len, h->read_ms);
+    if (h->object_then)
+        h->object_then(h, rc, err, body, len);
+    free(body);
+}
+
+int image_fetch_object(struct exchange *h, image_object_fn then) {
+    char key[STORE_KEY_MAX];
+    const char *list = image_object_key(h);
+    if (list == NULL || h->child->objects == NULL)
+        return -1; /* an s3 result on a node without storage.backend = s3 */
+    snprintf(key, sizeof(key), "%.*s", (int)strcspn(list, " "), list);
+    long long want = job_record_get_int(&h->rec, "res_bytes", 0);
+    size_t max = want > 0 ? (size_t)want : (size_t)h->child->cfg->image_max_result_bytes;
+    h->object_then = then;
+    return objects_get(h, key, max, on_object);
+}
+
+/* 503 for a store that failed, with what it said. */
+static void store_unavailable(struct exchange *h, const struct store_error *err) {
+    respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                  "the image is in the object store, which does not answer now (%s); try again "
+                  "shortly",
+                  err ? err->code : "no object store is configured on this node");
+}
+
+static void object_answer(struct exchange *h, enum store_rc rc, const struct store_error *err,
+                          const char *body, size_t len) {
+    if (h->conn == NULL)
+        return;
+    if (rc == STORE_NOT_FOUND) {
+        respond_error(h, "not_found", NULL, 0,
+                      "no image for this id: its object is gone from the store (expired or "
+                      "deleted)");
+        return;
+    }
+    if (rc != STORE_OK) {
+        store_unavailable(h, err);
+        return;
+    }
+    evbuffer_add(exchange_body_out(h), body, len);
+    exchange_set_header(h, "Content-Type",
+                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
+    add_cache_headers(h);
+    cached_mark_miss(h);
+    exchange_send(h, 200);
+}
+
+/* A done job whose result is in the object store: 302 to its public URL (the
+ * job's res_url, from storage.public_url when it was stored), its length
+ * (HEAD), or the object fetched. */
+static void on_stored(struct exchange *h) {
+    const char *url = job_record_get(&h->rec, "res_url"); /* storage.public_url's */
+    if (url && url[0]) {
+        exchange_set_header(h, "Location", url);
+        add_cache_headers(h);
+        cached_mark_miss(h);
+        exchange_send(h, 302);
+        return;
+    }
+    if (h->method == HTTP_HEAD) {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", job_record_get_int(&h->rec, "res_bytes", 0));
+        exchange_set_header(h, "Content-Length", num);
+        exchange_set_header(h, "Content-Type",
+                            h->res_mime[0] ? h->res_mime : "application/octet-stream");
+        add_cache_headers(h);
+        cached_mark_miss(h);
+        exchange_send(h, 200);
+        return;
+    }
+    if (image_fetch_object(h, object_answer) < 0)
+        store_unavailable(h, NULL);
+}
+
 static void on_reply(redisReply *reply, void *arg) {
     struct exchange *h = arg;
     enum step step = (enum step)h->step++;
@@ -198,7 +284,10 @@ static void on_reply(redisReply *reply, void *arg) {
         on_ttl(h, reply);
         break;
     case STEP_BYTES:
-        on_bytes(h, reply);
+        if (image_object_key(h))
+            on_stored(h);
+        else
+            on_bytes(h, reply);
         break;
     }
 out:
@@ -219,6 +308,9 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image
     queue_key(h->key_res, sizeof(h->key_res), prefix, "res", h->match.id);
     h->op = (struct rasync_op){.cb = cb, .arg = h};
     const char *job[] = {"HGETALL", h->key_job};
+    /* With the object store, the result has no key in Redis: the job's ttl is its. */
+    if (c->cfg->storage_backend == CONFIG_STORAGE_S3)
+        ttl_of_job = true;
     const char *ttl[] = {"PTTL", ttl_of_job ? h->key_job : h->key_res};
     char last[24];
     snprintf(last, sizeof(last), "%d", IMAGE_CHUNK - 1);

@@ -2,6 +2,7 @@
  * handler, a 404 or a 405 with Allow. /healthz and /readyz are answered here. */
 #include "guard.h"
 #include "handlers.h"
+#include "objects.h"
 #include "rasync.h"
 #include "respond.h"
 #include "segment.h"
@@ -47,23 +48,37 @@ static void readyz(struct exchange *h) {
     bool redis = rasync_answering(c->redis, &rtt, &silent);
     enum rconn_reason reason = RCONN_REASON_NONE;
     bool refusing = c->shm && rconn_health_refusing(&c->shm->hdr->redis, &reason);
-    if (!redis || refusing || workers == 0) {
-        char why[96] = "", quiet[64] = "";
+    bool s3 = c->cfg->storage_backend == CONFIG_STORAGE_S3;
+    long store_rtt = -1;
+    char store_why[300] = "";
+    bool store = !s3 || objects_answering(c, &store_rtt, store_why, sizeof(store_why));
+    if (!redis || refusing || workers == 0 || !store) {
+        char why[96] = "", quiet[64] = "", objects[340] = "";
         if (refusing)
             snprintf(why, sizeof(why), " Redis refuses writes (%s);", rconn_reason_name(reason));
         if (!redis && rasync_connected(c->redis) && silent >= 0)
             snprintf(quiet, sizeof(quiet), " (no reply to PING for %ld ms)", silent);
         else if (!redis)
             snprintf(quiet, sizeof(quiet), " (not connected)");
+        if (!store)
+            snprintf(objects, sizeof(objects), " the object store does not answer (%s);",
+                     store_why);
         respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
-                      "not ready:%s%s%s%s%s", redis ? "" : " Redis does not answer", quiet,
-                      redis ? "" : ";", why, workers ? "" : " no worker is alive;");
+                      "not ready:%s%s%s%s%s%s", redis ? "" : " Redis does not answer", quiet,
+                      redis ? "" : ";", why, workers ? "" : " no worker is alive;", objects);
         return;
     }
     char peer[320];
     rasync_peer(c->redis, peer, sizeof(peer));
     json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:I}", "status", "ready", "workers", workers,
                             "node", c->node_id, "redis", peer, "redis_rtt_ms", (json_int_t)rtt);
+    if (doc && s3) {
+        char where[STORE_URL_MAX];
+        if (store_object_url(c->cfg, "", NULL, where, sizeof(where)) < 0)
+            where[0] = '\0';
+        json_object_set_new(doc, "store", json_string(where));
+        json_object_set_new(doc, "store_rtt_ms", json_integer(store_rtt));
+    }
     respond_json(h, 200, doc);
     json_decref(doc);
 }

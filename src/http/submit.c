@@ -1,6 +1,7 @@
 /* submit.c — POST /v1/thumbnails: read the JSON request or the uploaded image,
  * validate, then store the job with the enqueue script; 202 only once stored. */
 #include "guard.h"
+#include "objects.h"
 #include "handlers.h"
 #include "request.h"
 #include "respond.h"
@@ -293,8 +294,12 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
                         NULL, 0) < 0)
         return -1;
     size_t max = sizeof(h->argv) / sizeof(h->argv[0]);
-    if (14 + 2 * h->rec.count > max)
+    if (16 + 2 * h->rec.count > max)
         return -1;
+    /* An upload already in the object store: only its key goes to Redis. */
+    bool in_store = h->src_obj[0] != '\0';
+    if (in_store)
+        upload = false;
     int n = 0;
     h->argv[n++] = h->key_job;
     h->argv[n++] = c->key_ready;
@@ -314,6 +319,10 @@ static int build_enqueue(struct exchange *h, const unsigned char *body, size_t l
     for (size_t i = 0; i < h->rec.count; i++) {
         h->argv[n++] = h->rec.names[i];
         h->argv[n++] = h->rec.values[i];
+    }
+    if (in_store) { /* after the request's key: the same upload again is a repeat */
+        h->argv[n++] = "src_obj";
+        h->argv[n++] = h->src_obj;
     }
     for (int i = 0; i < n; i++)
         h->lens[i] = i == bytes_at ? (upload ? len : 0) : strlen(h->argv[i]);
@@ -339,6 +348,29 @@ static void answer_v1(struct exchange *h, const char *id, bool created,
     json_decref(doc);
 }
 
+/* The upload is in the object store (or not): now the job. */
+static void on_uploaded(struct exchange *h, enum store_rc rc, const struct store_error *err,
+                        char *body, size_t len) {
+    (void)len;
+    free(body);
+    if (rc != STORE_OK) {
+        if (h->conn)
+            respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                          "the upload could not be stored (%s); try again shortly", err->code);
+        return;
+    }
+    /* Even for a client gone: its request was whole, as when Redis has it. */
+    if (!rasync_connected(h->wait_redis) || rasync_script(h->wait_redis, &h->op) < 0) {
+        log_warn("submit %s: the upload is stored at %s but Redis is unavailable: the object "
+                 "is left to storage.upload_prefix's lifecycle rule",
+                 h->id, h->src_obj);
+        if (h->conn)
+            respond_unavailable(h);
+        return;
+    }
+    exchange_redis_sent(h);
+}
+
 void submit_enqueue(struct exchange *h, const struct job_params *p, const unsigned char *body,
                     size_t len, bool upload, const char *idem, submit_answer_fn answer) {
     struct http_child *c = h->child;
@@ -349,13 +381,21 @@ void submit_enqueue(struct exchange *h, const struct job_params *p, const unsign
         respond_unavailable(h);
         return;
     }
+    bool to_store = upload && c->cfg->storage_backend == CONFIG_STORAGE_S3;
     if (id_generate(h->id) < 0 || job_record_from_params(&h->rec, p) < 0 ||
         (h->owner[0] && job_record_set(&h->rec, "owner", h->owner) < 0) ||
+        (to_store && store_upload_key(c->cfg, h->id, h->src_obj) < 0) ||
         build_enqueue(h, body, len, upload, idem) < 0) {
         respond_error(h, "internal", NULL, 0, "internal error (request id %s)", h->rid);
         return;
     }
     h->wait_redis = redis;
+    if (to_store) {
+        /* The bytes to the store first; the job names them once they are there. */
+        if (objects_put(h, h->src_obj, body, len, "application/octet-stream", on_uploaded) < 0)
+            respond_unavailable(h);
+        return;
+    }
     if (rasync_script(redis, &h->op) < 0) {
         respond_unavailable(h);
         return;

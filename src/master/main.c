@@ -2,6 +2,7 @@
  * master (-s), or run the daemon in the foreground (-f) or detached. */
 #include "config.h"
 #include "log.h"
+#include "store.h"
 #include "master.h"
 #include "proctitle.h"
 #include "version.h"
@@ -62,6 +63,23 @@ static int load_config(struct config *cfg, const char *path) {
 /* -t: what config_each_warning finds, on stderr. */
 static void print_warning(const char *msg, void *arg) {
     fprintf(stderr, "%s: warning: %s\n", (const char *)arg, msg);
+}
+
+/* -t with storage.backend = s3: the store must take one authenticated
+ * request; one that cannot be reached is a warning (it may be down now). */
+static int check_store(const struct config *cfg, const char *conf) {
+    if (cfg->storage_backend != CONFIG_STORAGE_S3)
+        return 0;
+    struct store_error err;
+    enum store_rc rc = store_check_config(cfg, &err);
+    if (rc == STORE_REFUSED) {
+        fprintf(stderr, "thumbnailed: %s: storage: %s\n", conf, err.message);
+        fprintf(stderr, "thumbnailed: configuration %s is invalid\n", conf);
+        return 1;
+    }
+    if (rc != STORE_OK)
+        fprintf(stderr, "%s: warning: storage: %s\n", conf, err.message);
+    return 0;
 }
 
 static int send_signal(const struct config *cfg, const char *what) {
@@ -170,8 +188,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "thumbnailed: configuration %s is invalid\n", conf);
     } else if (test) {
         config_each_warning(&m.cfg, print_warning, (void *)conf);
-        printf("thumbnailed: %s: configuration ok\n", conf);
-        rc = 0;
+        rc = check_store(&m.cfg, conf);
+        if (rc == 0)
+            printf("thumbnailed: %s: configuration ok\n", conf);
     } else if (sig) {
         rc = send_signal(&m.cfg, sig);
     } else {

@@ -4,6 +4,7 @@
 #include "master.h"
 #include "listen.h"
 #include "log.h"
+#include "store.h"
 #include "cache.h"
 #include "units.h"
 #include "jobs.h"
@@ -370,6 +371,26 @@ static int watch_signals(struct master *m) {
     return 0;
 }
 
+/* storage.backend = s3: one authenticated request. A store that refuses it
+ * (credentials, bucket) stops the start with its answer; one that cannot be
+ * reached is warned about, and the workers wait for it. */
+static int check_store(struct master *m) {
+    if (m->cfg.storage_backend != CONFIG_STORAGE_S3)
+        return 0;
+    struct store_error err;
+    enum store_rc rc = store_check_config(&m->cfg, &err);
+    if (rc == STORE_REFUSED) {
+        log_error("storage: %s: fix storage.* (or the bucket's permissions)", err.message);
+        return -1;
+    }
+    if (rc != STORE_OK)
+        log_warn("storage: %s; starting anyway: workers wait until it answers", err.message);
+    else
+        log_info("storage: bucket %s at %s answers", m->cfg.storage_bucket,
+                 m->cfg.storage_endpoint);
+    return 0;
+}
+
 static int start_children(struct master *m) {
     if (supervise_scale(m) < 0) {
         log_error("cannot start the children");
@@ -389,9 +410,11 @@ static const struct {
     const char *name;
     int (*run)(struct master *m);
 } startup[] = {
-    {"daemon.user", resolve_user},    {"directories", make_dirs},      {"pid file", pid_file_open},
-    {"listen socket", open_listener}, {"privileges", drop_privileges}, {"event loop", make_loop},
-    {"redis-server", start_redis},    {"shared memory", make_cache},   {"signals", watch_signals},
+    {"daemon.user", resolve_user},   {"directories", make_dirs},
+    {"pid file", pid_file_open},     {"listen socket", open_listener},
+    {"privileges", drop_privileges}, {"event loop", make_loop},
+    {"object store", check_store},   {"redis-server", start_redis},
+    {"shared memory", make_cache},   {"signals", watch_signals},
     {"children", start_children},
 };
 

@@ -2,6 +2,7 @@
  * the new configuration, old ones finish what they are doing and exit). */
 #include "reload.h"
 #include "log.h"
+#include "store.h"
 #include "supervise.h"
 
 #include <signal.h>
@@ -82,6 +83,15 @@ void reload_apply(struct master *m) {
         return;
     }
     config_errors_free(&errs);
+    if (next.storage_backend == CONFIG_STORAGE_S3) {
+        struct store_error err;
+        if (store_check_config(&next, &err) == STORE_REFUSED) {
+            log_error("reload: storage: %s: the running configuration stays", err.message);
+            config_free(&next);
+            log_reopen();
+            return;
+        }
+    }
 
     struct changes ch = {.m = m, .next = &next};
     config_diff(&m->cfg, &next, on_changed, &ch);

@@ -44,6 +44,7 @@ static const struct {
     {"internal_error", false, true}, /* out of memory and the like */
     {"job_timeout", false, true},    /* set by the master; release.lua fails the second for good */
     {"worker_crashed", false, true},
+    {"store_unavailable", false, true}, /* storage.backend = s3: the store did not take or give */
 };
 
 bool failure_is_transient(const char *code) {

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -199,17 +200,26 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
     job_key(q, k_res, "res", id);
     job_key(q, k_src, "src", id);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)q->cfg->redis_result_ttl);
-    const char *argv[11 + 2 * JOBQUEUE_FIELDS_MAX] = {
-        k_job, k_res,     q->k_proc, k_src, id, token, ttl, bytes, q->cfg->redis_key_prefix,
-        aa.ms, aa.fetched};
-    size_t lens[11 + 2 * JOBQUEUE_FIELDS_MAX];
-    size_t n = 11 + 2 * nfields;
-    for (size_t i = 11; i < n; i++)
-        argv[i] = fields[i - 11];
+    /* Where the result is (complete.lua): in Redis, or already in the store. */
+    bool s3 = q->cfg->storage_backend == CONFIG_STORAGE_S3;
+    const char *where = !s3                                              ? "redis"
+                        : q->cfg->storage_expiry == CONFIG_EXPIRY_DELETE ? "s3"
+                                                                         : "s3-lifecycle";
+    if (s3) {
+        bytes = "";
+        len = 0;
+    }
+    const char *argv[12 + 2 * JOBQUEUE_FIELDS_MAX] = {
+        k_job, k_res,      q->k_proc, k_src, id, token, ttl, bytes, q->cfg->redis_key_prefix,
+        aa.ms, aa.fetched, where};
+    size_t lens[12 + 2 * JOBQUEUE_FIELDS_MAX];
+    size_t n = 12 + 2 * nfields;
+    for (size_t i = 12; i < n; i++)
+        argv[i] = fields[i - 12];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
     long long want = q->cfg->redis_min_replicas_ack;
-    if (want > 0) {
+    if (want > 0 && !s3) {
         /* The job says done only once want replicas have its result: the
          * bytes first, WAIT, then the script without them. */
         const char *set[] = {"SET", k_res, bytes, "PX", ttl};
@@ -281,6 +291,47 @@ int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, lo
     freeReplyObject(fields);
     freeReplyObject(ttl);
     return rc;
+}
+
+int jobqueue_sweep(struct jobqueue *q, long lease_ms, const char *limit, char ***keys, size_t *n) {
+    *keys = NULL;
+    *n = 0;
+    char k_drop[QUEUE_KEY_MAX], lease[24];
+    queue_key(k_drop, sizeof(k_drop), q->cfg->redis_key_prefix, "drop", NULL);
+    snprintf(lease, sizeof(lease), "%ld", lease_ms);
+    const char *argv[] = {k_drop, lease, limit};
+    redisReply *r =
+        rconn_script(&q->redis, "store_sweep script", QUEUE_SCRIPT_STORE_SWEEP, 1, 2, argv, NULL);
+    if (r == NULL)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        *keys = calloc(r->elements, sizeof(**keys));
+        for (size_t i = 0; *keys && i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_STRING && e->len > 0 && !memchr(e->str, '\0', e->len) &&
+                ((*keys)[*n] = strndup(e->str, e->len)) != NULL)
+                (*n)++;
+        }
+        if (*keys == NULL)
+            rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+void jobqueue_swept(struct jobqueue *q, const char *const *keys, size_t n) {
+    char k_drop[QUEUE_KEY_MAX];
+    queue_key(k_drop, sizeof(k_drop), q->cfg->redis_key_prefix, "drop", NULL);
+    const char **argv = calloc(n + 2, sizeof(*argv));
+    if (argv == NULL)
+        return;
+    argv[0] = "ZREM";
+    argv[1] = k_drop;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 2] = keys[i];
+    freeReplyObject(rconn_command(&q->redis, "ZREM drop", (int)n + 2, argv, NULL));
+    free(argv);
 }
 
 void jobqueue_unregister(struct jobqueue *q) {

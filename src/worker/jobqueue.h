@@ -90,6 +90,15 @@ int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const c
  * -1 on a Redis error. */
 int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, long long *ttl_ms);
 
+/* storage.backend = s3: at most limit objects of {p}:drop that are due, each
+ * leased for lease_ms (QUEUE_SCRIPT_STORE_SWEEP), into *keys (*n of them;
+ * free each and the array). Returns 0, -1 on a Redis error. */
+int jobqueue_sweep(struct jobqueue *q, long lease_ms, const char *limit, char ***keys, size_t *n);
+
+/* Takes the n objects deleted off {p}:drop (best effort: one left there is
+ * deleted again once its lease ends). */
+void jobqueue_swept(struct jobqueue *q, const char *const *keys, size_t n);
+
 /* Removes this worker from {p}:workers:<node> (clean exit; best effort). */
 void jobqueue_unregister(struct jobqueue *q);
 

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "memlimit.h"
 #include "pipeline.h"
+#include "store.h"
 #include "thumb.h"
 #include "units.h"
 
@@ -30,6 +31,13 @@ struct worker {
     struct jobqueue q;
     struct pipeline pl;
     char wid[QUEUE_WID_MAX];
+    /* storage.backend = s3 (store.h): the client, whether the store failed
+     * the last request (then no job is taken until it answers again), and
+     * when {p}:drop was last swept. */
+    bool s3;
+    struct store store;
+    bool store_down;
+    int64_t swept_ms;
 };
 
 static void slot_heartbeat(struct shm_slot *s) {
@@ -85,7 +93,7 @@ static void etag_of(const void *data, size_t len, char out[33]) {
 
 /* Name/value pairs for the job hash, with room for their numbers. */
 struct fields {
-    const char *kv[18];
+    const char *kv[22];
     size_t n; /* pairs */
     char num[9][24];
     int nnum;
@@ -114,15 +122,70 @@ static void add_source(struct fields *f, const struct pipeline_outcome *out) {
     }
 }
 
+/* How often a PUT the store failed is tried again within one attempt, and
+ * the pause before each (ms); beyond that the attempt fails and is retried
+ * later like any other transient failure. */
+#define STORE_TRIES 3
+static const int store_pause_ms[STORE_TRIES] = {0, 200, 800};
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal (stop) cuts it short */
+}
+
+/* The store failed a request: say so once, and take no job until it answers. */
+static void store_failed(struct worker *w, const struct store_error *err) {
+    if (!w->store_down)
+        log_warn("worker %s: %s; taking no job until the store answers", w->wid, err->message);
+    w->store_down = true;
+}
+
+/* storage.backend = s3: PUTs the result at key before the job may be done. A
+ * store that does not take it turns the outcome into a transient failure. */
+static void put_result(struct worker *w, const char *key, struct pipeline_outcome *out) {
+    struct store_error err;
+    enum store_rc rc = STORE_FAILED;
+    for (int i = 0; i < STORE_TRIES && !childsig_stop; i++) {
+        if (store_pause_ms[i])
+            sleep_ms(store_pause_ms[i]);
+        rc = store_put(&w->store, key, out->thumb.data, out->thumb.len, out->thumb.mime, &err);
+        if (rc != STORE_FAILED)
+            break; /* stored, or refused (trying again changes nothing) */
+    }
+    if (rc == STORE_OK)
+        return;
+    if (rc != STORE_FAILED)
+        snprintf(err.message + strlen(err.message), sizeof(err.message) - strlen(err.message),
+                 " (%s)", "check storage.* and the bucket's permissions");
+    store_failed(w, &err);
+    out->ok = false;
+    failure_set(&out->fail, "store_unavailable", "the result could not be stored: %s", err.message);
+}
+
 /* Writes the outcome (QUEUE_SCRIPT_COMPLETE or QUEUE_SCRIPT_FAIL), reconnecting until it is stored.
  * When asked to stop during an outage it gives up: the job stays in the proc
  * list and the master reaps it. Returns what the script said (1 stored or
  * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
-static int store(struct worker *w, const char *id, const char *token,
-                 const struct pipeline_outcome *out, const struct jobqueue_attempt *a) {
+static int store(struct worker *w, const char *id, const char *token, struct pipeline_outcome *out,
+                 const struct jobqueue_attempt *a) {
     struct fields f = {.n = 0};
-    char etag[33];
+    char etag[33], key[STORE_KEY_MAX];
+    if (out->ok && w->s3) {
+        if (store_result_key(w->cfg, id, "default", out->thumb.mime, key) < 0) {
+            out->ok = false;
+            failure_set(&out->fail, "internal_error", "the result's object key does not fit");
+        } else {
+            put_result(w, key, out);
+        }
+    }
     add_source(&f, out);
+    char url[STORE_URL_MAX];
+    if (out->ok && w->s3) {
+        add(&f, "res_obj", key);
+        add(&f, "res_bucket", w->cfg->storage_bucket);
+        if (store_public_url(w->cfg, key, url, sizeof(url)) == 0)
+            add(&f, "res_url", url);
+    }
     if (out->ok) {
         etag_of(out->thumb.data, out->thumb.len, etag);
         add(&f, "res_mime", out->thumb.mime);
@@ -237,6 +300,86 @@ static void count_outcome(struct worker *w, const char *src, const struct pipeli
     }
 }
 
+/* An upload kept in the store (storage.backend = s3): GET it, then the
+ * pipeline on its bytes. */
+static void upload_from_store(struct worker *w, const char *key, const struct job_params *p,
+                              struct pipeline_outcome *out) {
+    char *data;
+    size_t len;
+    struct store_error err;
+    /* An upload is at most http.max_body; a bigger object is not one of ours. */
+    enum store_rc rc = store_get(&w->store, key, (size_t)w->cfg->http_max_body, &data, &len, &err);
+    if (rc == STORE_OK) {
+        pipeline_run(&w->pl, p, data, len, out);
+        free(data);
+    } else if (rc == STORE_NOT_FOUND) {
+        failure_set(&out->fail, "source_missing", "the uploaded source is gone from the store (%s)",
+                    err.message);
+    } else {
+        store_failed(w, &err);
+        failure_set(&out->fail, "store_unavailable", "the uploaded source could not be read: %s",
+                    err.message);
+    }
+}
+
+/* How long a lease on objects to delete lasts (store_sweep.lua), how many one
+ * sweep takes, and how often an idle worker sweeps. */
+#define SWEEP_LEASE_MS    60000
+#define SWEEP_LIMIT       "100"
+#define SWEEP_INTERVAL_MS 1000
+
+/* storage.backend = s3: deletes the objects of {p}:drop that are due (the
+ * uploads of jobs that ended, deleted jobs, expired results), at most once
+ * a SWEEP_INTERVAL_MS unless now. An object the store does not delete stays
+ * leased and comes back later. */
+static void sweep(struct worker *w, bool now) {
+    int64_t t = units_mono_ms();
+    if (!w->s3 || w->store_down || (!now && t - w->swept_ms < SWEEP_INTERVAL_MS))
+        return;
+    w->swept_ms = t;
+    char **keys = NULL;
+    size_t n = 0;
+    if (jobqueue_sweep(&w->q, SWEEP_LEASE_MS, SWEEP_LIMIT, &keys, &n) < 0)
+        return;
+    const char **gone = calloc(n ? n : 1, sizeof(*gone));
+    size_t ngone = 0;
+    for (size_t i = 0; gone && i < n && !w->store_down; i++) {
+        struct store_error err;
+        if (store_delete(&w->store, keys[i], &err) == STORE_OK) {
+            gone[ngone++] = keys[i];
+        } else {
+            log_warn("worker %s: object %s not deleted: %s (tried again in %d s)", w->wid, keys[i],
+                     err.message, SWEEP_LEASE_MS / 1000);
+            if (err.status == 0 || err.status >= 500)
+                store_failed(w, &err);
+        }
+    }
+    if (ngone)
+        jobqueue_swept(&w->q, gone, ngone);
+    free(gone);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+/* While the store is down: one check every STORE_RETRY_MS (a request that
+ * needs the credentials and the bucket) until it answers, or a stop. */
+#define STORE_RETRY_MS 1000
+
+static bool store_still_down(struct worker *w) {
+    if (!w->store_down)
+        return false;
+    struct store_error err;
+    enum store_rc rc = store_check(&w->store, &err);
+    if (rc == STORE_OK) {
+        log_info("worker %s: the store answers again; taking jobs", w->wid);
+        w->store_down = false;
+        return false;
+    }
+    sleep_ms(STORE_RETRY_MS);
+    return true;
+}
+
 /* Runs one job taken from the queue. A Redis error before the outcome exists
  * leaves the job in the proc list, where the next take finds it again. */
 static void run_job(struct worker *w, const char *id) {
@@ -259,6 +402,8 @@ static void run_job(struct worker *w, const char *id) {
     } else if (strcmp(src, "url") == 0) {
         pipeline_run(&w->pl, &p, NULL, 0, &out);
         fetched = true;
+    } else if (strcmp(src, "upload") == 0 && job_record_get(&rec, "src_obj")) {
+        upload_from_store(w, job_record_get(&rec, "src_obj"), &p, &out);
     } else if (strcmp(src, "upload") == 0) {
         int r = jobqueue_source(&w->q, id, &upload);
         if (r < 0)
@@ -283,6 +428,8 @@ static void run_job(struct worker *w, const char *id) {
         count_outcome(w, src, &out, stored, a.ms);
         log_outcome(w, id, &rec, &out, stored, a.ms);
         publish(w, id, &out, stored);
+        /* An upload's object is due for deletion now that the job ended. */
+        sweep(w, job_record_get(&rec, "src_obj") != NULL && stored != 2);
     }
     slot_idle(w->slot, !interrupted);
     pipeline_outcome_free(&out);
@@ -291,6 +438,8 @@ static void run_job(struct worker *w, const char *id) {
 }
 
 static void worker_cleanup(struct worker *w) {
+    if (w->s3)
+        store_close(&w->store);
     if (w->cache)
         shm_cache_detach(w->cache);
     imgtype_close(w->pl.types);
@@ -314,7 +463,8 @@ int worker_main(const struct child_args *args) {
         return 2;
     w.pl.fetch = fetch_new();
     w.pl.types = imgtype_open();
-    if (w.pl.fetch == NULL || w.pl.types == NULL ||
+    w.s3 = w.cfg->storage_backend == CONFIG_STORAGE_S3;
+    if ((w.s3 && store_open(&w.store, w.cfg) < 0) || w.pl.fetch == NULL || w.pl.types == NULL ||
         jobqueue_init(&w.q, w.cfg, args->node_id, w.wid) < 0) {
         if (w.pl.fetch == NULL)
             log_error("worker: libcurl does not initialise");
@@ -334,13 +484,16 @@ int worker_main(const struct child_args *args) {
         }
         slot_heartbeat(w.slot);
         log_tick();
-        if (paused(&w))
+        if (paused(&w) || store_still_down(&w))
             continue;
         if (jobqueue_connect(&w.q, &childsig_stop) < 0)
             break;
         char id[JOBQUEUE_ID_MAX];
-        if (jobqueue_take(&w.q, id) == 1)
+        int taken = jobqueue_take(&w.q, id);
+        if (taken == 1)
             run_job(&w, id); /* taken is ours: run it even when a stop came meanwhile */
+        else if (taken == 0)
+            sweep(&w, false);
     }
 
     jobqueue_unregister(&w.q);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,79 @@ static void test_long_line(void **state) {
     free(text);
 }
 
+/* [storage]: what backend = s3 needs, each key's checks, and the credentials file. */
+static void test_storage(void **state) {
+    (void)state;
+    struct config cfg;
+    const char *s3 = "[storage]\nbackend = s3\nendpoint = http://127.0.0.1:9000\nbucket = thumbs\n"
+                     "access_key = AKIAEXAMPLE\nsecret_key = secret\n";
+    assert_int_equal(load(s3, &cfg, NULL, 0), 0);
+    assert_int_equal(cfg.storage_backend, CONFIG_STORAGE_S3);
+    assert_string_equal(cfg.storage_region, "us-east-1");
+    assert_string_equal(cfg.storage_prefix, "results");
+    assert_string_equal(cfg.storage_upload_prefix, "uploads");
+    assert_int_equal(cfg.storage_expiry, CONFIG_EXPIRY_DELETE);
+    assert_int_equal(cfg.storage_timeout, 10000);
+    config_free(&cfg);
+
+    expect_error("[storage]\nbackend = s3\nbucket = thumbs\naccess_key = a\nsecret_key = b\n",
+                 ":2: storage.endpoint (the store's URL");
+    expect_error("[storage]\nbackend = s3\nendpoint = http://h\naccess_key = a\nsecret_key = b\n",
+                 ":2: storage.bucket is required");
+    expect_error("[storage]\nbackend = s3\nendpoint = http://h\nbucket = thumbs\n",
+                 ":2: storage.backend = s3 needs credentials");
+    expect_error("[storage]\nendpoint = ftp://h\n", ":2: storage.endpoint: expected an http://");
+    expect_error("[storage]\nendpoint = http://u:p@h\n",
+                 ":2: storage.endpoint: the URL must not hold credentials");
+    expect_error("[storage]\npublic_url = https://cdn.example/x?y=1\n",
+                 ":2: storage.public_url: the URL must not hold a query");
+    expect_error("[storage]\nbucket = Thumbs\n", ":2: storage.bucket: a bucket name is 3 to 63");
+    expect_error("[storage]\nbucket = ab\n", ":2: storage.bucket: a bucket name is 3 to 63");
+    expect_error("[storage]\nprefix = /results\n", ":2: storage.prefix: expected segments");
+    expect_error("[storage]\nprefix = a//b\n", ":2: storage.prefix: expected segments");
+    expect_error("[storage]\nprefix = a/../b\n", ":2: storage.prefix: expected segments");
+    expect_error("[storage]\nupload_prefix = results/up\n",
+                 ":2: storage.prefix (results) and storage.upload_prefix (results/up) must be");
+    expect_error("[storage]\nprefix = same\nupload_prefix = same\n",
+                 ":3: storage.prefix (same) and storage.upload_prefix (same) must be");
+    expect_error("[storage]\naccess_key = has space\n", ":2: storage.access_key: expected at");
+    expect_error("[storage]\nregion = eu west\n", ":2: storage.region: expected a region");
+    expect_error("[storage]\nexpiry = never\n", ":2: storage.expiry:");
+    expect_error("[storage]\ncredentials_file = relative\n",
+                 ":2: storage.credentials_file: must be an absolute path");
+
+    /* AWS's shared credentials file: [default] wins over other profiles. */
+    char creds[64];
+    snprintf(creds, sizeof(creds), "/tmp/th_test_creds_XXXXXX");
+    int fd = mkstemp(creds);
+    assert_true(fd >= 0);
+    const char *text = "[other]\naws_access_key_id = NOPE\naws_secret_access_key = NOPE\n"
+                       "[default]\naws_access_key_id = AKIDFILE\n"
+                       "aws_secret_access_key = s3cr3t/FROM+file\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char conf[512];
+    snprintf(conf, sizeof(conf),
+             "[storage]\nbackend = s3\nendpoint = https://s3.eu-west-1.amazonaws.com\n"
+             "bucket = thumbs\ncredentials_file = %s\n",
+             creds);
+    assert_int_equal(load(conf, &cfg, NULL, 0), 0);
+    assert_string_equal(cfg.storage_access_key, "AKIDFILE");
+    assert_string_equal(cfg.storage_secret_key, "s3cr3t/FROM+file");
+    config_free(&cfg);
+    snprintf(conf, sizeof(conf), "[storage]\naccess_key = x\ncredentials_file = %s\n", creds);
+    expect_error(conf, ":3: storage.credentials_file and storage.access_key/secret_key are both");
+    fd = open(creds, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    text = "[other]\naws_access_key_id = A\naws_secret_access_key = B\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    snprintf(conf, sizeof(conf), "[storage]\ncredentials_file = %s\n", creds);
+    expect_error(conf, ":2: storage.credentials_file ");
+    unlink(creds);
+    expect_error(conf, ":2: storage.credentials_file ");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -362,6 +436,7 @@ int main(void) {
         cmocka_unit_test(test_open_push_warnings),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,17 +428,21 @@ static void run(const char *wid, const char *id, const char *token) {
  * ("" unknown); a test sets them. */
 static const char *attempt_ms = "", *attempt_bytes = "";
 
-/* KEYS job res proc src; ARGV id token ttl_ms bytes prefix ms src_bytes fields...
- * (fields: NULL-ended pairs) */
+/* Where complete says the result is ("redis", "s3", "s3-lifecycle"); a test
+ * sets it. */
+static const char *complete_store = "redis";
+
+/* KEYS job res proc src; ARGV id token ttl_ms bytes prefix ms src_bytes store
+ * fields... (fields: NULL-ended pairs) */
 static long long complete(const char *wid, const char *id, const char *token, const void *bytes,
                           size_t len, const char *const *fields) {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", RESULT_TTL);
-    const char *argv[18] = {k("job", id), k("res", id), k("proc", wid), k("src", id), id,
-                            token,        ttl,          bytes,          PREFIX,       attempt_ms,
-                            attempt_bytes};
-    size_t lens[18], n = 11;
-    for (size_t i = 0; fields && fields[i] && n < 18; i++)
+    const char *argv[20] = {k("job", id),  k("res", id),  k("proc", wid), k("src", id), id,
+                            token,         ttl,           bytes,          PREFIX,       attempt_ms,
+                            attempt_bytes, complete_store};
+    size_t lens[20], n = 12;
+    for (size_t i = 0; fields && fields[i] && n < 20; i++)
         argv[n++] = fields[i];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);

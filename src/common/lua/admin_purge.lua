@@ -8,6 +8,7 @@ local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 for _, id in ipairs(ids) do
   local state = redis.call('HGET', p .. 'job:' .. id, 'state')
   if state == 'failed' or not state then
+    drop_fields(ARGV[1], p .. 'job:' .. id, now_ms(), 'src_obj', 'res_obj')
     redis.call('DEL', p .. 'job:' .. id, p .. 'res:' .. id, p .. 'src:' .. id)
     redis.call('ZREM', p .. 'recent:failed', id)
     if state then publish_changed(ARGV[1], id) end

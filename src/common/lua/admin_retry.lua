@@ -11,7 +11,7 @@ if not state then return {'missing'} end
 if state ~= 'failed' then return {'state', state} end
 local id, p = ARGV[1], '{' .. ARGV[2] .. '}:'
 if redis.call('HGET', KEYS[1], 'src') == 'upload' and
-    redis.call('EXISTS', p .. 'src:' .. id) == 0 then
+    redis.call('EXISTS', p .. 'src:' .. id) == 0 and not redis.call('HGET', KEYS[1], 'src_obj') then
   return {'gone'}
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', '0')

@@ -65,6 +65,32 @@ local function count_attempt(prefix, now, what, ms, bytes)
   redis.call('EXPIRE', k, STATS_TTL_S)
 end
 
+-- The object store (storage.backend = s3): objects to delete wait on
+-- {p}:drop (member: the object key; score: when it is due, ms) for a worker
+-- to delete them (store_sweep.lua). drop_fields puts there, due at due, the
+-- objects the job's hash names in each given field (a space-separated list
+-- of keys: src_obj, the upload; res_obj, the results).
+local function drop_list(prefix, list, due)
+  for key in string.gmatch(list or '', '%S+') do
+    redis.call('ZADD', '{' .. prefix .. '}:drop', string.format('%d', due), key)
+  end
+end
+
+local function drop_fields(prefix, job, due, ...)
+  for _, f in ipairs({...}) do
+    local list = redis.call('HGET', job, f)
+    if list then drop_list(prefix, list, due) end
+  end
+end
+
+-- The value of field name among name/value pairs ARGV[from..], or nil.
+local function arg_field(from, name)
+  for i = from, #ARGV - 1, 2 do
+    if ARGV[i] == name then return ARGV[i + 1] end
+  end
+  return nil
+end
+
 -- Indexes job id, finished at now, in {p}:recent:<kind> (done or failed); what
 -- finished more than ttl ms ago (its job has expired) and all but the newest
 -- RECENT_MAX leave it.
@@ -101,6 +127,8 @@ local function settle_failure(job, id, code, msg, transient, now, P)
              'err_code', code, 'err_msg', msg)
   redis.call('PEXPIRE', job, P.ttl)
   redis.call('DEL', '{' .. P.prefix .. '}:src:' .. id)
+  drop_fields(P.prefix, job, now, 'src_obj')
+  redis.call('HDEL', job, 'src_obj')
   on_terminal(job, id, P.prefix, 'failed')
   count_attempt(P.prefix, now, 'failed', P.ms, P.bytes)
   index_finished(P.prefix, 'failed', id, now, P.ttl)

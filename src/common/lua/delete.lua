@@ -1,4 +1,6 @@
 -- delete: KEYS job res src ready delayed; ARGV id ttl_ms prefix [owner]
+-- (The job's objects in the store, its upload and results, go on {p}:drop,
+-- due now.)
 -- -> 1 | 0 (no such job, or, with owner, a job of another owner)
 -- A queued or processing job becomes canceled (its token cleared, so a
 -- worker's late completion changes nothing); a finished one is deleted, and
@@ -19,9 +21,12 @@ if state == 'queued' or state == 'processing' then
   local client = redis.call('HGET', KEYS[1], 'client_key')
   if client then redis.call('ZREM', client, ARGV[1]) end
   redis.call('DEL', KEYS[3])
+  drop_fields(ARGV[3], KEYS[1], now_ms(), 'src_obj')
+  redis.call('HDEL', KEYS[1], 'src_obj')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PUBLISH', '{' .. ARGV[3] .. '}:done', ARGV[1])
 else
+  drop_fields(ARGV[3], KEYS[1], now_ms(), 'src_obj', 'res_obj')
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   local p = '{' .. ARGV[3] .. '}:'
   redis.call('ZREM', p .. 'recent:done', ARGV[1])

@@ -118,7 +118,8 @@ struct exchange *exchange_begin(struct http_child *c, struct conn *k) {
     h->cache_stale = NULL;
     h->stream_off = h->stream_total = 0;
     h->stream_flushed = NULL;
-    h->id[0] = h->res_mime[0] = h->res_etag[0] = '\0';
+    h->id[0] = h->res_mime[0] = h->res_etag[0] = h->src_obj[0] = '\0';
+    h->object_then = NULL;
     memset(&h->waiter, 0, sizeof(h->waiter));
     h->held = h->wait_recheck = h->wait_retry = false;
     h->wait_timer = NULL;

@@ -10,6 +10,7 @@
 #include "job.h"
 #include "rasync.h"
 #include "route.h"
+#include "store.h"
 #include "waiters.h"
 
 #include <event2/buffer.h>
@@ -21,6 +22,12 @@
 #define EXCHANGE_OWNER_LEN 32
 
 struct exchange;
+
+/* What a fetch of a result from the object store gave (image_fetch_object):
+ * with STORE_OK, len bytes of it (borrowed for the call); else err says why.
+ * Called with the exchange unanswered, or its client gone (h->conn NULL). */
+typedef void (*image_object_fn)(struct exchange *h, enum store_rc rc, const struct store_error *err,
+                                const char *body, size_t len);
 
 /* What a submit route answers once its job is stored (created) or found (a
  * repeat of a live job): id is the job's, rec its fields (borrowed). */
@@ -82,6 +89,8 @@ struct exchange {
     long long stream_off, stream_total;         /* image: body bytes sent, and all of them */
     void (*stream_flushed)(struct exchange *h); /* exchange_stream_chunk's callback */
     int64_t read_ms; /* job, image, compat: when the Redis read was sent (CLOCK_MONOTONIC) */
+    image_object_fn object_then;   /* image, compat: a result fetched from the store */
+    char src_obj[STORE_KEY_MAX];   /* submit: an upload's object key (storage.backend = s3) */
     char admin_key[QUEUE_KEY_MAX]; /* admin: the listing's index, or {p}:paused */
     char admin_arg[4][24];         /* admin: the short arguments of its script */
     char admin_value[256];         /* admin: the value of {p}:paused set by a pause */

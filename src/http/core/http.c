@@ -2,6 +2,7 @@
  * socket, the Redis connections, libmagic, signals, heartbeat, and a graceful
  * stop (http.h). */
 #include "http.h"
+#include "objects.h"
 #include "conn.h"
 #include "guard.h"
 #include "cache.h"
@@ -201,6 +202,7 @@ static void teardown(struct http_child *c) {
     c->redis = NULL;
     rasync_free(c->redis_bulk);
     c->redis_bulk = NULL;
+    objects_stop(c); /* requests to the store still in flight end as failed */
     longpoll_close(c);
     conn_server_free(c->server); /* long-polls still held are dropped (exchange.c) */
     c->server = NULL;
@@ -316,6 +318,8 @@ int http_main(const struct child_args *args) {
         log_error("cannot create the redis client for bulk transfers");
         goto out;
     }
+    if (objects_start(c) < 0)
+        goto out;
     struct timeval wait = tv_ms(c->cfg->redis_connect_timeout);
     evtimer_add(c->accept_anyway, &wait);
     if (longpoll_init(c, &target) < 0) {

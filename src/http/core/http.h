@@ -23,6 +23,7 @@ struct conn_server;
 struct guard_key;
 struct exchange;
 struct rasync;
+struct objects;
 
 struct http_child {
     const struct config *cfg;
@@ -38,6 +39,7 @@ struct http_child {
     struct rasync *redis_sub;  /* subscribed to {prefix}:done for long-polls and
                                 * {prefix}:changed for the cache (longpoll.c) */
     struct waiters waiters;    /* long-poll waiters by job id */
+    struct objects *objects;   /* the object store's client (objects.h), or NULL */
     /* When the subscription now in place was confirmed (CLOCK_MONOTONIC ms;
      * meaningless while rasync_subscribed is false): a finished job's cache
      * entry read from Redis after it is one whose changes we would have heard
