@@ -27,8 +27,8 @@ esac
 packages=(
     build-essential cmake pkg-config
     libevent-dev libhiredis-dev libcurl4-openssl-dev libvips-dev libmagic-dev
-    libjansson-dev libinih-dev libexpat1-dev libssl-dev libcmocka-dev liblcms2-dev libhttp-parser-dev
-    redis-server libvips-tools
+    libjansson-dev libinih-dev libexpat1-dev libssl-dev libcmocka-dev liblcms2-dev
+    libhttp-parser-dev redis-server libvips-tools curl
     python3 python3-pytest python3-pytest-timeout python3-requests python3-pil python3-aiosmtpd
     python3-redis python3-jsonschema python3-websocket chromium
     clang libclang-rt-14-dev

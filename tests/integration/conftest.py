@@ -1,8 +1,10 @@
-"""Fixtures of the black-box suite: test images, a local source server, and the
-real thumbnailed binary (with its embedded redis-server) on a free port.
+"""Fixtures of the black-box suite: test images, a local source server, the
+real thumbnailed binary (with its embedded redis-server) on a free port, and an
+S3-compatible store (s3fixture.py).
 
 Environment: THUMBNAILED_BIN (default <TH_SOURCE_DIR>/build/thumbnailed),
-TH_SOURCE_DIR (default: two levels above this file)."""
+TH_SOURCE_DIR (default: two levels above this file), TH_S3RVER (s3rver's CLI,
+for s3_store; ctest sets it)."""
 
 import os
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import openapi_check
+import s3fixture
 from helpers import Daemon, RedisServer, SentinelSet, SourceServer, make_images
 
 SOURCE_DIR = Path(os.environ.get("TH_SOURCE_DIR") or Path(__file__).resolve().parents[2])
@@ -102,6 +105,19 @@ def sentinel_set(tmp_path_factory):
     redis_set.stop()
 
 
+@pytest.fixture
+def s3_store(tmp_path):
+    """An S3 store of the test's own (s3fixture.S3Store: s3rver behind a proxy
+    that verifies SigV4 as S3 does), bucket "thumbs", started; stopped after the
+    test. Without s3rver or node the test fails, saying what to do."""
+    problem = s3fixture.missing()
+    if problem:
+        pytest.fail(f"the s3_store fixture cannot start: {problem}", pytrace=False)
+    store = s3fixture.S3Store(tmp_path / "s3").start()
+    yield store
+    store.stop()
+
+
 @pytest.fixture(scope="module")
 def daemon(thumbnailed_bin, tmp_path_factory):
     """One daemon for a test module, on the suite's standard configuration
@@ -148,6 +164,8 @@ def pytest_runtest_makereport(item, call):
                 daemons = value.started
             for d in daemons:
                 report.sections.append((f"thumbnailed log ({name}, {d.dir})", d.log()))
+            if isinstance(value, s3fixture.S3Store):
+                report.sections.append((f"s3rver log ({name})", value.log()))
             if isinstance(value, SentinelSet):
                 report.sections.append((f"Sentinel set ({value.dir})",
                                         f"{value.describe()}\n{value.logs()}"))
