@@ -167,13 +167,15 @@ static void on_job(struct exchange *h, const redisReply *reply) {
 /* A finished job's image, fetched from the object store. */
 static void on_object(struct exchange *h, enum store_rc rc, const struct store_error *err,
                       const char *body, size_t len) {
-    (void)err;
     if (h->conn == NULL)
         return;
     if (rc == STORE_NOT_FOUND)
         not_found(h);
     else if (rc != STORE_OK)
-        send_detail(h, 503, "Thumbnail store unavailable");
+        respond_error(h, "unavailable", NULL, RESPOND_RETRY_AFTER_UNAVAILABLE,
+                      "the image is in the object store, which does not answer now (%s); try "
+                      "again shortly",
+                      err->code);
     else {
         cached_mark_miss(h);
         send_thumb(h, "done", job_record_get(&h->rec, "res_mime"), body, len);
@@ -208,7 +210,7 @@ static void on_reply(redisReply *reply, void *arg) {
         /* Only a finished job is still unanswered here. */
         if (image_object_key(h)) {
             if (image_fetch_object(h, on_object) < 0)
-                send_detail(h, 503, "Thumbnail store unavailable");
+                respond_unavailable(h);
         } else if (reply->type == REDIS_REPLY_NIL) {
             not_found(h); /* the result is gone (expired or deleted) */
         } else if (reply->type != REDIS_REPLY_STRING) {

@@ -93,13 +93,18 @@ static void etag_of(const void *data, size_t len, char out[33]) {
 
 /* Name/value pairs for the job hash, with room for their numbers. */
 struct fields {
-    const char *kv[22];
+    const char *kv[2 * JOBQUEUE_FIELDS_MAX];
     size_t n; /* pairs */
     char num[9][24];
     int nnum;
 };
 
 static void add(struct fields *f, const char *name, const char *value) {
+    if (f->n >= JOBQUEUE_FIELDS_MAX) {
+        log_error("worker: more than %d fields for one job: %s dropped", JOBQUEUE_FIELDS_MAX,
+                  name);
+        return;
+    }
     f->kv[2 * f->n] = name;
     f->kv[2 * f->n + 1] = value;
     f->n++;
@@ -226,10 +231,13 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
         if (job_deliveries_pending(&rec))
             expires =
                 w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
+        /* Not the bytes of a result clients fetch at storage.public_url: the
+         * image route answers those with a redirect, which Redis decides. */
+        bool bytes = out->ok && job_record_get(&rec, "res_url") == NULL;
         if (doc && state && expires >= 0)
             jobcache_put(w->cache, id, job_record_get(&rec, "owner"), state, doc, len,
                          job_record_get(&rec, "res_mime"), job_record_get(&rec, "res_etag"),
-                         out->ok ? out->thumb.data : NULL, out->ok ? out->thumb.len : 0, expires,
+                         bytes ? out->thumb.data : NULL, bytes ? out->thumb.len : 0, expires,
                          read_ms);
         free(doc);
     }
