@@ -101,8 +101,7 @@ struct fields {
 
 static void add(struct fields *f, const char *name, const char *value) {
     if (f->n >= JOBQUEUE_FIELDS_MAX) {
-        log_error("worker: more than %d fields for one job: %s dropped", JOBQUEUE_FIELDS_MAX,
-                  name);
+        log_error("worker: more than %d fields for one job: %s dropped", JOBQUEUE_FIELDS_MAX, name);
         return;
     }
     f->kv[2 * f->n] = name;

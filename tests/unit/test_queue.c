@@ -1747,6 +1747,128 @@ static void test_changes_published(void **state) {
     redisFree(s);
 }
 
+/* ---- the object store (storage.backend = s3): {p}:drop ---- */
+
+static double drop_score(const char *key) {
+    redisReply *r = cmd("ZSCORE %s %s", k("drop", NULL), key);
+    double v = r->type == REDIS_REPLY_STRING ? atof(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* complete with the result in the store: nothing in res, the result due at
+ * its ttl (s3) or left to lifecycle rules, the upload due now and forgotten. */
+static void test_complete_in_store(void **state) {
+    (void)state;
+    NEED_REDIS();
+    complete_store = "s3";
+    expect_ok(enqueue_ex("j1", &(struct enq){.req = "req-1"}));
+    cmd_int("HSET %s src_obj uploads/j1", k("job", "j1"));
+    run(W1, "j1", "tok-1");
+    const char *const fields[] = {"res_mime",   "image/jpeg", "res_obj", "results/j1/default.jpg",
+                                  "res_bucket", "thumbs",     NULL};
+    long long t0 = redis_time_ms();
+    assert_int_equal(complete(W1, "j1", "tok-1", "", 0, fields), 1);
+    assert_false(exists(k("res", "j1")));
+    expect_job_field("j1", "res_obj", "results/j1/default.jpg");
+    expect_job_field("j1", "src_obj", NULL);
+    assert_true(drop_score("uploads/j1") >= (double)t0);
+    assert_true(drop_score("uploads/j1") <= (double)redis_time_ms());
+    assert_true(drop_score("results/j1/default.jpg") >= (double)(t0 + RESULT_TTL));
+
+    /* Lifecycle: the result is not put on the drop set. */
+    complete_store = "s3-lifecycle";
+    expect_ok(enqueue_ex("j2", &(struct enq){.req = "req-2"}));
+    run(W1, "j2", "tok-2");
+    const char *const f2[] = {"res_obj", "results/j2/default.jpg", NULL};
+    assert_int_equal(complete(W1, "j2", "tok-2", "", 0, f2), 1);
+    assert_true(drop_score("results/j2/default.jpg") < 0);
+
+    /* DELETE drops it now either way. */
+    long long t1 = redis_time_ms();
+    assert_int_equal(del("j2"), 1);
+    assert_true(drop_score("results/j2/default.jpg") >= (double)t1);
+    assert_true(drop_score("results/j2/default.jpg") <= (double)redis_time_ms());
+    complete_store = "redis";
+}
+
+/* A stale worker's object is dropped, unless it is the job's own result. */
+static void test_complete_in_store_stale(void **state) {
+    (void)state;
+    NEED_REDIS();
+    complete_store = "s3";
+    expect_ok(enqueue_ex("j1", &(struct enq){.req = "req-1"}));
+    run(W1, "j1", "tok-1");
+    assert_int_equal(release(W1, NULL, policy_default), 1);
+    run(W2, "j1", "tok-2");
+    const char *const fields[] = {"res_obj", "results/j1/default.jpg", NULL};
+    assert_int_equal(complete(W2, "j1", "tok-2", "", 0, fields), 1);
+    double due = drop_score("results/j1/default.jpg");
+    assert_int_equal(complete(W1, "j1", "tok-1", "", 0, fields), 0);
+    assert_true(drop_score("results/j1/default.jpg") == due); /* kept: it is the result */
+    const char *const other[] = {"res_obj", "results/j1/default.png", NULL};
+    assert_int_equal(complete(W1, "j1", "tok-1", "", 0, other), 0);
+    assert_true(drop_score("results/j1/default.png") >= 0); /* a key the job does not name */
+    complete_store = "redis";
+}
+
+/* A refused or repeated submit drops the upload it already stored. */
+static void test_enqueue_drops_a_refused_upload(void **state) {
+    (void)state;
+    NEED_REDIS();
+    expect_ok(enqueue_ex("j1", &(struct enq){.req = "req-1"}));
+    /* The same request again (a repeat) with its own upload object. */
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", DEDUP_TTL);
+    const char *argv[] = {k("job", "j2"),
+                          k("ready", NULL),
+                          k("delayed", NULL),
+                          k("src", "j2"),
+                          "",
+                          k("idem", "req-1"),
+                          "",
+                          "j2",
+                          "100",
+                          "",
+                          "0",
+                          ttl,
+                          PREFIX,
+                          "0",
+                          "src_obj",
+                          "uploads/j2"};
+    redisReply *r = eval(QUEUE_SCRIPT_ENQUEUE, 7, 9, argv, NULL);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[0]->str, "dup");
+    freeReplyObject(r);
+    assert_true(drop_score("uploads/j2") >= 0);
+    assert_false(exists(k("job", "j2")));
+}
+
+/* store_sweep hands out due objects once, leased; those not deleted come back. */
+static void test_store_sweep(void **state) {
+    (void)state;
+    NEED_REDIS();
+    long long now = redis_time_ms();
+    cmd_int("ZADD %s %lld a %lld b %lld later", k("drop", NULL), now - 10, now - 5, now + 600000);
+    const char *argv[] = {k("drop", NULL), "60000", "100"};
+    redisReply *r = eval(QUEUE_SCRIPT_STORE_SWEEP, 1, 2, argv, NULL);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, "a");
+    assert_string_equal(r->element[1]->str, "b");
+    freeReplyObject(r);
+    assert_true(drop_score("a") >= (double)(now + 60000 - 10));
+    r = eval(QUEUE_SCRIPT_STORE_SWEEP, 1, 2, argv, NULL);
+    assert_int_equal(r->elements, 0); /* leased: not handed out twice */
+    freeReplyObject(r);
+    const char *limit[] = {k("drop", NULL), "0", "1"};
+    cmd_int("ZADD %s %lld a", k("drop", NULL), now - 1); /* its lease ran out */
+    r = eval(QUEUE_SCRIPT_STORE_SWEEP, 1, 2, limit, NULL);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "a");
+    freeReplyObject(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_enqueue_ok, flush),
@@ -1782,6 +1904,10 @@ int main(void) {
         cmocka_unit_test_setup(test_delivery_failed_and_gone, flush),
         cmocka_unit_test_setup(test_release_hands_back_deliveries, flush),
         cmocka_unit_test_setup(test_changes_published, flush),
+        cmocka_unit_test_setup(test_complete_in_store, flush),
+        cmocka_unit_test_setup(test_complete_in_store_stale, flush),
+        cmocka_unit_test_setup(test_enqueue_drops_a_refused_upload, flush),
+        cmocka_unit_test_setup(test_store_sweep, flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
