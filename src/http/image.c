@@ -183,8 +183,12 @@ const char *image_object_key(const struct exchange *h) {
 /* The fetched object: into the cache (for a client gone too), then the route's answer. */
 static void on_object(struct exchange *h, enum store_rc rc, const struct store_error *err,
                       char *body, size_t len) {
+    /* Not the bytes of a result clients fetch at storage.public_url (the
+     * image route redirects those, which only Redis' answer decides). */
+    bool public_url = job_record_get(&h->rec, "res_url") != NULL;
     if (rc == STORE_OK && h->res_ttl_ms != 0)
-        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, body, len, h->read_ms);
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, public_url ? NULL : body,
+                     public_url ? 0 : len, h->read_ms);
     if (h->object_then)
         h->object_then(h, rc, err, body, len);
     free(body);

@@ -311,6 +311,12 @@ static void count_outcome(struct worker *w, const char *src, const struct pipeli
  * pipeline on its bytes. */
 static void upload_from_store(struct worker *w, const char *key, const struct job_params *p,
                               struct pipeline_outcome *out) {
+    if (!w->s3) { /* a node reloaded away from s3, or a mixed fleet */
+        failure_set(&out->fail, "store_unavailable",
+                    "the uploaded source is in the object store, and storage.backend is not s3 "
+                    "on this node");
+        return;
+    }
     char *data;
     size_t len;
     struct store_error err;

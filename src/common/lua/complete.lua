@@ -11,11 +11,12 @@
 local store = ARGV[8]
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
   redis.call('LREM', KEYS[3], 0, ARGV[1])
-  -- A stale worker's objects go, unless they are the job's own result (the
-  -- worker that took the job over stored the same keys).
+  -- A stale worker's objects go, unless they are (or are about to be) the
+  -- job's own result: the worker that took the job over writes the same keys.
   local mine = arg_field(9, 'res_obj')
-  if mine and not (redis.call('HGET', KEYS[1], 'state') == 'done' and
-                   redis.call('HGET', KEYS[1], 'res_obj') == mine) then
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if mine and state ~= 'queued' and state ~= 'processing' and
+      not (state == 'done' and redis.call('HGET', KEYS[1], 'res_obj') == mine) then
     drop_list(ARGV[5], mine, now_ms())
   end
   return 0
