@@ -69,6 +69,15 @@ static void add_cache_headers(struct exchange *h) {
     exchange_set_header(h, "Cache-Control", buf);
 }
 
+/* The headers of an image answer read from Redis or the store: its type, its
+ * validators and lifetime, and that the cache did not have it. */
+static void image_headers(struct exchange *h) {
+    exchange_set_header(h, "Content-Type",
+                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
+    add_cache_headers(h);
+    cached_mark_miss(h);
+}
+
 /* PTTL of the result: -2 gone, -1 no expiry, else milliseconds left. */
 static void on_ttl(struct exchange *h, const redisReply *reply) {
     if (reply->type != REDIS_REPLY_INTEGER) {
@@ -130,10 +139,7 @@ static void stream_start(struct exchange *h, const redisReply *first, long long 
     char num[24];
     snprintf(num, sizeof(num), "%lld", total);
     exchange_set_header(h, "Content-Length", num);
-    exchange_set_header(h, "Content-Type",
-                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
-    add_cache_headers(h);
-    cached_mark_miss(h);
+    image_headers(h);
     h->stream_total = total;
     h->stream_off = (long long)first->len;
     exchange_stream_start(h, 200);
@@ -168,10 +174,7 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
         }
         evbuffer_add(exchange_body_out(h), reply->str, reply->len);
     }
-    exchange_set_header(h, "Content-Type",
-                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
-    add_cache_headers(h);
-    cached_mark_miss(h);
+    image_headers(h);
     exchange_send(h, 200);
 }
 
@@ -229,10 +232,7 @@ static void object_answer(struct exchange *h, enum store_rc rc, const struct sto
         return;
     }
     evbuffer_add(exchange_body_out(h), body, len);
-    exchange_set_header(h, "Content-Type",
-                        h->res_mime[0] ? h->res_mime : "application/octet-stream");
-    add_cache_headers(h);
-    cached_mark_miss(h);
+    image_headers(h);
     exchange_send(h, 200);
 }
 
@@ -252,10 +252,7 @@ static void on_stored(struct exchange *h) {
         char num[24];
         snprintf(num, sizeof(num), "%lld", job_record_get_int(&h->rec, "res_bytes", 0));
         exchange_set_header(h, "Content-Length", num);
-        exchange_set_header(h, "Content-Type",
-                            h->res_mime[0] ? h->res_mime : "application/octet-stream");
-        add_cache_headers(h);
-        cached_mark_miss(h);
+        image_headers(h);
         exchange_send(h, 200);
         return;
     }
