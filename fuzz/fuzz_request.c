@@ -49,13 +49,13 @@ static bool same_string(const char *a, const char *b) {
 /* What the http child accepted: in range, and unchanged by the trip through the
  * job's Redis hash that the worker rebuilds it from. */
 static void check_accepted(const struct job_params *p, bool upload) {
-    CHECK(p->width >= 1 && p->width <= limits.max_dimension);
-    CHECK(p->height >= 1 && p->height <= limits.max_dimension);
-    CHECK(p->quality >= 1 && p->quality <= 100);
-    CHECK(p->fit >= JOB_FIT_INSIDE && p->fit <= JOB_FIT_FILL);
-    CHECK(p->crop >= JOB_CROP_CENTRE && p->crop <= JOB_CROP_ENTROPY);
-    CHECK(p->format >= JOB_FORMAT_ORIGINAL && p->format <= JOB_FORMAT_GIF);
-    CHECK(p->fit == JOB_FIT_INSIDE || (long long)p->width * p->height <= limits.max_output_pixels);
+    CHECK(p->out[0].width >= 1 && p->out[0].width <= limits.max_dimension);
+    CHECK(p->out[0].height >= 1 && p->out[0].height <= limits.max_dimension);
+    CHECK(p->out[0].quality >= 1 && p->out[0].quality <= 100);
+    CHECK(p->out[0].fit >= JOB_FIT_INSIDE && p->out[0].fit <= JOB_FIT_FILL);
+    CHECK(p->out[0].crop >= JOB_CROP_CENTRE && p->out[0].crop <= JOB_CROP_ENTROPY);
+    CHECK(p->out[0].formats[0] >= JOB_FORMAT_ORIGINAL && p->out[0].formats[0] <= JOB_FORMAT_GIF);
+    CHECK(p->out[0].fit == JOB_FIT_INSIDE || (long long)p->out[0].width * p->out[0].height <= limits.max_output_pixels);
     CHECK(upload ? p->url == NULL : p->url != NULL);
     CHECK(p->url == NULL || job_url_is_valid(p->url));
     CHECK(p->callback_url == NULL || job_url_is_valid(p->callback_url));
@@ -65,8 +65,8 @@ static void check_accepted(const struct job_params *p, bool upload) {
     CHECK(job_record_from_params(&rec, p) == 0);
     struct job_params back;
     CHECK(job_params_from_record(&back, &rec) == 0);
-    CHECK(back.width == p->width && back.height == p->height && back.quality == p->quality);
-    CHECK(back.fit == p->fit && back.crop == p->crop && back.format == p->format);
+    CHECK(back.out[0].width == p->out[0].width && back.out[0].height == p->out[0].height && back.out[0].quality == p->out[0].quality);
+    CHECK(back.out[0].fit == p->out[0].fit && back.out[0].crop == p->out[0].crop && back.out[0].formats[0] == p->out[0].formats[0]);
     CHECK(same_string(back.url, p->url));
     CHECK(same_string(back.callback_url, p->callback_url));
     CHECK(same_string(back.email, p->email));
@@ -101,9 +101,9 @@ static void fuzz_compat(const uint8_t *data, size_t size) {
         job_params_init(&p, &limits);
         if (compat_doc_params(&p, (const char *)data, size, with_email, NULL, &detail) == 0) {
             CHECK(detail == NULL);
-            CHECK(p.width == COMPAT_THUMB_SIDE && p.height == COMPAT_THUMB_SIDE);
-            CHECK(p.fit == JOB_FIT_COVER && p.crop == JOB_CROP_CENTRE &&
-                  p.format == JOB_FORMAT_ORIGINAL);
+            CHECK(p.out[0].width == COMPAT_THUMB_SIDE && p.out[0].height == COMPAT_THUMB_SIDE);
+            CHECK(p.out[0].fit == JOB_FIT_COVER && p.out[0].crop == JOB_CROP_CENTRE &&
+                  p.out[0].formats[0] == JOB_FORMAT_ORIGINAL);
             CHECK(with_email ? p.email != NULL : p.email == NULL);
             check_accepted(&p, false);
         } else {

@@ -115,6 +115,8 @@ static const struct key keys[] = {
     {"image", "default_quality", K_INT, OFF(image_default_quality), 1, 100, "80", NULL, NULL},
     {"image", "max_output_pixels", K_COUNT, OFF(image_max_output_pixels), 1, 1LL << 32, "4194304",
      NULL, NULL},
+    {"image", "max_job_pixels", K_COUNT, OFF(image_max_job_pixels), 1, 1LL << 36, "16777216",
+     NULL, NULL},
     {"image", "avif_effort", K_INT, OFF(image_avif_effort), 0, 9, "2", NULL, NULL},
     {"image", "max_result_bytes", K_SIZE, OFF(image_max_result_bytes), 1024, 512LL << 20, "8M",
      NULL, NULL},

@@ -77,6 +77,7 @@ struct config {
     char *image_allowed_types;
     int64_t image_default_quality;
     int64_t image_max_output_pixels; /* width x height of one thumbnail */
+    int64_t image_max_job_pixels;    /* sum of width x height x formats over a job's outputs */
     int64_t image_max_result_bytes;  /* an encoded thumbnail's size */
     int64_t image_avif_effort;       /* libvips heifsave effort 0 (fastest)..9 */
 

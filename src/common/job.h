@@ -16,21 +16,45 @@ enum job_format {
     JOB_FORMAT_PNG,
     JOB_FORMAT_WEBP,
     JOB_FORMAT_AVIF,
-    JOB_FORMAT_GIF
+    JOB_FORMAT_GIF,
+    JOB_FORMAT_JXL
 };
 
 #define JOB_URL_MAX   2048
 #define JOB_EMAIL_MAX 254
 
-/* What a client asked for. Strings are owned (job_params_free). */
-struct job_params {
-    char *url; /* NULL for an upload */
+#define JOB_RENDITIONS_MAX 8  /* outputs of one job */
+#define JOB_FORMATS_MAX    6  /* encodings of one output (a format list) */
+#define JOB_NAME_MAX       32 /* bytes of a rendition's name, [a-z0-9_-] */
+
+/* One output of a job (a rendition): its size, fit, options and the formats
+ * it is encoded in. The top-level form of a request is one output named
+ * "default". */
+struct job_output {
+    char name[JOB_NAME_MAX + 1];
     int width;
     int height; /* 0 until job_params_finish: then = width when not given */
     enum job_fit fit;
     enum job_crop crop;
-    enum job_format format;
+    enum job_format formats[JOB_FORMATS_MAX]; /* in the client's order of preference */
+    int nformats;                             /* 1..JOB_FORMATS_MAX */
     int quality;
+    bool has_background;
+    unsigned char background[4]; /* r, g, b, a: contain's padding, JPEG's flattening */
+    bool has_focus;
+    double focus_x, focus_y; /* 0..1: the point cover keeps */
+    bool animated;           /* keep an animated source animated (gif, webp outputs) */
+    bool progressive;        /* progressive JPEG, interlaced PNG */
+    bool keep_icc;           /* keep a non-sRGB profile instead of converting to sRGB */
+};
+
+/* What a client asked for. Strings are owned (job_params_free). */
+struct job_params {
+    char *url; /* NULL for an upload */
+    struct job_output out[JOB_RENDITIONS_MAX];
+    int nout;        /* 1.. */
+    bool renditions; /* given as renditions (else the top-level form: out[0], "default") */
+    const char *top; /* the first output field given at the top level (static), or NULL */
     char *callback_url;
     char *email;
 };
@@ -40,6 +64,8 @@ struct job_param_limits {
     int max_dimension;
     int default_quality;
     int64_t max_output_pixels; /* image.max_output_pixels; 0: no bound */
+    int64_t max_job_pixels;    /* image.max_job_pixels: the sum over a job's outputs of
+                                  width x height x formats; 0: no bound */
 };
 
 /* Why a request was refused: a stable code, the field to blame (or NULL) and a
@@ -117,6 +143,34 @@ long long job_record_get_int(const struct job_record *rec, const char *name, lon
 int job_params_from_record(struct job_params *p, const struct job_record *rec);
 
 void job_record_free(struct job_record *rec);
+
+/* One encoding of one output of a done job, as the job hash's res_rend field
+ * lists them: one line each, "<output> <rank> <name> <format> <mime> <bytes>
+ * <width> <height> <etag> <offset>", each output's primary (the fallback, the
+ * last format it listed) first, then its others in the order listed; rank is
+ * the position in that list. The same order is that of the bytes in Redis
+ * (offset into {p}:res:<id>) and of the objects in res_obj; the first line is
+ * also the res_mime, res_bytes, res_width, res_height and res_etag fields. */
+struct job_encoding {
+    int output;
+    int rank;
+    char name[JOB_NAME_MAX + 1];
+    enum job_format format;
+    char mime[32];
+    long long bytes;
+    int width;
+    int height;
+    char etag[33];
+    long long offset;
+};
+
+/* Parses res_rend (text may be NULL) into out[0..max). Returns the count, 0
+ * for none, -1 for a line that is not one. */
+int job_encodings_parse(const char *text, struct job_encoding *out, int max);
+
+/* Writes e as a res_rend line (no newline) into buf. Returns its length, or
+ * -1 when it does not fit. */
+int job_encoding_line(const struct job_encoding *e, char *buf, size_t size);
 
 /* The job document of docs/API.md §4 for the record of job id. Returns a new reference,
  * or NULL on allocation failure. */

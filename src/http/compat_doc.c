@@ -115,10 +115,12 @@ int compat_doc_params(struct job_params *p, const char *body, size_t len, bool w
     json_decref(root);
     if (json_array_size(list) == 0) {
         json_decref(list);
-        p->width = p->height = COMPAT_THUMB_SIDE;
-        p->fit = JOB_FIT_COVER;
-        p->crop = JOB_CROP_CENTRE;
-        p->format = JOB_FORMAT_ORIGINAL;
+        struct job_output *o = &p->out[0];
+        o->width = o->height = COMPAT_THUMB_SIDE;
+        o->fit = JOB_FIT_COVER;
+        o->crop = JOB_CROP_CENTRE;
+        o->formats[0] = JOB_FORMAT_ORIGINAL;
+        o->nformats = 1;
         return 0;
     }
     *detail = json_object();

@@ -9,13 +9,14 @@ static int run_on_bytes(const struct pipeline *pl, const struct job_params *p, c
     out->src_bytes = len;
     if (imgtype_check(pl->types, buf, len, cfg->image_allowed_types, out->src_mime, &out->fail) < 0)
         return -1;
+    const struct job_output *first = &p->out[0];
     struct thumb_opts o = {
-        .width = p->width,
-        .height = p->height,
-        .fit = p->fit,
-        .crop = p->crop,
-        .format = p->format,
-        .quality = p->quality,
+        .width = first->width,
+        .height = first->height,
+        .fit = first->fit,
+        .crop = first->crop,
+        .format = first->formats[0],
+        .quality = first->quality,
         .avif_effort = (int)cfg->image_avif_effort,
         .max_pixels = cfg->image_max_pixels,
         .max_frames = cfg->image_max_frames,
@@ -34,12 +35,18 @@ int pipeline_run(const struct pipeline *pl, const struct job_params *p, const vo
     memset(out, 0, sizeof(*out));
     int rc;
     int max = (int)pl->cfg->image_max_dimension;
-    if (p->width < 1 || p->width > max || p->height < 1 || p->height > max || p->quality < 1 ||
-        p->quality > 100) {
+    const struct job_output *bad = NULL;
+    for (int i = 0; i < p->nout && bad == NULL; i++) {
+        const struct job_output *o = &p->out[i];
+        if (o->width < 1 || o->width > max || o->height < 1 || o->height > max ||
+            o->quality < 1 || o->quality > 100)
+            bad = o;
+    }
+    if (bad) {
         /* The http side validates these; a record written otherwise is refused here. */
         rc = failure_set(&out->fail, "invalid_job",
                          "the job asks for %dx%d at quality %d; limits are 1..%d and 1..100",
-                         p->width, p->height, p->quality, max);
+                         bad->width, bad->height, bad->quality, max);
     } else if (upload) {
         rc = run_on_bytes(pl, p, upload, upload_len, out);
     } else if (p->url == NULL) {

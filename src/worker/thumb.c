@@ -125,6 +125,8 @@ static const char *format_mime(enum job_format f) {
         return "image/avif";
     case JOB_FORMAT_GIF:
         return "image/gif";
+    case JOB_FORMAT_JXL:
+        return "image/jxl";
     case JOB_FORMAT_JPEG:
     case JOB_FORMAT_ORIGINAL:
         break;
@@ -358,6 +360,8 @@ static int encode(VipsImage *im, enum job_format fmt, int quality, int avif_effo
                                     avif_effort, "strip", TRUE, NULL);
     case JOB_FORMAT_GIF:
         return vips_gifsave_buffer(im, buf, len, "strip", TRUE, NULL);
+    case JOB_FORMAT_JXL:
+        return vips_jxlsave_buffer(im, buf, len, "Q", quality, "strip", TRUE, NULL);
     case JOB_FORMAT_JPEG:
     case JOB_FORMAT_ORIGINAL:
         break;

@@ -22,6 +22,8 @@ struct thumb_opts {
     int64_t max_frames;        /* refuse a source of more pages/frames */
     int64_t max_output_pixels; /* refuse, before resizing, a thumbnail of more pixels than
                                   this (0: no bound) */
+    int64_t max_job_pixels;    /* thumb_make_set: refuse outputs whose pixels times formats
+                                  sum to more (0: no bound) */
     size_t max_result_bytes;   /* refuse a thumbnail that encodes to more bytes (0: no bound) */
     const char *expect_mime;   /* NULL, or the type the bytes were detected as: the
                                   source is refused when libvips reads it as another
@@ -41,6 +43,34 @@ struct thumb_result {
     int src_height;
     int src_pages;
     bool src_icc; /* the source carries an ICC profile other than sRGB: converted with it */
+};
+
+/* One encoding of one output of a job (thumb_make_set). */
+struct thumb_encoding {
+    void *data; /* the encoded bytes; freed by thumb_set_free */
+    size_t len;
+    enum job_format format; /* as resolved (never JOB_FORMAT_ORIGINAL) */
+    const char *mime;       /* static string */
+    int output;             /* the index of its output in the job (0..nout-1) */
+    int width;              /* of one frame */
+    int height;
+    int frames; /* 1, or the frames of an animated output */
+    char etag[33]; /* the first 32 hex digits of the SHA-256 of the bytes */
+};
+
+/* Every output of a job and what was learnt of its source. The encodings are
+ * in output order, each output's in the order its formats were listed. */
+struct thumb_set {
+    struct thumb_encoding enc[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX];
+    int nenc;
+    char blurhash[32]; /* the placeholder: BlurHash of 4x3 components, "" when none */
+    char color[8];     /* its dominant colour, #rrggbb */
+    const char *src_mime; /* static string from the decoder, NULL until known */
+    size_t src_bytes;
+    int src_width; /* as displayed (EXIF orientation applied), 0 until known */
+    int src_height;
+    int src_pages;
+    bool src_icc;
 };
 
 /* Initialises libvips for this process the way a worker runs it: one thread per
@@ -70,5 +100,21 @@ int thumb_make(const struct thumb_opts *o, const void *src, size_t len, struct t
 
 /* Frees out->data; the struct may be reused. */
 void thumb_result_free(struct thumb_result *r);
+
+/* Makes every output of outs[0..nout) from len bytes at src, from one read
+ * and one decode: the header is checked once (o's limits; o's width, height,
+ * fit, crop, format and quality are not used), the source decoded once at
+ * the scale the largest output needs (shrink-on-load), every output derived
+ * from that image in memory and encoded in each of its formats; then the
+ * placeholder. Limits: each output as thumb_make's (max_output_pixels), and
+ * the sum over outputs of width x height x formats, as the header gives
+ * them, at most o->max_job_pixels (0: no bound) else output_too_large;
+ * max_result_bytes per encoding. Returns 0, or -1 with err set as
+ * thumb_make's; out holds no encoding on -1. Free with thumb_set_free. */
+int thumb_make_set(const struct thumb_opts *o, const struct job_output *outs, int nout,
+                   const void *src, size_t len, struct thumb_set *out, struct failure *err);
+
+/* Frees every encoding of s; the struct may be reused. */
+void thumb_set_free(struct thumb_set *s);
 
 #endif

@@ -101,12 +101,12 @@ static void test_good_body(void **state) {
     free(locs);
     assert_string_equal(p.url, "https://x.example/a.jpg");
     assert_null(p.email); /* e-mail off: accepted and dropped */
-    assert_int_equal(p.width, COMPAT_THUMB_SIDE);
-    assert_int_equal(p.height, COMPAT_THUMB_SIDE);
-    assert_int_equal(p.fit, JOB_FIT_COVER);
-    assert_int_equal(p.crop, JOB_CROP_CENTRE);
-    assert_int_equal(p.format, JOB_FORMAT_ORIGINAL);
-    assert_int_equal(p.quality, 80);
+    assert_int_equal(p.out[0].width, COMPAT_THUMB_SIDE);
+    assert_int_equal(p.out[0].height, COMPAT_THUMB_SIDE);
+    assert_int_equal(p.out[0].fit, JOB_FIT_COVER);
+    assert_int_equal(p.out[0].crop, JOB_CROP_CENTRE);
+    assert_int_equal(p.out[0].formats[0], JOB_FORMAT_ORIGINAL);
+    assert_int_equal(p.out[0].quality, 80);
     job_params_free(&p);
 
     locs =

@@ -54,12 +54,12 @@ static void test_query_every_field(void **state) {
                            "&callback_url=https%3A%2F%2Fexample.com%2Fcb&email=a%40b.example",
                            &p, &err),
                      0);
-    assert_int_equal(p.width, 640);
-    assert_int_equal(p.height, 480);
-    assert_int_equal(p.fit, JOB_FIT_COVER);
-    assert_int_equal(p.crop, JOB_CROP_ATTENTION);
-    assert_int_equal(p.format, JOB_FORMAT_WEBP);
-    assert_int_equal(p.quality, 55);
+    assert_int_equal(p.out[0].width, 640);
+    assert_int_equal(p.out[0].height, 480);
+    assert_int_equal(p.out[0].fit, JOB_FIT_COVER);
+    assert_int_equal(p.out[0].crop, JOB_CROP_ATTENTION);
+    assert_int_equal(p.out[0].formats[0], JOB_FORMAT_WEBP);
+    assert_int_equal(p.out[0].quality, 55);
     assert_string_equal(p.callback_url, "https://example.com/cb");
     assert_string_equal(p.email, "a@b.example");
     assert_null(p.url);
@@ -71,10 +71,10 @@ static void test_query_every_field(void **state) {
     assert_int_equal(parse("", &p, &err), 0);
     assert_int_equal(parse("width=100", &p, &err), 0);
     assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
-    assert_int_equal(p.width, 100);
-    assert_int_equal(p.height, 100);
-    assert_int_equal(p.quality, 80);
-    assert_int_equal(p.fit, JOB_FIT_INSIDE);
+    assert_int_equal(p.out[0].width, 100);
+    assert_int_equal(p.out[0].height, 100);
+    assert_int_equal(p.out[0].quality, 80);
+    assert_int_equal(p.out[0].fit, JOB_FIT_INSIDE);
     job_params_free(&p);
 
     /* Every enum value and alias. */
@@ -174,8 +174,8 @@ static void test_query_values_strict(void **state) {
     struct job_param_error err;
     assert_int_equal(parse("email=a%40b.example&width=100&format=%6Apg", &p, &err), 0);
     assert_string_equal(p.email, "a@b.example");
-    assert_int_equal(p.width, 100);
-    assert_int_equal(p.format, JOB_FORMAT_JPEG);
+    assert_int_equal(p.out[0].width, 100);
+    assert_int_equal(p.out[0].formats[0], JOB_FORMAT_JPEG);
     job_params_free(&p);
 }
 

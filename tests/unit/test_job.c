@@ -43,12 +43,12 @@ static void test_json_defaults(void **state) {
     struct job_param_error err = {0};
     assert_int_equal(from_json("{\"url\":\"https://example.org/a.jpg\"}", &p, &err), 0);
     assert_string_equal(p.url, "https://example.org/a.jpg");
-    assert_int_equal(p.width, 256);
-    assert_int_equal(p.height, 256);
-    assert_int_equal(p.fit, JOB_FIT_INSIDE);
-    assert_int_equal(p.crop, JOB_CROP_CENTRE);
-    assert_int_equal(p.format, JOB_FORMAT_ORIGINAL);
-    assert_int_equal(p.quality, 80);
+    assert_int_equal(p.out[0].width, 256);
+    assert_int_equal(p.out[0].height, 256);
+    assert_int_equal(p.out[0].fit, JOB_FIT_INSIDE);
+    assert_int_equal(p.out[0].crop, JOB_CROP_CENTRE);
+    assert_int_equal(p.out[0].formats[0], JOB_FORMAT_ORIGINAL);
+    assert_int_equal(p.out[0].quality, 80);
     assert_null(p.callback_url);
     assert_null(p.email);
     job_params_free(&p);
@@ -64,12 +64,12 @@ static void test_json_all_fields(void **state) {
                                "\"email\":\"a@b.example\"}",
                                &p, &err),
                      0);
-    assert_int_equal(p.width, 100);
-    assert_int_equal(p.height, 50);
-    assert_int_equal(p.fit, JOB_FIT_COVER);
-    assert_int_equal(p.crop, JOB_CROP_ATTENTION);
-    assert_int_equal(p.format, JOB_FORMAT_WEBP);
-    assert_int_equal(p.quality, 55);
+    assert_int_equal(p.out[0].width, 100);
+    assert_int_equal(p.out[0].height, 50);
+    assert_int_equal(p.out[0].fit, JOB_FIT_COVER);
+    assert_int_equal(p.out[0].crop, JOB_CROP_ATTENTION);
+    assert_int_equal(p.out[0].formats[0], JOB_FORMAT_WEBP);
+    assert_int_equal(p.out[0].quality, 55);
     assert_string_equal(p.callback_url, "https://cb.example/hook");
     assert_string_equal(p.email, "a@b.example");
     job_params_free(&p);
@@ -77,7 +77,7 @@ static void test_json_all_fields(void **state) {
     /* Height defaults to width; the edges of every range are accepted. */
     assert_int_equal(from_json("{\"url\":\"http://h/x\",\"width\":4096,\"quality\":1}", &p, &err),
                      0);
-    assert_int_equal(p.height, 4096);
+    assert_int_equal(p.out[0].height, 4096);
     job_params_free(&p);
     assert_int_equal(from_json("{\"url\":\"http://h/x\",\"width\":1,\"height\":1,"
                                "\"quality\":100,\"fit\":\"fill\",\"crop\":\"entropy\","
@@ -90,7 +90,7 @@ static void test_json_all_fields(void **state) {
         char body[128];
         snprintf(body, sizeof(body), "{\"url\":\"http://h/x\",\"fit\":\"%s\"}", fits[i]);
         assert_int_equal(from_json(body, &p, &err), 0);
-        assert_int_equal(p.fit, i);
+        assert_int_equal(p.out[0].fit, i);
         job_params_free(&p);
     }
     const char *formats[] = {"original", "jpeg", "png", "webp", "avif", "gif"};
@@ -98,7 +98,7 @@ static void test_json_all_fields(void **state) {
         char body[128];
         snprintf(body, sizeof(body), "{\"url\":\"http://h/x\",\"format\":\"%s\"}", formats[i]);
         assert_int_equal(from_json(body, &p, &err), 0);
-        assert_int_equal(p.format, i);
+        assert_int_equal(p.out[0].formats[0], i);
         job_params_free(&p);
     }
 }
@@ -178,11 +178,11 @@ static void test_text_params(void **state) {
     assert_int_equal(set_text(&p, "format", "jpg", &lim, &err), 0);
     assert_int_equal(set_text(&p, "crop", "center", &lim, &err), 0);
     assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
-    assert_int_equal(p.width, 120);
-    assert_int_equal(p.height, 120);
-    assert_int_equal(p.fit, JOB_FIT_CONTAIN);
-    assert_int_equal(p.format, JOB_FORMAT_JPEG);
-    assert_int_equal(p.crop, JOB_CROP_CENTRE);
+    assert_int_equal(p.out[0].width, 120);
+    assert_int_equal(p.out[0].height, 120);
+    assert_int_equal(p.out[0].fit, JOB_FIT_CONTAIN);
+    assert_int_equal(p.out[0].formats[0], JOB_FORMAT_JPEG);
+    assert_int_equal(p.out[0].crop, JOB_CROP_CENTRE);
 
     assert_int_equal(set_text(&p, "width", "12x", &lim, &err), -1);
     assert_string_equal(err.field, "width");
@@ -241,14 +241,14 @@ static void test_output_bounds(void **state) {
     job_params_init(&p, &bounded);
     assert_int_equal(job_params_from_json(&p, body, strlen(body), &bounded, &err), 0);
     assert_int_equal(job_params_finish(&p, false, &bounded, &err), 0);
-    p.height = 2049;
+    p.out[0].height = 2049;
     assert_int_equal(job_params_finish(&p, false, &bounded, &err), -1);
     assert_string_equal(err.field, "width");
     job_params_free(&p);
     /* Without a bound (0) the box is not checked here. */
     job_params_init(&p, &lim);
-    p.width = p.height = 4096;
-    p.fit = JOB_FIT_FILL;
+    p.out[0].width = p.out[0].height = 4096;
+    p.out[0].fit = JOB_FIT_FILL;
     assert_int_equal(job_params_finish(&p, true, &lim, &err), 0);
     job_params_free(&p);
 }
@@ -306,7 +306,7 @@ static void test_text_strict(void **state) {
         assert_null(p.email);
         assert_null(p.url);
         assert_null(p.callback_url);
-        assert_int_equal(p.width, 256); /* nothing stored */
+        assert_int_equal(p.out[0].width, 256); /* nothing stored */
         job_params_free(&p);
     }
     /* What JSON takes, the query takes, and stores as given. */
@@ -316,7 +316,7 @@ static void test_text_strict(void **state) {
     assert_int_equal(set_text(&p, "email", "a@b.example", &lim, &err), 0);
     assert_string_equal(p.email, "a@b.example");
     assert_int_equal(set_text(&p, "width", "100", &lim, &err), 0);
-    assert_int_equal(p.width, 100);
+    assert_int_equal(p.out[0].width, 100);
     assert_int_equal(set_text(&p, "height", "0", &lim, &err), -1); /* 0 is an integer: range */
     assert_non_null(strstr(err.message, "1..4096"));
     assert_int_equal(set_text(&p, "height", "-5", &lim, &err), -1);
@@ -338,12 +338,12 @@ static void test_record_round_trip(void **state) {
     assert_string_equal(job_record_get(&rec, "src"), "url");
     assert_int_equal(job_params_from_record(&back, &rec), 0);
     assert_string_equal(back.url, p.url);
-    assert_int_equal(back.width, 100);
-    assert_int_equal(back.height, 50);
-    assert_int_equal(back.fit, JOB_FIT_COVER);
-    assert_int_equal(back.crop, JOB_CROP_ENTROPY);
-    assert_int_equal(back.format, JOB_FORMAT_PNG);
-    assert_int_equal(back.quality, 70);
+    assert_int_equal(back.out[0].width, 100);
+    assert_int_equal(back.out[0].height, 50);
+    assert_int_equal(back.out[0].fit, JOB_FIT_COVER);
+    assert_int_equal(back.out[0].crop, JOB_CROP_ENTROPY);
+    assert_int_equal(back.out[0].formats[0], JOB_FORMAT_PNG);
+    assert_int_equal(back.out[0].quality, 70);
     job_params_free(&back);
     job_params_free(&p);
 

@@ -122,9 +122,9 @@ static void enqueue_on(const char *ready, char id[ID_LEN + 1], const char *url, 
     struct job_param_limits lim = {.max_dimension = 4096, .default_quality = 80};
     struct job_params p;
     job_params_init(&p, &lim);
-    p.width = width;
+    p.out[0].width = width;
     p.url = url ? strdup(url) : NULL;
-    job_format_parse(format, &p.format);
+    job_format_parse(format, &p.out[0].formats[0]);
     struct job_param_error perr;
     assert_int_equal(job_params_finish(&p, upload, &lim, &perr), 0);
     struct job_record rec = {0};

@@ -253,6 +253,7 @@ int http_main(const struct child_args *args) {
     c->limits.max_dimension = (int)c->cfg->image_max_dimension;
     c->limits.default_quality = (int)c->cfg->image_default_quality;
     c->limits.max_output_pixels = c->cfg->image_max_output_pixels;
+    c->limits.max_job_pixels = c->cfg->image_max_job_pixels;
     const char *prefix = c->cfg->redis_key_prefix;
     queue_key(c->key_ready, sizeof(c->key_ready), prefix, "ready", NULL);
     queue_key(c->key_delayed, sizeof(c->key_delayed), prefix, "delayed", NULL);
