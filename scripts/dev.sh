@@ -31,6 +31,7 @@ packages=(
     libhttp-parser-dev redis-server libvips-tools curl
     python3 python3-pytest python3-pytest-timeout python3-requests python3-pil python3-aiosmtpd
     python3-redis python3-jsonschema python3-websocket chromium
+    plasma-workspace-wallpapers
     clang libclang-rt-14-dev
     dpkg-dev rpm lintian systemd man-db groff-base file adduser init-system-helpers
 )
