@@ -4,6 +4,7 @@
  * image hangs off a local context that is unref'd at the end, so no path leaks. */
 #include "thumb.h"
 #include "log.h"
+#include "placeholder.h"
 
 #include <ctype.h>
 #include <lcms2.h>
@@ -669,26 +670,39 @@ out:
     return rc;
 }
 
-/* The placeholder of the set from the first frame of the intermediate: fitted
- * in 32x32, on white, 8-bit sRGB. Best effort: "" when it cannot be made. */
+/* The placeholder of the set from the first frame of the intermediate:
+ * fitted in 32x32 (never grown), flattened on white, 8-bit sRGB, then its
+ * BlurHash of 4x3 components and its dominant colour. Best effort: both ""
+ * when it cannot be made. */
 static void make_placeholder(const struct job_src *js, struct thumb_set *set) {
     VipsImage *ctx = vips_image_new();
-    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 6);
+    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 4);
     set->blurhash[0] = '\0';
     set->color[0] = '\0';
-    static const unsigned char white[4] = {255, 255, 255, 255};
-    struct job_output box = {.width = 32, .height = 32, .fit = JOB_FIT_INSIDE};
-    memcpy(box.background, white, sizeof(white));
-    box.has_background = true;
+    struct job_output box = {
+        .width = 32, .height = 32, .fit = JOB_FIT_INSIDE, .has_background = true};
+    memset(box.background, 255, sizeof(box.background));
+    const unsigned char *rgb = NULL;
     if ((t[0] = frame_of(js->inter, js->page_height, 0)) == NULL ||
-        vips_thumbnail_image(t[0], &t[1], 32, "height", 32, "no_rotate", TRUE, NULL) ||
+        vips_thumbnail_image(t[0], &t[1], 32, "height", 32, "size", VIPS_SIZE_DOWN, "no_rotate",
+                             TRUE, NULL) ||
         finish_frame(t[1], &box, JOB_FORMAT_JPEG, js->icc_kept, &t[2]) < 0 ||
-        (t[3] = vips_image_copy_memory(t[2])) == NULL || t[3]->Bands != 3) {
+        (t[3] = vips_image_copy_memory(t[2])) == NULL || t[3]->Bands != 3 ||
+        (rgb = vips_image_get_data(t[3])) == NULL) {
         log_debug("thumb: no placeholder: %s", vips_error_buffer());
         vips_error_clear();
         goto out;
     }
-    /* TODO placeholder_blurhash / placeholder_dominant (r18-blurhash) */
+    int w = t[3]->Xsize, h = t[3]->Ysize;
+    size_t stride = VIPS_IMAGE_SIZEOF_LINE(t[3]);
+    if (placeholder_blurhash(rgb, w, h, stride, 4, 3, set->blurhash, sizeof(set->blurhash)) < 0) {
+        log_debug("thumb: no BlurHash of a %dx%d placeholder", w, h);
+        set->blurhash[0] = '\0';
+        goto out;
+    }
+    unsigned char c[3];
+    placeholder_dominant(rgb, w, h, stride, c);
+    snprintf(set->color, sizeof(set->color), "#%02x%02x%02x", c[0], c[1], c[2]);
 out:
     g_object_unref(ctx);
 }

@@ -55,7 +55,7 @@ struct thumb_encoding {
     int output;             /* the index of its output in the job (0..nout-1) */
     int width;              /* of one frame */
     int height;
-    int frames; /* 1, or the frames of an animated output */
+    int frames;    /* 1, or the frames of an animated output */
     char etag[33]; /* the first 32 hex digits of the SHA-256 of the bytes */
 };
 
@@ -64,8 +64,8 @@ struct thumb_encoding {
 struct thumb_set {
     struct thumb_encoding enc[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX];
     int nenc;
-    char blurhash[32]; /* the placeholder: BlurHash of 4x3 components, "" when none */
-    char color[8];     /* its dominant colour, #rrggbb */
+    char blurhash[32];    /* the placeholder: BlurHash of 4x3 components, "" when none */
+    char color[8];        /* its dominant colour, #rrggbb, "" when none */
     const char *src_mime; /* static string from the decoder, NULL until known */
     size_t src_bytes;
     int src_width; /* as displayed (EXIF orientation applied), 0 until known */

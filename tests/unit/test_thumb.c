@@ -853,6 +853,7 @@ static void test_set_four_outputs(void **state) {
     struct thumb_set s;
     set_ok(&o, outs, 4, &b, &s);
     assert_int_equal(s.nenc, 12);
+    assert_int_equal(strlen(s.blurhash), 28);
     assert_string_equal(s.src_mime, "image/jpeg");
     assert_int_equal(s.src_width, 2560);
     assert_int_equal(s.src_height, 1440);
@@ -1349,6 +1350,47 @@ static void test_set_result_too_large(void **state) {
     g_free(b.data);
 }
 
+/* The placeholder: a BlurHash of 4x3 components (28 characters, the first
+ * one saying 4x3) and the dominant colour, near a solid source's own; alpha
+ * is flattened on white first. */
+static void test_set_placeholder(void **state) {
+    (void)state;
+    static const char base83[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~";
+    static const struct {
+        double px[4];
+        int bands;
+        int want[3];
+    } cases[] = {
+        {{200, 30, 60, 255}, 3, {200, 30, 60}},
+        {{10, 120, 250, 255}, 3, {10, 120, 250}},
+        {{0, 0, 0, 0}, 4, {255, 255, 255}}, /* transparent: white */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        VipsImage *im = solid(300, 200, cases[i].bands, cases[i].px);
+        struct blob b = encode_as(im, cases[i].bands == 3 ? SRC_JPEG : SRC_PNG);
+        g_object_unref(im);
+        struct job_output jo = output("default", 64, 64, JOB_FIT_INSIDE, 1, JOB_FORMAT_WEBP);
+        struct thumb_opts o = opts(1, 1, JOB_FIT_INSIDE, JOB_FORMAT_PNG);
+        struct thumb_set s;
+        set_ok(&o, &jo, 1, &b, &s);
+        assert_int_equal(strlen(s.blurhash), 28);
+        assert_int_equal(strspn(s.blurhash, base83), 28);
+        assert_int_equal(s.blurhash[0], 'L'); /* (4 - 1) + (3 - 1) * 9 = 21 */
+        assert_int_equal(strlen(s.color), 7);
+        assert_int_equal(s.color[0], '#');
+        assert_int_equal(strspn(s.color + 1, "0123456789abcdef"), 6);
+        unsigned int r, g, bl;
+        assert_int_equal(sscanf(s.color, "#%2x%2x%2x", &r, &g, &bl), 3);
+        double got[3] = {r, g, bl};
+        if (!near(got, cases[i].want[0], cases[i].want[1], cases[i].want[2], 6))
+            fail_msg("a solid %d %d %d source has the colour %s", cases[i].want[0],
+                     cases[i].want[1], cases[i].want[2], s.color);
+        thumb_set_free(&s);
+        g_free(b.data);
+    }
+}
+
 /* --- imgtype ----------------------------------------------------------- */
 
 static void test_imgtype_detects(void **state) {
@@ -1451,6 +1493,7 @@ int main(void) {
         cmocka_unit_test(test_set_jxl),
         cmocka_unit_test(test_set_job_pixels),
         cmocka_unit_test(test_set_result_too_large),
+        cmocka_unit_test(test_set_placeholder),
         cmocka_unit_test(test_imgtype_detects),
         cmocka_unit_test(test_imgtype_refuses),
         cmocka_unit_test(test_imgtype_canonical),
