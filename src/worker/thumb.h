@@ -1,5 +1,6 @@
-/* thumb.h — one thumbnail from image bytes with libvips: header limits first,
- * then shrink-on-load, fit, sRGB and encode. Knows nothing of Redis. */
+/* thumb.h — thumbnails from image bytes with libvips: header limits first,
+ * then one shrink-on-load decode, each output's fit, colour and encodings.
+ * Knows nothing of Redis. */
 #ifndef TH_THUMB_H
 #define TH_THUMB_H
 
@@ -54,7 +55,7 @@ struct thumb_encoding {
     int output;             /* the index of its output in the job (0..nout-1) */
     int width;              /* of one frame */
     int height;
-    int frames; /* 1, or the frames of an animated output */
+    int frames;    /* 1, or the frames of an animated output */
     char etag[33]; /* the first 32 hex digits of the SHA-256 of the bytes */
 };
 
@@ -63,8 +64,8 @@ struct thumb_encoding {
 struct thumb_set {
     struct thumb_encoding enc[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX];
     int nenc;
-    char blurhash[32]; /* the placeholder: BlurHash of 4x3 components, "" when none */
-    char color[8];     /* its dominant colour, #rrggbb */
+    char blurhash[32];    /* the placeholder: BlurHash of 4x3 components, "" when none */
+    char color[8];        /* its dominant colour, #rrggbb, "" when none */
     const char *src_mime; /* static string from the decoder, NULL until known */
     size_t src_bytes;
     int src_width; /* as displayed (EXIF orientation applied), 0 until known */
@@ -74,8 +75,9 @@ struct thumb_set {
 };
 
 /* Initialises libvips for this process the way a worker runs it: one thread per
- * operation, no operation cache, loaders marked untrusted blocked, GLib
- * warnings routed to the log. Call after fork, before thumb_make. Returns 0 or
+ * operation, no operation cache, operations marked untrusted blocked (but the
+ * JPEG XL saver, which 8.14 marks so and which only encodes our own pixels),
+ * GLib warnings routed to the log. Call after fork, before thumb_make. Returns 0 or
  * -1 (logged). */
 int thumb_init(void);
 
@@ -109,8 +111,12 @@ void thumb_result_free(struct thumb_result *r);
  * placeholder. Limits: each output as thumb_make's (max_output_pixels), and
  * the sum over outputs of width x height x formats, as the header gives
  * them, at most o->max_job_pixels (0: no bound) else output_too_large;
- * max_result_bytes per encoding. Returns 0, or -1 with err set as
- * thumb_make's; out holds no encoding on -1. Free with thumb_set_free. */
+ * max_result_bytes per encoding. With more than one output, a message about
+ * one output starts "rendition <name>: ". out is overwritten (hand it no
+ * encodings to keep). Returns 0, or -1 with err set as thumb_make's, or
+ * invalid_job for nout or an output's nformats or size out of range; out holds
+ * no encoding on -1 (its src_* fields known so far are filled either way).
+ * Free with thumb_set_free. */
 int thumb_make_set(const struct thumb_opts *o, const struct job_output *outs, int nout,
                    const void *src, size_t len, struct thumb_set *out, struct failure *err);
 
