@@ -15,7 +15,7 @@
 static const char *const fit_names[] = {"inside", "cover", "contain", "fill", NULL};
 static const char *const crop_names[] = {"centre", "attention", "entropy", NULL};
 static const char *const format_names[] = {"original", "jpeg", "png", "webp",
-                                            "avif",     "gif",  "jxl", NULL};
+                                           "avif",     "gif",  "jxl", NULL};
 
 static int parse_name(const char *const *names, const char *s, int *out) {
     for (int i = 0; names[i]; i++) {
@@ -35,6 +35,12 @@ const char *job_crop_name(enum job_crop c) {
 }
 const char *job_format_name(enum job_format f) {
     return format_names[f];
+}
+
+const char *job_format_mime(enum job_format f) {
+    static const char *const mimes[] = {"image/jpeg", "image/jpeg", "image/png", "image/webp",
+                                        "image/avif", "image/gif",  "image/jxl"};
+    return (unsigned)f < sizeof(mimes) / sizeof(mimes[0]) ? mimes[f] : "image/jpeg";
 }
 
 int job_fit_parse(const char *s, enum job_fit *out) {
@@ -193,9 +199,9 @@ static int parse_int_text(const char *value, long long *out) {
 
 /* The fields of one output: at the top level (the one-output form) or in
  * each of renditions. */
-static const char *const output_fields[] = {"width",      "height",     "fit",         "crop",
-                                            "format",     "quality",    "background",  "focus",
-                                            "animated",   "progressive", "keep_icc",   NULL};
+static const char *const output_fields[] = {"width",    "height",      "fit",        "crop",
+                                            "format",   "quality",     "background", "focus",
+                                            "animated", "progressive", "keep_icc",   NULL};
 
 /* The static name of an output field, or NULL when field is not one. */
 static const char *output_field(const char *field) {
@@ -299,8 +305,8 @@ static int set_output_string(struct job_output *o, const char *field, const char
     }
     if (strcmp(field, "crop") == 0) {
         if (job_crop_parse(value, &o->crop) < 0)
-            return fail(err, "invalid_param", path,
-                        "%s must be one of centre, attention, entropy", path);
+            return fail(err, "invalid_param", path, "%s must be one of centre, attention, entropy",
+                        path);
         return 0;
     }
     if (strcmp(field, "format") == 0) {
@@ -357,9 +363,8 @@ static bool is_string_field(const char *field) {
 }
 
 /* One output field from its JSON value. */
-static int output_set_json(struct job_output *o, const char *field, const char *path,
-                           json_t *val, const struct job_param_limits *lim,
-                           struct job_param_error *err) {
+static int output_set_json(struct job_output *o, const char *field, const char *path, json_t *val,
+                           const struct job_param_limits *lim, struct job_param_error *err) {
     if (is_int_field(field)) {
         if (!json_is_integer(val))
             return fail(err, "invalid_param", path, "%s must be an integer", path);
@@ -469,9 +474,8 @@ static int parse_bool_text(const char *value, bool *out) {
 
 /* The text forms of the fields that are not plain strings or integers: a
  * format list "avif,webp,jpeg", focus "x,y", a bool, renditions as JSON. */
-static int output_set_text(struct job_params *p, const char *field, const char *value,
-                           size_t len, const struct job_param_limits *lim,
-                           struct job_param_error *err) {
+static int output_set_text(struct job_params *p, const char *field, const char *value, size_t len,
+                           const struct job_param_limits *lim, struct job_param_error *err) {
     struct job_output *o = &p->out[0];
     if (is_bool_field(field)) {
         bool v;
@@ -1043,7 +1047,7 @@ int job_encodings_parse(const char *text, struct job_encoding *out, int max) {
 
 /* Where a result's object is served from with storage.public_url: res_url is
  * the first object's URL, so the others' are it with their own key at the end. */
-static bool public_object_url(const struct job_record *rec, int index, char *out, size_t size) {
+bool job_public_url(const struct job_record *rec, int index, char *out, size_t size) {
     const char *url = job_record_get(rec, "res_url"), *objects = job_record_get(rec, "res_obj");
     if (url == NULL || objects == NULL)
         return false;
@@ -1073,26 +1077,25 @@ static void result_renditions(json_t *res, const char *id, const struct job_reco
     json_t *list = json_array();
     for (int i = 0; i < n; i++) {
         if (i > 0 && enc[i].output == enc[i - 1].output)
-            continue; /* not an output's first line: done with its first */
+            continue;   /* not an output's first line: done with its first */
         char url[2304]; /* a public object URL (STORE_URL_MAX) or a route */
-        if (!public_object_url(rec, i, url, sizeof(url)))
+        if (!job_public_url(rec, i, url, sizeof(url)))
             snprintf(url, sizeof(url), "/v1/thumbnails/%s/image/%s", id, enc[i].name);
         json_t *r = json_pack("{s:s, s:s, s:I, s:i, s:i, s:s}", "name", enc[i].name, "mime",
-                              enc[i].mime, "bytes", (json_int_t)enc[i].bytes, "width",
-                              enc[i].width, "height", enc[i].height, "image_url", url);
+                              enc[i].mime, "bytes", (json_int_t)enc[i].bytes, "width", enc[i].width,
+                              "height", enc[i].height, "image_url", url);
         json_t *formats = json_array();
         for (int rank = 0; rank < JOB_FORMATS_MAX; rank++) {
             for (int j = i; j < n && enc[j].output == enc[i].output; j++) {
                 if (enc[j].rank != rank)
                     continue;
-                if (!public_object_url(rec, j, url, sizeof(url)))
+                if (!job_public_url(rec, j, url, sizeof(url)))
                     snprintf(url, sizeof(url), "/v1/thumbnails/%s/image/%s?format=%s", id,
                              enc[j].name, job_format_name(enc[j].format));
-                json_array_append_new(formats,
-                                      json_pack("{s:s, s:s, s:I, s:s}", "format",
-                                                job_format_name(enc[j].format), "mime",
-                                                enc[j].mime, "bytes", (json_int_t)enc[j].bytes,
-                                                "image_url", url));
+                json_array_append_new(
+                    formats, json_pack("{s:s, s:s, s:I, s:s}", "format",
+                                       job_format_name(enc[j].format), "mime", enc[j].mime, "bytes",
+                                       (json_int_t)enc[j].bytes, "image_url", url));
             }
         }
         json_object_set_new(r, "formats", formats);

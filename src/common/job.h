@@ -119,6 +119,8 @@ const char *job_format_name(enum job_format f);
 int job_fit_parse(const char *s, enum job_fit *out);
 int job_crop_parse(const char *s, enum job_crop *out);
 int job_format_parse(const char *s, enum job_format *out);
+/* The MIME type of an output format (JOB_FORMAT_ORIGINAL: image/jpeg). */
+const char *job_format_mime(enum job_format f);
 
 /* A job as stored in the Redis hash {p}:job:<id>: field name -> text value. */
 struct job_record {
@@ -171,6 +173,11 @@ int job_encodings_parse(const char *text, struct job_encoding *out, int max);
 /* Writes e as a res_rend line (no newline) into buf. Returns its length, or
  * -1 when it does not fit. */
 int job_encoding_line(const struct job_encoding *e, char *buf, size_t size);
+
+/* With storage.public_url, the URL of the index'th object of a done job
+ * (res_obj's order) into out: res_url is the first one's, the others share
+ * its base. Returns false when the job has none. */
+bool job_public_url(const struct job_record *rec, int index, char *out, size_t size);
 
 /* The job document of docs/API.md §4 for the record of job id. Returns a new reference,
  * or NULL on allocation failure. */

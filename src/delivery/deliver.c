@@ -437,24 +437,30 @@ static int prepare_mail(struct deliverer *d, struct delivery *v, const char *add
     char k_job[QUEUE_KEY_MAX], k_res[QUEUE_KEY_MAX];
     queue_key(k_job, sizeof(k_job), cfg->redis_key_prefix, "job", v->job);
     queue_key(k_res, sizeof(k_res), cfg->redis_key_prefix, "res", v->job);
-    const char *hmget[] = {"HMGET", k_job, "res_mime", "res_obj"};
-    const char *get[] = {"GET", k_res};
-    redisReply *fields = rconn_command(&d->redis, "HMGET", 4, hmget, NULL);
+    const char *hmget[] = {"HMGET", k_job, "res_mime", "res_obj", "res_bytes"};
+    redisReply *fields = rconn_command(&d->redis, "HMGET", 5, hmget, NULL);
     if (fields == NULL)
         return -1;
     const redisReply *mime =
-        fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 ? fields->element[0] : NULL;
+        fields->type == REDIS_REPLY_ARRAY && fields->elements == 3 ? fields->element[0] : NULL;
     const redisReply *obj = mime ? fields->element[1] : NULL;
+    /* The first encoding: the job's others follow its bytes (job.h, res_rend). */
+    char last[24];
+    snprintf(last, sizeof(last), "%lld",
+             mime && fields->element[2]->type == REDIS_REPLY_STRING
+                 ? strtoll(fields->element[2]->str, NULL, 10) - 1
+                 : -1LL);
+    const char *get[] = {"GETRANGE", k_res, "0", last};
     int rc = -1;
     if (mime == NULL || mime->type != REDIS_REPLY_STRING) {
         record(d, v, DELIVER_FAILED, 0, "the thumbnail was deleted or expired before its e-mail");
     } else if (obj->type == REDIS_REPLY_STRING && obj->len > 0) {
         rc = mail_from_store(d, v, address, mime->str, obj->str);
     } else {
-        redisReply *bytes = rconn_command(&d->redis, "GET", 2, get, NULL);
+        redisReply *bytes = rconn_command(&d->redis, "GETRANGE", 4, get, NULL);
         if (bytes == NULL)
             ;
-        else if (bytes->type != REDIS_REPLY_STRING)
+        else if (bytes->type != REDIS_REPLY_STRING || bytes->len == 0)
             record(d, v, DELIVER_FAILED, 0,
                    "the thumbnail was deleted or expired before its e-mail");
         else if (mail_prepare(v->curl, &v->msg, cfg, address, v->job, mime->str, bytes->str,

@@ -2,6 +2,7 @@
  * change notices. The copy callbacks run under a shard lock: they only copy
  * into the response's buffers. */
 #include "cached.h"
+#include "handlers.h"
 #include "request.h"
 
 #include "jobcache.h"
@@ -26,6 +27,11 @@ struct copy {
     bool not_modified;
     int64_t expires_ms;
     struct jobcache_head head;
+    /* image: what the request asks for, and the encoding chosen */
+    const char *name;
+    const char *format;
+    const char *accept;
+    struct image_choice choice;
 };
 
 static void copy_doc(const struct jobcache_head *head, const char *doc, const void *body,
@@ -47,20 +53,45 @@ static void copy_doc(const struct jobcache_head *head, const char *doc, const vo
 
 static void copy_image(const struct jobcache_head *head, const char *doc, const void *body,
                        int64_t expires_ms, void *arg) {
-    (void)doc;
     struct copy *cp = arg;
-    if (!head->done || body == NULL || head->etag[0] == '\0')
+    if (!head->done || head->etag[0] == '\0')
         return; /* not the image: Redis decides (409, 404 or the bytes) */
     if (!jobcache_confirmed(head, cp->trust_after)) {
         cp->unconfirmed = true;
         return;
     }
+    /* Which encoding: computed from the entry's index, no I/O. An error
+     * (no such rendition or format) is Redis' to answer, and so are the
+     * first encoding's bytes when the entry has none (a result read from
+     * the store for another encoding). */
+    if (image_choose(jobcache_index(head, doc), head->index_len, head->mime, cp->name, cp->format,
+                     cp->accept, &cp->choice) != IMAGE_CHOSEN ||
+        (cp->choice.line == 0 && body == NULL))
+        return;
     cp->head = *head;
     cp->expires_ms = expires_ms;
     cp->usable = true;
-    cp->not_modified = cp->inm && request_etag_matches(cp->inm, head->etag);
-    if (cp->body && !cp->not_modified)
+    if (cp->choice.line > 0) { /* another entry holds its bytes */
+        snprintf(cp->head.mime, sizeof(cp->head.mime), "%s", cp->choice.e.mime);
+        snprintf(cp->head.etag, sizeof(cp->head.etag), "%s", cp->choice.e.etag);
+        cp->head.body_len = (uint32_t)cp->choice.e.bytes;
+    }
+    cp->not_modified = cp->inm && request_etag_matches(cp->inm, cp->head.etag);
+    if (cp->body && !cp->not_modified && cp->choice.line == 0)
         evbuffer_add(cp->out, body, head->body_len);
+}
+
+/* An encoding's own entry: its bytes, when they are the ones the job's index names. */
+static void copy_encoding(const struct jobcache_head *head, const char *doc, const void *body,
+                          int64_t expires_ms, void *arg) {
+    (void)doc;
+    (void)expires_ms;
+    struct copy *cp = arg;
+    if (body == NULL || strcmp(head->etag, cp->head.etag) != 0 ||
+        head->body_len != cp->head.body_len)
+        return;
+    evbuffer_add(cp->out, body, head->body_len);
+    cp->usable = true;
 }
 
 int64_t cached_trust_after(const struct http_child *c) {
@@ -122,13 +153,28 @@ static bool image_from_cache(struct exchange *h, bool trust_all) {
     struct http_child *c = h->child;
     if (c->cache == NULL)
         return false;
+    char format[16];
+    if (request_query_value(exchange_query(h), "format", format, sizeof(format)) != 1)
+        format[0] = '\0';
     struct copy cp = {.out = exchange_body_out(h),
                       .body = h->method != HTTP_HEAD,
                       .inm = exchange_header(h, "If-None-Match"),
-                      .trust_after = trust_all ? INT64_MIN : cached_trust_after(c)};
+                      .trust_after = trust_all ? INT64_MIN : cached_trust_after(c),
+                      .name = h->match.route == ROUTE_IMAGE_RENDITION ? h->match.name : NULL,
+                      .format = format,
+                      .accept = exchange_header(h, "Accept")};
     int64_t now = units_mono_ms();
     if (!jobcache_get(c->cache, h->match.id, h->owner, now, copy_image, &cp) || !cp.usable)
         return cp.unconfirmed && cached_passed_over(h, stale_image);
+    if (cp.choice.line > 0 && cp.body && !cp.not_modified) {
+        char key[SHM_CACHE_KEY_MAX + 1];
+        jobcache_encoding_key(key, h->match.id, cp.choice.line);
+        cp.usable = false;
+        if (!jobcache_get(c->cache, key, h->owner, now, copy_encoding, &cp) || !cp.usable)
+            return false; /* not cached on this node: Redis */
+    }
+    if (cp.choice.vary)
+        exchange_set_header(h, "Vary", "Accept");
     char buf[96];
     snprintf(buf, sizeof(buf), "\"%s\"", cp.head.etag);
     exchange_set_header(h, "ETag", buf);
@@ -179,9 +225,39 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
     char *doc = job_document_text(id, rec, &doc_len);
     if (doc)
         jobcache_put(c->cache, id, job_record_get(rec, "owner"), state, doc, doc_len,
-                     job_record_get(rec, "res_mime"), job_record_get(rec, "res_etag"), body, len,
-                     expires, read_ms);
+                     job_record_get(rec, "res_rend"), job_record_get(rec, "res_mime"),
+                     job_record_get(rec, "res_etag"), body, len, expires, read_ms);
     free(doc);
+}
+
+/* Whether a job's entry answers for its encodings here: its read is one this
+ * child's subscription vouches for. */
+static void vouched(const struct jobcache_head *head, const char *doc, const void *body,
+                    int64_t expires_ms, void *arg) {
+    (void)doc, (void)body, (void)expires_ms;
+    struct copy *cp = arg;
+    cp->usable = jobcache_confirmed(head, cp->trust_after);
+}
+
+void cached_store_encoding(struct http_child *c, const char *id, const struct job_record *rec,
+                           int line, long long ttl_ms, const void *body, size_t len,
+                           int64_t read_ms) {
+    struct job_encoding enc[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX];
+    int n = job_encodings_parse(job_record_get(rec, "res_rend"), enc,
+                                JOB_RENDITIONS_MAX * JOB_FORMATS_MAX);
+    if (c->cache == NULL || line <= 0 || line >= n || (long long)len != enc[line].bytes)
+        return;
+    char key[SHM_CACHE_KEY_MAX + 1];
+    jobcache_encoding_key(key, id, line);
+    int64_t expires = ttl_ms > 0 ? units_mono_ms() + ttl_ms : 0;
+    jobcache_put(c->cache, key, job_record_get(rec, "owner"), "done", "", 0, NULL, enc[line].mime,
+                 enc[line].etag, body, len, expires, read_ms);
+    /* It is answered only beside the job's entry: when there is none this
+     * child can vouch for (an object read from the store for this encoding
+     * alone), one of this read, without the first encoding's bytes. */
+    struct copy cp = {.trust_after = cached_trust_after(c)};
+    if (!jobcache_get(c->cache, id, NULL, units_mono_ms(), vouched, &cp) || !cp.usable)
+        cached_store(c, id, rec, ttl_ms, NULL, 0, read_ms);
 }
 
 void cached_changed(struct http_child *c, const char *id, size_t len) {

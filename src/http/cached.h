@@ -37,6 +37,12 @@ void cached_store(struct http_child *c, const char *id, const struct job_record 
                   long long ttl_ms, const void *body, size_t len, int64_t read_ms);
 
 /* Marks a response as answered from Redis (X-Cache: miss). */
+/* Keeps the bytes of encoding line (res_rend's, > 0) of done job id, read
+ * at read_ms, as an entry of its own ("<id>.<line>", jobcache.h). */
+void cached_store_encoding(struct http_child *c, const char *id, const struct job_record *rec,
+                           int line, long long ttl_ms, const void *body, size_t len,
+                           int64_t read_ms);
+
 void cached_mark_miss(struct exchange *h);
 
 /* A {prefix}:changed message: drops the entry of the job id it carries (len

@@ -196,8 +196,8 @@ static void on_reply(redisReply *reply, void *arg) {
     }
     if (step == STEP_BYTES && done && reply && reply->type == REDIS_REPLY_STRING &&
         h->res_ttl_ms > 0)
-        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len,
-                     h->read_ms);
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str,
+                     image_first_len(h, reply->len), h->read_ms);
     if (!live)
         goto out;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -217,7 +217,8 @@ static void on_reply(redisReply *reply, void *arg) {
             reply_failed(h, reply, "compat image");
         } else {
             cached_mark_miss(h);
-            send_thumb(h, state, job_record_get(&h->rec, "res_mime"), reply->str, reply->len);
+            send_thumb(h, state, job_record_get(&h->rec, "res_mime"), reply->str,
+                       image_first_len(h, reply->len));
         }
     }
 out:

@@ -39,8 +39,29 @@ void metrics_handle(struct exchange *h);
 /* DELETE /v1/thumbnails/<id> (job_delete.c). */
 void job_delete_handle(struct exchange *h);
 
-/* GET|HEAD /v1/thumbnails/<id>/image (image.c). */
+/* GET|HEAD /v1/thumbnails/<id>/image and /image/<name> (image.c). */
 void image_handle(struct exchange *h);
+
+/* Which encoding of a done job a request asks for (image.c): the output
+ * named (NULL: the first), then ?format= when given, else the Accept header
+ * among that output's formats (accept.h; the last listed is the fallback). */
+struct image_choice {
+    int line;              /* its line in the job's res_rend (0 without one) */
+    struct job_encoding e; /* that line, when the job has res_rend */
+    bool vary;             /* chosen by Accept among several: Vary: Accept */
+    char have[256];        /* for errors: the job's names, or the output's formats */
+};
+enum image_choose_rc { IMAGE_CHOSEN, IMAGE_NO_RENDITION, IMAGE_NO_FORMAT };
+
+/* Chooses by index (res_rend, index_len bytes; NULL or "" for a job without
+ * one, whose one encoding is res_mime's). */
+enum image_choose_rc image_choose(const char *index, size_t index_len, const char *res_mime,
+                                  const char *name, const char *format, const char *accept,
+                                  struct image_choice *c);
+
+/* The request's rendition and ?format= into h (name "" for the first, format
+ * "" for none). Returns 0, or -1 after answering 404/400. */
+int image_request(struct exchange *h, const char **name, char format[16]);
 
 /* GET|HEAD /openapi.json, /docs and /docs/<file>: the API described, and
  * Swagger UI showing it (openapi.c). */
@@ -69,6 +90,10 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image
 /* The object store's name for h->rec's result (res_obj: its first key), or
  * NULL for a result kept in Redis. */
 const char *image_object_key(const struct exchange *h);
+
+/* Of len bytes read from the start of {p}:res:<id>, those of the job's first
+ * encoding (res_bytes): the others follow it. */
+size_t image_first_len(const struct exchange *h, size_t len);
 
 /* Fetches h->rec's result from the object store (objects.h), puts it in the
  * shared cache, then calls then. Returns 0, -1 when it could not start (then

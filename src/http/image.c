@@ -6,6 +6,7 @@
  * a GET's job and bytes are then cached. A result longer than one chunk is
  * streamed: each further chunk is asked for once the one before has been
  * written to the client, so a big result is never held whole, let alone twice. */
+#include "accept.h"
 #include "cached.h"
 #include "guard.h"
 #include "handlers.h"
@@ -30,6 +31,144 @@ static void not_found(struct exchange *h) {
     respond_error(h, "not_found", NULL, 0, "no image for this id (unknown or expired job)");
 }
 
+/* The lines of a res_rend (JOB_RENDITIONS_MAX x JOB_FORMATS_MAX at most). */
+#define IMAGE_LINES_MAX (JOB_RENDITIONS_MAX * JOB_FORMATS_MAX)
+
+enum image_choose_rc image_choose(const char *index, size_t index_len, const char *res_mime,
+                                  const char *name, const char *format, const char *accept,
+                                  struct image_choice *c) {
+    memset(c, 0, sizeof(*c));
+    char text[IMAGE_LINES_MAX * 200];
+    struct job_encoding enc[IMAGE_LINES_MAX];
+    int n = 0;
+    if (index && index_len && index_len < sizeof(text)) {
+        memcpy(text, index, index_len);
+        text[index_len] = '\0';
+        n = job_encodings_parse(text, enc, IMAGE_LINES_MAX);
+    }
+    enum job_format f = JOB_FORMAT_ORIGINAL;
+    if (format && format[0] && job_format_parse(format, &f) < 0)
+        f = JOB_FORMAT_ORIGINAL; /* image_request refused it already */
+    if (n <= 0) {                /* one encoding, named default */
+        if (name && name[0] && strcmp(name, "default") != 0) {
+            snprintf(c->have, sizeof(c->have), "default");
+            return IMAGE_NO_RENDITION;
+        }
+        if (format && format[0] && strcmp(job_format_mime(f), res_mime ? res_mime : "") != 0) {
+            snprintf(c->have, sizeof(c->have), "%s", res_mime ? res_mime : "none");
+            return IMAGE_NO_FORMAT;
+        }
+        return IMAGE_CHOSEN;
+    }
+    int out = enc[0].output;
+    if (name && name[0]) {
+        int i = 0;
+        while (i < n && strcmp(enc[i].name, name) != 0)
+            i++;
+        if (i == n) {
+            size_t len = 0;
+            for (int j = 0; j < n && len < sizeof(c->have); j++)
+                if (j == 0 || enc[j].output != enc[j - 1].output)
+                    len += (size_t)snprintf(c->have + len, sizeof(c->have) - len, "%s%s",
+                                            len ? ", " : "", enc[j].name);
+            return IMAGE_NO_RENDITION;
+        }
+        out = enc[i].output;
+    }
+    /* The output's encodings in the order its formats were listed. */
+    int lines[JOB_FORMATS_MAX];
+    const char *mimes[JOB_FORMATS_MAX];
+    int k = 0;
+    for (int rank = 0; rank < JOB_FORMATS_MAX; rank++)
+        for (int i = 0; i < n && k < JOB_FORMATS_MAX; i++)
+            if (enc[i].output == out && enc[i].rank == rank) {
+                lines[k] = i;
+                mimes[k++] = enc[i].mime;
+            }
+    if (k == 0)
+        return IMAGE_NO_RENDITION;
+    int pick = -1;
+    if (format && format[0]) {
+        for (int j = 0; j < k && pick < 0; j++)
+            if (enc[lines[j]].format == f)
+                pick = j;
+        if (pick < 0) {
+            size_t len = 0;
+            for (int j = 0; j < k && len < sizeof(c->have); j++)
+                len += (size_t)snprintf(c->have + len, sizeof(c->have) - len, "%s%s",
+                                        len ? ", " : "", job_format_name(enc[lines[j]].format));
+            return IMAGE_NO_FORMAT;
+        }
+    } else {
+        pick = k == 1 ? 0 : accept_pick(accept, mimes, k);
+        c->vary = k > 1;
+    }
+    c->line = lines[pick];
+    c->e = enc[c->line];
+    return IMAGE_CHOSEN;
+}
+
+/* The request's rendition name (NULL for the route without one) and ?format=. */
+static const char *wanted(struct exchange *h, char format[16]) {
+    if (request_query_value(exchange_query(h), "format", format, 16) != 1)
+        format[0] = '\0';
+    return h->match.route == ROUTE_IMAGE_RENDITION ? h->match.name : NULL;
+}
+
+int image_request(struct exchange *h, const char **name, char format[16]) {
+    format[0] = '\0';
+    int r = request_query_value(exchange_query(h), "format", format, 16);
+    enum job_format f;
+    if (r < 0 || (r == 1 && job_format_parse(format, &f) < 0) ||
+        (r == 1 && f == JOB_FORMAT_ORIGINAL)) {
+        respond_error(h, "invalid_param", "format", 0,
+                      "format must be given once, as one of jpeg, png, webp, avif, gif, jxl");
+        return -1;
+    }
+    *name = h->match.route == ROUTE_IMAGE_RENDITION ? h->match.name : NULL;
+    if (*name && (*name)[0] == '\0') {
+        respond_error(h, "not_found", NULL, 0, "no such rendition: a name is 1..%d characters",
+                      JOB_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* Chooses the encoding of the done job in h->rec: 0, or -1 after a 404. */
+static int choose(struct exchange *h) {
+    char format[16];
+    const char *name = wanted(h, format);
+    const char *index = job_record_get(&h->rec, "res_rend");
+    const char *mime = job_record_get(&h->rec, "res_mime");
+    struct image_choice ch;
+    enum image_choose_rc rc = image_choose(index, index ? strlen(index) : 0, mime, name, format,
+                                           exchange_header(h, "Accept"), &ch);
+    if (rc == IMAGE_NO_RENDITION) {
+        respond_error(h, "not_found", NULL, 0, "this job has no rendition named %s (it has %s)",
+                      name, ch.have);
+        return -1;
+    }
+    if (rc == IMAGE_NO_FORMAT) {
+        respond_error(h, "not_found", NULL, 0,
+                      "this rendition is not encoded as %s (it is encoded as %s)", format, ch.have);
+        return -1;
+    }
+    h->res_line = ch.line;
+    h->res_vary = ch.vary;
+    if (index && ch.line >= 0 && index[0]) {
+        snprintf(h->res_mime, sizeof(h->res_mime), "%s", ch.e.mime);
+        snprintf(h->res_etag, sizeof(h->res_etag), "%s", ch.e.etag);
+        h->res_offset = ch.e.offset;
+        h->res_len = ch.e.bytes;
+    } else {
+        snprintf(h->res_mime, sizeof(h->res_mime), "%s", mime ? mime : "");
+        const char *etag = job_record_get(&h->rec, "res_etag");
+        snprintf(h->res_etag, sizeof(h->res_etag), "%s", etag ? etag : "");
+        h->res_len = job_record_get_int(&h->rec, "res_bytes", 0);
+    }
+    return 0;
+}
+
 /* The job hash: 404, 409 with the job document, or remember what the image needs. */
 static void on_job(struct exchange *h, const redisReply *reply) {
     if (reply->elements == 0 || !guard_allows_reply(h, reply)) {
@@ -50,10 +189,8 @@ static void on_job(struct exchange *h, const redisReply *reply) {
                                final ? "it has no image" : "its image is not ready yet");
         return;
     }
-    const char *mime = job_record_get(&h->rec, "res_mime");
-    const char *etag = job_record_get(&h->rec, "res_etag");
-    snprintf(h->res_mime, sizeof(h->res_mime), "%s", mime ? mime : "");
-    snprintf(h->res_etag, sizeof(h->res_etag), "%s", etag ? etag : "");
+    if (choose(h) < 0)
+        return;
     const char *inm = exchange_header(h, "If-None-Match");
     h->not_modified = h->res_etag[0] && inm && request_etag_matches(inm, h->res_etag);
 }
@@ -67,6 +204,8 @@ static void add_cache_headers(struct exchange *h) {
     long long ttl = h->res_ttl_ms >= 0 ? h->res_ttl_ms : h->child->cfg->redis_result_ttl;
     snprintf(buf, sizeof(buf), "private, max-age=%lld", ttl / 1000);
     exchange_set_header(h, "Cache-Control", buf);
+    if (h->res_vary)
+        exchange_set_header(h, "Vary", "Accept");
 }
 
 /* The headers of an image answer read from Redis or the store: its type, its
@@ -123,8 +262,10 @@ static void stream_next(struct exchange *h) {
         return;
     }
     char from[24], to[24];
-    snprintf(from, sizeof(from), "%lld", h->stream_off);
-    snprintf(to, sizeof(to), "%lld", h->stream_off + IMAGE_CHUNK - 1);
+    long long end = h->res_offset + h->stream_total; /* this encoding's bytes end there */
+    long long at = h->res_offset + h->stream_off;
+    snprintf(from, sizeof(from), "%lld", at);
+    snprintf(to, sizeof(to), "%lld", (at + IMAGE_CHUNK < end ? at + IMAGE_CHUNK : end) - 1);
     const char *argv[] = {"GETRANGE", h->key_res, from, to};
     h->op = (struct rasync_op){.cb = on_piece, .arg = h};
     if (rasync_command(http_redis_bulk(h->child), &h->op, 4, argv, NULL) < 0) {
@@ -146,7 +287,53 @@ static void stream_start(struct exchange *h, const redisReply *first, long long 
     exchange_stream_chunk(h, first->str, first->len, stream_next);
 }
 
+/* The first chunk of an encoding that is not the job's first. */
+static void on_range(redisReply *reply, void *arg) {
+    struct exchange *h = arg;
+    exchange_redis_received(h);
+    bool whole = reply && reply->type == REDIS_REPLY_STRING && h->res_len > 0 &&
+                 (long long)reply->len >= h->res_len;
+    if (whole && h->res_ttl_ms != 0)
+        cached_store_encoding(h->child, h->match.id, &h->rec, h->res_line, h->res_ttl_ms,
+                              reply->str, (size_t)h->res_len, h->read_ms);
+    if (h->conn == NULL)
+        goto out;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        reply_failed(h, reply, "image range");
+    } else if (reply->type != REDIS_REPLY_STRING || reply->len == 0) {
+        not_found(h);
+    } else if (!whole) {
+        stream_start(h, reply, h->res_len);
+    } else {
+        evbuffer_add(exchange_body_out(h), reply->str, (size_t)h->res_len);
+        image_headers(h);
+        exchange_send(h, 200);
+    }
+out:
+    exchange_settle(h);
+}
+
+/* Asks for the first chunk of the chosen encoding, at its offset. */
+static void read_range(struct exchange *h) {
+    char from[24], to[24];
+    long long n = h->res_len < IMAGE_CHUNK ? h->res_len : IMAGE_CHUNK;
+    snprintf(from, sizeof(from), "%lld", h->res_offset);
+    snprintf(to, sizeof(to), "%lld", h->res_offset + n - 1);
+    const char *argv[] = {"GETRANGE", h->key_res, from, to};
+    h->op = (struct rasync_op){.cb = on_range, .arg = h};
+    if (n <= 0 || rasync_command(http_redis_bulk(h->child), &h->op, 4, argv, NULL) < 0) {
+        respond_unavailable(h);
+        return;
+    }
+    exchange_redis_sent(h);
+}
+
 static void on_bytes(struct exchange *h, const redisReply *reply) {
+    if (h->method != HTTP_HEAD && h->res_line != 0 && reply->type == REDIS_REPLY_STRING &&
+        reply->len > 0) {
+        read_range(h); /* the bytes read were the first encoding's */
+        return;
+    }
     if (h->method == HTTP_HEAD) {
         if (reply->type != REDIS_REPLY_INTEGER || reply->integer <= 0) {
             if (reply->type == REDIS_REPLY_INTEGER)
@@ -156,7 +343,7 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
             return;
         }
         char num[24];
-        snprintf(num, sizeof(num), "%lld", reply->integer);
+        snprintf(num, sizeof(num), "%lld", h->res_len >= 0 ? h->res_len : reply->integer);
         exchange_set_header(h, "Content-Length", num);
     } else {
         if (reply->type == REDIS_REPLY_NIL || (reply->type == REDIS_REPLY_STRING && !reply->len)) {
@@ -172,10 +359,16 @@ static void on_bytes(struct exchange *h, const redisReply *reply) {
             stream_start(h, reply, total);
             return;
         }
-        evbuffer_add(exchange_body_out(h), reply->str, reply->len);
+        /* The bytes of the job's other encodings follow its first's. */
+        evbuffer_add(exchange_body_out(h), reply->str, image_first_len(h, reply->len));
     }
     image_headers(h);
     exchange_send(h, 200);
+}
+
+size_t image_first_len(const struct exchange *h, size_t len) {
+    long long first = job_record_get_int(&h->rec, "res_bytes", 0);
+    return first > 0 && (size_t)first < len ? (size_t)first : len;
 }
 
 const char *image_object_key(const struct exchange *h) {
@@ -189,9 +382,12 @@ static void on_object(struct exchange *h, enum store_rc rc, const struct store_e
     /* Not the bytes of a result clients fetch at storage.public_url (the
      * image route redirects those, which only Redis' answer decides). */
     bool public_url = job_record_get(&h->rec, "res_url") != NULL;
-    if (rc == STORE_OK && h->res_ttl_ms != 0)
+    if (rc == STORE_OK && h->res_ttl_ms != 0 && h->res_line == 0)
         cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, public_url ? NULL : body,
                      public_url ? 0 : len, h->read_ms);
+    else if (rc == STORE_OK && h->res_ttl_ms != 0 && !public_url)
+        cached_store_encoding(h->child, h->match.id, &h->rec, h->res_line, h->res_ttl_ms, body, len,
+                              h->read_ms);
     if (h->object_then)
         h->object_then(h, rc, err, body, len);
     free(body);
@@ -202,8 +398,12 @@ int image_fetch_object(struct exchange *h, image_object_fn then) {
     const char *list = image_object_key(h);
     if (list == NULL || h->child->objects == NULL)
         return -1; /* an s3 result on a node without storage.backend = s3 */
+    for (int i = 0; i < h->res_line && *list; i++) { /* the chosen encoding's: res_obj's order */
+        list += strcspn(list, " ");
+        list += *list == ' ';
+    }
     snprintf(key, sizeof(key), "%.*s", (int)strcspn(list, " "), list);
-    long long want = job_record_get_int(&h->rec, "res_bytes", 0);
+    long long want = h->res_len > 0 ? h->res_len : job_record_get_int(&h->rec, "res_bytes", 0);
     size_t max = want > 0 ? (size_t)want : (size_t)h->child->cfg->image_max_result_bytes;
     h->object_then = then;
     return objects_get(h, key, max, on_object);
@@ -241,6 +441,10 @@ static void object_answer(struct exchange *h, enum store_rc rc, const struct sto
  * (HEAD), or the object fetched. */
 static void on_stored(struct exchange *h) {
     const char *url = job_record_get(&h->rec, "res_url"); /* storage.public_url's */
+    char other[STORE_URL_MAX + 64];
+    if (url && url[0] && h->res_line > 0 &&
+        job_public_url(&h->rec, h->res_line, other, sizeof(other)))
+        url = other;
     if (url && url[0]) {
         exchange_set_header(h, "Location", url);
         add_cache_headers(h);
@@ -250,7 +454,7 @@ static void on_stored(struct exchange *h) {
     }
     if (h->method == HTTP_HEAD) {
         char num[24];
-        snprintf(num, sizeof(num), "%lld", job_record_get_int(&h->rec, "res_bytes", 0));
+        snprintf(num, sizeof(num), "%lld", h->res_len);
         exchange_set_header(h, "Content-Length", num);
         image_headers(h);
         exchange_send(h, 200);
@@ -266,8 +470,8 @@ static void on_reply(redisReply *reply, void *arg) {
     bool live = exchange_redis_received(h);
     if (step == STEP_BYTES && reply && reply->type == REDIS_REPLY_STRING && h->rec.count &&
         h->res_ttl_ms != 0 && (long long)reply->len >= job_record_get_int(&h->rec, "res_bytes", 0))
-        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str, reply->len,
-                     h->read_ms);
+        cached_store(h->child, h->match.id, &h->rec, h->res_ttl_ms, reply->str,
+                     image_first_len(h, reply->len), h->read_ms);
     if (!live)
         goto out;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -334,10 +538,14 @@ int image_read_job(struct exchange *h, rasync_cb cb, bool ttl_of_job, enum image
 }
 
 void image_handle(struct exchange *h) {
+    const char *name;
+    char format[16];
     if (!id_is_valid(h->match.id)) {
         not_found(h);
         goto out;
     }
+    if (image_request(h, &name, format) < 0)
+        goto out;
     if (cached_image(h))
         goto out;
     image_read_job(h, on_reply, false,

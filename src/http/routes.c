@@ -117,8 +117,8 @@ void routes_dispatch(struct http_child *c, struct conn *k) {
         respond_error(h, "method_not_allowed", NULL, 0, "this resource allows %s", h->match.allow);
     } else {
         bool api = h->match.route == ROUTE_SUBMIT || h->match.route == ROUTE_JOB ||
-                   h->match.route == ROUTE_IMAGE || h->match.route == ROUTE_COMPAT_SUBMIT ||
-                   h->match.route == ROUTE_COMPAT_THUMB;
+                   h->match.route == ROUTE_IMAGE || h->match.route == ROUTE_IMAGE_RENDITION ||
+                   h->match.route == ROUTE_COMPAT_SUBMIT || h->match.route == ROUTE_COMPAT_THUMB;
         if (api && !guard_check(h)) {
             exchange_settle(h);
             return;
@@ -145,6 +145,7 @@ void routes_dispatch(struct http_child *c, struct conn *k) {
                 job_get_handle(h);
             return;
         case ROUTE_IMAGE:
+        case ROUTE_IMAGE_RENDITION:
             image_handle(h);
             return;
         case ROUTE_COMPAT_HEALTH:

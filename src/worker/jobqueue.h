@@ -16,7 +16,7 @@
 
 #define JOBQUEUE_ID_MAX     64
 #define JOBQUEUE_TOKEN_LEN  32 /* hex digits of a fencing token */
-#define JOBQUEUE_FIELDS_MAX 16 /* name/value pairs one complete or fail may write */
+#define JOBQUEUE_FIELDS_MAX 20 /* name/value pairs one complete or fail may write */
 
 struct jobqueue {
     const struct config *cfg;

@@ -9,24 +9,30 @@ static int run_on_bytes(const struct pipeline *pl, const struct job_params *p, c
     out->src_bytes = len;
     if (imgtype_check(pl->types, buf, len, cfg->image_allowed_types, out->src_mime, &out->fail) < 0)
         return -1;
-    const struct job_output *first = &p->out[0];
     struct thumb_opts o = {
-        .width = first->width,
-        .height = first->height,
-        .fit = first->fit,
-        .crop = first->crop,
-        .format = first->formats[0],
-        .quality = first->quality,
         .avif_effort = (int)cfg->image_avif_effort,
         .max_pixels = cfg->image_max_pixels,
         .max_frames = cfg->image_max_frames,
         .max_output_pixels = cfg->image_max_output_pixels,
+        .max_job_pixels = cfg->image_max_job_pixels,
         .max_result_bytes = (size_t)cfg->image_max_result_bytes,
         .expect_mime = out->src_mime,
     };
-    int rc = thumb_make(&o, buf, len, &out->thumb, &out->fail);
-    out->src_width = out->thumb.src_width;
-    out->src_height = out->thumb.src_height;
+    int rc = thumb_make_set(&o, p->out, p->nout, buf, len, &out->set, &out->fail);
+    out->src_width = out->set.src_width;
+    out->src_height = out->set.src_height;
+    /* image.max_result_bytes bounds each encoding (thumb.c) and what the job
+     * stores in all: Redis and the cache hold them as one. */
+    size_t total = 0;
+    for (int i = 0; rc == 0 && i < out->set.nenc; i++)
+        total += out->set.enc[i].len;
+    if (rc == 0 && total > o.max_result_bytes) {
+        rc = failure_set(&out->fail, "result_too_large",
+                         "the job's %d encodings add up to %zu bytes, more than the limit of %zu "
+                         "(image.max_result_bytes): ask for fewer or smaller outputs",
+                         out->set.nenc, total, o.max_result_bytes);
+        thumb_set_free(&out->set);
+    }
     return rc;
 }
 
@@ -38,8 +44,8 @@ int pipeline_run(const struct pipeline *pl, const struct job_params *p, const vo
     const struct job_output *bad = NULL;
     for (int i = 0; i < p->nout && bad == NULL; i++) {
         const struct job_output *o = &p->out[i];
-        if (o->width < 1 || o->width > max || o->height < 1 || o->height > max ||
-            o->quality < 1 || o->quality > 100)
+        if (o->width < 1 || o->width > max || o->height < 1 || o->height > max || o->quality < 1 ||
+            o->quality > 100)
             bad = o;
     }
     if (bad) {
@@ -66,5 +72,5 @@ int pipeline_run(const struct pipeline *pl, const struct job_params *p, const vo
 }
 
 void pipeline_outcome_free(struct pipeline_outcome *out) {
-    thumb_result_free(&out->thumb);
+    thumb_set_free(&out->set);
 }

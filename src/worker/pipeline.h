@@ -24,7 +24,7 @@ struct pipeline {
 struct pipeline_outcome {
     bool ok;
     struct failure fail;
-    struct thumb_result thumb; /* the thumbnail when ok */
+    struct thumb_set set; /* every output's encodings and the placeholder when ok */
     char src_mime[IMGTYPE_MIME_MAX];
     size_t src_bytes;
     int src_width; /* 0 when unknown */

@@ -707,6 +707,14 @@ out:
     g_object_unref(ctx);
 }
 
+const struct thumb_encoding *thumb_set_primary(const struct thumb_set *s, int output) {
+    const struct thumb_encoding *last = NULL;
+    for (int i = 0; i < s->nenc; i++)
+        if (s->enc[i].output == output)
+            last = &s->enc[i];
+    return last;
+}
+
 void thumb_set_free(struct thumb_set *s) {
     for (int i = 0; i < s->nenc; i++) {
         g_free(s->enc[i].data);

@@ -120,6 +120,10 @@ void thumb_result_free(struct thumb_result *r);
 int thumb_make_set(const struct thumb_opts *o, const struct job_output *outs, int nout,
                    const void *src, size_t len, struct thumb_set *out, struct failure *err);
 
+/* The primary encoding of output i of s (the last format it listed: what a
+ * client that names none gets), or NULL when s has none for it. */
+const struct thumb_encoding *thumb_set_primary(const struct thumb_set *s, int output);
+
 /* Frees every encoding of s; the struct may be reused. */
 void thumb_set_free(struct thumb_set *s);
 

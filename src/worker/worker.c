@@ -80,22 +80,11 @@ static bool paused(struct worker *w) {
     return on;
 }
 
-/* The first 32 hex digits of the SHA-256 of the bytes. */
-static void etag_of(const void *data, size_t len, char out[33]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    out[0] = '\0';
-    if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n < 16)
-        return;
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* Name/value pairs for the job hash, with room for their numbers. */
 struct fields {
     const char *kv[2 * JOBQUEUE_FIELDS_MAX];
     size_t n; /* pairs */
-    char num[9][24];
+    char num[12][24];
     int nnum;
 };
 
@@ -144,17 +133,111 @@ static void store_failed(struct worker *w, const struct store_error *err) {
     w->store_down = true;
 }
 
-/* storage.backend = s3: PUTs the result at key before the job may be done. A
- * store that does not take it turns the outcome into a transient failure. */
-static void put_result(struct worker *w, const char *key, struct pipeline_outcome *out) {
+/* A done job's encodings as they are stored: each output's primary (the
+ * last format it listed, what a client that names none gets) first, then its
+ * others in the order listed — the order of res_rend's lines (job.h), of the
+ * bytes in {p}:res:<id> and of the objects in res_obj. */
+struct stored {
+    int order[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX]; /* indices into the set's encodings */
+    int rank[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX];  /* each one's place in its output's list */
+    int n;
+    char *index;       /* res_rend */
+    char *keys;        /* res_obj (storage.backend = s3) */
+    char *blob;        /* redis: the encodings concatenated, when more than one */
+    const void *bytes; /* what goes to Redis: blob, or the one encoding */
+    size_t len;
+};
+
+static void stored_free(struct stored *st) {
+    free(st->index);
+    free(st->keys);
+    free(st->blob);
+    memset(st, 0, sizeof(*st));
+}
+
+/* Lays out set's encodings of job id for p (order, res_rend, the keys with
+ * storage.backend = s3, the bytes for Redis). Returns 0, or -1 with fail set. */
+static int stored_layout(struct worker *w, const char *id, const struct job_params *p,
+                         const struct thumb_set *set, struct stored *st, struct failure *fail) {
+    memset(st, 0, sizeof(*st));
+    for (int i = 0; i < set->nenc;) {
+        int j = i; /* [i, j): one output's encodings, in the order listed */
+        while (j < set->nenc && set->enc[j].output == set->enc[i].output)
+            j++;
+        st->order[st->n] = j - 1;
+        st->rank[st->n++] = j - 1 - i;
+        for (int k = i; k < j - 1; k++) {
+            st->order[st->n] = k;
+            st->rank[st->n++] = k - i;
+        }
+        i = j;
+    }
+    size_t total = 0;
+    for (int i = 0; i < st->n; i++)
+        total += set->enc[st->order[i]].len;
+    size_t line_max = 200, key_max = STORE_KEY_MAX + 1;
+    st->index = malloc((size_t)st->n * line_max);
+    st->keys = w->s3 ? malloc((size_t)st->n * key_max) : NULL;
+    st->blob = st->n > 1 && !w->s3 ? malloc(total ? total : 1) : NULL;
+    if (st->index == NULL || (w->s3 && st->keys == NULL) || (st->n > 1 && !w->s3 && !st->blob))
+        return failure_set(fail, "internal_error", "out of memory laying out the result");
+    size_t ni = 0, nk = 0, off = 0;
+    for (int i = 0; i < st->n; i++) {
+        const struct thumb_encoding *e = &set->enc[st->order[i]];
+        const struct job_output *o = &p->out[e->output];
+        struct job_encoding je = {.output = e->output,
+                                  .rank = st->rank[i],
+                                  .format = e->format,
+                                  .bytes = (long long)e->len,
+                                  .width = e->width,
+                                  .height = e->height,
+                                  .offset = (long long)off};
+        snprintf(je.name, sizeof(je.name), "%s", o->name);
+        snprintf(je.mime, sizeof(je.mime), "%s", e->mime);
+        snprintf(je.etag, sizeof(je.etag), "%s", e->etag);
+        int len = job_encoding_line(&je, st->index + ni, line_max - 1);
+        if (len < 0)
+            return failure_set(fail, "internal_error", "a line of the result's index does not fit");
+        ni += (size_t)len;
+        st->index[ni++] = i + 1 < st->n ? '\n' : '\0';
+        if (st->keys) {
+            char key[STORE_KEY_MAX];
+            if (store_result_key(w->cfg, id, o->name, e->mime, key) < 0)
+                return failure_set(fail, "internal_error", "the result's object key does not fit");
+            nk += (size_t)snprintf(st->keys + nk, key_max + 1, "%s%s", i ? " " : "", key);
+        }
+        if (st->blob)
+            memcpy(st->blob + off, e->data, e->len);
+        off += e->len;
+    }
+    st->bytes = st->blob ? st->blob : set->enc[st->order[0]].data;
+    st->len = st->blob ? total : set->enc[st->order[0]].len;
+    if (w->s3)
+        st->bytes = NULL, st->len = 0;
+    return 0;
+}
+
+/* storage.backend = s3: PUTs every encoding at its key before the job may
+ * be done. A store that does not take one turns the outcome into a
+ * transient failure. */
+static void put_result(struct worker *w, const struct stored *st, struct pipeline_outcome *out) {
     struct store_error err;
-    enum store_rc rc = STORE_FAILED;
-    for (int i = 0; i < STORE_TRIES && !childsig_stop; i++) {
-        if (store_pause_ms[i])
-            sleep_ms(store_pause_ms[i]);
-        rc = store_put(&w->store, key, out->thumb.data, out->thumb.len, out->thumb.mime, &err);
-        if (rc != STORE_FAILED)
-            break; /* stored, or refused (trying again changes nothing) */
+    enum store_rc rc = STORE_OK;
+    const char *key = st->keys;
+    for (int e = 0; e < st->n && rc == STORE_OK; e++) {
+        char one[STORE_KEY_MAX];
+        size_t klen = strcspn(key, " ");
+        snprintf(one, sizeof(one), "%.*s", (int)klen, key);
+        key += klen + (key[klen] == ' ');
+        const struct thumb_encoding *enc = &out->set.enc[st->order[e]];
+        rc = STORE_FAILED;
+        for (int i = 0; i < STORE_TRIES && !childsig_stop; i++) {
+            if (store_pause_ms[i])
+                sleep_ms(store_pause_ms[i]);
+            rc = store_put(&w->store, one, enc->data, enc->len, enc->mime, &err);
+            if (rc != STORE_FAILED)
+                break; /* stored, or refused (trying again changes nothing) */
+        }
     }
     if (rc == STORE_OK)
         return;
@@ -170,48 +253,72 @@ static void put_result(struct worker *w, const char *key, struct pipeline_outcom
  * When asked to stop during an outage it gives up: the job stays in the proc
  * list and the master reaps it. Returns what the script said (1 stored or
  * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
-static int store(struct worker *w, const char *id, const char *token, struct pipeline_outcome *out,
-                 const struct jobqueue_attempt *a) {
+static int store(struct worker *w, const char *id, const char *token, const struct job_params *p,
+                 struct pipeline_outcome *out, const struct jobqueue_attempt *a) {
     struct fields f = {.n = 0};
-    char etag[33], key[STORE_KEY_MAX];
-    if (out->ok && w->s3) {
-        if (store_result_key(w->cfg, id, "default", out->thumb.mime, key) < 0) {
-            out->ok = false;
-            failure_set(&out->fail, "internal_error", "the result's object key does not fit");
-        } else {
-            put_result(w, key, out);
-        }
-    }
+    struct stored st;
+    memset(&st, 0, sizeof(st));
+    if (out->ok && stored_layout(w, id, p, &out->set, &st, &out->fail) < 0)
+        out->ok = false;
+    if (out->ok && w->s3)
+        put_result(w, &st, out);
     add_source(&f, out);
     char url[STORE_URL_MAX];
     if (out->ok && w->s3) {
-        add(&f, "res_obj", key);
+        char first[STORE_KEY_MAX];
+        snprintf(first, sizeof(first), "%.*s", (int)strcspn(st.keys, " "), st.keys);
+        add(&f, "res_obj", st.keys);
         add(&f, "res_bucket", w->cfg->storage_bucket);
-        if (store_public_url(w->cfg, key, url, sizeof(url)) == 0)
+        if (store_public_url(w->cfg, first, url, sizeof(url)) == 0)
             add(&f, "res_url", url);
     }
     if (out->ok) {
-        etag_of(out->thumb.data, out->thumb.len, etag);
-        add(&f, "res_mime", out->thumb.mime);
-        add_int(&f, "res_bytes", (long long)out->thumb.len);
-        add_int(&f, "res_width", out->thumb.width);
-        add_int(&f, "res_height", out->thumb.height);
-        add(&f, "res_etag", etag);
+        const struct thumb_encoding *e = &out->set.enc[st.order[0]];
+        add(&f, "res_mime", e->mime);
+        add_int(&f, "res_bytes", (long long)e->len);
+        add_int(&f, "res_width", e->width);
+        add_int(&f, "res_height", e->height);
+        add(&f, "res_etag", e->etag);
+        add(&f, "res_rend", st.index);
+        if (out->set.blurhash[0]) {
+            add(&f, "ph_hash", out->set.blurhash);
+            add(&f, "ph_color", out->set.color);
+        }
     }
+    int rc;
     for (;;) {
-        int rc = out->ok ? jobqueue_complete(&w->q, id, token, out->thumb.data, out->thumb.len, a,
-                                             f.kv, f.n)
-                         : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message,
-                                         failure_is_transient(out->fail.code), a, f.kv, f.n);
-        if (rc >= 0)
-            return rc;
-        if (jobqueue_connect(&w->q, &childsig_stop) < 0)
-            return -1;
+        rc = out->ok ? jobqueue_complete(&w->q, id, token, st.bytes, st.len, a, f.kv, f.n)
+                     : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message,
+                                     failure_is_transient(out->fail.code), a, f.kv, f.n);
+        if (rc >= 0 || jobqueue_connect(&w->q, &childsig_stop) < 0)
+            break;
     }
+    stored_free(&st);
+    return rc < 0 ? -1 : rc;
 }
 
 /* Puts a job that ended (done, or failed for good) into the shared cache, as
  * Redis now has it, so that reads of it need not go to Redis. */
+/* The job's other encodings, each an entry of its own (jobcache.h). */
+static void publish_encodings(struct worker *w, const char *id, const struct job_record *rec,
+                              const struct thumb_set *set, int64_t expires, int64_t read_ms) {
+    struct job_encoding enc[JOB_RENDITIONS_MAX * JOB_FORMATS_MAX];
+    int n = job_encodings_parse(job_record_get(rec, "res_rend"), enc,
+                                JOB_RENDITIONS_MAX * JOB_FORMATS_MAX);
+    for (int line = 1; line < n; line++) {
+        for (int i = 0; i < set->nenc; i++) {
+            const struct thumb_encoding *e = &set->enc[i];
+            if (e->output != enc[line].output || e->format != enc[line].format)
+                continue;
+            char key[SHM_CACHE_KEY_MAX + 1];
+            jobcache_encoding_key(key, id, line);
+            jobcache_put(w->cache, key, job_record_get(rec, "owner"), "done", "", 0, NULL, e->mime,
+                         e->etag, e->data, e->len, expires, read_ms);
+            break;
+        }
+    }
+}
+
 static void publish(struct worker *w, const char *id, const struct pipeline_outcome *out,
                     int stored) {
     if (w->cache == NULL || !(stored == 1 || stored == 3))
@@ -233,11 +340,14 @@ static void publish(struct worker *w, const char *id, const struct pipeline_outc
         /* Not the bytes of a result clients fetch at storage.public_url: the
          * image route answers those with a redirect, which Redis decides. */
         bool bytes = out->ok && job_record_get(&rec, "res_url") == NULL;
+        const struct thumb_encoding *first = out->ok ? thumb_set_primary(&out->set, 0) : NULL;
         if (doc && state && expires >= 0)
             jobcache_put(w->cache, id, job_record_get(&rec, "owner"), state, doc, len,
-                         job_record_get(&rec, "res_mime"), job_record_get(&rec, "res_etag"),
-                         bytes ? out->thumb.data : NULL, bytes ? out->thumb.len : 0, expires,
-                         read_ms);
+                         job_record_get(&rec, "res_rend"), job_record_get(&rec, "res_mime"),
+                         job_record_get(&rec, "res_etag"), bytes ? first->data : NULL,
+                         bytes ? first->len : 0, expires, read_ms);
+        if (bytes && doc && state && expires >= 0)
+            publish_encodings(w, id, &rec, &out->set, expires, read_ms);
         free(doc);
     }
     job_record_free(&rec);
@@ -265,9 +375,13 @@ static void log_outcome(struct worker *w, const char *id, const struct job_recor
         else
             log_info("job %s: outcome dropped, the job was taken over (fencing token changed)", id);
     } else if (out->ok) {
-        log_info("job %s done in %lld ms: %s %dx%d %zu B -> %s %dx%d %zu B", id, ms, out->src_mime,
-                 out->src_width, out->src_height, out->src_bytes, out->thumb.mime, out->thumb.width,
-                 out->thumb.height, out->thumb.len);
+        const struct thumb_encoding *e = thumb_set_primary(&out->set, 0);
+        size_t total = 0;
+        for (int i = 0; i < out->set.nenc; i++)
+            total += out->set.enc[i].len;
+        log_info("job %s done in %lld ms: %s %dx%d %zu B -> %s %dx%d %zu B (%d encodings, %zu B)",
+                 id, ms, out->src_mime, out->src_width, out->src_height, out->src_bytes, e->mime,
+                 e->width, e->height, e->len, out->set.nenc, total);
     } else if (stored == 2) {
         char when[48] = "(unknown)";
         long long in_ms = -1;
@@ -437,7 +551,7 @@ static void run_job(struct worker *w, const char *id) {
          * this node's histogram. */
         struct jobqueue_attempt a = {.ms = (long long)(units_mono_ms() - t0),
                                      .fetched = fetched ? (long long)out.src_bytes : 0};
-        int stored = store(w, id, token, &out, &a);
+        int stored = store(w, id, token, &p, &out, &a);
         count_outcome(w, src, &out, stored, a.ms);
         log_outcome(w, id, &rec, &out, stored, a.ms);
         publish(w, id, &out, stored);

@@ -38,6 +38,7 @@ MIME_OF_FORMAT = {
     "webp": "image/webp",
     "avif": "image/avif",
     "gif": "image/gif",
+    "jxl": "image/jxl",
 }
 
 MIME_OF_EXT = {
@@ -153,6 +154,20 @@ def make_images(directory):
     noise = Image.merge("RGB", [Image.effect_noise((1000, 1000), 100) for _ in range(3)])
     noise.save(d / "big.png", compress_level=1)
     out["big.png"] = d / "big.png"
+
+    # For renditions: a photo-sized source, four quadrants of distinct colours
+    # (red, green / blue, yellow) for focus, and a three-frame animation.
+    _picture(2400, 1350).save(d / "wide.jpg", quality=90)
+    quads = Image.new("RGB", (200, 100))
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]):
+        x, y = (i % 2) * 100, (i // 2) * 50
+        ImageDraw.Draw(quads).rectangle([x, y, x + 99, y + 49], fill=colour)
+    quads.save(d / "quads.png")
+    frames = [Image.new("RGB", (120, 80), c) for c in [(200, 30, 30), (30, 200, 30), (30, 30, 200)]]
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(d / "anim.webp", save_all=True, append_images=frames[1:], duration=100,
+                   loop=0, lossless=True)
+    out.update({n: d / n for n in ("wide.jpg", "quads.png", "anim.gif", "anim.webp")})
     assert (d / "big.png").stat().st_size > 2 * 1024 * 1024
     return out
 
@@ -234,7 +249,7 @@ def unique_jpeg(width=320, height=200):
 
 def decode_image(data):
     """Fully decodes image bytes. Returns (format, width, height, bands) with
-    format one of jpeg/png/webp/gif/avif. Raises if the bytes do not decode."""
+    format one of jpeg/png/webp/gif/avif/jxl. Raises if the bytes do not decode."""
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
@@ -263,6 +278,8 @@ def decode_image(data):
         width, height, bands = int(field("width")), int(field("height")), int(field("bands"))
     if loader.startswith("heifload") and data[4:8] == b"ftyp" and b"avif" in data[8:32]:
         return "avif", width, height, bands
+    if loader.startswith("jxlload"):
+        return "jxl", width, height, bands
     raise AssertionError(f"undecodable or unexpected image (vips loader {loader!r})")
 
 

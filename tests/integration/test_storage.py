@@ -208,3 +208,56 @@ def test_wrong_secret_key_fails_check_and_start(thumbnailed_bin, tmp_path, redis
     t = subprocess.run([thumbnailed_bin, "-t", "-c", str(good.config)], capture_output=True,
                        text=True, timeout=30)
     assert t.returncode == 0, t.stderr
+
+
+def test_renditions_each_an_object(start_daemon, redis_server, s3_store, source):
+    """Every encoding of every rendition is an object of its own, served from
+    the store by the image route, redirected to with public_url, and deleted
+    with the job."""
+    d = s3_daemon(start_daemon, redis_server, s3_store)
+    doc = d.wait(d.submit(url=source.url("img/land.jpg"), renditions=[
+        {"name": "a", "width": 120, "format": ["webp", "jpeg"]},
+        {"name": "b", "width": 40, "format": "png"}])["id"])
+    assert doc["status"] == "done", doc
+    keys = [f"results/{doc['id']}/{k}" for k in ("a.jpg", "a.webp", "b.png")]
+    assert sorted(s3_store.list("results/")) == sorted(keys)
+    assert doc["result"]["object"]["key"] == keys[0]  # the first rendition's fallback
+    for r in doc["result"]["renditions"]:
+        for f in r["formats"]:
+            key = f"results/{doc['id']}/{r['name']}.{EXT[f['mime']]}"
+            got = d.get(f["image_url"])
+            assert got.status_code == 200 and got.content == s3_store.get(key), f
+            assert got.headers["Content-Type"] == f["mime"]
+    d.stop()
+    d.restart()  # from Redis and the store, not the cache
+    s3_store.clear_requests()
+    got = d.get(f"/v1/thumbnails/{doc['id']}/image/a", headers={"Accept": "image/webp"})
+    assert got.headers["Content-Type"] == "image/webp" and got.headers["Vary"] == "Accept"
+    assert got.content == s3_store.get(keys[1])
+    # Then cached (once each child's subscription vouches for what it read):
+    # the encoding without the store, whichever http child answers.
+    url = f"/v1/thumbnails/{doc['id']}/image/a"
+    wait_for("the encoding from the cache, ten times running",
+             lambda: all(d.get(url, headers={"Accept": "image/webp"}).headers.get("X-Cache")
+                         == "hit" for _ in range(10)), 10)
+    s3_store.clear_requests()
+    again = d.get(url, headers={"Accept": "image/webp"})
+    assert again.headers["X-Cache"] == "hit" and again.content == got.content
+    assert not [q for q in s3_store.requests if q[1].endswith("a.webp")]
+    r = requests.delete(f"{d.base}/v1/thumbnails/{doc['id']}", timeout=5)
+    assert r.status_code in (200, 204), r.text
+    wait_for("every object of the deleted job to go", lambda: not s3_store.list("results/"), 10)
+
+
+def test_renditions_public_url(start_daemon, redis_server, s3_store, source):
+    d = s3_daemon(start_daemon, redis_server, s3_store, public_url="https://cdn.example/t/")
+    doc = d.wait(d.submit(url=source.url("img/land.jpg"), renditions=[
+        {"name": "a", "width": 64, "format": ["webp", "jpeg"]}, {"name": "b", "width": 32}])["id"])
+    base = f"https://cdn.example/t/results/{doc['id']}/"
+    a, b = doc["result"]["renditions"]
+    assert a["image_url"] == base + "a.jpg" and b["image_url"] == base + "b.jpg"
+    assert [f["image_url"] for f in a["formats"]] == [base + "a.webp", base + "a.jpg"]
+    r = d.get(f"/v1/thumbnails/{doc['id']}/image/a?format=webp", allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"] == base + "a.webp"
+    r = d.get(f"/v1/thumbnails/{doc['id']}/image/b", allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"] == base + "b.jpg"

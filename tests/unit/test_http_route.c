@@ -36,6 +36,33 @@ static void test_paths(void **state) {
     assert_true(id_is_valid(ID));
 }
 
+/* A rendition's image: its name is kept as sent, up to ROUTE_NAME_MAX. */
+static void test_rendition_paths(void **state) {
+    (void)state;
+    struct route_match rm;
+    check(HTTP_GET, "/v1/thumbnails/" ID "/image/w640", ROUTE_IMAGE_RENDITION, true, ID);
+    route_match(HTTP_HEAD, "/v1/thumbnails/" ID "/image/w640", &rm);
+    assert_true(rm.method_ok);
+    assert_string_equal(rm.name, "w640");
+    route_match(HTTP_GET, "/v1/thumbnails/" ID "/image", &rm);
+    assert_string_equal(rm.name, "");
+    char path[256], name[ROUTE_NAME_MAX + 2];
+    memset(name, 'a', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(path, sizeof(path), "/v1/thumbnails/" ID "/image/%s", name);
+    check(HTTP_GET, path, ROUTE_IMAGE_RENDITION, true, ID);
+    route_match(HTTP_GET, path, &rm);
+    assert_string_equal(rm.name, ""); /* too long: never a name */
+    name[ROUTE_NAME_MAX] = '\0';
+    snprintf(path, sizeof(path), "/v1/thumbnails/" ID "/image/%s", name);
+    route_match(HTTP_GET, path, &rm);
+    assert_string_equal(rm.name, name);
+    check(HTTP_POST, "/v1/thumbnails/" ID "/image/w640", ROUTE_IMAGE_RENDITION, false, ID);
+    check(HTTP_GET, "/v1/thumbnails/" ID "/image/w640/x", ROUTE_NONE, false, "");
+    check(HTTP_GET, "/v1/thumbnails/" ID "/image//", ROUTE_NONE, false, "");
+    assert_string_equal(route_name(ROUTE_IMAGE_RENDITION), "image_rendition");
+}
+
 static void test_pages_and_admin(void **state) {
     (void)state;
     check(HTTP_GET, "/", ROUTE_ROOT, true, "");
@@ -193,13 +220,10 @@ static void test_names(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_unknown_paths),
-        cmocka_unit_test(test_pages_and_admin),
-        cmocka_unit_test(test_templates),
-        cmocka_unit_test(test_ids_are_kept_not_judged),
-        cmocka_unit_test(test_methods),
-        cmocka_unit_test(test_compat_paths),
+        cmocka_unit_test(test_paths),         cmocka_unit_test(test_rendition_paths),
+        cmocka_unit_test(test_unknown_paths), cmocka_unit_test(test_pages_and_admin),
+        cmocka_unit_test(test_templates),     cmocka_unit_test(test_ids_are_kept_not_judged),
+        cmocka_unit_test(test_methods),       cmocka_unit_test(test_compat_paths),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -686,9 +686,9 @@ static void test_jobcache_read_time(void **state) {
     struct shm_cache *c = f->c;
     const char *doc = "{\"status\":\"done\"}";
     int64_t r = units_mono_ms();
-    assert_int_equal(
-        jobcache_put(c, "jobA", "", "done", doc, strlen(doc), "image/png", "e1", "PNG", 3, 0, r),
-        0);
+    assert_int_equal(jobcache_put(c, "jobA", "", "done", doc, strlen(doc), NULL, "image/png", "e1",
+                                  "PNG", 3, 0, r),
+                     0);
     struct job_got g = {.calls = 0};
     assert_true(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
     assert_int_equal(g.calls, 1);
@@ -705,7 +705,7 @@ static void test_jobcache_read_time(void **state) {
     /* A job not ended is always usable (it lives cache.pending_ttl only). */
     const char *pending = "{\"status\":\"processing\"}";
     assert_int_equal(jobcache_put(c, "jobB", "", "processing", pending, strlen(pending), NULL, NULL,
-                                  NULL, 0, 0, r),
+                                  NULL, NULL, 0, 0, r),
                      0);
     assert_true(jobcache_get(c, "jobB", "", units_mono_ms(), job_copy, &g));
     assert_false(g.head.terminal);
@@ -714,12 +714,12 @@ static void test_jobcache_read_time(void **state) {
     /* Changed after the read: gone, and the read is not put back. */
     assert_int_equal(shm_cache_invalidate(c, "jobA", r + 10), SHM_CACHE_OK);
     assert_false(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
-    assert_int_equal(
-        jobcache_put(c, "jobA", "", "done", doc, strlen(doc), "image/png", "e1", "PNG", 3, 0, r),
-        1);
+    assert_int_equal(jobcache_put(c, "jobA", "", "done", doc, strlen(doc), NULL, "image/png", "e1",
+                                  "PNG", 3, 0, r),
+                     1);
     assert_false(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
-    assert_int_equal(jobcache_put(c, "jobA", "", "done", doc, strlen(doc), "image/png", "e1", "PNG",
-                                  3, 0, r + 11),
+    assert_int_equal(jobcache_put(c, "jobA", "", "done", doc, strlen(doc), NULL, "image/png", "e1",
+                                  "PNG", 3, 0, r + 11),
                      0);
     assert_true(jobcache_get(c, "jobA", "", units_mono_ms(), job_copy, &g));
     assert_true(g.head.read_ms == r + 11);

@@ -117,6 +117,10 @@ struct exchange *exchange_begin(struct http_child *c, struct conn *k) {
     h->read_ms = 0;
     h->cache_stale = NULL;
     h->stream_off = h->stream_total = 0;
+    h->res_line = 0;
+    h->res_offset = 0;
+    h->res_len = -1;
+    h->res_vary = false;
     h->stream_flushed = NULL;
     h->id[0] = h->res_mime[0] = h->res_etag[0] = h->src_obj[0] = '\0';
     h->object_then = NULL;

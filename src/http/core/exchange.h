@@ -76,17 +76,23 @@ struct exchange {
     struct job_record rec;          /* the job's fields: stored (submit) or read */
     const char *argv[64];           /* the route's script arguments (submit, delete) */
     size_t lens[64];
-    submit_answer_fn submit_answer;             /* submit routes: what to answer once stored */
-    struct rasync_op wait_op;                   /* submit: WAIT for redis.min_replicas_ack */
-    bool wait_created;                          /* submit: the job WAITed for is new */
-    struct rasync *wait_redis;                  /* submit: the connection the job went on */
-    long long res_ttl_ms;                       /* image, compat: PTTL of the result (or job) */
-    json_t *doc;                                /* image: the job document when it is not ready */
-    int step;                                   /* which pipelined reply comes next */
-    bool not_modified;                          /* image: If-None-Match matched */
-    char res_mime[128];                         /* image: the result's type */
-    char res_etag[128];                         /* image: the result's ETag */
-    long long stream_off, stream_total;         /* image: body bytes sent, and all of them */
+    submit_answer_fn submit_answer;     /* submit routes: what to answer once stored */
+    struct rasync_op wait_op;           /* submit: WAIT for redis.min_replicas_ack */
+    bool wait_created;                  /* submit: the job WAITed for is new */
+    struct rasync *wait_redis;          /* submit: the connection the job went on */
+    long long res_ttl_ms;               /* image, compat: PTTL of the result (or job) */
+    json_t *doc;                        /* image: the job document when it is not ready */
+    int step;                           /* which pipelined reply comes next */
+    bool not_modified;                  /* image: If-None-Match matched */
+    char res_mime[128];                 /* image: the result's type */
+    char res_etag[128];                 /* image: the result's ETag */
+    long long stream_off, stream_total; /* image: body bytes sent, and all of them */
+    /* image: the encoding served (handlers.h, image_choose): its line in
+     * res_rend (0: the job's first, res_mime's), where its bytes begin in
+     * {p}:res:<id>, their length, and whether the output has others (Vary). */
+    int res_line;
+    long long res_offset, res_len;
+    bool res_vary;
     void (*stream_flushed)(struct exchange *h); /* exchange_stream_chunk's callback */
     int64_t read_ms; /* job, image, compat: when the Redis read was sent (CLOCK_MONOTONIC) */
     image_object_fn object_then;   /* image, compat: a result fetched from the store */

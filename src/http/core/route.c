@@ -27,6 +27,7 @@ static const struct route_def routes[] = {
     [ROUTE_JOB] = {"job", PREFIX "/{id}", M(HTTP_GET) | M(HTTP_HEAD) | M(HTTP_DELETE),
                    "GET, HEAD, DELETE"},
     [ROUTE_IMAGE] = {"image", PREFIX "/{id}/image", GET_HEAD},
+    [ROUTE_IMAGE_RENDITION] = {"image_rendition", PREFIX "/{id}/image/{name}", GET_HEAD},
     [ROUTE_COMPAT_HEALTH] = {"compat_health", "/api/health", GET_HEAD},
     [ROUTE_COMPAT_SUBMIT] = {"compat_submit", "/api/thumb", M(HTTP_POST), "POST"},
     [ROUTE_COMPAT_THUMB] = {"compat_thumb", "/api/thumb/{id}", GET_HEAD},
@@ -149,11 +150,22 @@ static enum route_id match_path(const char *path, struct route_match *m) {
         keep_id(m, seg, len);
         return ROUTE_IMAGE;
     }
+    if (strncmp(seg + len, "/image/", 7) == 0) {
+        const char *name = seg + len + 7;
+        size_t nlen = strlen(name);
+        if (nlen == 0 || memchr(name, '/', nlen))
+            return ROUTE_NONE;
+        keep_id(m, seg, len);
+        if (nlen <= ROUTE_NAME_MAX)
+            memcpy(m->name, name, nlen + 1);
+        return ROUTE_IMAGE_RENDITION;
+    }
     return ROUTE_NONE;
 }
 
 enum route_id route_match(enum http_method method, const char *path, struct route_match *m) {
     m->id[0] = '\0';
+    m->name[0] = '\0';
     m->route = match_path(path ? path : "", m);
     m->allow = routes[m->route].allow;
     m->method_ok = (unsigned)method < 64 && (routes[m->route].methods & M(method)) != 0;

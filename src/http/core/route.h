@@ -6,13 +6,14 @@
 #include <stdbool.h>
 
 enum route_id {
-    ROUTE_NONE,    /* no such resource: 404 */
-    ROUTE_HEALTHZ, /* /healthz */
-    ROUTE_READYZ,  /* /readyz */
-    ROUTE_METRICS, /* /metrics */
-    ROUTE_SUBMIT,  /* /v1/thumbnails */
-    ROUTE_JOB,     /* /v1/thumbnails/<id> */
-    ROUTE_IMAGE,   /* /v1/thumbnails/<id>/image */
+    ROUTE_NONE,            /* no such resource: 404 */
+    ROUTE_HEALTHZ,         /* /healthz */
+    ROUTE_READYZ,          /* /readyz */
+    ROUTE_METRICS,         /* /metrics */
+    ROUTE_SUBMIT,          /* /v1/thumbnails */
+    ROUTE_JOB,             /* /v1/thumbnails/<id> */
+    ROUTE_IMAGE,           /* /v1/thumbnails/<id>/image */
+    ROUTE_IMAGE_RENDITION, /* /v1/thumbnails/<id>/image/<name> */
     /* The original service's API (compat.c). */
     ROUTE_COMPAT_HEALTH, /* /api/health */
     ROUTE_COMPAT_SUBMIT, /* /api/thumb */
@@ -38,6 +39,8 @@ enum route_id {
 
 /* Longest id segment kept; longer segments are never valid ids (404). */
 #define ROUTE_ID_MAX 63
+/* Longest rendition name kept (job.h's JOB_NAME_MAX); longer ones are "". */
+#define ROUTE_NAME_MAX 32
 
 struct route_match {
     enum route_id route;
@@ -45,6 +48,7 @@ struct route_match {
     const char *allow; /* the Allow header of the route (static), NULL for ROUTE_NONE */
     char id[ROUTE_ID_MAX +
             1]; /* the <id> (or <file>) segment as sent (not yet checked), "" when none */
+    char name[ROUTE_NAME_MAX + 1]; /* the <name> segment of a rendition, "" when none */
 };
 
 /* Matches path (the raw path of the request URI, without query) and method.
