@@ -12,6 +12,7 @@
 #include "request.h"
 #include "route.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,14 +49,54 @@ static bool same_string(const char *a, const char *b) {
 
 /* What the http child accepted: in range, and unchanged by the trip through the
  * job's Redis hash that the worker rebuilds it from. */
+/* One output in range. */
+static void check_output(const struct job_output *o) {
+    CHECK(o->width >= 1 && o->width <= limits.max_dimension);
+    CHECK(o->height >= 1 && o->height <= limits.max_dimension);
+    CHECK(o->quality >= 1 && o->quality <= 100);
+    CHECK(o->fit >= JOB_FIT_INSIDE && o->fit <= JOB_FIT_FILL);
+    CHECK(o->crop >= JOB_CROP_CENTRE && o->crop <= JOB_CROP_ENTROPY);
+    CHECK(o->nformats >= 1 && o->nformats <= JOB_FORMATS_MAX);
+    for (int i = 0; i < o->nformats; i++) {
+        CHECK(o->formats[i] >= JOB_FORMAT_ORIGINAL && o->formats[i] <= JOB_FORMAT_JXL);
+        CHECK(o->nformats == 1 || o->formats[i] != JOB_FORMAT_ORIGINAL);
+        for (int j = 0; j < i; j++)
+            CHECK(o->formats[i] != o->formats[j]);
+    }
+    CHECK(o->fit == JOB_FIT_INSIDE || (long long)o->width * o->height <= limits.max_output_pixels);
+    CHECK(!o->has_focus ||
+          (o->fit == JOB_FIT_COVER && o->crop == JOB_CROP_CENTRE && o->focus_x >= 0 &&
+           o->focus_x <= 1 && o->focus_y >= 0 && o->focus_y <= 1));
+    size_t n = strlen(o->name);
+    CHECK(n >= 1 && n <= JOB_NAME_MAX &&
+          strspn(o->name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n);
+}
+
+/* Two outputs alike, as the job hash gives them back (focus to 6 digits). */
+static void check_same_output(const struct job_output *a, const struct job_output *b) {
+    CHECK(strcmp(a->name, b->name) == 0);
+    CHECK(a->width == b->width && a->height == b->height && a->quality == b->quality);
+    CHECK(a->fit == b->fit && a->crop == b->crop && a->nformats == b->nformats);
+    CHECK(memcmp(a->formats, b->formats, sizeof(a->formats)) == 0);
+    CHECK(a->has_background == b->has_background);
+    CHECK(!a->has_background || memcmp(a->background, b->background, 4) == 0);
+    CHECK(a->has_focus == b->has_focus);
+    CHECK(!a->has_focus ||
+          (fabs(a->focus_x - b->focus_x) < 1e-5 && fabs(a->focus_y - b->focus_y) < 1e-5));
+    CHECK(a->animated == b->animated && a->progressive == b->progressive &&
+          a->keep_icc == b->keep_icc);
+}
+
+/* What the http child accepted: in range, and unchanged by the trip through the
+ * job's Redis hash that the worker rebuilds it from. */
 static void check_accepted(const struct job_params *p, bool upload) {
-    CHECK(p->out[0].width >= 1 && p->out[0].width <= limits.max_dimension);
-    CHECK(p->out[0].height >= 1 && p->out[0].height <= limits.max_dimension);
-    CHECK(p->out[0].quality >= 1 && p->out[0].quality <= 100);
-    CHECK(p->out[0].fit >= JOB_FIT_INSIDE && p->out[0].fit <= JOB_FIT_FILL);
-    CHECK(p->out[0].crop >= JOB_CROP_CENTRE && p->out[0].crop <= JOB_CROP_ENTROPY);
-    CHECK(p->out[0].formats[0] >= JOB_FORMAT_ORIGINAL && p->out[0].formats[0] <= JOB_FORMAT_GIF);
-    CHECK(p->out[0].fit == JOB_FIT_INSIDE || (long long)p->out[0].width * p->out[0].height <= limits.max_output_pixels);
+    CHECK(p->nout >= 1 && p->nout <= JOB_RENDITIONS_MAX);
+    CHECK(p->renditions || p->nout == 1);
+    for (int i = 0; i < p->nout; i++) {
+        check_output(&p->out[i]);
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(p->out[i].name, p->out[j].name) != 0);
+    }
     CHECK(upload ? p->url == NULL : p->url != NULL);
     CHECK(p->url == NULL || job_url_is_valid(p->url));
     CHECK(p->callback_url == NULL || job_url_is_valid(p->callback_url));
@@ -65,8 +106,9 @@ static void check_accepted(const struct job_params *p, bool upload) {
     CHECK(job_record_from_params(&rec, p) == 0);
     struct job_params back;
     CHECK(job_params_from_record(&back, &rec) == 0);
-    CHECK(back.out[0].width == p->out[0].width && back.out[0].height == p->out[0].height && back.out[0].quality == p->out[0].quality);
-    CHECK(back.out[0].fit == p->out[0].fit && back.out[0].crop == p->out[0].crop && back.out[0].formats[0] == p->out[0].formats[0]);
+    CHECK(back.nout == p->nout && back.renditions == p->renditions);
+    for (int i = 0; i < p->nout; i++)
+        check_same_output(&p->out[i], &back.out[i]);
     CHECK(same_string(back.url, p->url));
     CHECK(same_string(back.callback_url, p->callback_url));
     CHECK(same_string(back.email, p->email));
