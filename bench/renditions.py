@@ -20,7 +20,9 @@ worker's CPU (utime + stime of /proc/<pid>/stat) and its peak RSS (VmHWM,
 reset through /proc/<pid>/clear_refs before the phase). Checks that every job
 ended done and that the renditions job has 4 renditions of 3 formats each, of
 the sizes the separate jobs made. Prints a table: medians of wall and CPU, the
-highest peak RSS, and the ratios renditions / separate.
+highest peak RSS, and the ratios renditions / separate; then what libvips alone
+spends on the same outputs (BUILD_DIR/bench/vips_stages): the floor of each
+kind and of the ratio.
 
 usage: bench/renditions.py BUILD_DIR PHOTO [ROUNDS]     (ROUNDS: default 5)
 """
@@ -386,6 +388,24 @@ def main():
                  " ".join("%.0f" % r["cpu"] for r in runs[k]),
                  " ".join("%.0f" % (r["rss0_kb"] / 1024.0) for r in runs[k]),
                  " ".join("%.0f" % (r["peak_kb"] / 1024.0) for r in runs[k])))
+    floor(args.build, args.photo, args.rounds)
+
+
+def floor(build, photo, rounds):
+    """libvips' own cost of the same outputs, stage by stage (bench/vips_stages.c), run
+    after the daemon has stopped: the floor of each kind and of their ratio."""
+    stages = os.path.join(build, "bench", "vips_stages")
+    print()
+    if not os.access(stages, os.X_OK):
+        print("(no %s: build the target vips_stages for libvips' floor of both kinds)" % stages)
+        return
+    print("libvips alone, the same outputs (%s):" % shlex.join([stages, photo, str(rounds)]))
+    sys.stdout.flush()
+    r = subprocess.run([stages, photo, str(rounds)], stdout=subprocess.PIPE, text=True,
+                       timeout=PHASE_TIMEOUT)
+    print(r.stdout, end="")
+    if r.returncode != 0:
+        sys.exit("renditions.py: vips_stages failed (status %d)" % r.returncode)
 
 
 if __name__ == "__main__":
