@@ -268,8 +268,12 @@ static int set_background(struct job_output *o, const char *s, const char *path,
         return fail(err, "invalid_param", path,
                     "%s must be a colour written #rrggbb or #rrggbbaa (hex digits)", path);
     for (size_t i = 0; i < 4; i++) {
+        if (2 * i + 1 >= n) { /* #rrggbb: opaque */
+            o->background[i] = 255;
+            continue;
+        }
         char byte[3] = {s[1 + 2 * i], s[2 + 2 * i], '\0'};
-        o->background[i] = 2 * i + 1 < n ? (unsigned char)strtoul(byte, NULL, 16) : 255;
+        o->background[i] = (unsigned char)strtoul(byte, NULL, 16);
     }
     o->has_background = true;
     return 0;
