@@ -12,7 +12,9 @@ int64_t memlimit_address_space(void);
 
 /* Bounds this process: caps glibc malloc at one arena (each further arena
  * reserves 64 MiB of address space that would count against the limit while
- * holding next to nothing), then sets the soft RLIMIT_AS to the current address
+ * holding next to nothing) and fixes its mmap and trim thresholds at 128 MiB
+ * (a quarter of max_bytes when that is less), so that the buffers one job
+ * frees serve the next without page faults; then sets the soft RLIMIT_AS to the current address
  * space plus max_bytes (no higher than the hard limit; max_bytes alone when
  * the current size is unknown). Call once, after the libraries are initialised
  * and before any job. Logs what it did. Returns the limit in bytes, 0 when
