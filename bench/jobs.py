@@ -8,6 +8,11 @@ distinct URL each), long-polls each until all are terminal and prints jobs/s; th
 vips_loop (vips_thumbnail_buffer in a loop, one process per core) on the same
 photo and prints the ratio.
 
+bench/mix.py supersedes it for the mix: four photos (baseline and progressive
+JPEG, a 5120x2880 JPEG, a PNG) by two outputs, each beside its limit, with the
+CPU of each process kind and latency percentiles. This one stays for one photo
+at one size.
+
 usage: bench/jobs.py BUILD_DIR PHOTO [N] [WIDTH] [HEIGHT] [WORKERS]
 (WORKERS: worker.processes, default one per core; the libvips loop always
 runs one process per core)
