@@ -325,12 +325,21 @@ static void intermediate_box(const struct job_output *outs, int nout, int src_w,
     }
 }
 
+/* How the source is decoded: into the box bw x bh, sized and cropped as
+ * vips_thumbnail takes it (VIPS_SIZE_BOTH and no crop for an intermediate;
+ * an output's own for a job made straight from the decode). */
+struct decode_box {
+    int width, height;
+    VipsSize size;
+    VipsInteresting crop;
+};
+
 /* Decodes the source once into the box (shrink-on-load, then resize), every
  * frame when frames, EXIF orientation applied, 8-bit sRGB: converted through
  * its ICC profile when to_srgb, else with an RGB profile kept as it is.
  * The intermediate, in memory, in *out (a new ref). */
-static int decode(const void *src, size_t len, int bw, int bh, bool frames, bool to_srgb,
-                  VipsImage **out, struct failure *err) {
+static int decode(const void *src, size_t len, const struct decode_box *box, bool frames,
+                  bool to_srgb, VipsImage **out, struct failure *err) {
     VipsImage *ctx = vips_image_new();
     VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 3);
     int rc = -1;
@@ -340,10 +349,13 @@ static int decode(const void *src, size_t len, int bw, int bh, bool frames, bool
      * (vips_colourspace below converts other interpretations, CMYK and B/W):
      * an sRGB export there would only build an identity colour transform,
      * which costs more than the shrink. */
-    int r = to_srgb ? vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh,
-                                            "export_profile", "srgb", "option_string", load, NULL)
-                    : vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh,
-                                            "option_string", load, NULL);
+    int bw = box->width, bh = box->height;
+    int r = to_srgb ? vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh, "size",
+                                            box->size, "crop", box->crop, "export_profile",
+                                            "srgb", "option_string", load, NULL)
+                    : vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh, "size",
+                                            box->size, "crop", box->crop, "option_string",
+                                            load, NULL);
     if (r) {
         vips_failure(err, "decode_failed", "cannot decode the source");
         goto out;
@@ -554,6 +566,7 @@ struct job_src {
     int page_height;  /* of one frame of inter */
     int nframes;      /* 1, or the frames of an animated source decoded whole */
     bool icc_kept;    /* inter is in the source's RGB profile, not converted to sRGB */
+    bool fitted;      /* inter is the job's one output already (see make_set) */
 };
 
 static bool is_animated(const struct job_src *js, const struct job_output *jo,
@@ -650,7 +663,14 @@ static int make_output(const struct job_src *js, const struct job_output *jo, in
     int rc = -1;
     for (int f = 0; f < n; f++) {
         VipsImage *frame = frame_of(js->inter, js->page_height, f);
-        int r = frame ? fit_frame(frame, jo, &fit[f]) : -1;
+        int r = -1;
+        if (frame && js->fitted) { /* the decode made the output: fit it is */
+            fit[f] = frame;
+            frame = NULL;
+            r = 0;
+        } else if (frame) {
+            r = fit_frame(frame, jo, &fit[f]);
+        }
         if (frame)
             g_object_unref(frame);
         if (r < 0) {
@@ -775,10 +795,24 @@ static int make_set(const struct thumb_opts *o, const struct job_output *outs, i
                 outs[i].animated && animatable && (f == JOB_FORMAT_GIF || f == JOB_FORMAT_WEBP);
             keep_icc |= outs[i].keep_icc && s.icc == ICC_RGB && f != JOB_FORMAT_GIF;
         }
-    int bw, bh;
-    intermediate_box(outs, nout, out->src_width, out->src_height, &bw, &bh);
-    struct job_src js = {.o = o, .nout = nout, .icc_kept = keep_icc};
-    if (decode(src, len, bw, bh, frames, s.icc != ICC_NONE && !keep_icc, &js.inter, err) < 0)
+    /* A job of one output in one format, of one frame and without a focal
+     * point, is made by the decode itself, as vips_thumbnail makes a
+     * thumbnail: sized and cropped at once, with no intermediate to fit
+     * (libvips' own cost: bench/vips_loop). Otherwise the intermediate. */
+    const struct job_output *one = &outs[0];
+    bool fitted = nout == 1 && one->nformats == 1 && !frames &&
+                  !(one->fit == JOB_FIT_COVER && one->has_focus);
+    struct decode_box box = {.size = VIPS_SIZE_BOTH, .crop = VIPS_INTERESTING_NONE};
+    if (fitted) {
+        box.width = one->width;
+        box.height = one->height;
+        box.size = one->fit == JOB_FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
+        box.crop = one->fit == JOB_FIT_COVER ? interesting(one->crop) : VIPS_INTERESTING_NONE;
+    } else {
+        intermediate_box(outs, nout, out->src_width, out->src_height, &box.width, &box.height);
+    }
+    struct job_src js = {.o = o, .nout = nout, .icc_kept = keep_icc, .fitted = fitted};
+    if (decode(src, len, &box, frames, s.icc != ICC_NONE && !keep_icc, &js.inter, err) < 0)
         return -1;
     js.page_height = vips_image_get_page_height(js.inter);
     js.nframes = frames ? js.inter->Ysize / js.page_height : 1;
