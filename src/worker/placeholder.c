@@ -173,3 +173,47 @@ void placeholder_dominant(const unsigned char *rgb, int width, int height, size_
     for (int c = 0; c < 3; c++)
         out[c] = (unsigned char)((total[c] + n / 2) / n);
 }
+
+int placeholder_shrink(const unsigned char *px, int width, int height, size_t stride, int bands,
+                       unsigned char out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3], int *out_w,
+                       int *out_h) {
+    if (px == NULL || out == NULL || width < 1 || height < 1 || (bands != 3 && bands != 4) ||
+        stride < (size_t)width * bands)
+        return -1;
+    /* The scale of the side that binds, as vips_thumbnail's inside fit. */
+    int ow = width, oh = height;
+    if (width > PLACEHOLDER_SIDE || height > PLACEHOLDER_SIDE) {
+        if (width >= height) {
+            ow = PLACEHOLDER_SIDE;
+            oh = (int)(((int64_t)height * PLACEHOLDER_SIDE + width / 2) / width);
+        } else {
+            oh = PLACEHOLDER_SIDE;
+            ow = (int)(((int64_t)width * PLACEHOLDER_SIDE + height / 2) / height);
+        }
+        ow = ow < 1 ? 1 : ow;
+        oh = oh < 1 ? 1 : oh;
+    }
+    for (int y = 0; y < oh; y++) {
+        int y0 = (int)((int64_t)y * height / oh), y1 = (int)((int64_t)(y + 1) * height / oh);
+        for (int x = 0; x < ow; x++) {
+            int x0 = (int)((int64_t)x * width / ow), x1 = (int)((int64_t)(x + 1) * width / ow);
+            uint64_t sum[3] = {0, 0, 0}, n = 0;
+            for (int sy = y0; sy < y1; sy++) {
+                const unsigned char *row = px + (size_t)sy * stride;
+                for (int sx = x0; sx < x1; sx++) {
+                    const unsigned char *p = row + (size_t)sx * bands;
+                    unsigned a = bands == 4 ? p[3] : 255;
+                    for (int c = 0; c < 3; c++) /* on white: c * a + 255 * (255 - a) */
+                        sum[c] += (uint64_t)p[c] * a + 255u * (255u - a);
+                    n++;
+                }
+            }
+            unsigned char *o = out + (size_t)y * PLACEHOLDER_SIDE * 3 + (size_t)x * 3;
+            for (int c = 0; c < 3; c++)
+                o[c] = (unsigned char)((sum[c] + n * 255 / 2) / (n * 255));
+        }
+    }
+    *out_w = ow;
+    *out_h = oh;
+    return 0;
+}

@@ -23,4 +23,18 @@ int placeholder_blurhash(const unsigned char *rgb, int width, int height, size_t
 void placeholder_dominant(const unsigned char *rgb, int width, int height, size_t stride,
                           unsigned char out[3]);
 
+/* PLACEHOLDER_SIDE x PLACEHOLDER_SIDE: the box the pixels hashed fit in. */
+#define PLACEHOLDER_SIDE 32
+
+/* Shrinks an 8-bit sRGB image of width x height pixels, bands 3 (r, g, b) or
+ * 4 (r, g, b, alpha) bytes per pixel, rows stride bytes apart, to fit in
+ * PLACEHOLDER_SIDE x PLACEHOLDER_SIDE keeping its aspect (never grown, at
+ * least 1x1): each pixel out the mean of the area of the source it covers,
+ * alpha flattened on white. Into out (3 bytes per pixel, rows
+ * 3 x PLACEHOLDER_SIDE bytes apart), its size in *out_w x *out_h. Returns 0,
+ * or -1 for bad arguments. */
+int placeholder_shrink(const unsigned char *px, int width, int height, size_t stride, int bands,
+                       unsigned char out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3], int *out_w,
+                       int *out_h);
+
 #endif

@@ -703,6 +703,22 @@ static void make_placeholder(const struct job_src *js, struct thumb_set *set) {
         .width = 32, .height = 32, .fit = JOB_FIT_INSIDE, .has_background = true};
     memset(box.background, 255, sizeof(box.background));
     const unsigned char *rgb = NULL;
+    /* The common case, an 8-bit sRGB intermediate in memory, is shrunk here:
+     * a libvips pipeline for 32 x 32 pixels costs more than the pixels. */
+    VipsImage *in = js->inter;
+    unsigned char small[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
+    int w, h;
+    size_t stride;
+    if (!js->icc_kept && vips_image_get_format(in) == VIPS_FORMAT_UCHAR &&
+        (in->Bands == 3 || in->Bands == 4) && in->Type == VIPS_INTERPRETATION_sRGB &&
+        (rgb = vips_image_get_data(in)) != NULL &&
+        placeholder_shrink(rgb, in->Xsize, js->page_height, VIPS_IMAGE_SIZEOF_LINE(in),
+                           in->Bands, small, &w, &h) == 0) {
+        rgb = small;
+        stride = PLACEHOLDER_SIDE * 3;
+        goto hash;
+    }
+    rgb = NULL;
     if ((t[0] = frame_of(js->inter, js->page_height, 0)) == NULL ||
         vips_thumbnail_image(t[0], &t[1], 32, "height", 32, "size", VIPS_SIZE_DOWN, "no_rotate",
                              TRUE, NULL) ||
@@ -713,8 +729,10 @@ static void make_placeholder(const struct job_src *js, struct thumb_set *set) {
         vips_error_clear();
         goto out;
     }
-    int w = t[3]->Xsize, h = t[3]->Ysize;
-    size_t stride = VIPS_IMAGE_SIZEOF_LINE(t[3]);
+    w = t[3]->Xsize;
+    h = t[3]->Ysize;
+    stride = VIPS_IMAGE_SIZEOF_LINE(t[3]);
+hash:
     if (placeholder_blurhash(rgb, w, h, stride, 4, 3, set->blurhash, sizeof(set->blurhash)) < 0) {
         log_debug("thumb: no BlurHash of a %dx%d placeholder", w, h);
         set->blurhash[0] = '\0';

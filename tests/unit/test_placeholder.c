@@ -258,6 +258,122 @@ static void test_dominant_bad_arguments(void **state) {
     assert_int_equal(c[0], 200);
 }
 
+/* --- placeholder_shrink ------------------------------------------------ */
+
+/* A w x h image of bands bytes per pixel, every pixel px, rows packed. */
+static unsigned char *solid_px(int w, int h, int bands, const unsigned char *px) {
+    unsigned char *im = malloc((size_t)w * h * bands);
+    assert_non_null(im);
+    for (int i = 0; i < w * h; i++)
+        memcpy(im + (size_t)i * bands, px, bands);
+    return im;
+}
+
+static void test_shrink_sizes(void **state) {
+    (void)state;
+    static const struct {
+        int w, h, ow, oh;
+    } cases[] = {
+        {64, 32, 32, 16}, {32, 64, 16, 32}, {2560, 1600, 32, 20}, {1600, 2560, 20, 32},
+        {10, 5, 10, 5},   {1, 100, 1, 32},  {100, 1, 32, 1},      {33, 33, 32, 32},
+    };
+    const unsigned char grey[3] = {90, 90, 90};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char *im = solid_px(cases[i].w, cases[i].h, 3, grey);
+        unsigned char out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
+        int ow = 0, oh = 0;
+        assert_int_equal(placeholder_shrink(im, cases[i].w, cases[i].h, (size_t)cases[i].w * 3,
+                                            3, out, &ow, &oh),
+                         0);
+        if (ow != cases[i].ow || oh != cases[i].oh)
+            fail_msg("%dx%d shrinks to %dx%d, not %dx%d", cases[i].w, cases[i].h, ow, oh,
+                     cases[i].ow, cases[i].oh);
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++)
+                assert_memory_equal(out + (size_t)y * PLACEHOLDER_SIDE * 3 + (size_t)x * 3, grey,
+                                    3);
+        free(im);
+    }
+}
+
+static void test_shrink_areas(void **state) {
+    (void)state;
+    /* 64x64, the left half red and the right half blue, with a padded stride:
+     * 32x32, the left 16 columns red, the right 16 blue. */
+    enum { W = 64, H = 64, STRIDE = W * 3 + 5 };
+    unsigned char *im = calloc(H, STRIDE);
+    assert_non_null(im);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            unsigned char *p = im + (size_t)y * STRIDE + (size_t)x * 3;
+            p[0] = x < W / 2 ? 255 : 0;
+            p[2] = x < W / 2 ? 0 : 255;
+        }
+    unsigned char out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
+    int ow, oh;
+    assert_int_equal(placeholder_shrink(im, W, H, STRIDE, 3, out, &ow, &oh), 0);
+    assert_int_equal(ow, 32);
+    assert_int_equal(oh, 32);
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            const unsigned char *p = out + (size_t)y * PLACEHOLDER_SIDE * 3 + (size_t)x * 3;
+            assert_int_equal(p[0], x < 16 ? 255 : 0);
+            assert_int_equal(p[1], 0);
+            assert_int_equal(p[2], x < 16 ? 0 : 255);
+        }
+    /* 96x1 of 0, 30, 60 repeating: 32x1, each pixel the mean of three, 30. */
+    unsigned char row[96 * 3];
+    for (int x = 0; x < 96; x++)
+        row[x * 3] = row[x * 3 + 1] = row[x * 3 + 2] = (unsigned char)(30 * (x % 3));
+    assert_int_equal(placeholder_shrink(row, 96, 1, sizeof(row), 3, out, &ow, &oh), 0);
+    assert_int_equal(ow, 32);
+    assert_int_equal(oh, 1);
+    for (int x = 0; x < ow; x++)
+        assert_int_equal(out[x * 3], 30);
+    free(im);
+}
+
+static void test_shrink_alpha_on_white(void **state) {
+    (void)state;
+    static const struct {
+        unsigned char px[4];
+        unsigned char want[3];
+    } cases[] = {
+        {{0, 0, 0, 0}, {255, 255, 255}},       /* transparent: white */
+        {{10, 20, 30, 255}, {10, 20, 30}},     /* opaque: itself */
+        {{0, 0, 0, 128}, {127, 127, 127}},     /* half black on white */
+        {{200, 100, 0, 51}, {244, 224, 204}},  /* 0.2 of it on white */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char *im = solid_px(40, 40, 4, cases[i].px);
+        unsigned char out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
+        int ow, oh;
+        assert_int_equal(placeholder_shrink(im, 40, 40, 40 * 4, 4, out, &ow, &oh), 0);
+        assert_int_equal(ow, 32);
+        assert_int_equal(oh, 32);
+        for (int c = 0; c < 3; c++)
+            if (abs(out[c] - cases[i].want[c]) > 1)
+                fail_msg("%u %u %u alpha %u gives %u %u %u, not about %u %u %u", cases[i].px[0],
+                         cases[i].px[1], cases[i].px[2], cases[i].px[3], out[0], out[1], out[2],
+                         cases[i].want[0], cases[i].want[1], cases[i].want[2]);
+        free(im);
+    }
+}
+
+static void test_shrink_bad_arguments(void **state) {
+    (void)state;
+    unsigned char im[4 * 4 * 4] = {0}, out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
+    int ow = -7, oh = -7;
+    assert_int_equal(placeholder_shrink(NULL, 4, 4, 12, 3, out, &ow, &oh), -1);
+    assert_int_equal(placeholder_shrink(im, 0, 4, 12, 3, out, &ow, &oh), -1);
+    assert_int_equal(placeholder_shrink(im, 4, 0, 12, 3, out, &ow, &oh), -1);
+    assert_int_equal(placeholder_shrink(im, 4, 4, 12, 2, out, &ow, &oh), -1);
+    assert_int_equal(placeholder_shrink(im, 4, 4, 11, 3, out, &ow, &oh), -1); /* stride too short */
+    assert_int_equal(placeholder_shrink(im, 4, 4, 12, 4, out, &ow, &oh), -1);
+    assert_int_equal(ow, -7);
+    assert_int_equal(oh, -7);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),
@@ -267,6 +383,10 @@ int main(void) {
         cmocka_unit_test(test_dominant_red_over_blue),
         cmocka_unit_test(test_dominant_mixed),
         cmocka_unit_test(test_dominant_bad_arguments),
+        cmocka_unit_test(test_shrink_sizes),
+        cmocka_unit_test(test_shrink_areas),
+        cmocka_unit_test(test_shrink_alpha_on_white),
+        cmocka_unit_test(test_shrink_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
