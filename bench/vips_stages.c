@@ -16,10 +16,10 @@
 #include <time.h>
 #include <vips/vips.h>
 
-#define NWIDTHS 4
-#define NFORMATS 3
-#define ROUNDS_MAX 50
-#define QUALITY 80
+#define NWIDTHS     4
+#define NFORMATS    3
+#define ROUNDS_MAX  50
+#define QUALITY     80
 #define AVIF_EFFORT 2
 
 static const int widths[NWIDTHS] = {1920, 1280, 640, 320};

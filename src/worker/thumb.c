@@ -350,12 +350,12 @@ static int decode(const void *src, size_t len, const struct decode_box *box, boo
      * an sRGB export there would only build an identity colour transform,
      * which costs more than the shrink. */
     int bw = box->width, bh = box->height;
-    int r = to_srgb ? vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh, "size",
-                                            box->size, "crop", box->crop, "export_profile",
-                                            "srgb", "option_string", load, NULL)
-                    : vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh, "size",
-                                            box->size, "crop", box->crop, "option_string",
-                                            load, NULL);
+    int r = to_srgb
+                ? vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh, "size",
+                                        box->size, "crop", box->crop, "export_profile", "srgb",
+                                        "option_string", load, NULL)
+                : vips_thumbnail_buffer((void *)src, len, &t[0], bw, "height", bh, "size",
+                                        box->size, "crop", box->crop, "option_string", load, NULL);
     if (r) {
         vips_failure(err, "decode_failed", "cannot decode the source");
         goto out;
@@ -712,8 +712,8 @@ static void make_placeholder(const struct job_src *js, struct thumb_set *set) {
     if (!js->icc_kept && vips_image_get_format(in) == VIPS_FORMAT_UCHAR &&
         (in->Bands == 3 || in->Bands == 4) && in->Type == VIPS_INTERPRETATION_sRGB &&
         (rgb = vips_image_get_data(in)) != NULL &&
-        placeholder_shrink(rgb, in->Xsize, js->page_height, VIPS_IMAGE_SIZEOF_LINE(in),
-                           in->Bands, small, &w, &h) == 0) {
+        placeholder_shrink(rgb, in->Xsize, js->page_height, VIPS_IMAGE_SIZEOF_LINE(in), in->Bands,
+                           small, &w, &h) == 0) {
         rgb = small;
         stride = PLACEHOLDER_SIDE * 3;
         goto hash;

@@ -282,8 +282,8 @@ static void test_shrink_sizes(void **state) {
         unsigned char *im = solid_px(cases[i].w, cases[i].h, 3, grey);
         unsigned char out[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
         int ow = 0, oh = 0;
-        assert_int_equal(placeholder_shrink(im, cases[i].w, cases[i].h, (size_t)cases[i].w * 3,
-                                            3, out, &ow, &oh),
+        assert_int_equal(placeholder_shrink(im, cases[i].w, cases[i].h, (size_t)cases[i].w * 3, 3,
+                                            out, &ow, &oh),
                          0);
         if (ow != cases[i].ow || oh != cases[i].oh)
             fail_msg("%dx%d shrinks to %dx%d, not %dx%d", cases[i].w, cases[i].h, ow, oh,
@@ -339,10 +339,10 @@ static void test_shrink_alpha_on_white(void **state) {
         unsigned char px[4];
         unsigned char want[3];
     } cases[] = {
-        {{0, 0, 0, 0}, {255, 255, 255}},       /* transparent: white */
-        {{10, 20, 30, 255}, {10, 20, 30}},     /* opaque: itself */
-        {{0, 0, 0, 128}, {127, 127, 127}},     /* half black on white */
-        {{200, 100, 0, 51}, {244, 224, 204}},  /* 0.2 of it on white */
+        {{0, 0, 0, 0}, {255, 255, 255}},      /* transparent: white */
+        {{10, 20, 30, 255}, {10, 20, 30}},    /* opaque: itself */
+        {{0, 0, 0, 128}, {127, 127, 127}},    /* half black on white */
+        {{200, 100, 0, 51}, {244, 224, 204}}, /* 0.2 of it on white */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         unsigned char *im = solid_px(40, 40, 4, cases[i].px);
