@@ -334,6 +334,16 @@ struct decode_box {
     VipsInteresting crop;
 };
 
+/* The box of output jo as vips_thumbnail makes it: its size, fill stretched,
+ * cover cropped by its crop (a focal point is fit_frame's own). */
+static struct decode_box output_box(const struct job_output *jo) {
+    return (struct decode_box){.width = jo->width,
+                               .height = jo->height,
+                               .size = jo->fit == JOB_FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH,
+                               .crop = jo->fit == JOB_FIT_COVER ? interesting(jo->crop)
+                                                                : VIPS_INTERESTING_NONE};
+}
+
 /* Decodes the source once into the box (shrink-on-load, then resize), every
  * frame when frames, EXIF orientation applied, 8-bit sRGB: converted through
  * its ICC profile when to_srgb, else with an RGB profile kept as it is.
@@ -417,11 +427,9 @@ static int fit_frame(VipsImage *frame, const struct job_output *jo, VipsImage **
             goto out;
         cur = t[1];
     } else {
-        VipsSize size = jo->fit == JOB_FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
-        VipsInteresting crop =
-            jo->fit == JOB_FIT_COVER ? interesting(jo->crop) : VIPS_INTERESTING_NONE;
-        if (vips_thumbnail_image(frame, &t[0], jo->width, "height", jo->height, "size", size,
-                                 "crop", crop, "no_rotate", TRUE, NULL))
+        struct decode_box box = output_box(jo);
+        if (vips_thumbnail_image(frame, &t[0], box.width, "height", box.height, "size", box.size,
+                                 "crop", box.crop, "no_rotate", TRUE, NULL))
             goto out;
         cur = t[0];
     }
@@ -690,49 +698,58 @@ out:
     return rc;
 }
 
-/* The placeholder of the set from the first frame of the intermediate:
- * fitted in 32x32 (never grown), flattened on white, 8-bit sRGB, then its
- * BlurHash of 4x3 components and its dominant colour. Best effort: both ""
- * when it cannot be made. */
+/* The placeholder's pixels from the first frame of the intermediate: fitted
+ * in 32x32 (never grown), flattened on white, 8-bit sRGB, 3 bytes per pixel.
+ * An 8-bit sRGB intermediate in memory, the common case, is shrunk in C into
+ * small (a libvips pipeline for 32 x 32 pixels costs more than the pixels);
+ * any other through libvips, its images kept in ctx. NULL when neither can. */
+static const unsigned char *placeholder_pixels(const struct job_src *js, VipsImage *ctx,
+                                               unsigned char *small, int *w, int *h,
+                                               size_t *stride) {
+    VipsImage *in = js->inter;
+    const unsigned char *px;
+    if (!js->icc_kept && vips_image_get_format(in) == VIPS_FORMAT_UCHAR &&
+        (in->Bands == 3 || in->Bands == 4) && in->Type == VIPS_INTERPRETATION_sRGB &&
+        (px = vips_image_get_data(in)) != NULL &&
+        placeholder_shrink(px, in->Xsize, js->page_height, VIPS_IMAGE_SIZEOF_LINE(in), in->Bands,
+                           small, w, h) == 0) {
+        *stride = PLACEHOLDER_SIDE * 3;
+        return small;
+    }
+    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 4);
+    struct job_output box = {.width = PLACEHOLDER_SIDE,
+                             .height = PLACEHOLDER_SIDE,
+                             .fit = JOB_FIT_INSIDE,
+                             .has_background = true};
+    memset(box.background, 255, sizeof(box.background));
+    if ((t[0] = frame_of(in, js->page_height, 0)) == NULL ||
+        vips_thumbnail_image(t[0], &t[1], PLACEHOLDER_SIDE, "height", PLACEHOLDER_SIDE, "size",
+                             VIPS_SIZE_DOWN, "no_rotate", TRUE, NULL) ||
+        finish_frame(t[1], &box, JOB_FORMAT_JPEG, js->icc_kept, &t[2]) < 0 ||
+        (t[3] = vips_image_copy_memory(t[2])) == NULL || t[3]->Bands != 3 ||
+        (px = vips_image_get_data(t[3])) == NULL) {
+        log_debug("thumb: no placeholder: %s", vips_error_buffer());
+        vips_error_clear();
+        return NULL;
+    }
+    *w = t[3]->Xsize;
+    *h = t[3]->Ysize;
+    *stride = VIPS_IMAGE_SIZEOF_LINE(t[3]);
+    return px;
+}
+
+/* The placeholder of the set: the BlurHash of 4x3 components and the dominant
+ * colour of placeholder_pixels. Best effort: both "" when it cannot be made. */
 static void make_placeholder(const struct job_src *js, struct thumb_set *set) {
     VipsImage *ctx = vips_image_new();
-    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(ctx), 4);
-    set->blurhash[0] = '\0';
-    set->color[0] = '\0';
-    struct job_output box = {
-        .width = 32, .height = 32, .fit = JOB_FIT_INSIDE, .has_background = true};
-    memset(box.background, 255, sizeof(box.background));
-    const unsigned char *rgb = NULL;
-    /* The common case, an 8-bit sRGB intermediate in memory, is shrunk here:
-     * a libvips pipeline for 32 x 32 pixels costs more than the pixels. */
-    VipsImage *in = js->inter;
     unsigned char small[PLACEHOLDER_SIDE * PLACEHOLDER_SIDE * 3];
     int w, h;
     size_t stride;
-    if (!js->icc_kept && vips_image_get_format(in) == VIPS_FORMAT_UCHAR &&
-        (in->Bands == 3 || in->Bands == 4) && in->Type == VIPS_INTERPRETATION_sRGB &&
-        (rgb = vips_image_get_data(in)) != NULL &&
-        placeholder_shrink(rgb, in->Xsize, js->page_height, VIPS_IMAGE_SIZEOF_LINE(in), in->Bands,
-                           small, &w, &h) == 0) {
-        rgb = small;
-        stride = PLACEHOLDER_SIDE * 3;
-        goto hash;
-    }
-    rgb = NULL;
-    if ((t[0] = frame_of(js->inter, js->page_height, 0)) == NULL ||
-        vips_thumbnail_image(t[0], &t[1], 32, "height", 32, "size", VIPS_SIZE_DOWN, "no_rotate",
-                             TRUE, NULL) ||
-        finish_frame(t[1], &box, JOB_FORMAT_JPEG, js->icc_kept, &t[2]) < 0 ||
-        (t[3] = vips_image_copy_memory(t[2])) == NULL || t[3]->Bands != 3 ||
-        (rgb = vips_image_get_data(t[3])) == NULL) {
-        log_debug("thumb: no placeholder: %s", vips_error_buffer());
-        vips_error_clear();
+    set->blurhash[0] = '\0';
+    set->color[0] = '\0';
+    const unsigned char *rgb = placeholder_pixels(js, ctx, small, &w, &h, &stride);
+    if (rgb == NULL)
         goto out;
-    }
-    w = t[3]->Xsize;
-    h = t[3]->Ysize;
-    stride = VIPS_IMAGE_SIZEOF_LINE(t[3]);
-hash:
     if (placeholder_blurhash(rgb, w, h, stride, 4, 3, set->blurhash, sizeof(set->blurhash)) < 0) {
         log_debug("thumb: no BlurHash of a %dx%d placeholder", w, h);
         set->blurhash[0] = '\0';
@@ -821,14 +838,10 @@ static int make_set(const struct thumb_opts *o, const struct job_output *outs, i
     bool fitted = nout == 1 && one->nformats == 1 && !frames &&
                   !(one->fit == JOB_FIT_COVER && one->has_focus);
     struct decode_box box = {.size = VIPS_SIZE_BOTH, .crop = VIPS_INTERESTING_NONE};
-    if (fitted) {
-        box.width = one->width;
-        box.height = one->height;
-        box.size = one->fit == JOB_FIT_FILL ? VIPS_SIZE_FORCE : VIPS_SIZE_BOTH;
-        box.crop = one->fit == JOB_FIT_COVER ? interesting(one->crop) : VIPS_INTERESTING_NONE;
-    } else {
+    if (fitted)
+        box = output_box(one);
+    else
         intermediate_box(outs, nout, out->src_width, out->src_height, &box.width, &box.height);
-    }
     struct job_src js = {.o = o, .nout = nout, .icc_kept = keep_icc, .fitted = fitted};
     if (decode(src, len, &box, frames, s.icc != ICC_NONE && !keep_icc, &js.inter, err) < 0)
         return -1;
