@@ -27,9 +27,9 @@ import tempfile
 import time
 import urllib.request
 
-from mix import COMM_KINDS, STATUS_FIELDS  # bench/mix.py, beside this file
-from read import free_port, install_missing, live_pids, machine, stop, tail, version_of, \
-    wait_http, TICK  # bench/read.py
+from mix import daemon_tree, status_kb  # bench/mix.py, beside this file
+from read import free_port, install_missing, machine, stop, tail, version_of, wait_http, \
+    TICK  # bench/read.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,34 +69,11 @@ max_queue = 10000000
 
 def tree_by_kind(master):
     """CPU ticks so far of the daemon's processes by kind, and their pids by kind."""
-    stats = live_pids()
-    ticks, pids, todo, seen = {}, {}, [(master, "master")], set()
-    while todo:
-        pid, kind = todo.pop()
-        if pid in seen or pid not in stats:
-            continue
-        seen.add(pid)
-        comm, _, t = stats[pid]
-        if pid != master and kind != "redis":
-            kind = COMM_KINDS.get(comm, comm)
+    ticks, pids = {}, {}
+    for pid, (kind, t) in daemon_tree(master).items():
         ticks[kind] = ticks.get(kind, 0) + t
         pids.setdefault(kind, []).append(pid)
-        todo.extend((p, kind if kind == "redis" else "") for p, st in stats.items()
-                    if st[1] == pid)
     return ticks, pids
-
-
-def status_kb(pid):
-    out = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                key = line.split(":")[0]
-                if key in STATUS_FIELDS:
-                    out[key] = int(line.split()[1])
-    except OSError:
-        pass
-    return out
 
 
 def wrk(port, args, duration):
