@@ -10,7 +10,8 @@ wrk (bench/enqueue.lua) sends `{"url": ...?r=<run>&t=<thread>&n=<counter>, 100x1
 cover jpeg}`, a distinct URL each, so no request is deduplicated. After a
 warm-up run, ROUNDS runs of DURATION seconds; for each: req/s, p50/p99, the
 answers by status (every one must be 202), and the CPU share of the http
-children and Redis. Prints the median round. Each run is bounded (wrk -d,
+children and Redis; the http children's RSS after the warm-up and after each
+round, by the requests served so far. Prints the median round. Each run is bounded (wrk -d,
 a timeout beside it); the daemon is stopped at the end, on error and on Ctrl-C.
 
 usage: bench/enqueue.py BUILD_DIR [-d 10] [-c 64] [-t THREADS] [--http N] [-r 3]
@@ -76,6 +77,12 @@ def tree_by_kind(master):
     return ticks, pids
 
 
+def http_rss(master):
+    """VmRSS (kB) of each http child, in pid order."""
+    _, pids = tree_by_kind(master)
+    return [status_kb(p)["VmRSS"] for p in sorted(pids.get("http", []))]
+
+
 def wrk(port, args, duration):
     cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections, "-d%ds" % duration,
            "--latency", "-s", os.path.join(HERE, "enqueue.lua"),
@@ -137,7 +144,10 @@ def main():
                                      method="POST")
         urllib.request.urlopen(req, timeout=10).read()
         log("warm-up: 2 s")
-        wrk(port, args, 2)
+        served = sum(int(n) for n in wrk(port, args, 2)["statuses"].values())
+        # The http children's RSS after the warm-up and after each round, by
+        # the requests served so far: flat when a request leaves nothing behind.
+        series = [(served, http_rss(daemon.pid))]
         for i in range(args.rounds):
             log("round %d/%d: %d s" % (i + 1, args.rounds, args.duration))
             t0, (c0, _) = time.monotonic(), tree_by_kind(daemon.pid)
@@ -149,6 +159,8 @@ def main():
             res["cpu"] = {k: (c1.get(k, 0) - c0.get(k, 0)) / TICK / ((t1 - t0) * cores)
                           for k in c1}
             rounds.append(res)
+            served += sum(int(n) for n in res["statuses"].values())
+            series.append((served, http_rss(daemon.pid)))
         memory = {k: [status_kb(p) for p in pids.get(k, [])] for k in ("http", "redis")}
         version = version_of([binary, "-v"])
     except KeyboardInterrupt:
@@ -181,6 +193,8 @@ def main():
         med["cpu"].get("http", 0), med["cpu"].get("redis", 0), med["cpu"].get("master", 0)))
     print()
     print("rounds (req/s): " + " ".join("%.0f" % r["rate"] for r in rounds))
+    print("http children's VmRSS (MB, each) by requests served: " + "; ".join(
+        "%d: %s" % (n, " ".join("%.1f" % (kb / 1024.0) for kb in rss)) for n, rss in series))
     for kind, rows in memory.items():
         print("%s memory at the end: %s" % (kind, "; ".join(
             " ".join("%s %d MB" % (k, v // 1024) for k, v in m.items()) for m in rows)))

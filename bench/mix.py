@@ -24,11 +24,22 @@ photo and an output spec (4 photos x 2 specs):
   allocator and the tuned one; the faster is the limit. The ratio is the
   daemon's jobs/s over it.
 
-With --rounds R each row runs R times (daemon phase, then limit) and the
+- peer: then, on the 100x100 cover JPEG rows, nginx's own image_filter
+  module (Debian's libnginx-mod-http-image-filter, installed when missing):
+  GET /crop/<photo> with `image_filter crop 100 100`, quality 80, as many
+  worker processes as the daemon has workers, N requests over 2 x workers
+  keep-alive connections: req/s, the ratio thumbnailed / peer, p50/p99 per
+  request, the peer's CPU.
+
+Memory per row: each worker's peak RSS is reset before the row's jobs
+(/proc/<pid>/clear_refs), read after them, and printed beside vips_loop's
+peak RSS (ru_maxrss of its processes).
+
+With --rounds R each row runs R times (daemon phase, limit, peer) and the
 medians are printed. Every job must end done with the size asked for, else
 the bench fails with the end of the daemon's log. At the end, the peak RSS
 (VmHWM) and RssAnon / RssFile / RssShmem of every process of the daemon.
-Prints a markdown table.
+Prints markdown tables.
 
 usage: bench/mix.py BUILD_DIR [--photos DIR] [--jobs N] [--rounds R] [--workers N] [--rows TEXT]
 """
@@ -44,6 +55,7 @@ import resource
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +87,8 @@ CPU_KINDS = ("worker", "http", "master", "redis", "delivery", "source", "client"
 COMM_KINDS = {"thumb-worker": "worker", "thumb-http": "http", "thumb-delivery": "delivery",
               "redis-server": "redis"}
 STATUS_FIELDS = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem")
+# nginx's image_filter module (Debian's libnginx-mod-http-image-filter).
+IMAGE_FILTER = "/usr/lib/nginx/modules/ngx_http_image_filter_module.so"
 
 
 def log(msg):
@@ -96,6 +110,23 @@ def install_nginx():
     except (OSError, subprocess.SubprocessError) as e:
         log("could not install nginx (%s): the source server is Python's http.server" % e)
     return find_nginx()
+
+
+def install_image_filter():
+    """Installs nginx's image_filter module from Debian's archive when missing;
+    whether it is there."""
+    if os.path.exists(IMAGE_FILTER):
+        return True
+    log("installing libnginx-mod-http-image-filter")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        subprocess.run(sudo + ["apt-get", "install", "-y", "--no-install-recommends",
+                               "libnginx-mod-http-image-filter"],
+                       env=env, check=True, timeout=600, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        log("could not install libnginx-mod-http-image-filter (%s): no peer figures" % e)
+    return os.path.exists(IMAGE_FILTER)
 
 
 def first_line(cmd, prefix=""):
@@ -186,6 +217,80 @@ class Source:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+
+
+class Peer:
+    """nginx's image_filter on the photos directory: GET /crop/<photo> is the
+    photo cropped to 100x100 (`image_filter crop 100 100`: scaled to cover the
+    box, then the centre cut), JPEG quality 80, with as many worker processes
+    as the daemon has workers."""
+
+    def __init__(self, nginx, tmp, root, processes):
+        self.port = free_port()
+        d = os.path.join(tmp, "peer")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""load_module {IMAGE_FILTER};
+daemon off;
+worker_processes {processes};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    client_body_temp_path {d};
+    proxy_temp_path {d};
+    fastcgi_temp_path {d};
+    uwsgi_temp_path {d};
+    scgi_temp_path {d};
+    server {{
+        listen 127.0.0.1:{self.port};
+        location /crop/ {{
+            alias {root}/;
+            image_filter crop 100 100;
+            image_filter_jpeg_quality 80;
+            image_filter_buffer 32M;
+        }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen([nginx, "-p", d + "/", "-e", d + "/error.log", "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.pid, self.processes = self.proc.pid, processes
+        self.name = "%s image_filter, %d worker processes" % (
+            first_line([nginx, "-v"], "nginx").replace("nginx version: ", ""), processes)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx (image_filter) exited with status %d: %s" % (
+                    self.proc.returncode, tail(os.path.join(d, "error.log"))))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nginx (image_filter) does not listen")
+                time.sleep(0.05)
+
+    def stop(self):
+        stop(self.proc, "nginx (image_filter)", 10)
+
+
+def image_size(data):
+    """(width, height, mime) of JPEG or PNG bytes; RuntimeError otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), "image/png"
+    i = 2
+    while data.startswith(b"\xff\xd8") and i + 9 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return (int.from_bytes(data[i + 7:i + 9], "big"),
+                    int.from_bytes(data[i + 5:i + 7], "big"), "image/jpeg")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    raise RuntimeError("not a JPEG or PNG image: %r" % data[:16])
 
 
 def start_daemon(build, tmp, port, workers, source_port):
@@ -422,6 +527,11 @@ class Bench:
         api = Api(self.port)
         pollers = Pollers(self.port, time.monotonic() + PHASE_TIMEOUT)
         submitted = []
+        workers = pids_of(daemon_tree(self.meter.master), "worker")
+        if measured:
+            for pid in workers:  # the peak RSS from now on: this row's (proc(5) clear_refs)
+                with open("/proc/%d/clear_refs" % pid, "w") as f:
+                    f.write("5")
         try:
             start = self.meter.snap() if measured else None
             for _ in range(n):
@@ -465,7 +575,10 @@ class Bench:
         # The worker's part of each job, from the job's own times: started_at
         # to finished_at (fetch, decode, resize, encode, store).
         work = [(doc_time(d["finished_at"]) - doc_time(d["started_at"])) * 1000.0 for d in docs]
+        rss = [status_kb(pid) for pid in workers]
         return {"rate": n / (last - first), "wall": last - first,
+                "hwm": max(x["VmHWM"] for x in rss) / 1024.0,
+                "anon": max(x["RssAnon"] for x in rss) / 1024.0,
                 "submit": t_submitted - first, "p50": pct(lat, 50), "p99": pct(lat, 99),
                 "work": statistics.median(work),
                 "cpu": self.meter.shares(start, end), "source": docs[0].get("source", {}),
@@ -500,14 +613,78 @@ class Bench:
         r = {"cpu": self.meter.shares(start, end)}
         for line in out.splitlines():
             key, _, rest = line.partition(":")
-            if key in ("glibc", "tuned"):
+            if key in ("glibc peak RSS", "tuned peak RSS"):
+                r[key.split()[0] + "_rss"] = float(rest.split()[0])
+            elif key in ("glibc", "tuned"):
                 r[key] = float(rest.split("=")[1].strip().rstrip("/s"))
             elif key == "limit":
                 r["limit"] = float(rest.split()[0].rstrip("/s"))
                 r["alloc"] = rest.split("(")[1].rstrip(")")
-        if not all(k in r for k in ("glibc", "tuned", "limit")):
+        if not all(k in r for k in ("glibc", "tuned", "limit", "glibc_rss", "tuned_rss")):
             raise RuntimeError("%s: unexpected output:\n%s" % (shlex.join(cmd), p.stdout))
         return r
+
+
+def peer_run(peer, photo, n):
+    """n GETs of the photo cropped by the peer, over 2 x its processes keep-alive
+    connections: {"rate", "p50", "p99", "cpu" (the peer's share of the machine),
+    "size"}. RuntimeError on an answer that is not a 100x100 image."""
+    meter = Meter(peer.pid, None)
+    conns = 2 * peer.processes
+    todo = queue.Queue()
+    for i in range(n):
+        todo.put(i)
+    lat, sizes, errors, lock = [], set(), [], threading.Lock()
+
+    def run():
+        c = http.client.HTTPConnection("127.0.0.1", peer.port, timeout=60)
+        try:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                t = time.monotonic()
+                c.request("GET", "/crop/%s?u=%d" % (photo, i))
+                r = c.getresponse()
+                body = r.read()
+                ms = (time.monotonic() - t) * 1000.0
+                if r.status != 200:
+                    raise RuntimeError("GET /crop/%s: %d %s" % (photo, r.status, body[:200]))
+                size = image_size(body) if i < conns else None
+                with lock:
+                    lat.append(ms)
+                    if size:
+                        sizes.add(size)
+        except Exception as e:  # noqa: BLE001 - handed to the caller
+            with lock:
+                errors.append(e)
+        finally:
+            c.close()
+
+    start = meter.snap()
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PHASE_TIMEOUT)
+    end = meter.snap()
+    if errors:
+        raise RuntimeError("peer: %s" % errors[0])
+    if len(lat) != n:
+        raise RuntimeError("peer: %d of %d requests answered in time" % (len(lat), n))
+    bad = [x for x in sizes if x[:2] != (100, 100)]
+    if bad:
+        raise RuntimeError("peer: a crop of %dx%d %s" % bad[0])
+    sh = meter.shares(start, end)
+    return {"rate": n / (end["t"] - start["t"]), "p50": pct(lat, 50), "p99": pct(lat, 99),
+            "cpu": sh["daemon"], "size": sorted(sizes)}
+
+
+def is_crop(spec):
+    """Whether the peer makes the same output: 100x100 cover JPEG (image_filter crop)."""
+    return (spec["width"], spec["height"], spec["fit"], spec["format"]) == (
+        100, 100, "cover", "jpeg")
 
 
 def spec_name(spec):
@@ -563,11 +740,12 @@ def main():
     cores = os.cpu_count() or 1
     workers = args.workers or cores
     nginx = install_nginx()
+    peer_ok = nginx is not None and install_image_filter()
 
     results = [[] for _ in rows]  # by row: each round's {"phase", "limit"}
     tmp = tempfile.mkdtemp(prefix="th-mix-")
     os.chmod(tmp, 0o755)  # nginx workers run as nobody when started by root
-    daemon = source = None
+    daemon = source = peer = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         source = Source()
@@ -578,6 +756,8 @@ def main():
         wait_children(daemon.pid, workers)
         bench = Bench(port, source, Meter(daemon.pid, source.pid), workers, photos_dir,
                       args.build)
+        if peer_ok and any(is_crop(spec) for _, spec in rows):
+            peer = Peer(nginx, tmp, photos_dir, workers)
         for i, row in enumerate(rows):
             for r in range(args.rounds):
                 what = "row %d/%d (%s, %s), round %d/%d" % (
@@ -589,7 +769,12 @@ def main():
                 log("%s: %.1f jobs/s; vips_loop" % (what, phase["rate"]))
                 limit = bench.limit(row, args.jobs)
                 log("%s: limit %.1f/s (%s)" % (what, limit["limit"], limit["alloc"]))
-                results[i].append({"phase": phase, "limit": limit})
+                run = {"phase": phase, "limit": limit}
+                if peer and is_crop(row[1]):
+                    peer_run(peer, row[0], 2 * workers)  # warm-up
+                    run["peer"] = peer_run(peer, row[0], args.jobs)
+                    log("%s: peer %.1f/s" % (what, run["peer"]["rate"]))
+                results[i].append(run)
         tree = daemon_tree(daemon.pid)
         http_children = len(pids_of(tree, "http"))
         order = {k: i for i, k in enumerate(CPU_KINDS)}
@@ -607,15 +792,19 @@ def main():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop(daemon, "thumbnailed", 30)
+        if peer is not None:
+            peer.stop()
         if source is not None:
             source.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    report(args, rows, results, photos_dir, source.name, workers, http_children, memory)
+    report(args, rows, results, photos_dir, source.name, workers, http_children, memory,
+           peer.name if peer else None)
 
 
-def report(args, rows, results, photos_dir, source_name, workers, http_children, memory):
+def report(args, rows, results, photos_dir, source_name, workers, http_children, memory,
+           peer_name):
     binary = os.path.join(args.build, "thumbnailed")
     cores = os.cpu_count() or 1
     med = statistics.median
@@ -680,6 +869,48 @@ def report(args, rows, results, photos_dir, source_name, workers, http_children,
             print("    each round: jobs/s %s; limit %s" % (
                 " ".join("%.1f" % x["rate"] for x in ph),
                 " ".join("%.1f" % x["limit"] for x in li)))
+    print()
+    print("Peak RSS per row, MB: a worker's VmHWM over the row's jobs (reset before them "
+          "through /proc/<pid>/clear_refs; the largest of the workers; the shared cache's "
+          "pages it touched and the libraries' file pages included) beside the largest "
+          "vips_loop process's (getrusage ru_maxrss, libraries included) with the tuned "
+          "allocator, which the worker's settings match; medians of the rounds.")
+    print()
+    print("| photo | spec | worker VmHWM | worker RssAnon at the end | vips_loop tuned / glibc "
+          "| worker / vips_loop tuned |")
+    print("|---|---|---|---|---|---|")
+    for row, runs in zip(rows, results):
+        print("| %s | %s | %.0f | %.0f | %.0f / %.0f | %.2f |" % (
+            row_name(row), spec_name(row[1]), med(r["phase"]["hwm"] for r in runs),
+            med(r["phase"]["anon"] for r in runs), med(r["limit"]["tuned_rss"] for r in runs),
+            med(r["limit"]["glibc_rss"] for r in runs),
+            med(r["phase"]["hwm"] / r["limit"]["tuned_rss"] for r in runs)))
+    peers = [(row, runs) for row, runs in zip(rows, results) if "peer" in runs[0]]
+    if peers:
+        print()
+        print("Beside a peer: %s, the same photos as GET /crop/<photo> (`image_filter crop "
+              "100 100`, JPEG quality 80; a PNG is answered as a PNG), after the row's limit, "
+              "the daemon idle; %d requests per row and round over %d keep-alive connections "
+              "(a warm-up of %d first); latency per request. CPU: the peer's share of the "
+              "machine." % (peer_name, args.jobs, 2 * workers, 2 * workers))
+        print()
+        print("| photo | thumbnailed jobs/s | peer req/s | thumbnailed / peer | limit /s | "
+              "peer / limit | peer p50 ms | peer p99 ms | peer CPU share | peer output |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for row, runs in peers:
+            print("| %s | %.1f | %.1f | %.2f | %.1f | %.2f | %.0f | %.0f | %.2f | %s |" % (
+                row_name(row), med(r["phase"]["rate"] for r in runs),
+                med(r["peer"]["rate"] for r in runs),
+                med(r["phase"]["rate"] / r["peer"]["rate"] for r in runs),
+                med(r["limit"]["limit"] for r in runs),
+                med(r["peer"]["rate"] / r["limit"]["limit"] for r in runs),
+                med(r["peer"]["p50"] for r in runs), med(r["peer"]["p99"] for r in runs),
+                med(r["peer"]["cpu"] for r in runs),
+                ", ".join("%dx%d %s" % x for x in runs[0]["peer"]["size"])))
+        if args.rounds > 1:
+            for row, runs in peers:
+                print("    %s: peer each round %s req/s" % (row_name(row), " ".join(
+                    "%.1f" % r["peer"]["rate"] for r in runs)))
     print()
     print("Memory of the daemon's processes at the end of the run, MB (VmHWM: the peak "
           "RSS, shared-memory cache pages the process touched included):")

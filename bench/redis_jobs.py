@@ -9,9 +9,9 @@ cycles against it, for a fixed time, with the daemon's own Lua scripts
 the daemon's own arguments:
 
   http child   EVALSHA enqueue (a URL job with the fields job.c stores)
-  worker       LINDEX proc 0, BLMOVE ready -> proc, EVALSHA start,
-               EVALSHA complete (a result of --result-bytes bytes),
-               HGETALL + PTTL pipelined (the read-back for the node's cache)
+  worker       EVALSHA take (the head of ready moved to proc and started),
+               EVALSHA complete (a result of --result-bytes bytes; its reply
+               is the job for the node's cache), as a busy worker does
 
 Each client has two connections, one for its "http child" and one for its
 "worker". Optionally S subscriber connections SUBSCRIBE to {p}:done and
@@ -63,7 +63,7 @@ class Scripts:
         with open(os.path.join(LUA_DIR, "common.lua")) as f:
             common = f.read()
         self.source, self.sha = {}, {}
-        for name in ("enqueue", "start", "complete"):
+        for name in ("enqueue", "take", "complete"):
             with open(os.path.join(LUA_DIR, name + ".lua")) as f:
                 self.source[name] = (common + f.read()).encode()
             self.sha[name] = hashlib.sha1(self.source[name]).hexdigest()
@@ -155,32 +155,26 @@ def life_cycles(sock, n, result_bytes, ready, go, out):
                           [ident, MAX_QUEUE, "", "0", RESULT_TTL_MS, PREFIX, MAX_CLIENT] + fields)
         if rep[0] != b"ok":
             raise SystemExit("enqueue: %r" % (rep,))
-        # jobqueue_take: what this worker left in its proc list, then BLMOVE.
-        worker.execute_command("LINDEX", k_proc, "0")
-        taken = worker.execute_command("BLMOVE", k_ready, k_proc, "LEFT", "RIGHT", "1")
-        sent += 3
-        if taken is None:
-            continue
-        taken = taken.decode()
+        # jobqueue_take with work ready: take.lua, KEYS ready proc workers;
+        # ARGV token wid prefix -> {id, fields...}
         token = secrets.token_hex(16)
-        # jobqueue_start: KEYS job proc workers; ARGV id token wid
-        if scripts.run(worker, "start", [key("job", taken), k_proc, k_workers],
-                       [taken, token, wid]) is None:
-            raise SystemExit("start: job %s skipped" % taken)
-        # jobqueue_complete: KEYS job res proc src; ARGV id token ttl bytes prefix fields
+        taken = scripts.run(worker, "take", [k_ready, k_proc, k_workers], [token, wid, PREFIX])
+        sent += 2  # enqueue, take
+        if not taken or len(taken) < 2:
+            raise SystemExit("take: %r" % (taken,))
+        taken = taken[0].decode()
+        # jobqueue_complete: KEYS job res proc src; ARGV id token ttl bytes
+        # prefix ms src_bytes store fields -> {1, pttl, fields...}
         done = ["src_mime", "image/jpeg", "src_bytes", "412345", "src_width", "2560",
                 "src_height", "1600", "res_mime", "image/webp", "res_bytes", str(result_bytes),
                 "res_width", "256", "res_height", "256", "res_etag", token]
-        if scripts.run(worker, "complete",
-                       [key("job", taken), key("res", taken), k_proc, key("src", taken)],
-                       [taken, token, RESULT_TTL_MS, result, PREFIX] + done) != 1:
-            raise SystemExit("complete: job %s not stored" % taken)
-        # jobqueue_read for the node's cache: HGETALL + PTTL in one pipeline.
-        p = worker.pipeline(transaction=False)
-        p.execute_command("HGETALL", key("job", taken))
-        p.execute_command("PTTL", key("job", taken))
-        p.execute()
-        sent += 4
+        rep = scripts.run(worker, "complete",
+                          [key("job", taken), key("res", taken), k_proc, key("src", taken)],
+                          [taken, token, RESULT_TTL_MS, result, PREFIX, "180", "412345",
+                           "redis"] + done)
+        if not isinstance(rep, list) or rep[0] != 1:
+            raise SystemExit("complete: job %s not stored: %r" % (taken, rep))
+        sent += 1
         jobs += 1
     out.put((jobs, sent, time.monotonic()))
 

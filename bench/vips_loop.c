@@ -12,7 +12,12 @@
  *          below), so the buffers of one image are reused by the next;
  *   best   both, one after the other, each a full run: prints both and
  *          takes the faster as the limit (the default).
- * Prints thumbnails per second; the last line is the limit:
+ * Prints thumbnails per second and the largest peak RSS of the processes
+ * (getrusage's ru_maxrss, the file pages of the libraries included), each
+ * allocator's:
+ *   <alloc>: <count> thumbnails in <secs> s = <rate>/s
+ *   <alloc> peak RSS: <MB> MB
+ * and last the limit:
  *   limit: <rate>/s (<alloc>)
  * usage: vips_loop IMAGE COUNT PROCESSES WIDTH HEIGHT [cover|inside] [jpeg|webp] [glibc|tuned|best]
  */
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,8 +123,13 @@ static double rate(const struct spec *s, enum alloc a) {
             _exit(run(s, share, a));
     }
     int status, failed = 0;
-    while (wait(&status) > 0)
+    long peak_kb = 0;
+    struct rusage ru;
+    while (wait4(-1, &status, 0, &ru) > 0) {
         failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+        if (ru.ru_maxrss > peak_kb)
+            peak_kb = ru.ru_maxrss;
+    }
     double secs = now() - t0;
     if (failed) {
         fprintf(stderr, "vips_loop: a process failed\n");
@@ -126,6 +137,7 @@ static double rate(const struct spec *s, enum alloc a) {
     }
     printf("%s: %d thumbnails in %.2f s = %.1f/s\n", alloc_names[a], s->count, secs,
            s->count / secs);
+    printf("%s peak RSS: %.1f MB\n", alloc_names[a], peak_kb / 1024.0);
     fflush(stdout);
     return s->count / secs;
 }

@@ -11,7 +11,7 @@
 #include <sys/random.h>
 
 /* The scripts, from src/common/lua (see embed_lua.cmake). */
-extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], queue_lua_fail[],
+extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_take[], queue_lua_complete[], queue_lua_fail[],
     queue_lua_release[], queue_lua_delete[], queue_lua_promote[], queue_lua_deliver[],
     queue_lua_deliver_promote[], queue_lua_admin_overview[], queue_lua_admin_list[],
     queue_lua_admin_retry[], queue_lua_admin_purge[], queue_lua_store_sweep[];
@@ -19,6 +19,7 @@ extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_complete[], 
 static const char *const sources[QUEUE_SCRIPT_COUNT] = {
     [QUEUE_SCRIPT_ENQUEUE] = queue_lua_enqueue,
     [QUEUE_SCRIPT_START] = queue_lua_start,
+    [QUEUE_SCRIPT_TAKE] = queue_lua_take,
     [QUEUE_SCRIPT_COMPLETE] = queue_lua_complete,
     [QUEUE_SCRIPT_FAIL] = queue_lua_fail,
     [QUEUE_SCRIPT_RELEASE] = queue_lua_release,

@@ -15,7 +15,8 @@
 enum queue_script {
     QUEUE_SCRIPT_ENQUEUE,  /* -> {"ok", created} | {"dup", id, fields...} | {"full", depth} */
     QUEUE_SCRIPT_START,    /* -> the job's fields | nil (skip it: canceled or gone) */
-    QUEUE_SCRIPT_COMPLETE, /* -> 1 stored | 0 stale */
+    QUEUE_SCRIPT_TAKE,     /* -> {id, fields...} | {id} skipped | nil (nothing ready) */
+    QUEUE_SCRIPT_COMPLETE, /* -> {1, pttl, fields...} stored | 0 stale | -1 staged result gone */
     QUEUE_SCRIPT_FAIL,     /* -> 0 stale | 1 failed | 2 retry scheduled | 3 dead */
     QUEUE_SCRIPT_RELEASE,  /* the jobs of a gone worker -> how many */
     QUEUE_SCRIPT_DELETE,   /* -> 1 | 0 no such job */

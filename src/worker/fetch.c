@@ -16,6 +16,10 @@
 #include <sys/socket.h>
 
 #define FETCH_INITIAL_CAP     (64 * 1024)
+/* What one read from the socket may take: libcurl's default of 16 KiB costs a
+ * poll and a recv, and a wake-up of the worker, per 16 KiB, which on a loaded
+ * machine is a good part of a small job (bench/RESULTS.md, issue 19). */
+#define FETCH_BUFFER_BYTES    (256L * 1024)
 #define FETCH_LOW_SPEED_BYTES 1024 /* slower than this ... */
 #define FETCH_LOW_SPEED_SECS  10   /* ... for this long is a timeout */
 #define FETCH_HOST_MAX        256  /* a host name as shown in messages */
@@ -127,6 +131,13 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
     }
     if (t->len + n > t->cap) {
         size_t cap = t->cap ? t->cap : FETCH_INITIAL_CAP;
+        /* The whole body at once when the response says how long it is (and
+         * that is within the limit): no copy as it grows. */
+        curl_off_t announced = -1;
+        if (t->cap == 0 &&
+            curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+            announced > 0 && (uint64_t)announced <= (uint64_t)max)
+            cap = (size_t)announced;
         while (cap < t->len + n)
             cap *= 2;
         if (cap > max)
@@ -194,6 +205,7 @@ static void set_options(struct fetch *f, const struct fetch_opts *o, struct tran
     curl_easy_reset(c); /* keeps the connection and DNS caches */
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, f->errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, FETCH_BUFFER_BYTES);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* followed by follow(), checked per hop */
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);

@@ -14,6 +14,7 @@
 
 #define BLOCK_SECS       "1"  /* BLMOVE timeout: how often the stop flag is looked at */
 #define COMMAND_SLACK_MS 4000 /* socket timeout beyond the block */
+#define TAKE_SKIPS_MAX   64   /* canceled jobs passed over in one take */
 
 /* After every (re)connect: the worker is listed under its node again. */
 static void registered(struct rconn *r, void *arg) {
@@ -26,6 +27,7 @@ int jobqueue_init(struct jobqueue *q, const struct config *cfg, const char *node
                   const char *wid) {
     memset(q, 0, sizeof(*q));
     q->cfg = cfg;
+    q->unsettled = true; /* a job of an earlier worker of this wid? LINDEX first */
     long timeout = (long)cfg->redis_connect_timeout + COMMAND_SLACK_MS + 1000;
     if (rconn_init(&q->redis, cfg, "worker", timeout) < 0)
         return -1;
@@ -62,30 +64,33 @@ static int copy_id(struct jobqueue *q, const redisReply *r, char id[JOBQUEUE_ID_
     return 1;
 }
 
-int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]) {
-    const char *lindex[] = {"LINDEX", q->k_proc, "0"};
-    redisReply *r = rconn_command(&q->redis, "LINDEX proc", 3, lindex, NULL);
-    if (r == NULL)
-        return -1;
-    int got = copy_id(q, r, id);
-    freeReplyObject(r);
-    if (got) {
-        log_info("worker: picking up job %s left in %s", id, q->k_proc);
-        return 1;
-    }
-    if (!rconn_connected(&q->redis))
-        return -1;
-    const char *blmove[] = {"BLMOVE", q->k_ready, q->k_proc, "LEFT", "RIGHT", BLOCK_SECS};
-    r = rconn_command(&q->redis, "BLMOVE", 6, blmove, NULL);
-    if (r == NULL)
-        return -1;
-    got = copy_id(q, r, id);
-    freeReplyObject(r);
-    return got;
-}
-
 static void job_key(struct jobqueue *q, char *buf, const char *kind, const char *id) {
     queue_key(buf, QUEUE_KEY_MAX, q->cfg->redis_key_prefix, kind, id);
+}
+
+/* A fresh fencing token, kept until the outcome so that a start whose reply
+ * is lost can be picked up (resume). */
+static int new_token(struct jobqueue *q, char token[JOBQUEUE_TOKEN_LEN + 1]) {
+    if (id_random_hex(token, JOBQUEUE_TOKEN_LEN / 2) < 0) {
+        log_error("worker: no randomness for a fencing token");
+        return -1;
+    }
+    memcpy(q->resume_token, token, sizeof(q->resume_token));
+    return 0;
+}
+
+/* A start reply (start.lua from element first, take.lua from 1): 1 with rec
+ * filled, 0 when the job was skipped (and left proc), -1 when unreadable. */
+static int started(struct jobqueue *q, const redisReply *r, size_t first, struct job_record *rec) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > first) {
+        if (queue_reply_record(rec, r, first) == 0)
+            return 1;
+        job_record_free(rec);
+        return -1;
+    }
+    q->resume_token[0] = '\0'; /* skipped: start_job took it off proc */
+    q->unsettled = false;
+    return 0;
 }
 
 /* The job this worker started before a lost reply: still ours when its token is. */
@@ -114,40 +119,93 @@ static int resume(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_
     return rc;
 }
 
-int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
-                   struct job_record *rec) {
-    memset(rec, 0, sizeof(*rec));
-    if (q->resume_token[0] && strcmp(q->resume_id, id) == 0) {
+/* Starts job id, in proc after BLMOVE or left there by an earlier error:
+ * start.lua with a new fencing token, or the job this worker already started
+ * when that reply was lost. 1 with token and rec, 0 skipped, -1 Redis error. */
+static int start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
+                 struct job_record *rec) {
+    if (q->resume_token[0]) {
         int rc = resume(q, id, token, rec);
         if (rc != 0)
             return rc;
     }
-    if (id_random_hex(token, JOBQUEUE_TOKEN_LEN / 2) < 0) {
-        log_error("worker: no randomness for a fencing token");
+    if (new_token(q, token) < 0)
         return -1;
-    }
-    snprintf(q->resume_id, sizeof(q->resume_id), "%s", id);
-    memcpy(q->resume_token, token, sizeof(q->resume_token));
-
     char k_job[QUEUE_KEY_MAX];
     job_key(q, k_job, "job", id);
     const char *argv[] = {k_job, q->k_proc, q->k_workers, id, token, q->wid};
     redisReply *r = rconn_script(&q->redis, "start script", QUEUE_SCRIPT_START, 3, 3, argv, NULL);
     if (r == NULL)
         return -1;
-    int rc = 0;
-    if (r->type == REDIS_REPLY_ARRAY) {
-        if (queue_reply_record(rec, r, 0) < 0) {
-            job_record_free(rec);
-            rc = -1;
-        } else {
-            rc = 1;
-        }
+    int rc = started(q, r, 0, rec);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The head of ready, moved to proc and started in one round trip (take.lua):
+ * 1 with id, token and rec, 0 skipped, 2 nothing ready, -1 Redis error. */
+static int take_ready(struct jobqueue *q, char id[JOBQUEUE_ID_MAX],
+                      char token[JOBQUEUE_TOKEN_LEN + 1], struct job_record *rec) {
+    if (new_token(q, token) < 0)
+        return -1;
+    const char *argv[] = {q->k_ready, q->k_proc, q->k_workers,
+                          token,      q->wid,    q->cfg->redis_key_prefix};
+    q->unsettled = true; /* from here until an outcome, a job of ours may be in proc */
+    redisReply *r = rconn_script(&q->redis, "take script", QUEUE_SCRIPT_TAKE, 3, 3, argv, NULL);
+    if (r == NULL)
+        return -1;
+    int rc = 2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        rc = copy_id(q, r->element[0], id) ? started(q, r, 1, rec) : 0;
     } else {
         q->resume_token[0] = '\0';
+        q->unsettled = false;
     }
     freeReplyObject(r);
     return rc;
+}
+
+/* Nothing ready: BLMOVE for up to BLOCK_SECS, then start.lua on what came. */
+static int block(struct jobqueue *q, char id[JOBQUEUE_ID_MAX], char token[JOBQUEUE_TOKEN_LEN + 1],
+                 struct job_record *rec) {
+    const char *blmove[] = {"BLMOVE", q->k_ready, q->k_proc, "LEFT", "RIGHT", BLOCK_SECS};
+    q->unsettled = true;
+    redisReply *r = rconn_command(&q->redis, "BLMOVE", 6, blmove, NULL);
+    if (r == NULL)
+        return -1;
+    int got = copy_id(q, r, id);
+    if (r->type == REDIS_REPLY_NIL)
+        q->unsettled = false;
+    freeReplyObject(r);
+    return got ? start(q, id, token, rec) : 0;
+}
+
+int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX], char token[JOBQUEUE_TOKEN_LEN + 1],
+                  struct job_record *rec) {
+    memset(rec, 0, sizeof(*rec));
+    if (q->unsettled) {
+        const char *lindex[] = {"LINDEX", q->k_proc, "0"};
+        redisReply *r = rconn_command(&q->redis, "LINDEX proc", 3, lindex, NULL);
+        if (r == NULL)
+            return -1;
+        int got = copy_id(q, r, id);
+        bool empty = r->type == REDIS_REPLY_NIL;
+        freeReplyObject(r);
+        if (got) {
+            log_info("worker: picking up job %s left in %s", id, q->k_proc);
+            return start(q, id, token, rec);
+        }
+        if (!empty) /* a malformed entry, dropped: look again */
+            return 0;
+        q->unsettled = false;
+        q->resume_token[0] = '\0';
+    }
+    for (int i = 0; i < TAKE_SKIPS_MAX; i++) {
+        int rc = take_ready(q, id, token, rec);
+        if (rc != 0)
+            return rc == 2 ? block(q, id, token, rec) : rc;
+    }
+    return 0;
 }
 
 int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes) {
@@ -166,15 +224,29 @@ int jobqueue_source(struct jobqueue *q, const char *id, redisReply **bytes) {
     return 1;
 }
 
-/* Runs a finishing script whose arguments are ready; 1 / 0 / -1 as documented. */
+/* Runs a finishing script whose arguments are ready; 1 / 0 / -1 as documented.
+ * complete.lua's {1, pttl, fields...} fills now and *ttl_ms when given. */
 static int finish(struct jobqueue *q, enum queue_script s, int nkeys, int nargs, const char **argv,
-                  const size_t *lens, const char *what) {
+                  const size_t *lens, const char *what, struct job_record *now, long long *ttl_ms) {
     redisReply *r = rconn_script(&q->redis, what, s, nkeys, nargs, argv, lens);
     if (r == NULL)
         return -1;
-    int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        rc = (int)r->integer;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+               r->element[0]->type == REDIS_REPLY_INTEGER &&
+               r->element[1]->type == REDIS_REPLY_INTEGER) {
+        rc = (int)r->element[0]->integer;
+        if (now && queue_reply_record(now, r, 2) == 0)
+            *ttl_ms = r->element[1]->integer;
+        else if (now)
+            job_record_free(now);
+    }
     freeReplyObject(r);
     q->resume_token[0] = '\0';
+    if (rc >= 0) /* every outcome but a missing staged result took the job off proc */
+        q->unsettled = false;
     return rc;
 }
 
@@ -190,7 +262,11 @@ static void attempt_args(const struct jobqueue_attempt *a, struct attempt_args *
 
 int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
                       size_t len, const struct jobqueue_attempt *a, const char *const *fields,
-                      size_t nfields) {
+                      size_t nfields, struct job_record *now, long long *ttl_ms) {
+    if (now) {
+        memset(now, 0, sizeof(*now));
+        *ttl_ms = -1;
+    }
     if (nfields > JOBQUEUE_FIELDS_MAX)
         return -1;
     char k_job[QUEUE_KEY_MAX], k_res[QUEUE_KEY_MAX], k_src[QUEUE_KEY_MAX], ttl[24];
@@ -243,7 +319,8 @@ int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, con
         argv[7] = "";
         lens[7] = 0;
     }
-    return finish(q, QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens, "complete script");
+    return finish(q, QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens, "complete script", now,
+                  ttl_ms);
 }
 
 int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const char *code,
@@ -268,7 +345,7 @@ int jobqueue_fail(struct jobqueue *q, const char *id, const char *token, const c
     argv[n++] = aa.fetched;
     for (size_t i = 0; i < 2 * nfields; i++)
         argv[n++] = fields[i];
-    return finish(q, QUEUE_SCRIPT_FAIL, 4, (int)n - 4, argv, NULL, "fail script");
+    return finish(q, QUEUE_SCRIPT_FAIL, 4, (int)n - 4, argv, NULL, "fail script", NULL, NULL);
 }
 
 int jobqueue_read(struct jobqueue *q, const char *id, struct job_record *rec, long long *ttl_ms) {

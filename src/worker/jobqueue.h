@@ -25,9 +25,12 @@ struct jobqueue {
     char k_ready[QUEUE_KEY_MAX];
     char k_proc[QUEUE_KEY_MAX];
     char k_workers[QUEUE_KEY_MAX];
-    /* The job last started, so a start whose reply was lost can be picked up. */
-    char resume_id[JOBQUEUE_ID_MAX];
+    /* The token of the job last started, so a start whose reply was lost can
+     * be picked up. */
     char resume_token[JOBQUEUE_TOKEN_LEN + 1];
+    /* Whether a job of this worker may be in its proc list: from a take until
+     * that job's outcome is stored. Only then does a take look there first. */
+    bool unsettled;
 };
 
 /* Prepares q for worker wid ("<node_id>:<pid>") without connecting. Returns 0,
@@ -43,17 +46,15 @@ void jobqueue_close(struct jobqueue *q);
  * as soon as *stop is set. */
 int jobqueue_connect(struct jobqueue *q, volatile sig_atomic_t *stop);
 
-/* The next job id into id: one left in this worker's proc list by an earlier
- * Redis error, else BLMOVE from ready with a 1 s block. Returns 1 with an id, 0
- * when none came, -1 on a Redis error (the connection is dropped). */
-int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX]);
-
-/* Starts job id (QUEUE_SCRIPT_START with a new fencing token, or picks up the job this
- * worker already started when that reply was lost). Returns 1 with token and
- * rec filled (rec is the job's hash; free it with job_record_free), 0 when the
- * job is to be skipped (canceled or gone), -1 on a Redis error. */
-int jobqueue_start(struct jobqueue *q, const char *id, char token[JOBQUEUE_TOKEN_LEN + 1],
-                   struct job_record *rec);
+/* The next job, started with a new fencing token: the one left in this
+ * worker's proc list by an earlier Redis error (picked up as it was when its
+ * start's reply was lost), else the head of ready, moved and started in one
+ * round trip (take.lua), else what BLMOVE brings within 1 s (then start.lua).
+ * Canceled or deleted jobs are passed over. Returns 1 with id, token and rec
+ * (the job's hash; free it with job_record_free), 0 when none came, -1 on a
+ * Redis error (the connection is dropped). */
+int jobqueue_take(struct jobqueue *q, char id[JOBQUEUE_ID_MAX], char token[JOBQUEUE_TOKEN_LEN + 1],
+                  struct job_record *rec);
 
 /* The uploaded bytes of job id into *bytes (a STRING reply; free it with
  * freeReplyObject). Returns 1, 0 when the key is missing, -1 on a Redis error. */
@@ -70,10 +71,13 @@ struct jobqueue_attempt {
 /* Stores the result (QUEUE_SCRIPT_COMPLETE): len bytes, then nfields (at most
  * JOBQUEUE_FIELDS_MAX) name/value pairs for the job hash; a counts the
  * attempt. Returns 1 when stored, 0 when the token no longer matches (the job
- * was reaped), -1 on a Redis error (the job stays in the proc list). */
+ * was reaped), -1 on a Redis error (the job stays in the proc list). With now,
+ * when stored: the job's hash as the script left it into now (empty when
+ * unreadable; free with job_record_free) and its milliseconds left into
+ * *ttl_ms, as jobqueue_read would read them, without another round trip. */
 int jobqueue_complete(struct jobqueue *q, const char *id, const char *token, const void *bytes,
                       size_t len, const struct jobqueue_attempt *a, const char *const *fields,
-                      size_t nfields);
+                      size_t nfields, struct job_record *now, long long *ttl_ms);
 
 /* Records a failure (QUEUE_SCRIPT_FAIL) with code, message and nfields name/value pairs:
  * a transient one is retried later while attempts remain (worker.max_attempts,

@@ -249,12 +249,22 @@ static void put_result(struct worker *w, const struct stored *st, struct pipelin
     failure_set(&out->fail, "store_unavailable", "the result could not be stored: %s", err.message);
 }
 
+/* The job as it is once its outcome is stored, for the shared cache: what
+ * complete.lua answers, else read back by publish. */
+struct settled {
+    struct job_record rec; /* empty: not known */
+    long long ttl_ms;
+    int64_t read_ms; /* when it was asked for: before the script ran */
+};
+
 /* Writes the outcome (QUEUE_SCRIPT_COMPLETE or QUEUE_SCRIPT_FAIL), reconnecting until it is stored.
  * When asked to stop during an outage it gives up: the job stays in the proc
  * list and the master reaps it. Returns what the script said (1 stored or
- * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. */
+ * failed, 2 retry scheduled, 3 dead, 0 stale), -1 given up. A completion fills
+ * now. */
 static int store(struct worker *w, const char *id, const char *token, const struct job_params *p,
-                 struct pipeline_outcome *out, const struct jobqueue_attempt *a) {
+                 struct pipeline_outcome *out, const struct jobqueue_attempt *a,
+                 struct settled *now) {
     struct fields f = {.n = 0};
     struct stored st;
     memset(&st, 0, sizeof(st));
@@ -287,7 +297,9 @@ static int store(struct worker *w, const char *id, const char *token, const stru
     }
     int rc;
     for (;;) {
-        rc = out->ok ? jobqueue_complete(&w->q, id, token, st.bytes, st.len, a, f.kv, f.n)
+        now->read_ms = units_mono_ms();
+        rc = out->ok ? jobqueue_complete(&w->q, id, token, st.bytes, st.len, a, f.kv, f.n,
+                                         &now->rec, &now->ttl_ms)
                      : jobqueue_fail(&w->q, id, token, out->fail.code, out->fail.message,
                                      failure_is_transient(out->fail.code), a, f.kv, f.n);
         if (rc >= 0 || jobqueue_connect(&w->q, &childsig_stop) < 0)
@@ -320,37 +332,39 @@ static void publish_encodings(struct worker *w, const char *id, const struct job
 }
 
 static void publish(struct worker *w, const char *id, const struct pipeline_outcome *out,
-                    int stored) {
+                    int stored, struct settled *now) {
     if (w->cache == NULL || !(stored == 1 || stored == 3))
         return;
-    struct job_record rec;
-    long long ttl_ms = -1;
-    /* Before the read: a change of the job an http child of this node hears of
-     * after this moment keeps the entry out (shm_cache_put_since). */
-    int64_t read_ms = units_mono_ms();
-    if (jobqueue_read(&w->q, id, &rec, &ttl_ms) == 1) {
-        size_t len;
-        char *doc = job_document_text(id, &rec, &len);
-        const char *state = job_record_get(&rec, "state");
-        int64_t expires = ttl_ms > 0 ? units_mono_ms() + ttl_ms : 0;
-        /* A callback or e-mail still to go changes the document: briefly. */
-        if (job_deliveries_pending(&rec))
-            expires =
-                w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
-        /* Not the bytes of a result clients fetch at storage.public_url: the
-         * image route answers those with a redirect, which Redis decides. */
-        bool bytes = out->ok && job_record_get(&rec, "res_url") == NULL;
-        const struct thumb_encoding *first = out->ok ? thumb_set_primary(&out->set, 0) : NULL;
-        if (doc && state && expires >= 0)
-            jobcache_put(w->cache, id, job_record_get(&rec, "owner"), state, doc, len,
-                         job_record_get(&rec, "res_rend"), job_record_get(&rec, "res_mime"),
-                         job_record_get(&rec, "res_etag"), bytes ? first->data : NULL,
-                         bytes ? first->len : 0, expires, read_ms);
-        if (bytes && doc && state && expires >= 0)
-            publish_encodings(w, id, &rec, &out->set, expires, read_ms);
-        free(doc);
+    /* The read's time, before it: a change of the job an http child of this
+     * node hears of after this moment keeps the entry out
+     * (shm_cache_put_since). */
+    if (now->rec.count == 0) {
+        now->read_ms = units_mono_ms();
+        if (jobqueue_read(&w->q, id, &now->rec, &now->ttl_ms) != 1)
+            return;
     }
-    job_record_free(&rec);
+    const struct job_record *rec = &now->rec;
+    long long ttl_ms = now->ttl_ms;
+    int64_t read_ms = now->read_ms;
+    size_t len;
+    char *doc = job_document_text(id, rec, &len);
+    const char *state = job_record_get(rec, "state");
+    int64_t expires = ttl_ms > 0 ? units_mono_ms() + ttl_ms : 0;
+    /* A callback or e-mail still to go changes the document: briefly. */
+    if (job_deliveries_pending(rec))
+        expires = w->cfg->cache_pending_ttl > 0 ? units_mono_ms() + w->cfg->cache_pending_ttl : -1;
+    /* Not the bytes of a result clients fetch at storage.public_url: the
+     * image route answers those with a redirect, which Redis decides. */
+    bool bytes = out->ok && job_record_get(rec, "res_url") == NULL;
+    const struct thumb_encoding *first = out->ok ? thumb_set_primary(&out->set, 0) : NULL;
+    if (doc && state && expires >= 0)
+        jobcache_put(w->cache, id, job_record_get(rec, "owner"), state, doc, len,
+                     job_record_get(rec, "res_rend"), job_record_get(rec, "res_mime"),
+                     job_record_get(rec, "res_etag"), bytes ? first->data : NULL,
+                     bytes ? first->len : 0, expires, read_ms);
+    if (bytes && doc && state && expires >= 0)
+        publish_encodings(w, id, rec, &out->set, expires, read_ms);
+    free(doc);
 }
 
 /* Says what became of the attempt. A retry and a dropped outcome read the job
@@ -507,13 +521,10 @@ static bool store_still_down(struct worker *w) {
     return true;
 }
 
-/* Runs one job taken from the queue. A Redis error before the outcome exists
- * leaves the job in the proc list, where the next take finds it again. */
-static void run_job(struct worker *w, const char *id) {
-    char token[JOBQUEUE_TOKEN_LEN + 1];
-    struct job_record rec;
-    if (jobqueue_start(&w->q, id, token, &rec) <= 0)
-        return;
+/* Runs one job taken from the queue and started (token, rec: freed here). A
+ * Redis error before the outcome exists leaves the job in the proc list,
+ * where the next take finds it again. */
+static void run_job(struct worker *w, const char *id, const char *token, struct job_record *rec) {
     slot_busy(w->slot, id);
     int64_t t0 = units_mono_ms();
 
@@ -521,16 +532,16 @@ static void run_job(struct worker *w, const char *id) {
     struct pipeline_outcome out;
     memset(&p, 0, sizeof(p));
     memset(&out, 0, sizeof(out));
-    const char *src = job_record_get(&rec, "src");
+    const char *src = job_record_get(rec, "src");
     redisReply *upload = NULL;
     bool interrupted = false, fetched = false;
-    if (src == NULL || job_params_from_record(&p, &rec) < 0) {
+    if (src == NULL || job_params_from_record(&p, rec) < 0) {
         failure_set(&out.fail, "invalid_job", "the job's stored parameters cannot be read");
     } else if (strcmp(src, "url") == 0) {
         pipeline_run(&w->pl, &p, NULL, 0, &out);
         fetched = true;
-    } else if (strcmp(src, "upload") == 0 && job_record_get(&rec, "src_obj")) {
-        upload_from_store(w, job_record_get(&rec, "src_obj"), &p, &out);
+    } else if (strcmp(src, "upload") == 0 && job_record_get(rec, "src_obj")) {
+        upload_from_store(w, job_record_get(rec, "src_obj"), &p, &out);
     } else if (strcmp(src, "upload") == 0) {
         int r = jobqueue_source(&w->q, id, &upload);
         if (r < 0)
@@ -551,17 +562,19 @@ static void run_job(struct worker *w, const char *id) {
          * this node's histogram. */
         struct jobqueue_attempt a = {.ms = (long long)(units_mono_ms() - t0),
                                      .fetched = fetched ? (long long)out.src_bytes : 0};
-        int stored = store(w, id, token, &p, &out, &a);
+        struct settled now = {.ttl_ms = -1};
+        int stored = store(w, id, token, &p, &out, &a, &now);
         count_outcome(w, src, &out, stored, a.ms);
-        log_outcome(w, id, &rec, &out, stored, a.ms);
-        publish(w, id, &out, stored);
+        log_outcome(w, id, rec, &out, stored, a.ms);
+        publish(w, id, &out, stored, &now);
+        job_record_free(&now.rec);
         /* An upload's object is due for deletion now that the job ended. */
-        sweep(w, job_record_get(&rec, "src_obj") != NULL && stored != 2);
+        sweep(w, job_record_get(rec, "src_obj") != NULL && stored != 2);
     }
     slot_idle(w->slot, !interrupted);
     pipeline_outcome_free(&out);
     job_params_free(&p);
-    job_record_free(&rec);
+    job_record_free(rec);
 }
 
 static void worker_cleanup(struct worker *w) {
@@ -615,10 +628,11 @@ int worker_main(const struct child_args *args) {
             continue;
         if (jobqueue_connect(&w.q, &childsig_stop) < 0)
             break;
-        char id[JOBQUEUE_ID_MAX];
-        int taken = jobqueue_take(&w.q, id);
+        char id[JOBQUEUE_ID_MAX], token[JOBQUEUE_TOKEN_LEN + 1];
+        struct job_record rec;
+        int taken = jobqueue_take(&w.q, id, token, &rec);
         if (taken == 1)
-            run_job(&w, id); /* taken is ours: run it even when a stop came meanwhile */
+            run_job(&w, id, token, &rec); /* ours: run it even when a stop came meanwhile */
         else if (taken == 0)
             sweep(&w, false);
     }

@@ -446,7 +446,27 @@ static long long complete(const char *wid, const char *id, const char *token, co
         argv[n++] = fields[i];
     for (size_t i = 0; i < n; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
-    return eval_int(QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens);
+    redisReply *r = eval(QUEUE_SCRIPT_COMPLETE, 4, (int)n - 4, argv, lens);
+    long long v;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        /* Stored: {1, pttl, the job's fields}, the fields as HGETALL has them. */
+        assert_true(r->elements >= 2);
+        assert_int_equal(r->element[0]->type, REDIS_REPLY_INTEGER);
+        v = r->element[0]->integer;
+        assert_int_equal(v, 1);
+        assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
+        assert_true(r->element[1]->integer > 0 && r->element[1]->integer <= RESULT_TTL);
+        redisReply *h = job(id);
+        expect_same_fields(r, 2, h);
+        expect_field(h, "state", "done");
+        freeReplyObject(h);
+    } else {
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        v = r->integer;
+        assert_true(v == 0 || v == -1);
+    }
+    freeReplyObject(r);
+    return v;
 }
 
 /* KEYS job proc delayed dead; ARGV id token code message transient, the policy, fields... */
@@ -733,6 +753,71 @@ static void test_start_skips(void **state) {
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);
     EXPECT_LIST(k("proc", W1), "j2");
+}
+
+/* KEYS ready proc workers; ARGV token wid prefix */
+static redisReply *take_script(const char *wid, const char *token) {
+    const char *argv[] = {k("ready", NULL), k("proc", wid), k("workers", "node-1"), token, wid,
+                          PREFIX};
+    return eval(QUEUE_SCRIPT_TAKE, 3, 3, argv, NULL);
+}
+
+/* take.lua: the head of ready moved to proc and started, as start.lua starts
+ * it; canceled and gone jobs are answered by id alone and leave proc; nil
+ * when nothing is ready. */
+static void test_take(void **state) {
+    (void)state;
+    NEED_REDIS();
+    enqueue_upload("j1");
+    enqueue("j2");
+    enqueue("j3");
+    /* Ready as a release can leave it: a deleted job's id back in the list
+     * (j2), and an id without a job (ghost). */
+    assert_int_equal(del("j2"), 1);
+    assert_int_equal(cmd_int("RPUSH %s ghost j2", k("ready", NULL)), 4);
+
+    long long t0 = redis_time_ms();
+    redisReply *r = take_script(W1, "tok-1");
+    long long t1 = redis_time_ms();
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[0]->str, "j1");
+    assert_string_equal(field_at(r, 1, "state"), "processing");
+    assert_string_equal(field_at(r, 1, "attempts"), "1");
+    assert_string_equal(field_at(r, 1, "token"), "tok-1");
+    assert_string_equal(field_at(r, 1, "url"), REQ_URL);
+    expect_between("started", atoll(field_at(r, 1, "started")), t0, t1);
+    redisReply *h = job("j1");
+    expect_same_fields(r, 1, h);
+    freeReplyObject(h);
+    freeReplyObject(r);
+    EXPECT_LIST(k("proc", W1), "j1");
+    assert_int_equal(cmd_int("SISMEMBER %s %s", k("workers", "node-1"), W1), 1);
+
+    r = take_script(W2, "tok-3");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[0]->str, "j3");
+    assert_string_equal(field_at(r, 1, "token"), "tok-3");
+    freeReplyObject(r);
+    EXPECT_LIST(k("proc", W2), "j3");
+
+    const char *skipped[] = {"ghost", "j2"}; /* no such job; canceled */
+    for (int i = 0; i < 2; i++) {
+        r = take_script(W1, "tok-x");
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 1);
+        assert_string_equal(r->element[0]->str, skipped[i]);
+        freeReplyObject(r);
+        EXPECT_LIST(k("proc", W1), "j1");
+    }
+    assert_false(exists(k("job", "ghost")));
+    expect_job_field("j2", "state", "canceled");
+    expect_job_field("j2", "token", NULL);
+
+    r = take_script(W2, "tok-5"); /* nothing ready */
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    EXPECT_LIST(k("ready", NULL), NULL);
+    EXPECT_LIST(k("proc", W2), "j3");
 }
 
 /* ---- complete ---- */
@@ -1880,6 +1965,7 @@ int main(void) {
         cmocka_unit_test_setup(test_enqueue_dedup_after_end, flush),
         cmocka_unit_test_setup(test_start, flush),
         cmocka_unit_test_setup(test_start_skips, flush),
+        cmocka_unit_test_setup(test_take, flush),
         cmocka_unit_test_setup(test_complete, flush),
         cmocka_unit_test_setup(test_complete_stale, flush),
         cmocka_unit_test_setup(test_fail_permanent, flush),

@@ -330,12 +330,14 @@ static void test_leftover_in_proc(void **state) {
     NEED_REDIS();
     struct blob b = png(30, 30);
     char id[ID_LEN + 1], kr[QUEUE_KEY_MAX], kp[QUEUE_KEY_MAX], wid[64];
-    /* Queued on a list the worker does not watch, then put in its proc list as
-     * if BLMOVE's reply had been lost. */
+    /* Queued on a list the worker does not watch, then put in its proc list
+     * and the worker's connection cut, as when BLMOVE's reply is lost: after
+     * the reconnect the worker looks in its proc list first. */
     enqueue_on("held", id, NULL, 10, "png", b.data, b.len, true);
     snprintf(wid, sizeof(wid), "%s:%d", NODE, (int)fx.worker);
     freeReplyObject(cmd("DEL %s", key(kr, "held", NULL)));
     freeReplyObject(cmd("RPUSH %s %s", key(kp, "proc", wid), id));
+    freeReplyObject(cmd("CLIENT KILL TYPE normal SKIPME yes"));
     struct job_record rec = wait_job(id);
     assert_string_equal(job_record_get(&rec, "state"), "done");
     job_record_free(&rec);

@@ -158,3 +158,22 @@ local function live_job(key, prefix)
   if state == false or state == 'failed' or state == 'canceled' then return nil end
   return id
 end
+
+-- Starts job id, which is in the worker's proc list: a fresh fencing token and
+-- one more attempt, and the worker (again) in its node's workers set (with
+-- workers/wid), so that a reaper finds the job even after this node was once
+-- taken for dead. A job no longer queued (canceled, gone) leaves proc and is
+-- skipped: false. Else the job's fields (start.lua, take.lua).
+local function start_job(job, proc, workers, id, token, wid)
+  if redis.call('HGET', job, 'state') ~= 'queued' then
+    redis.call('LREM', proc, 0, id)
+    return false
+  end
+  redis.call('HSET', job, 'state', 'processing', 'started', string.format('%d', now_ms()),
+             'token', token)
+  redis.call('HINCRBY', job, 'attempts', 1)
+  local client = redis.call('HGET', job, 'client_key')
+  if client then redis.call('ZREM', client, id) end
+  if workers then redis.call('SADD', workers, wid) end
+  return redis.call('HGETALL', job)
+end

@@ -6,8 +6,9 @@
 -- same, left to the bucket's lifecycle rules).
 -- ms is the attempt's run time and src_bytes what it fetched of the source
 -- (the admin overview's figures; '' when unknown).
--- -> 1 stored | 0 stale (the token no longer matches: the job was reaped)
--- | -1 the staged result is missing
+-- -> {1, pttl, fields...} stored: the job as it now is, for the node's shared
+-- cache without another round trip | 0 stale (the token no longer matches:
+-- the job was reaped) | -1 the staged result is missing
 local store = ARGV[8]
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
   redis.call('LREM', KEYS[3], 0, ARGV[1])
@@ -45,4 +46,7 @@ redis.call('HDEL', KEYS[1], 'src_obj')
 on_terminal(KEYS[1], ARGV[1], ARGV[5], 'done')
 count_attempt(ARGV[5], now, 'done', tonumber(ARGV[6]), tonumber(ARGV[7]))
 index_finished(ARGV[5], 'done', ARGV[1], now, tonumber(ARGV[3]))
-return 1
+local fields = redis.call('HGETALL', KEYS[1])
+table.insert(fields, 1, redis.call('PTTL', KEYS[1]))
+table.insert(fields, 1, 1)
+return fields
