@@ -2,7 +2,7 @@
 """Throughput on a mix of real photos and outputs, each beside its libvips limit, in one run.
 
 Starts one thumbnailed for the whole run (embedded Redis, worker.processes
-one per core unless --workers, http.processes the default) and a loopback
+auto unless --workers: one per core and one more; http.processes the default) and a loopback
 source server for the photos directory (nginx, one worker, sendfile; installed
 from Debian's archive when missing, else Python's http.server). Each row is a
 photo and an output spec (4 photos x 2 specs):
@@ -578,7 +578,8 @@ class Bench:
         rss = [status_kb(pid) for pid in workers]
         return {"rate": n / (last - first), "wall": last - first,
                 "hwm": max(x["VmHWM"] for x in rss) / 1024.0,
-                "anon": max(x["RssAnon"] for x in rss) / 1024.0,
+                # the peak less the libraries' and the shared cache's pages
+                "priv": max(x["VmHWM"] - x["RssFile"] - x["RssShmem"] for x in rss) / 1024.0,
                 "submit": t_submitted - first, "p50": pct(lat, 50), "p99": pct(lat, 99),
                 "work": statistics.median(work),
                 "cpu": self.meter.shares(start, end), "source": docs[0].get("source", {}),
@@ -614,13 +615,16 @@ class Bench:
         for line in out.splitlines():
             key, _, rest = line.partition(":")
             if key in ("glibc peak RSS", "tuned peak RSS"):
+                # "<MB> MB, less file pages <MB> MB"
                 r[key.split()[0] + "_rss"] = float(rest.split()[0])
+                r[key.split()[0] + "_priv"] = float(rest.split()[-2])
             elif key in ("glibc", "tuned"):
                 r[key] = float(rest.split("=")[1].strip().rstrip("/s"))
             elif key == "limit":
                 r["limit"] = float(rest.split()[0].rstrip("/s"))
                 r["alloc"] = rest.split("(")[1].rstrip(")")
-        if not all(k in r for k in ("glibc", "tuned", "limit", "glibc_rss", "tuned_rss")):
+        if not all(k in r for k in ("glibc", "tuned", "limit", "glibc_rss", "tuned_rss",
+                                    "glibc_priv", "tuned_priv")):
             raise RuntimeError("%s: unexpected output:\n%s" % (shlex.join(cmd), p.stdout))
         return r
 
@@ -712,7 +716,7 @@ def main():
                     help="daemon phase and limit of each row, R times alternating; medians "
                          "(default 1)")
     ap.add_argument("--workers", type=int, metavar="N",
-                    help="worker.processes (default: auto, one per core)")
+                    help="worker.processes (default: auto, one per core and one more)")
     ap.add_argument("--rows", metavar="TEXT",
                     help="only the rows whose 'photo spec' contains TEXT, e.g. SafeLanding "
                          "or webp")
@@ -738,7 +742,7 @@ def main():
         if not os.path.isfile(os.path.join(photos_dir, p)):
             sys.exit("mix.py: no photo %s in %s" % (p, photos_dir))
     cores = os.cpu_count() or 1
-    workers = args.workers or cores
+    workers = args.workers or cores + 1  # auto (src/common/config.c)
     nginx = install_nginx()
     peer_ok = nginx is not None and install_image_filter()
 
@@ -812,7 +816,8 @@ def report(args, rows, results, photos_dir, source_name, workers, http_children,
     print("machine: " + machine())
     print("daemon: %s (%s), embedded Redis; %d workers (%s), %d http processes" % (
         first_line([binary, "-v"], "thumbnailed"), first_line([binary, "-v"], "libvips"),
-        workers, "--workers" if args.workers else "one per core", http_children))
+        workers, "--workers" if args.workers else "auto: one per core and one more",
+        http_children))
     print("source: %s, over loopback, serving %s" % (source_name, photos_dir))
     print("jobs: %d per row and round, after a warm-up of %d; one client submitting on one "
           "keep-alive connection, %d threads long-polling (?wait=30); jobs/s = N / (last "
@@ -871,20 +876,25 @@ def report(args, rows, results, photos_dir, source_name, workers, http_children,
                 " ".join("%.1f" % x["limit"] for x in li)))
     print()
     print("Peak RSS per row, MB: a worker's VmHWM over the row's jobs (reset before them "
-          "through /proc/<pid>/clear_refs; the largest of the workers; the shared cache's "
-          "pages it touched and the libraries' file pages included) beside the largest "
-          "vips_loop process's (getrusage ru_maxrss, libraries included) with the tuned "
-          "allocator, which the worker's settings match; medians of the rounds.")
+          "through /proc/<pid>/clear_refs; the largest of the workers) beside the largest "
+          "vips_loop process's (getrusage ru_maxrss) with the tuned allocator, which the "
+          "worker's settings match. Both include the libraries' file pages, which differ "
+          "(the worker maps libcurl, OpenSSL, hiredis and libmagic's database too) and the "
+          "worker the shared cache's pages it touched; 'less file pages' takes RssFile (and "
+          "RssShmem) at the end off the peak. Medians of the rounds.")
     print()
-    print("| photo | spec | worker VmHWM | worker RssAnon at the end | vips_loop tuned / glibc "
-          "| worker / vips_loop tuned |")
-    print("|---|---|---|---|---|---|")
+    print("| photo | spec | worker VmHWM | vips_loop tuned (glibc) | worker / vips_loop | "
+          "less file pages: worker | vips_loop tuned (glibc) | worker / vips_loop |")
+    print("|---|---|---|---|---|---|---|---|")
     for row, runs in zip(rows, results):
-        print("| %s | %s | %.0f | %.0f | %.0f / %.0f | %.2f |" % (
+        print("| %s | %s | %.0f | %.0f (%.0f) | %.2f | %.0f | %.0f (%.0f) | %.2f |" % (
             row_name(row), spec_name(row[1]), med(r["phase"]["hwm"] for r in runs),
-            med(r["phase"]["anon"] for r in runs), med(r["limit"]["tuned_rss"] for r in runs),
+            med(r["limit"]["tuned_rss"] for r in runs),
             med(r["limit"]["glibc_rss"] for r in runs),
-            med(r["phase"]["hwm"] / r["limit"]["tuned_rss"] for r in runs)))
+            med(r["phase"]["hwm"] / r["limit"]["tuned_rss"] for r in runs),
+            med(r["phase"]["priv"] for r in runs), med(r["limit"]["tuned_priv"] for r in runs),
+            med(r["limit"]["glibc_priv"] for r in runs),
+            med(r["phase"]["priv"] / r["limit"]["tuned_priv"] for r in runs)))
     peers = [(row, runs) for row, runs in zip(rows, results) if "peer" in runs[0]]
     if peers:
         print()

@@ -659,6 +659,17 @@ static int set_key(struct config *cfg, const struct key *k, const char *value, c
     return 0;
 }
 
+/* worker.processes = auto: one per online core and one more. A worker is
+ * idle while its source downloads and on its Redis round trips; with one per
+ * core those moments leave a core idle (a tenth to a fifth of the machine on
+ * the cheapest jobs), which the extra worker fills; on jobs that keep the
+ * cores busy it costs one more process's memory and no throughput
+ * (bench/RESULTS.md, issue 19). */
+static int64_t auto_workers(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n + 1 : 2;
+}
+
 int config_defaults(struct config *cfg) {
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < NKEYS; i++) {
@@ -666,10 +677,8 @@ int config_defaults(struct config *cfg) {
         if (set_key(cfg, &keys[i], keys[i].def, why, sizeof(why)) < 0)
             return -1;
     }
-    if (cfg->worker_processes == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->worker_processes = n > 0 ? n : 1;
-    }
+    if (cfg->worker_processes == 0)
+        cfg->worker_processes = auto_workers();
     return 0;
 }
 
@@ -958,10 +967,8 @@ int config_load(struct config *cfg, const char *path, struct config_errors *errs
     else if (r < 0)
         add_error(errs, "%s: cannot read", path);
 
-    if (cfg->worker_processes == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->worker_processes = n > 0 ? n : 1;
-    }
+    if (cfg->worker_processes == 0)
+        cfg->worker_processes = auto_workers();
     check_consistency(&st);
     check_storage(&st);
     return errs->count == before ? 0 : -1;

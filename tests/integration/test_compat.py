@@ -210,7 +210,7 @@ def test_queued_then_started(start_daemon, src):
 
 def test_read_from_redis_then_cache(start_daemon, src, redis_server):
     # Node a works; node b starts once the job is done, so it never saw it
-    # (worker.processes = 0 means one per core, so a node started earlier
+    # (worker.processes = 0 means one per core and one more, so a node started earlier
     # could run the job itself): it reads it from Redis (miss), keeps it, and
     # answers from its cache (hit) even once Redis is gone.
     external = {"redis": {"mode": "external", "url": redis_server.url}}

@@ -103,7 +103,11 @@ def test_image_from_the_store_after_a_restart(start_daemon, redis_server, s3_sto
     assert len(fetched) == 2  # the http child's, then the test's own
     # Then cached (once the child's subscription vouches for what it read,
     # cached.c): neither a repeat, a HEAD nor a conditional GET asks the store.
-    wait_for("the image from the cache", lambda: d.get(image).headers.get("X-Cache") == "hit", 10)
+    # Each request is a connection of its own, answered by either http child:
+    # 8 hits in a row, so that both children's subscriptions are up (a child
+    # whose subscription is not yet confirmed asks the store).
+    wait_for("the image from the cache of both children",
+             lambda: all(d.get(image).headers.get("X-Cache") == "hit" for _ in range(8)), 10)
     s3_store.clear_requests()
     assert d.get(image).content == r.content
     h = requests.head(d.base + image, timeout=5)
