@@ -37,6 +37,31 @@ int64_t memlimit_address_space(void) {
     return (int64_t)pages * page;
 }
 
+/* This process's resident set now (statm's second field) in bytes, or -1. */
+static int64_t resident(void) {
+    FILE *fp = fopen("/proc/self/statm", "re");
+    if (fp == NULL)
+        return -1;
+    unsigned long long size = 0, pages = 0;
+    int n = fscanf(fp, "%llu %llu", &size, &pages);
+    fclose(fp);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n != 2 || page <= 0)
+        return -1;
+    return (int64_t)pages * page;
+}
+
+int64_t memlimit_release(void) {
+#if defined(__GLIBC__) && !defined(MEMLIMIT_ASAN)
+    int64_t before = resident();
+    malloc_trim(0);
+    int64_t after = resident();
+    return before > 0 && after >= 0 && before > after ? before - after : 0;
+#else
+    return 0;
+#endif
+}
+
 int64_t memlimit_apply(int64_t max_bytes) {
 #ifdef MEMLIMIT_ASAN
     log_warn("worker: max_memory (%" PRId64 " MiB) is not enforced: built with "

@@ -22,4 +22,11 @@ int64_t memlimit_address_space(void);
  * needs terabytes of address space), or -1 when setrlimit failed. */
 int64_t memlimit_apply(int64_t max_bytes);
 
+/* Gives the freed memory memlimit_apply's thresholds keep back to the system
+ * (malloc_trim), for a worker that has found no job: what the last job left
+ * on the heap then costs nothing while the worker idles, and the next busy
+ * spell page-faults it once. Returns the bytes of resident memory released
+ * (from VmRSS before and after), 0 when none or the build has no trim. */
+int64_t memlimit_release(void);
+
 #endif

@@ -14,10 +14,12 @@
 #include "thumb.h"
 #include "units.h"
 
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -617,6 +619,7 @@ int worker_main(const struct child_args *args) {
     slot_idle(w.slot, false);
     log_info("worker %s started", w.wid);
 
+    bool kept = false; /* a job ran since the heap was last trimmed */
     while (!childsig_stop) {
         if (childsig_reopen) {
             childsig_reopen = 0;
@@ -631,10 +634,19 @@ int worker_main(const struct child_args *args) {
         char id[JOBQUEUE_ID_MAX], token[JOBQUEUE_TOKEN_LEN + 1];
         struct job_record rec;
         int taken = jobqueue_take(&w.q, id, token, &rec);
-        if (taken == 1)
+        if (taken == 1) {
             run_job(&w, id, token, &rec); /* ours: run it even when a stop came meanwhile */
-        else if (taken == 0)
+            kept = true;
+        } else if (taken == 0) {
             sweep(&w, false);
+            if (kept) { /* a take found nothing for 1 s: give back what the jobs left */
+                kept = false;
+                int64_t freed = memlimit_release();
+                if (freed > 0)
+                    log_debug("worker %s idle: %" PRId64 " KiB returned to the system", w.wid,
+                              freed / 1024);
+            }
+        }
     }
 
     jobqueue_unregister(&w.q);
