@@ -37,6 +37,7 @@ int64_t memlimit_address_space(void) {
     return (int64_t)pages * page;
 }
 
+#if defined(__GLIBC__) && !defined(MEMLIMIT_ASAN)
 /* This process's resident set now (statm's second field) in bytes, or -1. */
 static int64_t resident(void) {
     FILE *fp = fopen("/proc/self/statm", "re");
@@ -50,6 +51,7 @@ static int64_t resident(void) {
         return -1;
     return (int64_t)pages * page;
 }
+#endif
 
 int64_t memlimit_release(void) {
 #if defined(__GLIBC__) && !defined(MEMLIMIT_ASAN)
