@@ -24,40 +24,35 @@
 /* The most freed memory the worker keeps for the next job (see memlimit_apply). */
 #define MEMLIMIT_MALLOC_KEEP (128 * MIB)
 
-int64_t memlimit_address_space(void) {
+/* This process's /proc/self/statm: its size (VmSize) and resident set
+ * (VmRSS) in bytes, each -1 when the file cannot be read. */
+static void statm(int64_t *size, int64_t *resident) {
+    *size = *resident = -1;
     FILE *fp = fopen("/proc/self/statm", "re");
     if (fp == NULL)
-        return -1;
-    unsigned long long pages = 0;
-    int n = fscanf(fp, "%llu", &pages);
-    fclose(fp);
-    long page = sysconf(_SC_PAGESIZE);
-    if (n != 1 || page <= 0)
-        return -1;
-    return (int64_t)pages * page;
-}
-
-#if defined(__GLIBC__) && !defined(MEMLIMIT_ASAN)
-/* This process's resident set now (statm's second field) in bytes, or -1. */
-static int64_t resident(void) {
-    FILE *fp = fopen("/proc/self/statm", "re");
-    if (fp == NULL)
-        return -1;
-    unsigned long long size = 0, pages = 0;
-    int n = fscanf(fp, "%llu %llu", &size, &pages);
+        return;
+    unsigned long long v[2] = {0, 0};
+    int n = fscanf(fp, "%llu %llu", &v[0], &v[1]);
     fclose(fp);
     long page = sysconf(_SC_PAGESIZE);
     if (n != 2 || page <= 0)
-        return -1;
-    return (int64_t)pages * page;
+        return;
+    *size = (int64_t)v[0] * page;
+    *resident = (int64_t)v[1] * page;
 }
-#endif
+
+int64_t memlimit_address_space(void) {
+    int64_t size, resident;
+    statm(&size, &resident);
+    return size;
+}
 
 int64_t memlimit_release(void) {
 #if defined(__GLIBC__) && !defined(MEMLIMIT_ASAN)
-    int64_t before = resident();
+    int64_t size, before, after;
+    statm(&size, &before);
     malloc_trim(0);
-    int64_t after = resident();
+    statm(&size, &after);
     return before > 0 && after >= 0 && before > after ? before - after : 0;
 #else
     return 0;
