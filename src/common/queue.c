@@ -11,10 +11,11 @@
 #include <sys/random.h>
 
 /* The scripts, from src/common/lua (see embed_lua.cmake). */
-extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_take[], queue_lua_complete[], queue_lua_fail[],
-    queue_lua_release[], queue_lua_delete[], queue_lua_promote[], queue_lua_deliver[],
-    queue_lua_deliver_promote[], queue_lua_admin_overview[], queue_lua_admin_list[],
-    queue_lua_admin_retry[], queue_lua_admin_purge[], queue_lua_store_sweep[];
+extern const char queue_lua_enqueue[], queue_lua_start[], queue_lua_take[], queue_lua_complete[],
+    queue_lua_fail[], queue_lua_release[], queue_lua_delete[], queue_lua_promote[],
+    queue_lua_deliver[], queue_lua_deliver_promote[], queue_lua_admin_overview[],
+    queue_lua_admin_list[], queue_lua_admin_retry[], queue_lua_admin_purge[],
+    queue_lua_store_sweep[];
 
 static const char *const sources[QUEUE_SCRIPT_COUNT] = {
     [QUEUE_SCRIPT_ENQUEUE] = queue_lua_enqueue,

@@ -15,7 +15,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define FETCH_INITIAL_CAP     (64 * 1024)
+#define FETCH_INITIAL_CAP (64 * 1024)
 /* What one read from the socket may take: libcurl's default of 16 KiB costs a
  * poll and a recv, and a wake-up of the worker, per 16 KiB, which on a loaded
  * machine is a good part of a small job (bench/RESULTS.md, issue 19). */
@@ -135,7 +135,8 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
          * that is within the limit): no copy as it grows. */
         curl_off_t announced = -1;
         if (t->cap == 0 &&
-            curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+            curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) ==
+                CURLE_OK &&
             announced > 0 && (uint64_t)announced <= (uint64_t)max)
             cap = (size_t)announced;
         while (cap < t->len + n)

@@ -647,8 +647,9 @@ static void test_renditions(void **state) {
     /* Both forms at once: the top-level field is to blame, whatever the order. */
     expect_json_error("{\"url\":\"http://h/x\",\"width\":100,\"renditions\":[{\"name\":\"a\"}]}",
                       "invalid_param", "width");
-    expect_json_error("{\"url\":\"http://h/x\",\"renditions\":[{\"name\":\"a\"}],\"format\":\"png\"}",
-                      "invalid_param", "format");
+    expect_json_error(
+        "{\"url\":\"http://h/x\",\"renditions\":[{\"name\":\"a\"}],\"format\":\"png\"}",
+        "invalid_param", "format");
 }
 
 /* What one job may make: each output as before, and their sum. */
@@ -718,11 +719,20 @@ static void test_text_options(void **state) {
     assert_int_equal(set_text(&p, "progressive", "false", &lim, &err), 0);
     assert_true(p.out[0].animated && !p.out[0].progressive);
     static const char *const refused[][2] = {
-        {"format", "avif,,jpeg"}, {"format", "avif,webp,avif"}, {"format", "a,b,c,d,e,f,g"},
-        {"focus", "0.5"},         {"focus", "0.5,"},            {"focus", "0.5,0.5,0.5"},
-        {"focus", "x,y"},         {"focus", "-0.1,0.5"},        {"focus", "0.5,2"},
-        {"animated", "1"},        {"keep_icc", "yes"},          {"background", "#12345"},
-        {"renditions", "[{"},     {"renditions", "{}"},
+        {"format", "avif,,jpeg"},
+        {"format", "avif,webp,avif"},
+        {"format", "a,b,c,d,e,f,g"},
+        {"focus", "0.5"},
+        {"focus", "0.5,"},
+        {"focus", "0.5,0.5,0.5"},
+        {"focus", "x,y"},
+        {"focus", "-0.1,0.5"},
+        {"focus", "0.5,2"},
+        {"animated", "1"},
+        {"keep_icc", "yes"},
+        {"background", "#12345"},
+        {"renditions", "[{"},
+        {"renditions", "{}"},
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         int rc = set_text(&p, refused[i][0], refused[i][1], &lim, &err);
@@ -874,9 +884,8 @@ static void test_result_renditions(void **state) {
     assert_int_equal(json_array_size(formats), 2); /* in the order listed: avif, then jpeg */
     assert_string_equal(json_string_value(json_object_get(json_array_get(formats, 0), "format")),
                         "avif");
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(formats, 0), "image_url")),
-        "/v1/thumbnails/j1/image/a?format=avif");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(formats, 0), "image_url")),
+                        "/v1/thumbnails/j1/image/a?format=avif");
     assert_string_equal(json_string_value(json_object_get(json_array_get(formats, 1), "format")),
                         "jpeg");
     json_t *ph = json_object_get(res, "placeholder");
@@ -891,23 +900,22 @@ static void test_result_renditions(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "image_url")),
                         "https://cdn.example/t/j1/b.webp");
     formats = json_object_get(json_array_get(list, 0), "formats");
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(formats, 0), "image_url")),
-        "https://cdn.example/t/j1/a.avif");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(formats, 0), "image_url")),
+                        "https://cdn.example/t/j1/a.avif");
     json_decref(doc);
     job_record_free(&rec);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_defaults),   cmocka_unit_test(test_json_all_fields),
-        cmocka_unit_test(test_json_errors),     cmocka_unit_test(test_url_length),
-        cmocka_unit_test(test_text_params),     cmocka_unit_test(test_record_round_trip),
-        cmocka_unit_test(test_document),        cmocka_unit_test(test_document_deliveries),
-        cmocka_unit_test(test_queued_document), cmocka_unit_test(test_output_bounds),
-        cmocka_unit_test(test_text_strict),     cmocka_unit_test(test_output_options),
-        cmocka_unit_test(test_renditions),      cmocka_unit_test(test_job_pixels),
-        cmocka_unit_test(test_text_options),    cmocka_unit_test(test_renditions_record),
+        cmocka_unit_test(test_json_defaults),     cmocka_unit_test(test_json_all_fields),
+        cmocka_unit_test(test_json_errors),       cmocka_unit_test(test_url_length),
+        cmocka_unit_test(test_text_params),       cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_document),          cmocka_unit_test(test_document_deliveries),
+        cmocka_unit_test(test_queued_document),   cmocka_unit_test(test_output_bounds),
+        cmocka_unit_test(test_text_strict),       cmocka_unit_test(test_output_options),
+        cmocka_unit_test(test_renditions),        cmocka_unit_test(test_job_pixels),
+        cmocka_unit_test(test_text_options),      cmocka_unit_test(test_renditions_record),
         cmocka_unit_test(test_result_renditions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

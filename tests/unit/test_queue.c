@@ -757,8 +757,8 @@ static void test_start_skips(void **state) {
 
 /* KEYS ready proc workers; ARGV token wid prefix */
 static redisReply *take_script(const char *wid, const char *token) {
-    const char *argv[] = {k("ready", NULL), k("proc", wid), k("workers", "node-1"), token, wid,
-                          PREFIX};
+    const char *argv[] = {
+        k("ready", NULL), k("proc", wid), k("workers", "node-1"), token, wid, PREFIX};
     return eval(QUEUE_SCRIPT_TAKE, 3, 3, argv, NULL);
 }
 
