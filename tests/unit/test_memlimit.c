@@ -60,54 +60,74 @@ static int make_source(void **data, size_t *len) {
     return rc ? -1 : 0;
 }
 
-/* Thumbnails the source in a child, bounded by memlimit_apply(limit) when
- * limit > 0; the child must exit normally. */
-static struct report run_child(int64_t limit) {
+/* Runs body(out, arg) in a forked child, which sends the size bytes of out
+ * back through a pipe when body returns 0 and exits with body's code. The
+ * child must exit normally; returns its exit code (0: out is filled). */
+static int in_child(int (*body)(void *out, const void *arg), const void *arg, void *out,
+                    size_t size) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        struct report r = {.rc = -2};
-        void *src = NULL;
-        size_t len = 0;
-        if (thumb_init() < 0 || make_source(&src, &len) < 0)
-            _exit(CHILD_NO_SRC);
-        if (limit > 0)
-            r.limit = memlimit_apply(limit);
-        struct thumb_opts o = {
-            .width = 200,
-            .height = 200,
-            .fit = JOB_FIT_INSIDE,
-            .format = JOB_FORMAT_JPEG,
-            .quality = 80,
-            .max_pixels = 50000000,
-            .max_frames = 100,
-            .expect_mime = "image/png",
-        };
-        struct thumb_result res;
-        r.rc = thumb_make(&o, src, len, &res, &r.err);
-        r.width = res.width;
-        thumb_result_free(&res);
-        g_free(src);
-        ssize_t w = write(fds[1], &r, sizeof(r));
-        _exit(w == (ssize_t)sizeof(r) ? 0 : 1);
+        int rc = body(out, arg);
+        if (rc == 0 && write(fds[1], out, size) != (ssize_t)size)
+            rc = 1;
+        _exit(rc);
     }
     close(fds[1]);
-    struct report r;
-    memset(&r, 0, sizeof(r));
-    ssize_t n = read(fds[0], &r, sizeof(r));
+    ssize_t n = read(fds[0], out, size);
     close(fds[0]);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (WIFSIGNALED(status))
         fail_msg("the child was killed by signal %d", WTERMSIG(status));
     assert_true(WIFEXITED(status));
-    if (WEXITSTATUS(status) == CHILD_NO_SRC)
+    if (WEXITSTATUS(status) == 0)
+        assert_int_equal(n, size);
+    return WEXITSTATUS(status);
+}
+
+/* in_child's body: thumbnails the source, bounded by memlimit_apply(*limit)
+ * when *limit > 0, into a struct report. */
+static int thumbnail_bounded(void *out, const void *arg) {
+    struct report *r = out;
+    int64_t limit = *(const int64_t *)arg;
+    r->rc = -2;
+    void *src = NULL;
+    size_t len = 0;
+    if (thumb_init() < 0 || make_source(&src, &len) < 0)
+        return CHILD_NO_SRC;
+    if (limit > 0)
+        r->limit = memlimit_apply(limit);
+    struct thumb_opts o = {
+        .width = 200,
+        .height = 200,
+        .fit = JOB_FIT_INSIDE,
+        .format = JOB_FORMAT_JPEG,
+        .quality = 80,
+        .max_pixels = 50000000,
+        .max_frames = 100,
+        .expect_mime = "image/png",
+    };
+    struct thumb_result res;
+    r->rc = thumb_make(&o, src, len, &res, &r->err);
+    r->width = res.width;
+    thumb_result_free(&res);
+    g_free(src);
+    return 0;
+}
+
+/* Thumbnails the source in a child, bounded by memlimit_apply(limit) when
+ * limit > 0; the child must exit normally. */
+static struct report run_child(int64_t limit) {
+    struct report r;
+    memset(&r, 0, sizeof(r));
+    int code = in_child(thumbnail_bounded, &limit, &r, sizeof(r));
+    if (code == CHILD_NO_SRC)
         fail_msg("the child could not make the test image");
-    assert_int_equal(WEXITSTATUS(status), 0);
-    assert_int_equal(n, sizeof(r));
+    assert_int_equal(code, 0);
     return r;
 }
 
@@ -144,40 +164,33 @@ static void test_bounded_fails_cleanly(void **state) {
                   r.err.message);
 }
 
+/* in_child's body: bounded like a worker, frees 48 MiB of heap and releases
+ * twice, the bytes each release gave back into out (int64_t[2]). */
+static int free_and_release(void *out, const void *arg) {
+    (void)arg;
+    int64_t *freed = out;
+    freed[0] = freed[1] = -1;
+    enum { CHUNKS = 48, CHUNK = 1 << 20 }; /* each under the mmap threshold: on the heap */
+    void *p[CHUNKS];
+    if (memlimit_apply(1LL << 30) < 0)
+        return 0;
+    for (int i = 0; i < CHUNKS; i++)
+        if ((p[i] = malloc(CHUNK)) != NULL)
+            memset(p[i], 0x5a, CHUNK);
+    for (int i = 0; i < CHUNKS; i++)
+        free(p[i]);
+    freed[0] = memlimit_release();
+    freed[1] = memlimit_release();
+    return 0;
+}
+
 /* In a child bounded like a worker: what one job frees stays resident for the
  * next (the thresholds memlimit_apply sets) until memlimit_release gives it
  * back, and a second release finds next to nothing left. */
 static void test_release_when_idle(void **state) {
     (void)state;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        enum { CHUNKS = 48, CHUNK = 1 << 20 }; /* each under the mmap threshold: on the heap */
-        void *p[CHUNKS];
-        int64_t freed[2] = {-1, -1};
-        if (memlimit_apply(1LL << 30) >= 0) {
-            for (int i = 0; i < CHUNKS; i++)
-                if ((p[i] = malloc(CHUNK)) != NULL)
-                    memset(p[i], 0x5a, CHUNK);
-            for (int i = 0; i < CHUNKS; i++)
-                free(p[i]);
-            freed[0] = memlimit_release();
-            freed[1] = memlimit_release();
-        }
-        ssize_t w = write(fds[1], freed, sizeof(freed));
-        _exit(w == (ssize_t)sizeof(freed) ? 0 : 1);
-    }
-    close(fds[1]);
     int64_t freed[2] = {-1, -1};
-    ssize_t n = read(fds[0], freed, sizeof(freed));
-    close(fds[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(n, sizeof(freed));
+    assert_int_equal(in_child(free_and_release, NULL, freed, sizeof(freed)), 0);
 #ifdef TEST_ASAN
     /* AddressSanitizer's allocator is not glibc's: nothing to trim, and 0 says so. */
     assert_int_equal(freed[0], 0);
